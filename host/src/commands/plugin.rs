@@ -1,0 +1,207 @@
+//! `pgclone plugin list | inspect | check`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+use pgclone::config::PluginsConfig;
+use pgclone::plugin::bindings::types::Provides;
+use pgclone::plugin::cache;
+use pgclone::plugin::catalog::{self, Candidate};
+use pgclone::plugin::{Plugin, PluginFailure, Runtime};
+use pgclone::report::Failure;
+
+use super::Context;
+
+#[derive(Subcommand)]
+pub enum PluginCommand {
+    /// List every plugin: built-in ones and those pinned in plugins.toml, with
+    /// contract version, what they provide, capabilities and whether each is
+    /// granted.
+    List,
+    /// Show everything about one plugin, by name or by file.
+    Inspect {
+        /// A plugin name (as in `plugin list`) or the path of a .wasm file.
+        plugin: String,
+    },
+    /// Load a component file, call its describe() and report whether this
+    /// pgclone would accept it (contract version, capabilities, grants).
+    /// Nothing is installed or changed.
+    Check {
+        /// The component (.wasm) to check.
+        path: PathBuf,
+    },
+}
+
+pub fn run(ctx: &Context, cmd: PluginCommand) -> anyhow::Result<ExitCode> {
+    let conf = ctx.config()?;
+    let plugins = ctx.plugins(&conf)?;
+    let rt = Runtime::new(cache::default_dir().as_deref())?;
+    match cmd {
+        PluginCommand::List => list(&rt, &plugins),
+        PluginCommand::Inspect { plugin } => inspect(&rt, &plugins, &plugin),
+        PluginCommand::Check { path } => check(&rt, &plugins, path),
+    }
+}
+
+fn provides_text(p: Provides) -> String {
+    let mut parts = Vec::new();
+    if p.contains(Provides::BASE_BACKUP) {
+        parts.push("base-backup");
+    }
+    if p.contains(Provides::WAL) {
+        parts.push("wal");
+    }
+    if parts.is_empty() {
+        "-".into()
+    } else {
+        parts.join(",")
+    }
+}
+
+fn capability_lines(p: &Plugin) -> Vec<String> {
+    if p.caps.declared.is_empty() {
+        return vec!["(none)".into()];
+    }
+    p.caps
+        .declared
+        .iter()
+        .map(|c| {
+            let state = if p.caps.granted.contains(c) {
+                "granted"
+            } else {
+                "NOT GRANTED"
+            };
+            format!("{c} ({state})")
+        })
+        .collect()
+}
+
+fn list(rt: &Runtime, cfg: &PluginsConfig) -> anyhow::Result<ExitCode> {
+    println!(
+        "{:<20} {:<8} {:<9} {:<16} {:<16} {:<12} ORIGIN",
+        "NAME", "VERSION", "CONTRACT", "KIND", "PROVIDES", "SHA256"
+    );
+    let mut refused = 0;
+    for cand in catalog::candidates(cfg) {
+        match Plugin::load(rt, &cand) {
+            Ok(p) => {
+                println!(
+                    "{:<20} {:<8} {:<9} {:<16} {:<16} {:<12} {}",
+                    p.name,
+                    p.info.version,
+                    p.contract.version.to_string(),
+                    p.contract.kind.to_string(),
+                    provides_text(p.info.provides),
+                    &p.sha256[..12],
+                    p.origin
+                );
+                println!("    capabilities: {}", capability_lines(&p).join(", "));
+            }
+            Err(e) => {
+                refused += 1;
+                println!("{:<20} REFUSED  {}", cand.name, cand.origin);
+                for line in e.to_string().lines() {
+                    println!("    {line}");
+                }
+            }
+        }
+    }
+    for path in catalog::unpinned_files(cfg) {
+        println!("{:<20} IGNORED  {}", "-", path.display());
+        println!(
+            "    not named in plugins.toml; see `pgclone plugin check {}`",
+            path.display()
+        );
+    }
+    Ok(if refused > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn show(p: &Plugin) {
+    println!("name:         {}", p.name);
+    println!("version:      {}", p.info.version);
+    println!("vendor:       {}", p.info.vendor);
+    println!("license:      {}", p.info.license);
+    println!("description:  {}", p.info.description);
+    println!("kind:         {}", p.contract.kind);
+    println!("contract:     pgclone:plugin@{}", p.contract.version);
+    println!("provides:     {}", provides_text(p.info.provides));
+    println!(
+        "upstream:     {}",
+        if p.info.needs_upstream {
+            "needed"
+        } else {
+            "not needed"
+        }
+    );
+    println!("origin:       {}", p.origin);
+    println!("sha256:       {}", p.sha256);
+    println!("capabilities:");
+    for line in capability_lines(p) {
+        println!("  {line}");
+    }
+}
+
+fn inspect(rt: &Runtime, cfg: &PluginsConfig, what: &str) -> anyhow::Result<ExitCode> {
+    let cand = match catalog::candidates(cfg)
+        .into_iter()
+        .find(|c| c.name == what)
+    {
+        Some(c) => c,
+        None if std::path::Path::new(what).exists() => {
+            return check(rt, cfg, PathBuf::from(what));
+        }
+        None => {
+            let names: Vec<String> = catalog::candidates(cfg)
+                .into_iter()
+                .map(|c| c.name)
+                .collect();
+            return Err(Failure::new(format!("no plugin named \"{what}\""))
+                .detail(format!("known plugins: {}", names.join(", ")))
+                .hint("give a name from `pgclone plugin list` or the path of a .wasm file")
+                .into());
+        }
+    };
+    let p = Plugin::load(rt, &cand)?;
+    show(&p);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(rt: &Runtime, cfg: &PluginsConfig, path: PathBuf) -> anyhow::Result<ExitCode> {
+    let bytes = std::fs::read(&path).map_err(|e| {
+        Failure::new(format!("could not read \"{}\"", path.display())).detail(e.to_string())
+    })?;
+    let sha = catalog::sha256_hex(&bytes);
+    // The file is checked against itself: `check` is how an operator learns
+    // what a plugin is before pinning it. Its name comes from describe().
+    let probe = Candidate::from_file("probe", path.clone(), Some(sha.clone()));
+    let name = match Plugin::load(rt, &probe) {
+        Ok(_) => unreachable!("a plugin named \"probe\""),
+        Err(PluginFailure::Refused { reason, .. }) if reason.contains("describes itself as") => {
+            reason
+                .split('"')
+                .nth(1)
+                .map(str::to_string)
+                .unwrap_or_default()
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut cand = Candidate::from_file(&name, path, Some(sha));
+    cand.grants = cfg.grants_for(&name);
+    let p = Plugin::load(rt, &cand)?;
+    show(&p);
+    match p.ensure_granted() {
+        Ok(()) => println!(
+            "\nOK: this pgclone accepts the plugin, and every capability it requests is granted"
+        ),
+        Err(e) => println!(
+            "\nOK: this pgclone can load the plugin, but it would be refused until granted:\n{e}"
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}

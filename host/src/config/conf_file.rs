@@ -1,0 +1,257 @@
+//! A parser for repmgr.conf syntax: `key=value`, `key = 'quoted value'`,
+//! `#` comments, repeated keys (e.g. `tablespace_mapping`).
+
+use std::path::{Path, PathBuf};
+
+use super::known_keys;
+
+/// A configuration file, parsed.
+#[derive(Debug, Clone, Default)]
+pub struct ConfFile {
+    /// Where it was read from (for messages).
+    pub path: PathBuf,
+    entries: Vec<Entry>,
+}
+
+/// One `key = value` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub key: String,
+    pub value: String,
+    pub line: usize,
+}
+
+/// A syntax error, with the file and line it is in.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("syntax error in \"{path}\" line {line}: {message}")]
+pub struct ConfError {
+    pub path: PathBuf,
+    pub line: usize,
+    pub message: String,
+}
+
+impl ConfFile {
+    /// Reads and parses `path`.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            crate::report::Failure::new(format!(
+                "could not read configuration file \"{}\"",
+                path.display()
+            ))
+            .detail(e.to_string())
+        })?;
+        Ok(Self::parse(path, &text)?)
+    }
+
+    /// Parses `text`; `path` is only used in messages.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfError> {
+        let mut entries = Vec::new();
+        for (i, raw) in text.lines().enumerate() {
+            let line = i + 1;
+            let err = |message: &str| ConfError {
+                path: path.to_path_buf(),
+                line,
+                message: message.to_string(),
+            };
+            if let Some(entry) = parse_line(raw).map_err(|m| err(&m))? {
+                entries.push(Entry {
+                    key: entry.0,
+                    value: entry.1,
+                    line,
+                });
+            }
+        }
+        Ok(ConfFile {
+            path: path.to_path_buf(),
+            entries,
+        })
+    }
+
+    /// The value of `key`: the last one when it is repeated.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.entries
+            .iter()
+            .rev()
+            .find(|e| e.key == key)
+            .map(|e| e.value.as_str())
+    }
+
+    /// Every value of `key`, in file order.
+    pub fn get_all(&self, key: &str) -> Vec<&str> {
+        self.entries
+            .iter()
+            .filter(|e| e.key == key)
+            .map(|e| e.value.as_str())
+            .collect()
+    }
+
+    /// Sets (or adds) `key`, as a command-line flag overriding the file would.
+    pub fn set(&mut self, key: &str, value: &str) {
+        self.entries.retain(|e| e.key != key);
+        self.entries.push(Entry {
+            key: key.to_string(),
+            value: value.to_string(),
+            line: 0,
+        });
+    }
+
+    /// All entries, in file order.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// Warnings for keys neither repmgr nor pgclone knows, with their lines.
+    pub fn unknown_key_warnings(&self) -> Vec<String> {
+        self.entries
+            .iter()
+            .filter(|e| e.line > 0 && !known_keys::is_known(&e.key))
+            .map(|e| {
+                format!(
+                    "unknown configuration key \"{}\" in \"{}\" line {} is ignored",
+                    e.key,
+                    self.path.display(),
+                    e.line
+                )
+            })
+            .collect()
+    }
+}
+
+/// Parses one line into `(key, value)`, `None` for blank and comment lines.
+fn parse_line(raw: &str) -> Result<Option<(String, String)>, String> {
+    let s = raw.trim_start();
+    if s.is_empty() || s.starts_with('#') {
+        return Ok(None);
+    }
+    let key_len = s
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-'))
+        .unwrap_or(s.len());
+    if key_len == 0 {
+        return Err(format!(
+            "expected a key, found \"{}\"",
+            s.chars().next().unwrap()
+        ));
+    }
+    let key = s[..key_len].to_ascii_lowercase();
+    let rest = s[key_len..].trim_start();
+    // Like postgresql.conf, the `=` is optional between key and value.
+    let rest = rest.strip_prefix('=').unwrap_or(rest).trim_start();
+    let (value, after) = if let Some(quoted) = rest.strip_prefix('\'') {
+        parse_quoted(quoted)?
+    } else {
+        let end = rest
+            .find(|c: char| c.is_whitespace() || c == '#')
+            .unwrap_or(rest.len());
+        (rest[..end].to_string(), &rest[end..])
+    };
+    let after = after.trim_start();
+    if !after.is_empty() && !after.starts_with('#') {
+        return Err(format!(
+            "unexpected \"{after}\" after the value of \"{key}\" (quote values that contain spaces)"
+        ));
+    }
+    if value.is_empty() && !rest.starts_with('\'') {
+        return Err(format!("missing value for \"{key}\""));
+    }
+    Ok(Some((key, value)))
+}
+
+/// Parses the inside of a single-quoted value; `''` and `\'` are a quote, `\\`
+/// a backslash. Returns the value and what follows the closing quote.
+fn parse_quoted(s: &str) -> Result<(String, &str), String> {
+    let mut out = String::new();
+    let mut chars = s.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\'' => {
+                if let Some((_, '\'')) = chars.peek() {
+                    chars.next();
+                    out.push('\'');
+                } else {
+                    return Ok((out, &s[i + 1..]));
+                }
+            }
+            '\\' => match chars.next() {
+                Some((_, 'n')) => out.push('\n'),
+                Some((_, 't')) => out.push('\t'),
+                Some((_, other)) => out.push(other),
+                None => break,
+            },
+            c => out.push(c),
+        }
+    }
+    Err("unterminated quoted value".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<ConfFile, ConfError> {
+        ConfFile::parse(Path::new("/etc/repmgr.conf"), text)
+    }
+
+    #[test]
+    fn both_spellings_and_comments() {
+        let c = parse(
+            "# a comment\n\nnode_id=2\nnode_name = 'node2'   # trailing\n\
+             conninfo='host=node2 user=repmgr dbname=repmgr'\ndata_directory = /var/lib/pg\n",
+        )
+        .unwrap();
+        assert_eq!(c.get("node_id"), Some("2"));
+        assert_eq!(c.get("node_name"), Some("node2"));
+        assert_eq!(
+            c.get("conninfo"),
+            Some("host=node2 user=repmgr dbname=repmgr")
+        );
+        assert_eq!(c.get("data_directory"), Some("/var/lib/pg"));
+        assert_eq!(c.get("missing"), None);
+    }
+
+    #[test]
+    fn repeated_keys_keep_every_value_and_get_takes_the_last() {
+        let c = parse("tablespace_mapping='/a=/b'\ntablespace_mapping='/c=/d'\n").unwrap();
+        assert_eq!(c.get_all("tablespace_mapping"), vec!["/a=/b", "/c=/d"]);
+        assert_eq!(c.get("tablespace_mapping"), Some("/c=/d"));
+    }
+
+    #[test]
+    fn quotes_and_escapes() {
+        let c = parse("a='it''s'\nb='it\\'s'\nc='back\\\\slash'\nd=''\ne='has # hash'\n").unwrap();
+        assert_eq!(c.get("a"), Some("it's"));
+        assert_eq!(c.get("b"), Some("it's"));
+        assert_eq!(c.get("c"), Some("back\\slash"));
+        assert_eq!(c.get("d"), Some(""));
+        assert_eq!(c.get("e"), Some("has # hash"));
+    }
+
+    #[test]
+    fn errors_name_file_and_line() {
+        let e = parse("node_id=1\nnode_name='unterminated\n").unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.to_string().contains("/etc/repmgr.conf\" line 2"), "{e}");
+        assert!(e.to_string().contains("unterminated"), "{e}");
+
+        let e = parse("a=b c\n").unwrap_err();
+        assert_eq!(e.line, 1);
+        assert!(e.message.contains("quote values"), "{}", e.message);
+
+        let e = parse("\n\n=value\n").unwrap_err();
+        assert_eq!(e.line, 3);
+
+        let e = parse("node_name=\n").unwrap_err();
+        assert!(e.message.contains("missing value"), "{}", e.message);
+    }
+
+    #[test]
+    fn unknown_keys_are_warned_with_their_line() {
+        let c = parse("node_id=1\nbarman_sever=pg\n").unwrap();
+        let w = c.unknown_key_warnings();
+        assert_eq!(w.len(), 1);
+        assert!(
+            w[0].contains("barman_sever") && w[0].contains("line 2"),
+            "{}",
+            w[0]
+        );
+    }
+}

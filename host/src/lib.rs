@@ -1,0 +1,8 @@
+//! pgclone: clone PostgreSQL standbys from Barman or pg_basebackup, with the
+//! site- and vendor-specific parts in sandboxed WebAssembly plugins.
+
+pub mod config;
+pub mod plugin;
+pub mod recovery;
+pub mod remote;
+pub mod report;

@@ -1,0 +1,171 @@
+//! How a plugin's misbehaviour reaches the operator: one error that names the
+//! plugin, the call and, where one was involved, the capability.
+
+use std::fmt;
+
+use super::bindings::types::{ErrorKind, PluginError};
+use super::capability::{Capability, Refusal};
+
+/// Raised by the epoch callback when a call used up its guest time.
+#[derive(Debug, thiserror::Error)]
+#[error("deadline exceeded")]
+pub struct DeadlineExceeded;
+
+/// A plugin failed, misbehaved, or was refused.
+#[derive(Debug)]
+pub enum PluginFailure {
+    /// The plugin cannot be used at all (not pinned, changed, wrong contract,
+    /// not a component, not granted).
+    Refused {
+        plugin: String,
+        reason: String,
+        detail: Option<String>,
+        hint: Option<String>,
+    },
+    /// A call ran out of guest time.
+    Timeout {
+        plugin: String,
+        call: &'static str,
+        limit_ms: u128,
+    },
+    /// A call tried to grow memory past the limit.
+    Memory {
+        plugin: String,
+        call: &'static str,
+        limit_mib: usize,
+    },
+    /// A call trapped (panic, unreachable, stack overflow, ...).
+    Trap {
+        plugin: String,
+        call: &'static str,
+        trap: String,
+    },
+    /// A call used a capability that was not declared or not granted.
+    Denied {
+        plugin: String,
+        call: &'static str,
+        function: &'static str,
+        capability: Capability,
+        refusal: Refusal,
+    },
+    /// A call returned something the host cannot accept.
+    Malformed {
+        plugin: String,
+        call: &'static str,
+        problem: String,
+    },
+    /// The plugin returned an error of its own.
+    Returned {
+        plugin: String,
+        call: &'static str,
+        error: PluginError,
+    },
+}
+
+impl PluginFailure {
+    /// The plugin's own error kind, when it returned one.
+    pub fn returned_kind(&self) -> Option<ErrorKind> {
+        match self {
+            PluginFailure::Returned { error, .. } => Some(error.kind),
+            _ => None,
+        }
+    }
+
+    fn parts(&self) -> (String, Option<String>, Option<String>) {
+        match self {
+            PluginFailure::Refused {
+                plugin,
+                reason,
+                detail,
+                hint,
+            } => (
+                format!("plugin \"{plugin}\" was refused: {reason}"),
+                detail.clone(),
+                hint.clone(),
+            ),
+            PluginFailure::Timeout {
+                plugin,
+                call,
+                limit_ms,
+            } => (
+                format!("plugin \"{plugin}\" exceeded its time limit of {limit_ms} ms in {call}()"),
+                None,
+                Some(format!(
+                    "raise timeout_ms in [plugin.{plugin}] of plugins.toml if the plugin needs more time"
+                )),
+            ),
+            PluginFailure::Memory {
+                plugin,
+                call,
+                limit_mib,
+            } => (
+                format!("plugin \"{plugin}\" exceeded its memory limit of {limit_mib} MiB in {call}()"),
+                None,
+                Some(format!(
+                    "raise memory_mib in [plugin.{plugin}] of plugins.toml if the plugin needs more memory"
+                )),
+            ),
+            PluginFailure::Trap { plugin, call, trap } => (
+                format!("plugin \"{plugin}\" crashed in {call}()"),
+                Some(trap.clone()),
+                Some("this is a bug in the plugin; report it to its vendor".into()),
+            ),
+            PluginFailure::Denied {
+                plugin,
+                call,
+                function,
+                capability,
+                refusal,
+            } => match refusal {
+                Refusal::NotDeclared => (
+                    format!(
+                        "plugin \"{plugin}\" used capability {capability} in {call}() without declaring it"
+                    ),
+                    Some(format!("host function {function} was refused")),
+                    Some("the plugin is faulty or hostile: it must declare every capability it uses".into()),
+                ),
+                Refusal::NotGranted => (
+                    format!("plugin \"{plugin}\" was denied capability {capability} in {call}()"),
+                    Some(format!("host function {function} was refused: not granted")),
+                    Some(format!(
+                        "if you trust the plugin, grant it in plugins.toml: [plugin.{plugin}] grants = [\"{capability}\"]"
+                    )),
+                ),
+            },
+            PluginFailure::Malformed {
+                plugin,
+                call,
+                problem,
+            } => (
+                format!("plugin \"{plugin}\" gave a malformed answer to {call}()"),
+                Some(problem.clone()),
+                Some("this is a bug in the plugin; report it to its vendor".into()),
+            ),
+            PluginFailure::Returned {
+                plugin,
+                call,
+                error,
+            } => (
+                format!("{} (plugin \"{plugin}\", {call}())", error.message),
+                error.detail.clone(),
+                error.hint.clone(),
+            ),
+        }
+    }
+}
+
+impl fmt::Display for PluginFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (message, detail, hint) = self.parts();
+        f.write_str(&message)?;
+        if let Some(d) = detail {
+            write!(f, "\nDETAIL: {d}")?;
+        }
+        if let Some(h) = hint {
+            write!(f, "\nHINT: {h}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for PluginFailure {}

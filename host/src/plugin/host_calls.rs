@@ -1,0 +1,236 @@
+//! The `host` interface as plugins see it. Every call is checked against both
+//! capability locks; a refusal is returned to the plugin as a `denied` error and
+//! recorded, so the call fails even if the plugin ignores it.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use super::bindings::host_api;
+use super::bindings::types::{self, CommandOutput, ErrorKind, LogLevel, PluginError};
+use super::capability::{Capability, Refusal};
+use super::state::PluginState;
+use crate::remote::shell_quote;
+
+/// Standard output a plugin may receive from one program.
+const MAX_STDOUT: usize = 16 << 20;
+/// Standard error kept from one program.
+const MAX_STDERR: usize = 1 << 20;
+/// Longest log line a plugin may write.
+const MAX_LOG: usize = 4096;
+
+impl types::Host for PluginState {}
+
+fn denied(plugin: &str, cap: &Capability, refusal: Refusal) -> PluginError {
+    let (message, hint) = match refusal {
+        Refusal::NotDeclared => (
+            format!("plugin \"{plugin}\" did not declare capability {cap}"),
+            "a plugin must list every capability it uses in describe()".to_string(),
+        ),
+        Refusal::NotGranted => (
+            format!("capability {cap} is not granted to plugin \"{plugin}\""),
+            format!("grant it in plugins.toml: [plugin.{plugin}] grants = [\"{cap}\"]"),
+        ),
+    };
+    PluginError {
+        kind: ErrorKind::Denied,
+        message,
+        detail: None,
+        hint: Some(hint),
+    }
+}
+
+fn error(kind: ErrorKind, message: String, detail: Option<String>) -> PluginError {
+    PluginError {
+        kind,
+        message,
+        detail,
+        hint: None,
+    }
+}
+
+/// Strips control characters so a plugin cannot forge lines or escape codes.
+fn clean(s: &str) -> String {
+    s.chars()
+        .take(MAX_LOG)
+        .map(|c| if c.is_control() && c != '\t' { ' ' } else { c })
+        .collect()
+}
+
+impl PluginState {
+    /// Runs `cmd`, counting the time as host time and bounding its output.
+    fn run(&mut self, mut cmd: Command, what: &str) -> Result<CommandOutput, PluginError> {
+        let started = Instant::now();
+        let result = run_bounded(&mut cmd, what);
+        self.host_time += started.elapsed();
+        result
+    }
+}
+
+fn run_bounded(cmd: &mut Command, what: &str) -> Result<CommandOutput, PluginError> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|e| {
+        error(
+            ErrorKind::NotFound,
+            format!("could not run {what}"),
+            Some(e.to_string()),
+        )
+    })?;
+    let mut stderr = child.stderr.take().unwrap();
+    let err_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = (&mut stderr).take(MAX_STDERR as u64).read_to_end(&mut buf);
+        // Drain the rest so the child never blocks on a full pipe.
+        let _ = std::io::copy(&mut stderr, &mut std::io::sink());
+        buf
+    });
+    let mut stdout = Vec::new();
+    let read = child
+        .stdout
+        .take()
+        .unwrap()
+        .take(MAX_STDOUT as u64 + 1)
+        .read_to_end(&mut stdout);
+    if stdout.len() > MAX_STDOUT {
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = err_reader.join();
+        return Err(error(
+            ErrorKind::Failed,
+            format!(
+                "{what} wrote more than {} MiB to standard output",
+                MAX_STDOUT >> 20
+            ),
+            None,
+        ));
+    }
+    let status = child.wait();
+    let stderr = err_reader.join().unwrap_or_default();
+    let status = status.map_err(|e| {
+        error(
+            ErrorKind::Failed,
+            format!("{what} failed"),
+            Some(e.to_string()),
+        )
+    })?;
+    read.map_err(|e| {
+        error(
+            ErrorKind::Failed,
+            format!("reading from {what} failed"),
+            Some(e.to_string()),
+        )
+    })?;
+    Ok(CommandOutput {
+        status: status.code(),
+        stdout,
+        stderr,
+    })
+}
+
+impl host_api::Host for PluginState {
+    fn log(&mut self, level: LogLevel, message: String) {
+        let line = format!("[{}] {}", self.plugin, clean(&message));
+        match level {
+            LogLevel::Debug => tracing::debug!("{line}"),
+            LogLevel::Info => tracing::info!("{line}"),
+            LogLevel::Notice => eprintln!("NOTICE: {line}"),
+            LogLevel::Warning => eprintln!("WARNING: {line}"),
+        }
+    }
+
+    fn run_remote(
+        &mut self,
+        target: String,
+        argv: Vec<String>,
+    ) -> Result<CommandOutput, PluginError> {
+        let Some(program) = argv.first().cloned() else {
+            return Err(error(
+                ErrorKind::Internal,
+                "run-remote called with an empty argv".into(),
+                None,
+            ));
+        };
+        let cap = Capability::RemoteRun {
+            target: target.clone(),
+            program,
+        };
+        if let Err(r) = self.require("run-remote", cap.clone()) {
+            return Err(denied(&self.plugin, &cap, r));
+        }
+        let Some(dest) = self.env.ssh_destination(&target) else {
+            return Err(PluginError {
+                kind: ErrorKind::InvalidConfig,
+                message: format!("no ssh destination is configured for target \"{target}\""),
+                detail: None,
+                hint: Some(format!(
+                    "set {}_host in the configuration file, or [targets] {target} in plugins.toml",
+                    target.replace('-', "_")
+                )),
+            });
+        };
+        if dest.starts_with('-') {
+            return Err(error(
+                ErrorKind::InvalidConfig,
+                format!("ssh destination \"{dest}\" for target \"{target}\" starts with '-'"),
+                None,
+            ));
+        }
+        let mut cmd = Command::new("ssh");
+        cmd.args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=10"])
+            .args(&self.env.ssh_options)
+            .arg("--")
+            .arg(&dest);
+        // ssh joins its arguments into one string for the remote shell: quote
+        // each one so it arrives as exactly one literal argument.
+        cmd.args(argv.iter().map(|a| shell_quote(a)));
+        self.run(cmd, &format!("ssh to \"{dest}\""))
+    }
+
+    fn run_local(
+        &mut self,
+        program: String,
+        args: Vec<String>,
+    ) -> Result<CommandOutput, PluginError> {
+        let cap = Capability::LocalRun(program.clone());
+        if let Err(r) = self.require("run-local", cap.clone()) {
+            return Err(denied(&self.plugin, &cap, r));
+        }
+        let Some(path) = self.env.find_program(&program) else {
+            return Err(PluginError {
+                kind: ErrorKind::NotFound,
+                message: format!("program \"{program}\" not found"),
+                detail: None,
+                hint: Some(
+                    "set pg_bindir in the configuration file, or add its directory to PATH".into(),
+                ),
+            });
+        };
+        let mut cmd = Command::new(&path);
+        cmd.args(&args);
+        self.run(cmd, &format!("\"{}\"", path.display()))
+    }
+
+    fn config_get(&mut self, key: String) -> Result<Option<String>, PluginError> {
+        let cap = Capability::ReadConfig(key.clone());
+        if let Err(r) = self.require("config-get", cap.clone()) {
+            return Err(denied(&self.plugin, &cap, r));
+        }
+        Ok(self.env.config.get(&key).map(str::to_string))
+    }
+
+    fn config_get_all(&mut self, key: String) -> Result<Vec<String>, PluginError> {
+        let cap = Capability::ReadConfig(key.clone());
+        if let Err(r) = self.require("config-get-all", cap.clone()) {
+            return Err(denied(&self.plugin, &cap, r));
+        }
+        Ok(self
+            .env
+            .config
+            .get_all(&key)
+            .into_iter()
+            .map(str::to_string)
+            .collect())
+    }
+}

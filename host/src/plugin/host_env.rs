@@ -1,0 +1,79 @@
+//! What host calls see of the outside world: the configuration and where
+//! remote targets and local programs are.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::config::ConfFile;
+
+/// The environment plugin host calls run in.
+#[derive(Debug, Clone, Default)]
+pub struct HostEnv {
+    /// The node's configuration (repmgr.conf syntax).
+    pub config: ConfFile,
+    /// Logical ssh targets from `plugins.toml` `[targets]`.
+    pub targets: BTreeMap<String, String>,
+    /// Extra ssh options (`ssh_options` in the configuration), already split.
+    pub ssh_options: Vec<String>,
+}
+
+impl HostEnv {
+    /// The ssh destination of a logical target: `[targets]` first, then the
+    /// `TARGET_host` configuration key (so `barman` is `barman_host`).
+    pub fn ssh_destination(&self, target: &str) -> Option<String> {
+        self.targets
+            .get(target)
+            .cloned()
+            .or_else(|| {
+                self.config
+                    .get(&format!("{}_host", target.replace('-', "_")))
+                    .map(str::to_string)
+            })
+            .filter(|d| !d.is_empty())
+    }
+
+    /// Finds a local program: in `pg_bindir` first, then on `PATH`.
+    pub fn find_program(&self, program: &str) -> Option<PathBuf> {
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        if let Some(bindir) = self.config.get("pg_bindir") {
+            dirs.push(PathBuf::from(bindir));
+        }
+        if let Some(path) = std::env::var_os("PATH") {
+            dirs.extend(std::env::split_paths(&path));
+        }
+        dirs.into_iter()
+            .map(|d| d.join(program))
+            .find(|p| is_executable(p))
+    }
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    p.metadata()
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_come_from_plugins_toml_then_config() {
+        let mut env = HostEnv {
+            config: ConfFile::parse(Path::new("c"), "barman_host=barmansrv\n").unwrap(),
+            ..Default::default()
+        };
+        assert_eq!(env.ssh_destination("barman").as_deref(), Some("barmansrv"));
+        assert_eq!(env.ssh_destination("other"), None);
+        env.targets.insert("barman".into(), "b@x".into());
+        assert_eq!(env.ssh_destination("barman").as_deref(), Some("b@x"));
+    }
+
+    #[test]
+    fn programs_are_found_on_path() {
+        let env = HostEnv::default();
+        assert!(env.find_program("sh").is_some());
+        assert!(env.find_program("no-such-program-pgclone").is_none());
+    }
+}

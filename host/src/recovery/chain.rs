@@ -1,0 +1,80 @@
+//! Running the recovery policies in order (the standard one first, then site
+//! policies) and checking what each one returns.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use crate::plugin::bindings::policy_api::{RecoveryConfig, RecoveryFacts, SettingsFile};
+use crate::plugin::{HostEnv, Plugin, PluginFailure, Runtime};
+
+use super::gucs;
+
+/// The facts policies decide from (host side).
+pub type Facts = RecoveryFacts;
+
+/// The file a server of `version` reads recovery settings from.
+pub fn settings_file(version: u32) -> SettingsFile {
+    if version >= 120000 {
+        SettingsFile::PostgresqlAutoConf
+    } else {
+        SettingsFile::RecoveryConf
+    }
+}
+
+/// Checks a policy's answer: the right file for the version, known parameters,
+/// each at most once, values that fit on one line.
+pub fn validate(config: &RecoveryConfig, version: u32) -> Result<(), String> {
+    let expected = settings_file(version);
+    if config.file != expected {
+        return Err(format!(
+            "settings for PostgreSQL {} must go into {}",
+            version / 10000,
+            match expected {
+                SettingsFile::RecoveryConf => "recovery.conf",
+                SettingsFile::PostgresqlAutoConf => "postgresql.auto.conf",
+            }
+        ));
+    }
+    if expected == SettingsFile::RecoveryConf && !config.signal_files.is_empty() {
+        return Err("signal files do not exist before PostgreSQL 12".into());
+    }
+    let mut seen = BTreeSet::new();
+    for s in &config.settings {
+        gucs::check(&s.name, version, expected == SettingsFile::RecoveryConf)?;
+        if !seen.insert(s.name.as_str()) {
+            return Err(format!("\"{}\" is set twice", s.name));
+        }
+        if s.value.chars().any(|c| c.is_control()) {
+            return Err(format!(
+                "the value of \"{}\" contains a control character",
+                s.name
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Runs `policies` in order over `facts` and returns the final configuration.
+pub fn decide(
+    rt: &Runtime,
+    env: Arc<HostEnv>,
+    policies: &[&Plugin],
+    facts: &Facts,
+) -> Result<RecoveryConfig, PluginFailure> {
+    let mut config = RecoveryConfig {
+        file: settings_file(facts.server_version),
+        settings: Vec::new(),
+        signal_files: Vec::new(),
+    };
+    for policy in policies {
+        policy.ensure_granted()?;
+        let mut session = policy.session(rt, env.clone())?;
+        config = session.recovery_settings(facts, &config)?;
+        validate(&config, facts.server_version).map_err(|problem| PluginFailure::Malformed {
+            plugin: policy.name.clone(),
+            call: "recovery-settings",
+            problem,
+        })?;
+    }
+    Ok(config)
+}

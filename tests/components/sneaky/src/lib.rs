@@ -1,0 +1,56 @@
+//! Test component: runs a remote program it never declared.
+
+wit_bindgen::generate!({
+    world: "backup-source",
+    path: "../../../wit",
+});
+
+#[allow(unused_imports)]
+use exports::pgclone::plugin::source::Guest;
+#[allow(unused_imports)]
+use pgclone::plugin::types::*;
+
+struct Component;
+
+impl Guest for Component {
+    fn describe() -> PluginInfo {
+        PluginInfo {
+            name: "test-sneaky".into(),
+            version: "0.0.1".into(),
+            vendor: "pgclone tests".into(),
+            license: "Apache-2.0".into(),
+            description: "runs a remote program it never declared".into(),
+            provides: Provides::BASE_BACKUP,
+            needs_upstream: false,
+            capabilities: vec![],
+        }
+    }
+
+    fn check(_request: CloneRequest) -> Result<BackupDescription, PluginError> {
+        let out = pgclone::plugin::host::run_remote(
+            "barman",
+            &["sh".to_string(), "-c".to_string(), "id".to_string()],
+        );
+        // Even if the plugin ignores the denial, the host must fail the call.
+        let _ = out;
+        Err(PluginError {
+            kind: ErrorKind::Internal,
+            message: "sneaky carried on".into(),
+            detail: None,
+            hint: None,
+        })
+    }
+
+    fn plan_clone(
+        _request: CloneRequest,
+        _backup: BackupDescription,
+    ) -> Result<Vec<PlanStep>, PluginError> {
+        Ok(Vec::new())
+    }
+
+    fn locate_wal(_name: String) -> Result<WalLocation, PluginError> {
+        Ok(WalLocation::Unavailable)
+    }
+}
+
+export!(Component);

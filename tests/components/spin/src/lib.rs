@@ -1,0 +1,48 @@
+//! Test component: loops forever in check.
+
+wit_bindgen::generate!({
+    world: "backup-source",
+    path: "../../../wit",
+});
+
+#[allow(unused_imports)]
+use exports::pgclone::plugin::source::Guest;
+#[allow(unused_imports)]
+use pgclone::plugin::types::*;
+
+struct Component;
+
+impl Guest for Component {
+    fn describe() -> PluginInfo {
+        PluginInfo {
+            name: "test-spin".into(),
+            version: "0.0.1".into(),
+            vendor: "pgclone tests".into(),
+            license: "Apache-2.0".into(),
+            description: "loops forever in check".into(),
+            provides: Provides::BASE_BACKUP,
+            needs_upstream: false,
+            capabilities: vec![],
+        }
+    }
+
+    fn check(_request: CloneRequest) -> Result<BackupDescription, PluginError> {
+        let mut n: u64 = 0;
+        loop {
+            n = std::hint::black_box(n.wrapping_add(1));
+        }
+    }
+
+    fn plan_clone(
+        _request: CloneRequest,
+        _backup: BackupDescription,
+    ) -> Result<Vec<PlanStep>, PluginError> {
+        Ok(Vec::new())
+    }
+
+    fn locate_wal(_name: String) -> Result<WalLocation, PluginError> {
+        Ok(WalLocation::Unavailable)
+    }
+}
+
+export!(Component);
