@@ -9,7 +9,7 @@ use pgclone::config::PluginsConfig;
 use pgclone::plugin::bindings::types::Provides;
 use pgclone::plugin::cache;
 use pgclone::plugin::catalog::{self, Candidate};
-use pgclone::plugin::{Plugin, PluginFailure, Runtime};
+use pgclone::plugin::{Plugin, Runtime};
 use pgclone::report::Failure;
 
 use super::Context;
@@ -179,21 +179,8 @@ fn check(rt: &Runtime, cfg: &PluginsConfig, path: PathBuf) -> anyhow::Result<Exi
     let sha = catalog::sha256_hex(&bytes);
     // The file is checked against itself: `check` is how an operator learns
     // what a plugin is before pinning it. Its name comes from describe().
-    let probe = Candidate::from_file("probe", path.clone(), Some(sha.clone()));
-    let name = match Plugin::load(rt, &probe) {
-        Ok(_) => unreachable!("a plugin named \"probe\""),
-        Err(PluginFailure::Refused { reason, .. }) if reason.contains("describes itself as") => {
-            reason
-                .split('"')
-                .nth(1)
-                .map(str::to_string)
-                .unwrap_or_default()
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let mut cand = Candidate::from_file(&name, path, Some(sha));
-    cand.grants = cfg.grants_for(&name);
-    let p = Plugin::load(rt, &cand)?;
+    let mut p = Plugin::load(rt, &Candidate::from_file("", path, Some(sha)))?;
+    p.caps.granted = cfg.grants_for(&p.name).unwrap_or_default();
     show(&p);
     match p.ensure_granted() {
         Ok(()) => println!(

@@ -65,7 +65,8 @@ fn host_capability(c: &super::bindings::types::Capability) -> Result<Capability,
 
 impl Plugin {
     /// Verifies the pin, compiles (or loads from the cache), checks the contract
-    /// version, and calls `describe`.
+    /// version, and calls `describe`. A candidate with an empty name takes the
+    /// name the plugin gives itself (for `plugin check`).
     pub fn load(rt: &Runtime, cand: &Candidate) -> Result<Plugin, PluginFailure> {
         let name = cand.name.as_str();
         let bytes = cand.bytes().map_err(|e| PluginFailure::Refused {
@@ -158,7 +159,7 @@ impl Plugin {
                 ),
             });
         }
-        if info.name != name {
+        if !name.is_empty() && info.name != name {
             return Err(refused(
                 name,
                 format!(
@@ -183,6 +184,7 @@ impl Plugin {
             None => Vec::new(),
         };
         plugin.caps = CapabilitySet { declared, granted };
+        plugin.name = info.name.clone();
         plugin.info = info;
         Ok(plugin)
     }

@@ -3,6 +3,7 @@
 //! cache.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -21,6 +22,8 @@ pub struct Runtime {
     pub engine: Engine,
     pub linker: Linker<PluginState>,
     cache: Option<ComponentCache>,
+    /// Components compiled (not found in the cache) by this runtime.
+    compiled: AtomicUsize,
 }
 
 impl Runtime {
@@ -58,6 +61,7 @@ impl Runtime {
             engine,
             linker,
             cache,
+            compiled: AtomicUsize::new(0),
         })
     }
 
@@ -72,9 +76,15 @@ impl Runtime {
             return Ok(c);
         }
         let component = Component::new(&self.engine, bytes)?;
+        self.compiled.fetch_add(1, Ordering::Relaxed);
         if let Some(cache) = &self.cache {
             cache.put(sha256, &component);
         }
         Ok(component)
+    }
+
+    /// How many components this runtime had to compile (0 on a warm start).
+    pub fn compiled_count(&self) -> usize {
+        self.compiled.load(Ordering::Relaxed)
     }
 }

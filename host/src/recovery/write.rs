@@ -33,8 +33,14 @@ pub fn apply(datadir: &Path, rendered: &RenderedConfig) -> anyhow::Result<()> {
     let dir = Dir::open_ambient_dir(datadir, ambient_authority())
         .with_context(|| format!("could not open data directory \"{}\"", datadir.display()))?;
     for (name, contents) in &rendered.files {
-        write_atomic(&dir, name, contents.as_bytes(), (meta.uid(), meta.gid()))
-            .with_context(|| format!("could not write \"{}/{name}\"", datadir.display()))?;
+        write_atomic(
+            &dir,
+            datadir,
+            name,
+            contents.as_bytes(),
+            (meta.uid(), meta.gid()),
+        )
+        .with_context(|| format!("could not write \"{}/{name}\"", datadir.display()))?;
     }
     for name in &rendered.remove {
         match dir.remove_file(name) {
@@ -46,10 +52,16 @@ pub fn apply(datadir: &Path, rendered: &RenderedConfig) -> anyhow::Result<()> {
             }
         }
     }
-    sync_dir(&dir).with_context(|| format!("could not fsync \"{}\"", datadir.display()))
+    sync_dir(datadir).with_context(|| format!("could not fsync \"{}\"", datadir.display()))
 }
 
-fn write_atomic(dir: &Dir, name: &str, contents: &[u8], owner: (u32, u32)) -> anyhow::Result<()> {
+fn write_atomic(
+    dir: &Dir,
+    path: &Path,
+    name: &str,
+    contents: &[u8],
+    owner: (u32, u32),
+) -> anyhow::Result<()> {
     let tmp = format!(".{name}.pgclone-tmp");
     let _ = dir.remove_file(&tmp);
     let mut opts = OpenOptions::new();
@@ -69,12 +81,14 @@ fn write_atomic(dir: &Dir, name: &str, contents: &[u8], owner: (u32, u32)) -> an
         let _ = dir.remove_file(&tmp);
     }
     result?;
-    sync_dir(dir)?;
+    sync_dir(path)?;
     Ok(())
 }
 
-fn sync_dir(dir: &Dir) -> std::io::Result<()> {
-    dir.try_clone()?.into_std_file().sync_all()
+/// Makes a rename durable. cap-std's directory handle is an `O_PATH`
+/// descriptor, which cannot be fsynced, so the directory is opened again.
+fn sync_dir(path: &Path) -> std::io::Result<()> {
+    std::fs::File::open(path)?.sync_all()
 }
 
 #[cfg(test)]

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Sets the machine up (scripts/setup.sh) and runs the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+printf '\n==> running the tests\n'
+# The host: unit tests, plugin sandbox tests against real components, CLI tests.
+cargo test --release --locked -p pgclone
+# The standard recovery policy's decisions, natively (its wasm build is what the
+# host tests above load).
+cargo test --release --locked -p pgclone-recovery-standard --lib
