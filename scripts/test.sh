@@ -6,6 +6,6 @@ cd "$(dirname "$0")/.."
 printf '\n==> running the tests\n'
 # The host: unit tests, plugin sandbox tests against real components, CLI tests.
 cargo test --release --locked -p pgclone
-# The standard recovery policy's decisions, natively (its wasm build is what the
+# The first-party plugins' decisions, natively (their wasm builds are what the
 # host tests above load).
-cargo test --release --locked -p pgclone-recovery-standard --lib
+cargo test --release --locked -p pgclone-recovery-standard -p pgclone-source-pg-basebackup --lib

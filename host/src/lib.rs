@@ -1,7 +1,9 @@
 //! pgclone: clone PostgreSQL standbys from Barman or pg_basebackup, with the
 //! site- and vendor-specific parts in sandboxed WebAssembly plugins.
 
+pub mod clone;
 pub mod config;
+pub mod pg;
 pub mod plugin;
 pub mod recovery;
 pub mod remote;

@@ -44,6 +44,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Clone a standby.
+    #[command(subcommand)]
+    Standby(commands::standby::StandbyCommand),
     /// List, inspect and check plugins.
     #[command(subcommand)]
     Plugin(commands::plugin::PluginCommand),
@@ -70,6 +73,7 @@ fn main() -> ExitCode {
         plugins_config: cli.plugins_config,
     };
     let result = match cli.command {
+        Command::Standby(cmd) => commands::standby::run(&ctx, cmd),
         Command::Plugin(cmd) => commands::plugin::run(&ctx, cmd),
     };
     match result {

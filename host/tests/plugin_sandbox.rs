@@ -37,6 +37,7 @@ fn request() -> CloneRequest {
         replication_user: None,
         upstream_version: None,
         upstream_system_identifier: None,
+        upstream_tablespaces: Vec::new(),
         backup_id: None,
         fast_checkpoint: false,
         slot_name: None,

@@ -6,6 +6,7 @@ use pgclone::config::{ConfFile, PluginsConfig};
 use pgclone::report::{self, Failure};
 
 pub mod plugin;
+pub mod standby;
 
 /// Where configuration comes from, as the command line says.
 pub struct Context {

@@ -1,0 +1,100 @@
+//! The preflight checklist: every check runs, all results are shown, and the
+//! first failure (with the count of others) becomes the error.
+
+use crate::report::{self, Failure};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Status {
+    Ok,
+    Warn,
+    Fail(Failure),
+}
+
+/// The results of the preflight checks, in order.
+#[derive(Debug, Default)]
+pub struct Checks {
+    items: Vec<(Status, String)>,
+}
+
+impl Checks {
+    pub fn ok(&mut self, what: String) {
+        self.items.push((Status::Ok, what));
+    }
+
+    pub fn warn(&mut self, what: String) {
+        self.items.push((Status::Warn, what));
+    }
+
+    pub fn fail(&mut self, what: String) {
+        let first = what.lines().next().unwrap_or("").to_string();
+        let mut f = Failure::new(first.clone());
+        for line in what.lines().skip(1) {
+            if let Some(d) = line.strip_prefix("DETAIL: ") {
+                f = f.detail(d);
+            } else if let Some(h) = line.strip_prefix("HINT: ") {
+                f = f.hint(h);
+            }
+        }
+        self.items.push((Status::Fail(f), first));
+    }
+
+    pub fn fail_hint(&mut self, what: String, hint: impl Into<String>) {
+        self.items
+            .push((Status::Fail(Failure::new(what.clone()).hint(hint)), what));
+    }
+
+    /// Records an error (keeping its DETAIL and HINT).
+    pub fn fail_error(&mut self, e: &anyhow::Error) {
+        self.fail(report::render(e).replacen("ERROR: ", "", 1));
+    }
+
+    pub fn failures(&self) -> usize {
+        self.items
+            .iter()
+            .filter(|(s, _)| matches!(s, Status::Fail(_)))
+            .count()
+    }
+
+    pub fn first_failure(&self) -> Option<Failure> {
+        self.items.iter().find_map(|(s, _)| match s {
+            Status::Fail(f) => Some(f.clone()),
+            _ => None,
+        })
+    }
+
+    /// Prints the checklist on standard error.
+    pub fn print(&self) {
+        eprintln!("INFO: preflight checks:");
+        for (s, what) in &self.items {
+            let tag = match s {
+                Status::Ok => "ok  ",
+                Status::Warn => "warn",
+                Status::Fail(_) => "FAIL",
+            };
+            eprintln!("  {tag}  {what}");
+        }
+        for (s, what) in &self.items {
+            if *s == Status::Warn {
+                report::warning(what, None);
+            }
+        }
+    }
+}
+
+impl Failure {
+    /// Notes how many checks failed in all; nothing was changed.
+    pub fn context_failure(self, failures: usize) -> anyhow::Error {
+        let note = if failures > 1 {
+            format!("{failures} preflight checks failed (listed above); nothing was changed")
+        } else {
+            "nothing was changed".to_string()
+        };
+        let detail = match self.detail.clone() {
+            Some(d) => format!("{d}\n{note}"),
+            None => note,
+        };
+        let mut f = self;
+        f.detail = Some(detail);
+        f.into()
+    }
+}

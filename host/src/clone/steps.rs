@@ -1,0 +1,277 @@
+//! A source plugin's plan: validated whole before any step runs, then executed
+//! by the host with every exit status checked.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Component, Path, PathBuf};
+use std::process::Stdio;
+
+use tokio::io::AsyncReadExt;
+
+use crate::plugin::bindings::types::{LocalPath, PathRoot, PlanStep};
+use crate::plugin::{Capability, HostEnv, Plugin};
+use crate::report::Failure;
+
+/// A step the host has checked, ready to run.
+#[derive(Debug, Clone)]
+pub enum Step {
+    Run {
+        program: PathBuf,
+        args: Vec<String>,
+        description: String,
+        uses_password: bool,
+    },
+    CreateDir {
+        path: PathBuf,
+        mode: u32,
+    },
+    WriteFile {
+        path: PathBuf,
+        contents: String,
+        mode: u32,
+    },
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Step::Run { program, args, .. } => {
+                write!(f, "run {}", program.display())?;
+                for a in args {
+                    write!(f, " {}", crate::remote::shell_quote(a))?;
+                }
+                Ok(())
+            }
+            Step::CreateDir { path, mode } => {
+                write!(f, "create directory {} (mode {mode:o})", path.display())
+            }
+            Step::WriteFile {
+                path,
+                mode,
+                contents,
+            } => {
+                write!(
+                    f,
+                    "write {} ({} bytes, mode {mode:o})",
+                    path.display(),
+                    contents.len()
+                )
+            }
+        }
+    }
+}
+
+fn malformed(plugin: &str, problem: String) -> Failure {
+    Failure::new(format!(
+        "plugin \"{plugin}\" returned a plan the host refuses"
+    ))
+    .detail(problem)
+    .hint("this is a bug in the plugin, or a hostile plugin; nothing was changed")
+}
+
+/// A plugin path inside its root: relative, no `..`, no empty components.
+fn resolve(
+    plugin: &str,
+    p: &LocalPath,
+    datadir: &Path,
+    tablespaces: &BTreeMap<u32, PathBuf>,
+) -> Result<PathBuf, Failure> {
+    let root = match p.root {
+        PathRoot::DataDirectory => datadir.to_path_buf(),
+        PathRoot::Tablespace(oid) => tablespaces.get(&oid).cloned().ok_or_else(|| {
+            malformed(
+                plugin,
+                format!("tablespace {oid} is not a tablespace of this clone"),
+            )
+        })?,
+    };
+    let rel = Path::new(&p.path);
+    if p.path.contains('\0') || rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+        return Err(malformed(
+            plugin,
+            format!(
+                "path \"{}\" is not a plain relative path",
+                p.path.escape_debug()
+            ),
+        ));
+    }
+    Ok(root.join(rel))
+}
+
+/// Checks every step: programs declared and granted and found, paths inside the
+/// data directory or a tablespace.
+pub fn validate(
+    plugin: &Plugin,
+    env: &HostEnv,
+    plan: &[PlanStep],
+    datadir: &Path,
+    tablespaces: &BTreeMap<u32, PathBuf>,
+) -> anyhow::Result<Vec<Step>> {
+    let name = plugin.name.as_str();
+    if plan.is_empty() {
+        return Err(malformed(name, "the plan is empty".into()).into());
+    }
+    let mut out = Vec::new();
+    for step in plan {
+        out.push(match step {
+            PlanStep::RunLocal(r) => {
+                let cap = Capability::LocalRun(r.program.clone());
+                if let Err(refusal) = plugin.caps.check(&cap) {
+                    return Err(Failure::new(format!("plugin \"{name}\" plans to run \"{}\", which it may not", r.program))
+                        .detail(format!("capability {cap}: {refusal:?}"))
+                        .hint(format!("grant it in plugins.toml if you trust the plugin: [plugin.{name}] grants = [\"{cap}\"]"))
+                        .into());
+                }
+                if r.args.iter().any(|a| a.contains('\0')) {
+                    return Err(malformed(name, "an argument contains a NUL byte".into()).into());
+                }
+                let program = env.find_program(&r.program).ok_or_else(|| {
+                    Failure::new(format!("program \"{}\" not found", r.program))
+                        .hint("set pg_bindir in the configuration file, or add its directory to PATH")
+                })?;
+                Step::Run {
+                    program,
+                    args: r.args.clone(),
+                    description: r.description.clone(),
+                    uses_password: r.uses_upstream_password,
+                }
+            }
+            PlanStep::CreateDir(d) => Step::CreateDir {
+                path: resolve(name, &d.path, datadir, tablespaces)?,
+                mode: d.mode & 0o777,
+            },
+            PlanStep::WriteFile(w) => Step::WriteFile {
+                path: resolve(name, &w.path, datadir, tablespaces)?,
+                contents: w.contents.clone(),
+                mode: w.mode & 0o777,
+            },
+            PlanStep::CopyTree(_) => {
+                return Err(Failure::new(format!("plugin \"{name}\" asks the host to copy a remote tree"))
+                    .detail("copy-tree steps are not supported by this version of pgclone")
+                    .into())
+            }
+        });
+    }
+    Ok(out)
+}
+
+/// What the children of a clone get for authentication, never on argv.
+#[derive(Debug, Default, Clone)]
+pub struct ChildAuth {
+    /// Set as PGPASSWORD when the password came from the connection string.
+    pub password: Option<String>,
+    /// Set as PGPASSFILE (the `passfile` configuration key).
+    pub passfile: Option<String>,
+}
+
+/// Runs the steps in order; stops at the first failure.
+pub async fn execute(steps: &[Step], auth: &ChildAuth) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    for step in steps {
+        match step {
+            Step::Run {
+                program,
+                args,
+                description,
+                uses_password,
+            } => {
+                eprintln!("NOTICE: {description}");
+                let mut cmd = tokio::process::Command::new(program);
+                cmd.args(args).stdin(Stdio::null()).kill_on_drop(true);
+                if *uses_password {
+                    if let Some(pw) = &auth.password {
+                        cmd.env("PGPASSWORD", pw);
+                    }
+                    if let Some(pf) = &auth.passfile {
+                        cmd.env("PGPASSFILE", pf);
+                    }
+                }
+                let interactive = std::io::stderr().is_terminal();
+                cmd.stderr(if interactive {
+                    Stdio::inherit()
+                } else {
+                    Stdio::piped()
+                });
+                let mut child = cmd.spawn().map_err(|e| {
+                    Failure::new(format!("could not run \"{}\"", program.display()))
+                        .detail(e.to_string())
+                })?;
+                // Keep the end of its stderr for the error message.
+                let mut tail = Vec::new();
+                if let Some(mut err) = child.stderr.take() {
+                    let mut buf = [0u8; 8192];
+                    loop {
+                        let n = err.read(&mut buf).await.unwrap_or(0);
+                        if n == 0 {
+                            break;
+                        }
+                        tail.extend_from_slice(&buf[..n]);
+                        if tail.len() > 16384 {
+                            tail.drain(..tail.len() - 16384);
+                        }
+                    }
+                }
+                let status = child.wait().await?;
+                if !status.success() {
+                    let name = program
+                        .file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                        .into_owned();
+                    let how = match (
+                        status.code(),
+                        std::os::unix::process::ExitStatusExt::signal(&status),
+                    ) {
+                        (Some(c), _) => format!("exited with status {c}"),
+                        (None, Some(s)) => format!("was killed by signal {s}"),
+                        _ => "failed".into(),
+                    };
+                    let text = String::from_utf8_lossy(&tail);
+                    let last: Vec<&str> = text
+                        .split(['\n', '\r'])
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty())
+                        .collect();
+                    let detail = last[last.len().saturating_sub(5)..].join("\n");
+                    let mut f = Failure::new(format!("{name} {how}"));
+                    if !detail.is_empty() {
+                        f = f.detail(detail);
+                    }
+                    return Err(f.into());
+                }
+            }
+            Step::CreateDir { path, mode } => {
+                use std::os::unix::fs::DirBuilderExt;
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(*mode)
+                    .create(path)
+                    .map_err(|e| {
+                        Failure::new(format!("could not create directory \"{}\"", path.display()))
+                            .detail(e.to_string())
+                    })?;
+            }
+            Step::WriteFile {
+                path,
+                contents,
+                mode,
+            } => {
+                use std::os::unix::fs::OpenOptionsExt;
+                let write = || -> std::io::Result<()> {
+                    let mut f = std::fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .mode(*mode)
+                        .open(path)?;
+                    f.write_all(contents.as_bytes())?;
+                    f.sync_all()
+                };
+                write().map_err(|e| {
+                    Failure::new(format!("could not write \"{}\"", path.display()))
+                        .detail(e.to_string())
+                })?;
+            }
+        }
+    }
+    Ok(())
+}

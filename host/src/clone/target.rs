@@ -1,0 +1,347 @@
+//! The target data directory: what it is now, whether it may be used, and
+//! making it ready — only after every other check has passed.
+
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::report::Failure;
+
+/// Directories that are never a data directory, whatever the flags say.
+const SYSTEM_DIRS: &[&str] = &[
+    "/",
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/home",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/media",
+    "/mnt",
+    "/opt",
+    "/proc",
+    "/root",
+    "/run",
+    "/sbin",
+    "/srv",
+    "/sys",
+    "/tmp",
+    "/usr",
+    "/usr/local",
+    "/var",
+    "/var/lib",
+    "/var/lib/postgresql",
+    "/var/log",
+    "/var/tmp",
+];
+
+/// What the target directory is before the clone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetState {
+    /// Does not exist: it will be created with mode 0700.
+    Missing,
+    /// Exists and is empty.
+    Empty,
+    /// Exists with content; `pg_version` when it is a data directory.
+    Populated {
+        pg_version: Option<String>,
+        entries: usize,
+    },
+}
+
+/// The target, resolved.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// As given (absolute).
+    pub given: PathBuf,
+    /// With symlinks resolved when it exists: the directory actually written.
+    pub real: PathBuf,
+    pub state: TargetState,
+}
+
+/// The PID of a live postmaster that owns `dir`, if there is one.
+pub fn running_postmaster(dir: &Path) -> Option<i32> {
+    let text = std::fs::read_to_string(dir.join("postmaster.pid")).ok()?;
+    let pid: i32 = text.lines().next()?.trim().parse().ok()?;
+    if pid <= 0 {
+        return None;
+    }
+    // Signal 0 checks for existence; EPERM still means it exists.
+    let alive = unsafe { libc::kill(pid, 0) } == 0
+        || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    alive.then_some(pid)
+}
+
+fn home_dirs() -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    if let Some(h) = std::env::var_os("HOME") {
+        v.push(PathBuf::from(h));
+    }
+    let pw = unsafe { libc::getpwuid(libc::geteuid()) };
+    if !pw.is_null() {
+        let dir = unsafe { std::ffi::CStr::from_ptr((*pw).pw_dir) };
+        v.push(PathBuf::from(dir.to_string_lossy().into_owned()));
+    }
+    v
+}
+
+/// Inspects `dir` without changing anything. Refuses what may never be a
+/// target, whatever `-F` says.
+pub fn inspect(dir: &Path, source_data_dir: Option<&Path>) -> anyhow::Result<Target> {
+    if !dir.is_absolute() {
+        return Err(Failure::new(format!(
+            "data directory \"{}\" is not an absolute path",
+            dir.display()
+        ))
+        .hint("give -D an absolute path")
+        .into());
+    }
+    let given = normalize(dir);
+    let real = std::fs::canonicalize(&given).unwrap_or_else(|_| given.clone());
+    for candidate in [&given, &real] {
+        let s = candidate.to_string_lossy();
+        let s = s.trim_end_matches('/');
+        let s = if s.is_empty() { "/" } else { s };
+        if SYSTEM_DIRS.contains(&s) {
+            return Err(Failure::new(format!(
+                "refusing to use \"{}\" as a data directory",
+                dir.display()
+            ))
+            .detail(format!("\"{}\" is a system directory", candidate.display()))
+            .hint("give -D a dedicated directory, e.g. /var/lib/postgresql/15/main")
+            .into());
+        }
+        if home_dirs().iter().any(|h| normalize(h) == **candidate) {
+            return Err(Failure::new(format!(
+                "refusing to use \"{}\" as a data directory",
+                dir.display()
+            ))
+            .detail("it is a home directory")
+            .hint("give -D a dedicated directory below it instead")
+            .into());
+        }
+    }
+    if let Some(src) = source_data_dir {
+        let src_real = std::fs::canonicalize(src).unwrap_or_else(|_| src.to_path_buf());
+        if src_real == real || normalize(src) == given {
+            return Err(
+                Failure::new(format!("refusing to clone into \"{}\"", dir.display()))
+                    .detail("it is the data directory of the server being cloned")
+                    .into(),
+            );
+        }
+    }
+    let state = match std::fs::metadata(&real) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => TargetState::Missing,
+        Err(e) => {
+            return Err(Failure::new(format!(
+                "cannot access data directory \"{}\"",
+                dir.display()
+            ))
+            .detail(e.to_string())
+            .into())
+        }
+        Ok(m) if !m.is_dir() => {
+            return Err(Failure::new(format!(
+                "\"{}\" exists and is not a directory",
+                dir.display()
+            ))
+            .into())
+        }
+        Ok(_) => {
+            let entries = std::fs::read_dir(&real)
+                .map_err(|e| {
+                    Failure::new(format!("cannot read data directory \"{}\"", dir.display()))
+                        .detail(e.to_string())
+                })?
+                .count();
+            if entries == 0 {
+                TargetState::Empty
+            } else {
+                let pg_version = std::fs::read_to_string(real.join("PG_VERSION"))
+                    .ok()
+                    .map(|v| v.trim().to_string());
+                TargetState::Populated {
+                    pg_version,
+                    entries,
+                }
+            }
+        }
+    };
+    Ok(Target { given, real, state })
+}
+
+/// Removes `.` and `..` lexically and trailing slashes.
+fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            c => out.push(c.as_os_str()),
+        }
+    }
+    out
+}
+
+impl Target {
+    /// Refuses a populated directory without `force`, and a running server always.
+    pub fn check_usable(&self, force: bool) -> anyhow::Result<()> {
+        if let Some(pid) = running_postmaster(&self.real) {
+            return Err(Failure::new(format!(
+                "a PostgreSQL server (PID {pid}) is running in \"{}\"",
+                self.given.display()
+            ))
+            .hint("stop it first; -F never overwrites a running server")
+            .into());
+        }
+        if let TargetState::Populated {
+            pg_version,
+            entries,
+        } = &self.state
+        {
+            if !force {
+                let what = match pg_version {
+                    Some(v) => format!("it is a PostgreSQL {v} data directory"),
+                    None => format!("it is not empty ({entries} entries)"),
+                };
+                return Err(Failure::new(format!(
+                    "destination directory \"{}\" cannot be used",
+                    self.given.display()
+                ))
+                .detail(what)
+                .hint("use -F/--force to overwrite it; its contents will be deleted")
+                .into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes the directory ready: created (0700) or emptied (with `-F`), mode fixed.
+    /// Call only after every check has passed.
+    pub fn prepare(&self) -> anyhow::Result<()> {
+        let ctx = |what: &str, e: std::io::Error| {
+            Failure::new(format!("could not {what} \"{}\"", self.given.display()))
+                .detail(e.to_string())
+        };
+        match &self.state {
+            TargetState::Missing => std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&self.real)
+                .map_err(|e| ctx("create directory", e))?,
+            TargetState::Empty => {}
+            TargetState::Populated { .. } => {
+                empty_dir(&self.real).map_err(|e| ctx("empty directory", e))?
+            }
+        }
+        let meta = std::fs::metadata(&self.real).map_err(|e| ctx("access", e))?;
+        if meta.mode() & 0o777 != 0o700 {
+            std::fs::set_permissions(&self.real, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| ctx("set permissions on", e))?;
+        }
+        Ok(())
+    }
+}
+
+/// Deletes everything inside `dir` (not `dir` itself). Symlinks (pg_wal,
+/// tablespaces) are removed as links; what they point to is not touched.
+pub fn empty_dir(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let ft = entry.file_type()?;
+        if ft.is_dir() {
+            std::fs::remove_dir_all(entry.path())?;
+        } else {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn system_directories_and_relative_paths_are_refused() {
+        for d in ["/", "/etc", "/etc/", "/usr/../etc", "/var/lib"] {
+            let e = inspect(Path::new(d), None).unwrap_err();
+            assert!(
+                crate::report::render(&e).contains("system directory"),
+                "{d}: {e}"
+            );
+        }
+        assert!(inspect(Path::new("data"), None).is_err());
+    }
+
+    #[test]
+    fn a_symlink_to_a_system_directory_is_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let link = t.path().join("pgdata");
+        std::os::unix::fs::symlink("/etc", &link).unwrap();
+        assert!(inspect(&link, None).is_err());
+    }
+
+    #[test]
+    fn states_and_force() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path().join("data");
+        let target = inspect(&d, None).unwrap();
+        assert_eq!(target.state, TargetState::Missing);
+        target.prepare().unwrap();
+        assert_eq!(std::fs::metadata(&d).unwrap().mode() & 0o777, 0o700);
+        assert_eq!(inspect(&d, None).unwrap().state, TargetState::Empty);
+
+        std::fs::write(d.join("PG_VERSION"), "15\n").unwrap();
+        std::fs::create_dir(d.join("base")).unwrap();
+        let target = inspect(&d, None).unwrap();
+        assert_eq!(
+            target.state,
+            TargetState::Populated {
+                pg_version: Some("15".into()),
+                entries: 2
+            }
+        );
+        let e = target.check_usable(false).unwrap_err();
+        assert!(crate::report::render(&e).contains("PostgreSQL 15 data directory"));
+        target.check_usable(true).unwrap();
+        target.prepare().unwrap();
+        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn emptying_does_not_follow_symlinks() {
+        let t = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("keep"), "x").unwrap();
+        let d = t.path().join("data");
+        std::fs::create_dir(&d).unwrap();
+        std::os::unix::fs::symlink(outside.path(), d.join("pg_wal")).unwrap();
+        empty_dir(&d).unwrap();
+        assert!(outside.path().join("keep").exists());
+    }
+
+    #[test]
+    fn a_running_postmaster_is_refused_even_with_force() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path().join("data");
+        std::fs::create_dir(&d).unwrap();
+        // Our own PID stands in for the postmaster's: a live process.
+        std::fs::write(
+            d.join("postmaster.pid"),
+            format!("{}\n/x\n", std::process::id()),
+        )
+        .unwrap();
+        let target = inspect(&d, None).unwrap();
+        let e = target.check_usable(true).unwrap_err();
+        assert!(crate::report::render(&e).contains("is running"), "{e}");
+        // A stale pid file is not a running server.
+        std::fs::write(d.join("postmaster.pid"), "999999999\n").unwrap();
+        target.check_usable(true).unwrap();
+    }
+}

@@ -1,0 +1,295 @@
+//! libpq connection strings: `key=value` pairs and `postgresql://` URIs.
+
+use std::fmt;
+
+/// Ordered connection parameters. Keys are libpq keywords.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnInfo {
+    params: Vec<(String, String)>,
+}
+
+/// A conninfo string that libpq would reject too.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid connection string: {0}")]
+pub struct ConnInfoError(pub String);
+
+impl ConnInfo {
+    /// Parses a keyword/value string or a `postgresql://`/`postgres://` URI.
+    pub fn parse(s: &str) -> Result<ConnInfo, ConnInfoError> {
+        let t = s.trim();
+        if t.starts_with("postgresql://") || t.starts_with("postgres://") {
+            parse_uri(t)
+        } else {
+            parse_kv(t)
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Sets `key`, replacing it in place or appending it.
+    pub fn set(&mut self, key: &str, value: &str) {
+        match self.params.iter_mut().find(|(k, _)| k == key) {
+            Some(p) => p.1 = value.to_string(),
+            None => self.params.push((key.to_string(), value.to_string())),
+        }
+    }
+
+    /// Sets `key` only when it is not set.
+    pub fn set_default(&mut self, key: &str, value: &str) {
+        if self.get(key).is_none() {
+            self.set(key, value);
+        }
+    }
+
+    pub fn remove(&mut self, key: &str) {
+        self.params.retain(|(k, _)| k != key);
+    }
+
+    pub fn params(&self) -> &[(String, String)] {
+        &self.params
+    }
+
+    /// The same parameters without `password`: what may be shown or logged.
+    pub fn without_password(&self) -> ConnInfo {
+        let mut c = self.clone();
+        c.remove("password");
+        c
+    }
+}
+
+/// Quotes a value for a keyword/value conninfo string.
+pub fn quote(value: &str) -> String {
+    let plain = !value.is_empty()
+        && value
+            .chars()
+            .all(|c| !c.is_whitespace() && c != '\'' && c != '\\' && c != '=');
+    if plain {
+        value.to_string()
+    } else {
+        format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
+    }
+}
+
+impl fmt::Display for ConnInfo {
+    /// Renders as `key=value ...`; a password is shown as `********`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self
+            .params
+            .iter()
+            .map(|(k, v)| {
+                if k == "password" {
+                    format!("{k}=********")
+                } else {
+                    format!("{k}={}", quote(v))
+                }
+            })
+            .collect();
+        f.write_str(&parts.join(" "))
+    }
+}
+
+impl ConnInfo {
+    /// Renders as `key=value ...` including any password: only for a child's
+    /// environment or a file, never for argv or messages.
+    pub fn to_secret_string(&self) -> String {
+        self.params
+            .iter()
+            .map(|(k, v)| format!("{k}={}", quote(v)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+fn parse_kv(s: &str) -> Result<ConnInfo, ConnInfoError> {
+    let mut params = Vec::new();
+    let mut chars = s.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        if chars.peek().is_none() {
+            break;
+        }
+        let mut key = String::new();
+        while let Some(&c) = chars.peek() {
+            if c == '=' || c.is_whitespace() {
+                break;
+            }
+            key.push(c);
+            chars.next();
+        }
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        if chars.next() != Some('=') {
+            return Err(ConnInfoError(format!("missing \"=\" after \"{key}\"")));
+        }
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let mut value = String::new();
+        if chars.peek() == Some(&'\'') {
+            chars.next();
+            let mut closed = false;
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => {
+                        if let Some(n) = chars.next() {
+                            value.push(n);
+                        }
+                    }
+                    '\'' => {
+                        closed = true;
+                        break;
+                    }
+                    c => value.push(c),
+                }
+            }
+            if !closed {
+                return Err(ConnInfoError(format!(
+                    "unterminated quoted string for \"{key}\""
+                )));
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c.is_whitespace() {
+                    break;
+                }
+                chars.next();
+                if c == '\\' {
+                    if let Some(n) = chars.next() {
+                        value.push(n);
+                    }
+                } else {
+                    value.push(c);
+                }
+            }
+        }
+        if key.is_empty() {
+            return Err(ConnInfoError("missing keyword before \"=\"".into()));
+        }
+        params.push((key, value));
+    }
+    Ok(ConnInfo { params })
+}
+
+fn percent_decode(s: &str) -> Result<String, ConnInfoError> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| ConnInfoError(format!("invalid percent-encoding in \"{s}\"")))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| ConnInfoError(format!("invalid UTF-8 in \"{s}\"")))
+}
+
+fn parse_uri(s: &str) -> Result<ConnInfo, ConnInfoError> {
+    let rest = s.split_once("://").map(|x| x.1).unwrap_or("");
+    let (main, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let (authority, path) = main.split_once('/').unwrap_or((main, ""));
+    let mut c = ConnInfo::default();
+    let hostport = match authority.rsplit_once('@') {
+        Some((userinfo, hp)) => {
+            let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+            if !user.is_empty() {
+                c.set("user", &percent_decode(user)?);
+            }
+            if !password.is_empty() {
+                c.set("password", &percent_decode(password)?);
+            }
+            hp
+        }
+        None => authority,
+    };
+    if !hostport.is_empty() {
+        let (host, port) = if let Some(h) = hostport.strip_prefix('[') {
+            let (h, p) = h
+                .split_once(']')
+                .ok_or_else(|| ConnInfoError("unterminated [ in host".into()))?;
+            (h.to_string(), p.strip_prefix(':').unwrap_or(""))
+        } else {
+            match hostport.rsplit_once(':') {
+                Some((h, p)) => (h.to_string(), p),
+                None => (hostport.to_string(), ""),
+            }
+        };
+        if !host.is_empty() {
+            c.set("host", &percent_decode(&host)?);
+        }
+        if !port.is_empty() {
+            c.set("port", port);
+        }
+    }
+    if !path.is_empty() {
+        c.set("dbname", &percent_decode(path)?);
+    }
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair
+            .split_once('=')
+            .ok_or_else(|| ConnInfoError(format!("missing \"=\" in URI parameter \"{pair}\"")))?;
+        c.set(&percent_decode(k)?, &percent_decode(v)?);
+    }
+    Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyword_value_strings() {
+        let c =
+            ConnInfo::parse("host=node1 port = 5433 user='rep mgr' password='a\\'b' dbname=repmgr")
+                .unwrap();
+        assert_eq!(c.get("host"), Some("node1"));
+        assert_eq!(c.get("port"), Some("5433"));
+        assert_eq!(c.get("user"), Some("rep mgr"));
+        assert_eq!(c.get("password"), Some("a'b"));
+        assert_eq!(
+            c.to_string(),
+            "host=node1 port=5433 user='rep mgr' password=******** dbname=repmgr"
+        );
+        assert_eq!(ConnInfo::parse(&c.to_secret_string()).unwrap(), c);
+    }
+
+    #[test]
+    fn uris() {
+        let c = ConnInfo::parse(
+            "postgresql://rep%40l:s3cr%3At@[::1]:5433/app?sslmode=require&connect_timeout=5",
+        )
+        .unwrap();
+        assert_eq!(c.get("user"), Some("rep@l"));
+        assert_eq!(c.get("password"), Some("s3cr:t"));
+        assert_eq!(c.get("host"), Some("::1"));
+        assert_eq!(c.get("port"), Some("5433"));
+        assert_eq!(c.get("dbname"), Some("app"));
+        assert_eq!(c.get("sslmode"), Some("require"));
+        let c = ConnInfo::parse("postgres://node1/db").unwrap();
+        assert_eq!(c.get("host"), Some("node1"));
+        assert_eq!(c.get("port"), None);
+    }
+
+    #[test]
+    fn malformed_strings_are_errors() {
+        assert!(ConnInfo::parse("host").is_err());
+        assert!(ConnInfo::parse("host='x").is_err());
+        assert!(ConnInfo::parse("=x").is_err());
+        assert!(ConnInfo::parse("postgresql://h/?a").is_err());
+    }
+}

@@ -1,0 +1,178 @@
+//! Filling in a connection's parameters as libpq does: service file, `PG*`
+//! environment variables, compiled-in defaults, then the password from
+//! `password`, `PGPASSWORD` or the password file.
+
+use std::path::PathBuf;
+
+use super::conninfo::ConnInfo;
+use super::passfile;
+
+/// libpq keywords and the environment variables that default them.
+const ENV_DEFAULTS: &[(&str, &str)] = &[
+    ("host", "PGHOST"),
+    ("hostaddr", "PGHOSTADDR"),
+    ("port", "PGPORT"),
+    ("dbname", "PGDATABASE"),
+    ("user", "PGUSER"),
+    ("passfile", "PGPASSFILE"),
+    ("sslmode", "PGSSLMODE"),
+    ("connect_timeout", "PGCONNECT_TIMEOUT"),
+    ("application_name", "PGAPPNAME"),
+    ("options", "PGOPTIONS"),
+    ("target_session_attrs", "PGTARGETSESSIONATTRS"),
+];
+
+/// Debian's libpq looks for the server's socket here by default.
+pub const DEFAULT_SOCKET_DIR: &str = "/var/run/postgresql";
+
+/// A connection's parameters with every default applied, and the password
+/// that libpq would use (kept apart so it is never displayed).
+#[derive(Clone)]
+pub struct Resolved {
+    /// Everything but the password.
+    pub params: ConnInfo,
+    pub password: Option<String>,
+    /// Where the password came from, for messages ("PGPASSWORD", a file, ...).
+    pub password_source: Option<String>,
+}
+
+impl std::fmt::Debug for Resolved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resolved")
+            .field("params", &self.params)
+            .field("password", &self.password.as_ref().map(|_| "********"))
+            .finish()
+    }
+}
+
+fn home() -> Option<PathBuf> {
+    std::env::var_os("HOME").map(PathBuf::from)
+}
+
+/// The current OS user's name (libpq's default user).
+pub fn os_user() -> String {
+    let uid = unsafe { libc::geteuid() };
+    let pw = unsafe { libc::getpwuid(uid) };
+    if pw.is_null() {
+        return std::env::var("USER").unwrap_or_else(|_| "postgres".into());
+    }
+    unsafe { std::ffi::CStr::from_ptr((*pw).pw_name) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Applies the service named by `service` / `PGSERVICE` (per-user file first,
+/// then the system one), filling only keys that are not set.
+fn apply_service(c: &mut ConnInfo) -> anyhow::Result<()> {
+    let Some(name) = c
+        .get("service")
+        .map(str::to_string)
+        .or_else(|| std::env::var("PGSERVICE").ok())
+    else {
+        return Ok(());
+    };
+    let mut files: Vec<PathBuf> = Vec::new();
+    if let Some(f) = std::env::var_os("PGSERVICEFILE") {
+        files.push(f.into());
+    } else if let Some(h) = home() {
+        files.push(h.join(".pg_service.conf"));
+    }
+    let sysconf = std::env::var_os("PGSYSCONFDIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/etc/postgresql-common"));
+    files.push(sysconf.join("pg_service.conf"));
+    for f in files {
+        let Ok(text) = std::fs::read_to_string(&f) else {
+            continue;
+        };
+        let mut in_section = false;
+        let mut found = false;
+        for line in text.lines() {
+            let l = line.trim();
+            if l.is_empty() || l.starts_with('#') {
+                continue;
+            }
+            if let Some(section) = l.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+                in_section = section == name;
+                found |= in_section;
+                continue;
+            }
+            if in_section {
+                if let Some((k, v)) = l.split_once('=') {
+                    c.set_default(k.trim(), v.trim());
+                }
+            }
+        }
+        if found {
+            return Ok(());
+        }
+    }
+    Err(
+        crate::report::Failure::new(format!("definition of service \"{name}\" not found"))
+            .hint("define it in ~/.pg_service.conf or PGSERVICEFILE, as for psql")
+            .into(),
+    )
+}
+
+/// Resolves `given` like libpq would for a normal (`replication = false`) or a
+/// replication connection.
+pub fn resolve(given: &ConnInfo, replication: bool) -> anyhow::Result<Resolved> {
+    let mut c = given.clone();
+    apply_service(&mut c)?;
+    for (key, var) in ENV_DEFAULTS {
+        if c.get(key).is_none() {
+            if let Ok(v) = std::env::var(var) {
+                if !v.is_empty() {
+                    c.set(key, &v);
+                }
+            }
+        }
+    }
+    c.remove("service");
+    c.set_default("host", DEFAULT_SOCKET_DIR);
+    c.set_default("port", "5432");
+    c.set_default("user", &os_user());
+    let user = c.get("user").unwrap().to_string();
+    c.set_default("dbname", &user);
+
+    let mut password = c.get("password").map(str::to_string);
+    let mut source = password
+        .as_ref()
+        .map(|_| "the connection string".to_string());
+    c.remove("password");
+    if password.is_none() {
+        if let Ok(p) = std::env::var("PGPASSWORD") {
+            password = Some(p);
+            source = Some("PGPASSWORD".into());
+        }
+    }
+    if password.is_none() {
+        let file = c
+            .get("passfile")
+            .map(PathBuf::from)
+            .or_else(|| home().map(|h| h.join(".pgpass")));
+        if let Some(file) = file {
+            let host = c.get("host").unwrap();
+            // libpq matches socket connections against "localhost".
+            let host = if host.starts_with('/') {
+                "localhost"
+            } else {
+                host
+            };
+            let db = if replication {
+                "replication"
+            } else {
+                c.get("dbname").unwrap()
+            };
+            if let Some(p) = passfile::lookup(&file, host, c.get("port").unwrap(), db, &user) {
+                password = Some(p);
+                source = Some(format!("password file \"{}\"", file.display()));
+            }
+        }
+    }
+    Ok(Resolved {
+        params: c,
+        password,
+        password_source: source,
+    })
+}
