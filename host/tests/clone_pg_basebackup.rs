@@ -1,0 +1,555 @@
+//! `pgclone standby clone` with pg_basebackup against real PostgreSQL 15
+//! servers: clones that start and stream, and failures that change nothing.
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use support::*;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// `standby clone` from `p` over the socket as postgres into `target`.
+fn clone_args<'a>(cfg: &'a str, p: &'a Pg, port: &'a str, target: &'a str) -> Vec<&'a str> {
+    vec![
+        "-f",
+        cfg,
+        "standby",
+        "clone",
+        "-h",
+        s(&p.socket_dir),
+        "-p",
+        port,
+        "-U",
+        "postgres",
+        "-d",
+        "postgres",
+        "-D",
+        target,
+    ]
+}
+
+fn auto_conf(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("postgresql.auto.conf")).unwrap()
+}
+
+#[test]
+fn a_clone_starts_streams_and_replays_new_rows() {
+    let sc = Scratch::new("basic");
+    let mut p = Pg::init(&sc, "primary");
+    p.start();
+    p.sql("CREATE TABLE t(i int); INSERT INTO t SELECT generate_series(1, 1000)");
+    let cfg = sc.write("pgclone.conf", "node_id=2\nnode_name='node2'\n");
+    let target = sc.path("standby");
+    let port = p.port.to_string();
+    let out = pgclone(&sc, &clone_args(s(&cfg), &p, &port, s(&target)), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("NOTICE: standby clone (using pg_basebackup) complete"),
+        "{err}"
+    );
+    assert!(err.contains("HINT: for example: pg_ctl -D"), "{err}");
+    let auto = auto_conf(&target);
+    assert!(auto.contains("application_name=node2"), "{auto}");
+    assert!(
+        auto.contains("recovery_target_timeline = 'latest'"),
+        "{auto}"
+    );
+    assert!(!auto.contains("dbname"), "{auto}");
+    assert!(target.join("standby.signal").exists());
+
+    let mut st = Pg::existing(&sc, target);
+    st.start();
+    st.wait_for("SELECT status FROM pg_stat_wal_receiver", "streaming", WAIT);
+    p.sql("INSERT INTO t VALUES (1001)");
+    st.wait_for("SELECT count(*) FROM t", "1001", WAIT);
+    p.wait_for(
+        "SELECT application_name FROM pg_stat_replication",
+        "node2",
+        WAIT,
+    );
+}
+
+#[test]
+fn a_separate_replication_user_authenticates_with_a_password_file() {
+    let sc = Scratch::new("repluser");
+    let mut p = Pg::init(&sc, "primary");
+    p.start();
+    p.sql("CREATE ROLE repl REPLICATION LOGIN PASSWORD 'r3pl s3cret'; CREATE ROLE meta SUPERUSER LOGIN PASSWORD 'm3ta'");
+    let pgpass = sc.write(
+        ".pgpass",
+        &format!(
+            "127.0.0.1:{0}:postgres:meta:m3ta\n127.0.0.1:{0}:replication:repl:r3pl s3cret\n",
+            p.port
+        ),
+    );
+    let cfg = sc.write(
+        "pgclone.conf",
+        &format!(
+            "node_id=2\nnode_name=node2\nreplication_user=repl\npassfile='{}'\n",
+            pgpass.display()
+        ),
+    );
+    let target = sc.path("standby");
+    let port = p.port.to_string();
+    let out = pgclone(
+        &sc,
+        &[
+            "-f",
+            s(&cfg),
+            "standby",
+            "clone",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "meta",
+            "-d",
+            "postgres",
+            "-D",
+            s(&target),
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("replication connection as \"repl\" works"),
+        "{}",
+        stderr(&out)
+    );
+    let auto = auto_conf(&target);
+    assert!(auto.contains("user=repl "), "{auto}");
+    assert!(
+        auto.contains(&format!("passfile={}", pgpass.display())),
+        "{auto}"
+    );
+    assert!(
+        !auto.contains("password=") && !auto.contains("s3cret"),
+        "{auto}"
+    );
+
+    let mut st = Pg::existing(&sc, target);
+    st.start();
+    st.wait_for("SELECT status FROM pg_stat_wal_receiver", "streaming", WAIT);
+    p.wait_for("SELECT usename FROM pg_stat_replication", "repl", WAIT);
+}
+
+#[test]
+fn pgpassword_reaches_primary_conninfo_only_when_asked() {
+    let sc = Scratch::new("pgpassword");
+    let mut p = Pg::init(&sc, "primary");
+    p.start();
+    p.sql("CREATE ROLE repl REPLICATION LOGIN PASSWORD 'it''s s3cret'");
+    let port = p.port.to_string();
+    let base = "node_id=2\nnode_name=node2\nreplication_user=repl\n";
+    let args = |cfg: &Path, target: &Path| -> Vec<String> {
+        [
+            "-f",
+            s(cfg),
+            "standby",
+            "clone",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "repl",
+            "-d",
+            "postgres",
+            "-D",
+            s(target),
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect()
+    };
+    let env = [("PGPASSWORD", "it's s3cret")];
+
+    // Without use_primary_conninfo_password: PGPASSWORD is used, not written.
+    let cfg = sc.write("plain.conf", base);
+    let t1 = sc.path("standby1");
+    let a = args(&cfg, &t1);
+    let out = pgclone(&sc, &a.iter().map(String::as_str).collect::<Vec<_>>(), &env);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!auto_conf(&t1).contains("s3cret"));
+
+    // With it: the password from PGPASSWORD, quoted, in primary_conninfo.
+    let cfg = sc.write(
+        "withpw.conf",
+        &format!("{base}use_primary_conninfo_password=true\n"),
+    );
+    let t2 = sc.path("standby2");
+    let a = args(&cfg, &t2);
+    let out = pgclone(&sc, &a.iter().map(String::as_str).collect::<Vec<_>>(), &env);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("s3cret") && !stdout(&out).contains("s3cret"));
+    let auto = auto_conf(&t2);
+    assert!(auto.contains(r"password=''it\\''s s3cret''"), "{auto}");
+    let mut st = Pg::existing(&sc, t2);
+    st.start();
+    st.wait_for("SELECT status FROM pg_stat_wal_receiver", "streaming", WAIT);
+}
+
+#[test]
+fn a_replication_slot_is_created_and_used() {
+    let sc = Scratch::new("slots");
+    let mut p = Pg::init(&sc, "primary");
+    p.start();
+    let cfg = sc.write(
+        "pgclone.conf",
+        "node_id=3\nnode_name=node3\nuse_replication_slots=true\n",
+    );
+    let target = sc.path("standby");
+    let port = p.port.to_string();
+    let out = pgclone(&sc, &clone_args(s(&cfg), &p, &port, s(&target)), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(auto_conf(&target).contains("primary_slot_name = 'repmgr_slot_3'"));
+    assert_eq!(
+        p.sql("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'repmgr_slot_3'"),
+        "1"
+    );
+    let mut st = Pg::existing(&sc, target);
+    st.start();
+    p.wait_for(
+        "SELECT active FROM pg_replication_slots WHERE slot_name = 'repmgr_slot_3'",
+        "t",
+        WAIT,
+    );
+}
+
+#[test]
+fn tablespaces_are_mapped_and_never_cloned_onto_themselves() {
+    let sc = Scratch::new("tblspc");
+    let mut p = Pg::init(&sc, "primary");
+    p.start();
+    let ts = sc.mkdir("ts_primary");
+    p.sql(&format!("CREATE TABLESPACE ts LOCATION '{}'", ts.display()));
+    p.sql("CREATE TABLE tt(i int) TABLESPACE ts; INSERT INTO tt SELECT generate_series(1, 500)");
+    let port = p.port.to_string();
+    let target = sc.path("standby");
+
+    // Same host, no mapping: refused before anything is touched.
+    let cfg = sc.write("nomap.conf", "node_id=2\nnode_name=node2\n");
+    let out = pgclone(&sc, &clone_args(s(&cfg), &p, &port, s(&target)), &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("would be cloned onto itself"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!target.exists());
+
+    let mapped = sc.path("ts_standby");
+    let cfg = sc.write(
+        "map.conf",
+        &format!(
+            "node_id=2\nnode_name=node2\ntablespace_mapping='{}={}'\n",
+            ts.display(),
+            mapped.display()
+        ),
+    );
+    let out = pgclone(&sc, &clone_args(s(&cfg), &p, &port, s(&target)), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let oid = p.sql("SELECT oid FROM pg_tablespace WHERE spcname = 'ts'");
+    assert_eq!(
+        std::fs::read_link(target.join("pg_tblspc").join(&oid)).unwrap(),
+        mapped
+    );
+    let mut st = Pg::existing(&sc, target);
+    st.start();
+    st.wait_for("SELECT count(*) FROM tt", "500", WAIT);
+}
+
+#[test]
+fn a_populated_directory_needs_force_and_dry_run_changes_nothing() {
+    let sc = Scratch::new("force");
+    let mut p = Pg::init(&sc, "primary");
+    p.start();
+    let target = sc.mkdir("standby");
+    sc.write("standby/precious.txt", "keep me");
+    let cfg = sc.write(
+        "pgclone.conf",
+        "node_id=4\nnode_name=node4\nuse_replication_slots=true\n",
+    );
+    let port = p.port.to_string();
+    let args = clone_args(s(&cfg), &p, &port, s(&target));
+
+    let out = pgclone(&sc, &args, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("ERROR: destination directory"), "{err}");
+    assert!(err.contains("HINT: use -F/--force"), "{err}");
+    assert!(target.join("precious.txt").exists());
+
+    // --dry-run with -F: every check, the plan, the files; nothing changes.
+    let before = snapshot(&sc.dir);
+    let mut dry = args.clone();
+    dry.extend(["-F", "--dry-run"]);
+    let out = pgclone(&sc, &dry, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let plan = stdout(&out);
+    assert!(plan.contains("pg_basebackup --pgdata"), "{plan}");
+    assert!(plan.contains("--slot repmgr_slot_4"), "{plan}");
+    assert!(
+        plan.contains("create replication slot \"repmgr_slot_4\""),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("primary_slot_name = 'repmgr_slot_4'"),
+        "{plan}"
+    );
+    assert!(stderr(&out).contains("dry run complete: nothing was changed"));
+    let after: Vec<_> = snapshot(&sc.dir)
+        .into_iter()
+        .filter(|(p, _, _)| {
+            !p.starts_with(sc.path("cache"))
+                && !p.starts_with(&p_data(&sc))
+                && !p.ends_with("primary.log")
+        })
+        .collect();
+    let before: Vec<_> = before
+        .into_iter()
+        .filter(|(p, _, _)| {
+            !p.starts_with(sc.path("cache"))
+                && !p.starts_with(&p_data(&sc))
+                && !p.ends_with("primary.log")
+        })
+        .collect();
+    assert_eq!(before, after);
+    assert_eq!(p.sql("SELECT count(*) FROM pg_replication_slots"), "0");
+
+    let mut force = args.clone();
+    force.push("-F");
+    let out = pgclone(&sc, &force, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!target.join("precious.txt").exists());
+    assert!(target.join("PG_VERSION").exists());
+}
+
+fn p_data(sc: &Scratch) -> std::path::PathBuf {
+    sc.path("primary")
+}
+
+#[test]
+fn replication_conf_only_configures_an_existing_copy() {
+    let sc = Scratch::new("confonly");
+    let mut p = Pg::init(&sc, "primary");
+    p.start();
+    let target = sc.path("standby");
+    run_ok(
+        as_pg(pg_bindir().join("pg_basebackup"))
+            .arg("-D")
+            .arg(&target)
+            .args([
+                "-h",
+                s(&p.socket_dir),
+                "-p",
+                &p.port.to_string(),
+                "-U",
+                "postgres",
+                "-X",
+                "stream",
+            ]),
+    );
+    // A stale recovery target from the primary must not survive.
+    std::fs::write(
+        target.join("postgresql.auto.conf"),
+        "# Do not edit this file manually!\nwork_mem = '7MB'\nrecovery_target_name = 'stale'\n",
+    )
+    .unwrap();
+    let cfg = sc.write("pgclone.conf", "node_id=2\nnode_name=node2\n");
+    let port = p.port.to_string();
+    let mut args = clone_args(s(&cfg), &p, &port, s(&target));
+    args.push("--recovery-conf-only");
+    let out = pgclone(&sc, &args, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let auto = auto_conf(&target);
+    assert!(auto.contains("work_mem = '7MB'"), "{auto}");
+    assert!(!auto.contains("stale"), "{auto}");
+    assert!(auto.contains("primary_conninfo"), "{auto}");
+    let mut st = Pg::existing(&sc, target);
+    st.start();
+    st.wait_for("SELECT status FROM pg_stat_wal_receiver", "streaming", WAIT);
+}
+
+#[test]
+fn an_unreachable_upstream_is_an_error_and_changes_nothing() {
+    let sc = Scratch::new("unreachable");
+    let cfg = sc.write("pgclone.conf", "node_id=2\nnode_name=node2\n");
+    let target = sc.path("standby");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let out = pgclone(
+        &sc,
+        &[
+            "-f",
+            s(&cfg),
+            "standby",
+            "clone",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "postgres",
+            "-D",
+            s(&target),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "ERROR: could not connect to server \"127.0.0.1:{port}\""
+        )),
+        "{err}"
+    );
+    assert!(!target.exists());
+}
+
+#[test]
+fn pg_hba_refusing_replication_is_reported_with_a_hint() {
+    let sc = Scratch::new("hba");
+    let mut p = Pg::init(&sc, "primary");
+    p.hba_prepend("host replication repl 127.0.0.1/32 reject");
+    p.start();
+    p.sql("CREATE ROLE repl REPLICATION LOGIN PASSWORD 'pw'");
+    let cfg = sc.write(
+        "pgclone.conf",
+        "node_id=2\nnode_name=node2\nreplication_user=repl\n",
+    );
+    let target = sc.path("standby");
+    let port = p.port.to_string();
+    let out = pgclone(
+        &sc,
+        &[
+            "-f",
+            s(&cfg),
+            "standby",
+            "clone",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "repl",
+            "-d",
+            "postgres",
+            "-D",
+            s(&target),
+        ],
+        &[("PGPASSWORD", "pw")],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("a replication connection to server \"127.0.0.1"),
+        "{err}"
+    );
+    assert!(err.contains("pg_hba.conf"), "{err}");
+    assert!(
+        err.contains("HINT: allow it in the upstream's pg_hba.conf: host replication repl"),
+        "{err}"
+    );
+    assert!(!target.exists());
+}
+
+#[test]
+fn a_running_server_in_the_target_is_refused_even_with_force() {
+    let sc = Scratch::new("running");
+    let mut p = Pg::init(&sc, "primary");
+    p.start();
+    let mut other = Pg::init(&sc, "other");
+    other.start();
+    let cfg = sc.write("pgclone.conf", "node_id=2\nnode_name=node2\n");
+    let port = p.port.to_string();
+    let mut args = clone_args(s(&cfg), &p, &port, s(&other.data));
+    args.push("-F");
+    let out = pgclone(&sc, &args, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("is running in"), "{}", stderr(&out));
+    assert_eq!(other.sql("SELECT 1"), "1");
+}
+
+#[test]
+fn a_killed_pg_basebackup_ends_in_error_with_nothing_left_behind() {
+    let sc = Scratch::new("killed");
+    let mut p = Pg::init(&sc, "primary");
+    p.start();
+    // About 40 MB, copied at 2 MB/s: long enough to be killed midway.
+    p.sql(
+        "CREATE TABLE big AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, 150000) g",
+    );
+    let cfg = sc.write(
+        "pgclone.conf",
+        "node_id=5\nnode_name=node5\nuse_replication_slots=true\npg_basebackup_options='--max-rate=2M'\n",
+    );
+    let target = sc.path("standby");
+    let port = p.port.to_string();
+    let mut args: Vec<String> = clone_args(s(&cfg), &p, &port, s(&target))
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    // A fast checkpoint: a spread one after writing 40 MB takes minutes.
+    args.push("--fast-checkpoint".into());
+    let sc_dir = sc.dir.clone();
+    let handle = std::thread::spawn(move || {
+        let sc = Scratch { dir: sc_dir };
+        let out = pgclone(
+            &sc,
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+            &[],
+        );
+        std::mem::forget(sc);
+        out
+    });
+    // Wait for the copy to be under way, then kill pg_basebackup.
+    let started = std::time::Instant::now();
+    while !target.join("base").exists() {
+        if handle.is_finished() {
+            let out = handle.join().unwrap();
+            panic!(
+                "pgclone ended before the copy could be killed:\n{}",
+                stderr(&out)
+            );
+        }
+        assert!(started.elapsed() < WAIT, "the copy never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let pattern = format!("pg_basebackup --pgdata {}", target.display());
+    run_ok(std::process::Command::new("pkill").args(["-9", "-f", &pattern]));
+    let out = handle.join().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("ERROR: pg_basebackup was killed by signal 9"),
+        "{err}"
+    );
+    assert!(
+        err.contains("replication slot \"repmgr_slot_5\" was dropped again"),
+        "{err}"
+    );
+    assert!(
+        err.contains("no recovery configuration was written"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("standby clone (using pg_basebackup) complete"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(&target).unwrap().count(), 0);
+    assert_eq!(p.sql("SELECT count(*) FROM pg_replication_slots"), "0");
+}

@@ -1,0 +1,321 @@
+//! Real PostgreSQL servers for tests. PostgreSQL refuses to run as root, so
+//! when the tests run as root the servers (and pgclone, like a DBA would run
+//! it) run as the `postgres` user through runuser.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+pub fn is_root() -> bool {
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Where the server binaries are (`PGCLONE_TEST_PG_BINDIR` overrides).
+pub fn pg_bindir() -> PathBuf {
+    std::env::var_os("PGCLONE_TEST_PG_BINDIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/lib/postgresql/15/bin"))
+}
+
+/// A command run as the postgres user when we are root, else as ourselves.
+pub fn as_pg(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    out
+}
+
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A scratch directory the postgres user owns (removed at the end).
+pub struct Scratch {
+    pub dir: PathBuf,
+}
+
+impl Scratch {
+    pub fn new(name: &str) -> Scratch {
+        let base = std::env::temp_dir().join(format!("pgclone-test-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(&base).unwrap();
+        if is_root() {
+            run_ok(Command::new("chown").args(["postgres:postgres"]).arg(&base));
+        }
+        Scratch { dir: base }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Writes a file owned by the postgres user, mode 0600.
+    pub fn write(&self, name: &str, contents: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let p = self.path(name);
+        std::fs::write(&p, contents).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        if is_root() {
+            run_ok(Command::new("chown").args(["postgres:postgres"]).arg(&p));
+        }
+        p
+    }
+
+    /// Makes a directory owned by the postgres user.
+    pub fn mkdir(&self, name: &str) -> PathBuf {
+        let p = self.path(name);
+        std::fs::create_dir_all(&p).unwrap();
+        if is_root() {
+            run_ok(Command::new("chown").args(["postgres:postgres"]).arg(&p));
+        }
+        p
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// One PostgreSQL server, stopped when dropped.
+pub struct Pg {
+    pub data: PathBuf,
+    pub port: u16,
+    pub socket_dir: PathBuf,
+    pub log: PathBuf,
+    bindir: PathBuf,
+    running: bool,
+}
+
+impl Pg {
+    /// initdb with trust over the socket and scram-sha-256 over TCP.
+    pub fn init(s: &Scratch, name: &str) -> Pg {
+        Self::init_with(s, name, &pg_bindir(), &[])
+    }
+
+    pub fn init_with(s: &Scratch, name: &str, bindir: &Path, extra: &[&str]) -> Pg {
+        let data = s.path(name);
+        run_ok(
+            as_pg(bindir.join("initdb"))
+                .args([
+                    "-U",
+                    "postgres",
+                    "--auth-local=trust",
+                    "--auth-host=scram-sha-256",
+                    "-D",
+                ])
+                .arg(&data)
+                .args(extra),
+        );
+        let pg = Pg {
+            port: free_port(),
+            socket_dir: s.dir.clone(),
+            log: s.path(&format!("{name}.log")),
+            data,
+            bindir: bindir.to_path_buf(),
+            running: false,
+        };
+        pg.append_conf(
+            "listen_addresses = '127.0.0.1'\nmax_wal_senders = 10\nwal_keep_size = '256MB'\n",
+        );
+        pg
+    }
+
+    /// A server for an existing data directory (a clone).
+    pub fn existing(s: &Scratch, data: PathBuf) -> Pg {
+        let name = data.file_name().unwrap().to_string_lossy().into_owned();
+        Pg {
+            port: free_port(),
+            socket_dir: s.dir.clone(),
+            log: s.path(&format!("{name}.log")),
+            data,
+            bindir: pg_bindir(),
+            running: false,
+        }
+    }
+
+    pub fn append_conf(&self, text: &str) {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.data.join("postgresql.conf"))
+            .unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    }
+
+    pub fn hba_prepend(&self, line: &str) {
+        let p = self.data.join("pg_hba.conf");
+        let old = std::fs::read_to_string(&p).unwrap();
+        std::fs::write(&p, format!("{line}\n{old}")).unwrap();
+    }
+
+    pub fn start(&mut self) {
+        let opts = format!("-p {} -k {}", self.port, self.socket_dir.display());
+        let out = run(as_pg(self.bindir.join("pg_ctl"))
+            .args(["-w", "-t", "60", "-D"])
+            .arg(&self.data)
+            .arg("-l")
+            .arg(&self.log)
+            .args(["-o", &opts, "start"]));
+        if !out.status.success() {
+            panic!(
+                "server in {} did not start:\n{}",
+                self.data.display(),
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+        }
+        self.running = true;
+    }
+
+    pub fn reload(&self) {
+        run_ok(
+            as_pg(self.bindir.join("pg_ctl"))
+                .arg("-D")
+                .arg(&self.data)
+                .arg("reload"),
+        );
+    }
+
+    pub fn stop(&mut self) {
+        if self.running {
+            let _ = run(as_pg(self.bindir.join("pg_ctl"))
+                .args(["-w", "-m", "fast", "-D"])
+                .arg(&self.data)
+                .arg("stop"));
+            self.running = false;
+        }
+    }
+
+    /// Runs SQL over the socket as postgres; returns unaligned tuples.
+    pub fn sql(&self, query: &str) -> String {
+        run_ok(
+            as_pg("psql")
+                .args([
+                    "-X",
+                    "-A",
+                    "-t",
+                    "-v",
+                    "ON_ERROR_STOP=1",
+                    "-U",
+                    "postgres",
+                    "-h",
+                ])
+                .arg(&self.socket_dir)
+                .args(["-p", &self.port.to_string(), "-d", "postgres", "-c", query]),
+        )
+        .trim()
+        .to_string()
+    }
+
+    /// Waits until `query` returns `want`.
+    pub fn wait_for(&self, query: &str, want: &str, timeout: Duration) {
+        let start = Instant::now();
+        loop {
+            let out = run(as_pg("psql")
+                .args(["-X", "-A", "-t", "-U", "postgres", "-h"])
+                .arg(&self.socket_dir)
+                .args(["-p", &self.port.to_string(), "-d", "postgres", "-c", query]));
+            let got = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            if got == want {
+                return;
+            }
+            if start.elapsed() > timeout {
+                panic!(
+                    "waited {timeout:?} for {query:?} = {want:?}, last {got:?}\nlog:\n{}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        if self.running {
+            let _ = run(as_pg(self.bindir.join("pg_ctl"))
+                .args(["-w", "-m", "immediate", "-D"])
+                .arg(&self.data)
+                .arg("stop"));
+        }
+    }
+}
+
+/// `pgclone` run as a DBA would: as the postgres user, with HOME set to the
+/// scratch directory (so ~/.pgpass is the test's) and no inherited PG* variables.
+pub fn pgclone(s: &Scratch, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = as_pg("env");
+    cmd.arg("-i")
+        .arg(format!("HOME={}", s.dir.display()))
+        .arg(format!(
+            "PATH={}:/usr/local/bin:/usr/bin:/bin",
+            pg_bindir().display()
+        ))
+        .arg(format!("PGCLONE_CACHE_DIR={}", s.path("cache").display()));
+    for (k, v) in env {
+        cmd.arg(format!("{k}={v}"));
+    }
+    cmd.arg(env!("CARGO_BIN_EXE_pgclone")).args(args);
+    run(&mut cmd)
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Every path under `dir` with its size and modification time: to prove that
+/// nothing changed.
+pub fn snapshot(dir: &Path) -> Vec<(PathBuf, u64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let m = std::fs::symlink_metadata(e.path()).unwrap();
+            out.push((
+                e.path(),
+                m.size(),
+                m.mtime_nsec() + m.mtime() * 1_000_000_000,
+            ));
+            if m.is_dir() {
+                stack.push(e.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
