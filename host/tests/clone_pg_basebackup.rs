@@ -553,3 +553,72 @@ fn a_killed_pg_basebackup_ends_in_error_with_nothing_left_behind() {
     assert_eq!(std::fs::read_dir(&target).unwrap().count(), 0);
     assert_eq!(p.sql("SELECT count(*) FROM pg_replication_slots"), "0");
 }
+
+#[test]
+fn upstream_node_id_takes_conninfo_and_replication_user_from_repmgr() {
+    let sc = Scratch::new("nodeid");
+    let mut p = Pg::init(&sc, "primary");
+    p.start();
+    p.sql("CREATE ROLE repl REPLICATION LOGIN");
+    let sock = sc.dir.display().to_string();
+    let node1 = sc.write(
+        "node1.conf",
+        &format!(
+            "node_id=1\nnode_name=node1\nconninfo='host={sock} port={} user=postgres dbname=postgres connect_timeout=3'\n\
+             data_directory='{}'\nreplication_user=repl\n",
+            p.port,
+            p.data.display()
+        ),
+    );
+    // A repmgr-managed primary, registered by repmgr itself.
+    run_ok(
+        as_pg("repmgr")
+            .arg("-f")
+            .arg(&node1)
+            .args(["primary", "register"]),
+    );
+    let cfg = sc.write("node2.conf", "node_id=2\nnode_name=node2\n");
+    let target = sc.path("standby");
+    let port = p.port.to_string();
+    let mut args = clone_args(s(&cfg), &p, &port, s(&target));
+    args.extend(["--upstream-node-id", "1"]);
+    let out = pgclone(&sc, &args, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let auto = auto_conf(&target);
+    assert!(auto.contains("user=repl"), "{auto}");
+    assert!(auto.contains("connect_timeout=3"), "{auto}");
+    assert!(auto.contains("application_name=node2"), "{auto}");
+    let mut st = Pg::existing(&sc, target);
+    st.start();
+    p.wait_for("SELECT usename FROM pg_stat_replication", "repl", WAIT);
+}
+
+#[test]
+fn verify_backup_and_external_config_files() {
+    let sc = Scratch::new("verify");
+    let mut p = Pg::init(&sc, "primary");
+    let etc = sc.mkdir("etc");
+    let ident = sc.write(
+        "etc/ident_ext.conf",
+        "# external ident map\nmap1 os_user db_user\n",
+    );
+    p.append_conf(&format!("ident_file = '{}'\n", ident.display()));
+    let _ = etc;
+    p.start();
+    let cfg = sc.write("pgclone.conf", "node_id=2\nnode_name=node2\n");
+    let target = sc.path("standby");
+    let port = p.port.to_string();
+    let mut args = clone_args(s(&cfg), &p, &port, s(&target));
+    args.extend(["--verify-backup", "--copy-external-config-files=pgdata"]);
+    let out = pgclone(&sc, &args, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("pg_verifybackup: backup successfully verified"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(target.join("ident_ext.conf")).unwrap(),
+        "# external ident map\nmap1 os_user db_user\n"
+    );
+}
