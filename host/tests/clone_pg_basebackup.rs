@@ -306,22 +306,8 @@ fn a_populated_directory_needs_force_and_dry_run_changes_nothing() {
         "{plan}"
     );
     assert!(stderr(&out).contains("dry run complete: nothing was changed"));
-    let after: Vec<_> = snapshot(&sc.dir)
-        .into_iter()
-        .filter(|(p, _, _)| {
-            !p.starts_with(sc.path("cache"))
-                && !p.starts_with(&p_data(&sc))
-                && !p.ends_with("primary.log")
-        })
-        .collect();
-    let before: Vec<_> = before
-        .into_iter()
-        .filter(|(p, _, _)| {
-            !p.starts_with(sc.path("cache"))
-                && !p.starts_with(&p_data(&sc))
-                && !p.ends_with("primary.log")
-        })
-        .collect();
+    let after = unchanged_part(&sc, snapshot(&sc.dir));
+    let before = unchanged_part(&sc, before);
     assert_eq!(before, after);
     assert_eq!(p.sql("SELECT count(*) FROM pg_replication_slots"), "0");
 
@@ -333,8 +319,19 @@ fn a_populated_directory_needs_force_and_dry_run_changes_nothing() {
     assert!(target.join("PG_VERSION").exists());
 }
 
-fn p_data(sc: &Scratch) -> std::path::PathBuf {
-    sc.path("primary")
+/// What a dry run must leave alone: everything but the primary's own files
+/// (it keeps running) and pgclone's compiled-plugin cache.
+fn unchanged_part(
+    sc: &Scratch,
+    snap: Vec<(std::path::PathBuf, u64, i64)>,
+) -> Vec<(std::path::PathBuf, u64, i64)> {
+    snap.into_iter()
+        .filter(|(p, _, _)| {
+            !p.starts_with(sc.path("cache"))
+                && !p.starts_with(sc.path("primary"))
+                && !p.ends_with("primary.log")
+        })
+        .collect()
 }
 
 #[test]

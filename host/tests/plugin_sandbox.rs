@@ -41,6 +41,7 @@ fn request() -> CloneRequest {
         backup_id: None,
         fast_checkpoint: false,
         slot_name: None,
+        interactive: false,
     }
 }
 

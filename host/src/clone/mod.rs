@@ -549,6 +549,7 @@ pub async fn run(
             backup_id: None,
             fast_checkpoint: o.fast_checkpoint,
             slot_name: slot_name.clone(),
+            interactive: std::io::IsTerminal::is_terminal(&std::io::stderr()),
         };
         let mut session = source_plugin.session(&rt, env.clone())?;
         match session.check(&request) {

@@ -168,7 +168,8 @@ impl Guest for PgBasebackup {
                 new.replace('=', "\\=")
             ));
         }
-        if !opts.progress {
+        // Progress costs a size estimate on the server: only when someone watches.
+        if request.interactive && !opts.progress {
             args.push("--progress".into());
         }
         args.extend(opts.args);

@@ -1,0 +1,150 @@
+//! `pgclone standby clone` vs `pg_basebackup` alone vs `repmgr standby clone`,
+//! same primary (pgbench, about 1 GiB), same run, alternating order. Prints
+//! medians and ratios. Run with `cargo bench -p pgclone --bench clone_vs_peers`
+//! (PGCLONE_BENCH_SCALE sets the pgbench scale; 70 is about 1 GiB).
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn main() {
+    let scale = std::env::var("PGCLONE_BENCH_SCALE").unwrap_or_else(|_| "70".into());
+    let rounds: usize = std::env::var("PGCLONE_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5);
+    let sc = Scratch::new("bench-clone");
+    let mut p = Pg::init(&sc, "primary");
+    p.append_conf("shared_buffers = '256MB'\nmax_wal_size = '2GB'\n");
+    p.start();
+    eprintln!("initialising pgbench at scale {scale} ...");
+    run_ok(
+        as_pg(pg_bindir().join("pgbench"))
+            .args(["-q", "-i", "-s", &scale, "-h"])
+            .arg(&sc.dir)
+            .args(["-p", &p.port.to_string(), "-U", "postgres", "postgres"]),
+    );
+    p.sql("CHECKPOINT");
+    let size = p.sql("SELECT pg_size_pretty(sum(pg_database_size(datname))) FROM pg_database");
+
+    let sock = sc.dir.display().to_string();
+    let port = p.port.to_string();
+    // repmgr needs a registered primary and its own config for the standby.
+    let node1 = sc.write(
+        "node1.conf",
+        &format!(
+            "node_id=1\nnode_name=node1\nconninfo='host={sock} port={port} user=postgres dbname=postgres'\ndata_directory='{}'\n",
+            p.data.display()
+        ),
+    );
+    run_ok(
+        as_pg("repmgr")
+            .arg("-f")
+            .arg(&node1)
+            .args(["primary", "register"]),
+    );
+    let target = sc.path("standby");
+    let node2 = sc.write(
+        "node2.conf",
+        &format!(
+            "node_id=2\nnode_name=node2\nconninfo='host={sock} port=1 user=postgres dbname=postgres'\ndata_directory='{}'\n",
+            target.display()
+        ),
+    );
+
+    let timed = |label: &str, cmd: &mut Command| -> Duration {
+        let t = Instant::now();
+        let out = run(cmd);
+        let d = t.elapsed();
+        assert!(
+            out.status.success(),
+            "{label} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let _ = std::fs::remove_dir_all(&target);
+        d
+    };
+    let (mut t_pgclone, mut t_basebackup, mut t_repmgr) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        type Run<'a> = (&'static str, Box<dyn Fn() -> Duration + 'a>);
+        let mut runs: Vec<Run> = vec![
+            (
+                "pg_basebackup",
+                Box::new(|| {
+                    timed(
+                        "pg_basebackup",
+                        as_pg(pg_bindir().join("pg_basebackup"))
+                            .arg("-D")
+                            .arg(&target)
+                            .args([
+                                "-h", &sock, "-p", &port, "-U", "postgres", "-X", "stream", "-c",
+                                "fast",
+                            ]),
+                    )
+                }),
+            ),
+            (
+                "pgclone",
+                Box::new(|| {
+                    timed(
+                        "pgclone",
+                        as_pg("env")
+                            .arg(format!("HOME={sock}"))
+                            .arg(format!("PGCLONE_CACHE_DIR={sock}/cache"))
+                            .arg(env!("CARGO_BIN_EXE_pgclone"))
+                            .arg("-f")
+                            .arg(&node2)
+                            .args([
+                                "standby", "clone", "-h", &sock, "-p", &port, "-U", "postgres",
+                                "-d", "postgres", "-c",
+                            ]),
+                    )
+                }),
+            ),
+            (
+                "repmgr",
+                Box::new(|| {
+                    timed(
+                        "repmgr standby clone",
+                        as_pg("repmgr").arg("-f").arg(&node2).args([
+                            "-h", &sock, "-p", &port, "-U", "postgres", "-d", "postgres",
+                            "standby", "clone", "-c",
+                        ]),
+                    )
+                }),
+            ),
+        ];
+        runs.rotate_left(round % 3);
+        for (name, f) in &runs {
+            let d = f();
+            eprintln!("round {}: {name:<14} {:.2} s", round + 1, d.as_secs_f64());
+            match *name {
+                "pgclone" => t_pgclone.push(d),
+                "pg_basebackup" => t_basebackup.push(d),
+                _ => t_repmgr.push(d),
+            }
+        }
+    }
+    let (a, b, c) = (median(t_pgclone), median(t_basebackup), median(t_repmgr));
+    println!("clone of a {size} pgbench primary, median of {rounds} rounds (alternating order)");
+    println!("  pg_basebackup alone        {:7.2} s", b.as_secs_f64());
+    println!("  pgclone standby clone      {:7.2} s", a.as_secs_f64());
+    println!("  repmgr standby clone       {:7.2} s", c.as_secs_f64());
+    println!(
+        "  pgclone / pg_basebackup    {:7.3}   (target <= 1.05)",
+        a.as_secs_f64() / b.as_secs_f64()
+    );
+    println!(
+        "  repmgr / pgclone           {:7.3}",
+        c.as_secs_f64() / a.as_secs_f64()
+    );
+}
