@@ -6,7 +6,9 @@
 //! started as a standby by mistake.
 
 pub mod checks;
+pub mod copy_tree;
 pub mod external;
+pub mod settings;
 pub mod steps;
 pub mod target;
 pub mod upstream;
@@ -15,11 +17,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::config::{parse_bool, ConfFile, PluginsConfig};
+use tokio_postgres::Client;
+
+use crate::config::{ConfFile, PluginsConfig};
 use crate::pg::client;
 use crate::pg::libpq::{self, Resolved};
 use crate::pg::ConnInfo;
-use crate::plugin::bindings::policy_api::RecoveryFacts;
+use crate::plugin::bindings::policy_api::{RecoveryConfig, RecoveryFacts};
 use crate::plugin::bindings::types::{CloneRequest, ConnParam, NodeIdentity, Tablespace};
 use crate::plugin::{cache, catalog, HostEnv, Plugin, Runtime};
 use crate::recovery::{self, render::render, write::read_existing};
@@ -27,6 +31,8 @@ use crate::report::{self, Failure};
 
 use checks::Checks;
 pub use external::ExternalConfig;
+use settings::NodeSettings;
+use target::{Target, TargetState};
 
 /// Everything `standby clone` was asked to do.
 #[derive(Debug, Clone, Default)]
@@ -47,6 +53,10 @@ pub struct CloneOptions {
     pub replication_user: Option<String>,
     pub superuser: Option<String>,
     pub verify_backup: bool,
+    /// Barman mode: the backup to clone (default: the latest).
+    pub backup_id: Option<String>,
+    /// Barman mode: parallel rsync streams (default: `clone_jobs`, else 4).
+    pub jobs: Option<usize>,
 }
 
 fn info(msg: &str) {
@@ -75,11 +85,8 @@ fn source_conninfo(o: &CloneOptions) -> anyhow::Result<ConnInfo> {
     if let Some(u) = &o.user {
         c.set("user", u);
     }
-    if c.get("host").is_none()
-        && c.get("service").is_none()
-        && std::env::var_os("PGHOST").is_none()
-        && std::env::var_os("PGSERVICE").is_none()
-    {
+    let from_env = std::env::var_os("PGHOST").is_some() || std::env::var_os("PGSERVICE").is_some();
+    if c.get("host").is_none() && c.get("service").is_none() && !from_env {
         return Err(Failure::new("no upstream server given")
             .hint("name the server to clone from: pgclone standby clone -h PRIMARY -U USER -d DBNAME -D DATADIR")
             .into());
@@ -102,6 +109,323 @@ fn is_local(host: &str) -> bool {
     host.starts_with('/') || matches!(host, "localhost" | "127.0.0.1" | "::1")
 }
 
+/// The upstream as pgclone sees it.
+struct UpstreamSide {
+    /// pgclone's own connection parameters (metadata user).
+    meta: Resolved,
+    client: Option<Client>,
+    info: Option<upstream::Upstream>,
+    /// What primary_conninfo is built from (no password).
+    primary_conninfo: ConnInfo,
+    replication_user: Option<String>,
+}
+
+/// Connects to the upstream and learns what the checks need. A failure is
+/// fatal unless the clone can do without the upstream (Barman, conf-only).
+async fn connect_upstream(o: &CloneOptions, node: &NodeSettings) -> anyhow::Result<UpstreamSide> {
+    let mut source = source_conninfo(o)?;
+    if let Some(pf) = &node.passfile {
+        source.set_default("passfile", pf);
+    }
+    let mut meta_ci = source.clone();
+    if let Some(su) = &o.superuser {
+        meta_ci.set("user", su);
+    }
+    let meta = libpq::resolve(&meta_ci, false)?;
+    info(&format!(
+        "connecting to upstream node ({})",
+        client::describe(&meta)
+    ));
+    let client = match client::connect(&meta).await {
+        Ok(c) => Some(c),
+        Err(e) if o.replication_conf_only || node.barman_mode => {
+            report::warning(&report::render(&e).replacen("ERROR: ", "", 1), None);
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    let mut replication_user = node.replication_user.clone();
+    let mut primary_conninfo = match &o.upstream_conninfo {
+        Some(s) => ConnInfo::parse(s).map_err(|e| {
+            Failure::new(format!("invalid --upstream-conninfo \"{s}\"")).detail(e.to_string())
+        })?,
+        None => {
+            let mut c = source.clone();
+            c.remove("service");
+            for (k, v) in meta.params.params() {
+                if k != "user" || o.superuser.is_none() {
+                    c.set_default(k, v);
+                }
+            }
+            c
+        }
+    };
+    if let (Some(id), Some(c)) = (o.upstream_node_id, &client) {
+        let (ci, repluser) = repmgr_node(c, id).await?;
+        info(&format!(
+            "upstream node {id} from repmgr.nodes: {}",
+            ci.without_password()
+        ));
+        if o.upstream_conninfo.is_none() {
+            primary_conninfo = ci;
+        }
+        if replication_user.is_none() {
+            replication_user = repluser;
+        }
+    }
+    primary_conninfo.remove("password");
+    primary_conninfo.remove("passfile");
+    let info = match &client {
+        Some(c) => Some(upstream::inspect(c).await?),
+        None => None,
+    };
+    Ok(UpstreamSide {
+        meta,
+        client,
+        info,
+        primary_conninfo,
+        replication_user,
+    })
+}
+
+/// The server-side checks.
+async fn check_upstream(
+    checks: &mut Checks,
+    up: &UpstreamSide,
+    node: &NodeSettings,
+    o: &CloneOptions,
+) -> anyhow::Result<()> {
+    let Some(u) = &up.info else { return Ok(()) };
+    checks.ok(format!(
+        "upstream is PostgreSQL {} ({}){}",
+        u.version,
+        client::describe(&up.meta),
+        if u.in_recovery {
+            ", a standby: cascading"
+        } else {
+            ""
+        }
+    ));
+    if u.version_num < 90600 {
+        checks.fail(format!(
+            "PostgreSQL {} is not supported (9.6 or later)",
+            u.version
+        ));
+    }
+    if !matches!(u.wal_level.as_str(), "replica" | "logical" | "hot_standby") {
+        checks.fail_hint(
+            format!("wal_level is \"{}\" on the upstream", u.wal_level),
+            "set wal_level = replica on the upstream and restart it",
+        );
+    } else {
+        checks.ok(format!("wal_level = {}", u.wal_level));
+    }
+    if !o.replication_conf_only {
+        // pg_basebackup -X stream takes two walsenders while it runs; a clone
+        // from Barman needs one, for the standby.
+        let needed = if node.barman_mode { 1 } else { 2 };
+        let free = u.max_wal_senders - u.walsenders_in_use;
+        let what = format!(
+            "max_wal_senders = {}, {} in use, {needed} needed",
+            u.max_wal_senders, u.walsenders_in_use
+        );
+        if free < needed {
+            checks.fail_hint(what, "raise max_wal_senders on the upstream and restart it");
+        } else {
+            checks.ok(what);
+        }
+    }
+    if let (Some(slot), Some(c)) = (&node.slot_name, &up.client) {
+        match upstream::slot_state(c, slot).await? {
+            Some(true) => checks.fail_hint(
+                format!("replication slot \"{slot}\" exists on the upstream and is active"),
+                "another standby uses it: set a different replication_slot_name or node_id",
+            ),
+            Some(false) => checks.ok(format!(
+                "replication slot \"{slot}\" exists and is inactive: it will be used"
+            )),
+            None if u.max_replication_slots - u.slots_in_use < 1 => checks.fail_hint(
+                format!(
+                    "max_replication_slots = {}, {} in use: no slot free for \"{slot}\"",
+                    u.max_replication_slots, u.slots_in_use
+                ),
+                "raise max_replication_slots on the upstream, or drop unused slots",
+            ),
+            None => checks.ok(format!("replication slot \"{slot}\" will be created")),
+        }
+    }
+    if !u.hot_standby {
+        checks.warn(
+            "hot_standby is off on the upstream: the standby will not accept read-only queries"
+                .into(),
+        );
+    }
+    if !u.data_checksums && !u.wal_log_hints {
+        checks.warn(
+            "neither data checksums nor wal_log_hints are on: pg_rewind will not be able to rejoin this node after a failover"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// The source plugin's checked plan.
+struct Planned {
+    steps: Vec<steps::Step>,
+    /// `-F` over a data directory of the same system: copy only what changed.
+    delta: bool,
+    server_version: Option<u32>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn plan_source(
+    checks: &mut Checks,
+    rt: &Runtime,
+    env: &Arc<HostEnv>,
+    source_plugin: &Plugin,
+    conf: &ConfFile,
+    node: &NodeSettings,
+    up: &UpstreamSide,
+    repl: &Resolved,
+    identity: Option<&upstream::Identity>,
+    target: &Target,
+    o: &CloneOptions,
+) -> anyhow::Result<Planned> {
+    source_plugin.ensure_granted()?;
+    let upstream_host = up.meta.params.get("host").unwrap_or("").to_string();
+    let mappings: BTreeMap<String, String> = conf
+        .get_all("tablespace_mapping")
+        .iter()
+        .filter_map(|m| m.split_once('='))
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    let tablespaces: Vec<Tablespace> = up
+        .info
+        .as_ref()
+        .map(|u| {
+            u.tablespaces
+                .iter()
+                .map(|t| Tablespace {
+                    oid: t.oid,
+                    name: t.name.clone(),
+                    location: t.location.clone(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let request = CloneRequest {
+        node: NodeIdentity {
+            node_id: node.node_id,
+            node_name: node.node_name.clone(),
+        },
+        data_directory: target.real.to_string_lossy().into_owned(),
+        upstream: params(&repl.params.without_password()),
+        replication_user: up.replication_user.clone(),
+        upstream_version: up.info.as_ref().map(|u| u.version_num),
+        upstream_system_identifier: identity.map(|i| i.system_identifier.clone()),
+        upstream_tablespaces: tablespaces,
+        backup_id: o.backup_id.clone(),
+        fast_checkpoint: o.fast_checkpoint,
+        slot_name: node.slot_name.clone(),
+        interactive: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    };
+    let mut planned = Planned {
+        steps: Vec::new(),
+        delta: false,
+        server_version: None,
+    };
+    let mut session = source_plugin.session(rt, env.clone())?;
+    let backup = match session.check(&request) {
+        Ok(b) => b,
+        Err(e) => {
+            checks.fail(e.to_string());
+            return Ok(planned);
+        }
+    };
+    planned.server_version = Some(backup.server_version);
+    if node.barman_mode {
+        checks.ok(format!(
+            "Barman backup {} (PostgreSQL {}, timeline {}, begins at WAL {}) is usable",
+            backup.id, backup.server_version, backup.timeline, backup.begin_wal
+        ));
+        if o.force
+            && matches!(target.state, TargetState::Populated { .. })
+            && target::system_identifier(&target.real).as_deref()
+                == Some(backup.system_identifier.as_str())
+        {
+            planned.delta = true;
+            checks.ok(format!(
+                "\"{}\" holds the same database system: only what changed will be copied",
+                target.given.display()
+            ));
+        }
+    }
+    // Where each tablespace goes on this host.
+    let mut tablespace_dirs: BTreeMap<u32, PathBuf> = BTreeMap::new();
+    for t in &backup.tablespaces {
+        match (
+            mappings.get(&t.location),
+            is_local(&upstream_host) && !node.barman_mode,
+        ) {
+            (None, true) => checks.fail_hint(
+                format!(
+                    "tablespace \"{}\" ({}) would be cloned onto itself",
+                    t.name, t.location
+                ),
+                format!(
+                    "map it elsewhere: tablespace_mapping='{}=/new/location'",
+                    t.location
+                ),
+            ),
+            (mapped, _) => {
+                let dir = PathBuf::from(mapped.cloned().unwrap_or_else(|| t.location.clone()));
+                let populated = std::fs::read_dir(&dir).is_ok_and(|mut rd| rd.next().is_some());
+                if populated && !planned.delta {
+                    checks.fail_hint(
+                        format!("tablespace directory \"{}\" is not empty", dir.display()),
+                        "empty it or map the tablespace elsewhere with tablespace_mapping",
+                    );
+                } else {
+                    checks.ok(format!(
+                        "tablespace \"{}\" goes to \"{}\"",
+                        t.name,
+                        dir.display()
+                    ));
+                }
+                tablespace_dirs.insert(t.oid, dir);
+            }
+        }
+    }
+    match session.plan_clone(&request, &backup) {
+        Ok(plan) => {
+            match steps::validate(source_plugin, env, &plan, &target.real, &tablespace_dirs) {
+                Ok(s) => planned.steps = s,
+                Err(e) => checks.fail_error(&e),
+            }
+        }
+        Err(e) => checks.fail(e.to_string()),
+    }
+    Ok(planned)
+}
+
+/// Runs the recovery policies: the standard one, then the site's.
+fn decide_recovery(
+    checks: &mut Checks,
+    rt: &Runtime,
+    env: &Arc<HostEnv>,
+    policies: &[Plugin],
+    facts: &RecoveryFacts,
+) -> Option<RecoveryConfig> {
+    let refs: Vec<&Plugin> = policies.iter().collect();
+    match recovery::decide(rt, env.clone(), &refs, facts) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            checks.fail(e.to_string());
+            None
+        }
+    }
+}
+
 /// The whole command.
 pub async fn run(
     conf: &ConfFile,
@@ -114,274 +438,86 @@ pub async fn run(
             .hint("run it as the owner of the data directory, e.g. runuser -u postgres -- pgclone standby clone ...")
             .into());
     }
-    // Barman mode, as repmgr decides it.
-    let barman = (conf.get("barman_host"), conf.get("barman_server"));
-    match barman {
-        (Some(_), None) | (None, Some(_)) => {
-            return Err(
-                Failure::new("barman_host and barman_server must be set together")
-                    .detail(format!(
-                        "barman_host is {}, barman_server is {}",
-                        if barman.0.is_some() { "set" } else { "not set" },
-                        if barman.1.is_some() { "set" } else { "not set" }
-                    ))
-                    .hint("set both to clone from Barman, or neither")
-                    .into(),
-            )
-        }
-        (Some(_), Some(_)) if !o.without_barman && !o.replication_conf_only => {
-            return Err(Failure::new(
-                "cloning from Barman is not available in this version of pgclone",
-            )
-            .hint("use --without-barman to clone from the upstream with pg_basebackup")
-            .into())
-        }
-        _ => {}
-    }
-
-    let data_dir = o
-        .data_dir
-        .clone()
-        .or_else(|| conf.get("data_directory").map(PathBuf::from))
-        .ok_or_else(|| {
-            Failure::new("no data directory given")
-                .hint("use -D/--pgdata, or set data_directory in the configuration file")
-        })?;
-    let data_dir = if data_dir.is_absolute() {
-        data_dir
-    } else {
-        std::env::current_dir()?.join(data_dir)
-    };
+    let node = NodeSettings::read(conf, o)?;
+    let data_dir = node.data_dir.clone();
     report::notice(&format!(
         "destination directory \"{}\" provided",
         data_dir.display()
     ));
-
-    let node_id: Option<u32> = match conf.get("node_id") {
-        Some(v) => Some(v.parse().map_err(|_| {
-            Failure::new(format!("invalid node_id \"{v}\" in the configuration file"))
-                .hint("node_id is a positive integer")
-        })?),
-        None => None,
-    };
-    let node_name = conf
-        .get("node_name")
-        .map(str::to_string)
-        .unwrap_or_else(|| {
-            let n = node_id
-                .map(|i| format!("node{i}"))
-                .unwrap_or_else(|| "standby".into());
-            report::notice(&format!(
-                "node_name is not set; using \"{n}\" as application_name"
-            ));
-            n
-        });
-    let use_slots = match conf.get("use_replication_slots") {
-        Some(v) => parse_bool(v).ok_or_else(|| {
-            Failure::new(format!("invalid use_replication_slots \"{v}\"")).hint("use true or false")
-        })?,
-        None => false,
-    };
-    let slot_name = if use_slots {
-        Some(match (conf.get("replication_slot_name"), node_id) {
-            (Some(n), _) => n.to_string(),
-            (None, Some(id)) => format!("repmgr_slot_{id}"),
-            (None, None) => return Err(Failure::new(
-                "use_replication_slots is on but the slot has no name",
-            )
-            .hint("set node_id (the slot is then repmgr_slot_<node_id>) or replication_slot_name")
-            .into()),
-        })
-    } else {
-        None
-    };
-    let passfile = conf.get("passfile").map(str::to_string);
-    let include_password = conf
-        .get("use_primary_conninfo_password")
-        .and_then(parse_bool)
-        .unwrap_or(false);
-
-    // Where the standby streams from: --upstream-conninfo, else the source.
-    let mut source = source_conninfo(o)?;
-    if let Some(pf) = &passfile {
-        source.set_default("passfile", pf);
-    }
-    let mut checks = Checks::default();
-    let meta_conn = {
-        let mut c = source.clone();
-        if let Some(su) = &o.superuser {
-            c.set("user", su);
-        }
-        libpq::resolve(&c, false)?
-    };
-    info(&format!(
-        "connecting to upstream node ({})",
-        client::describe(&meta_conn)
-    ));
-    let upstream_client = match client::connect(&meta_conn).await {
-        Ok(c) => Some(c),
-        Err(e) if o.replication_conf_only => {
-            report::warning(&report::render(&e).replacen("ERROR: ", "", 1), None);
-            None
-        }
-        Err(e) => return Err(e),
-    };
-
-    let mut replication_user = o
-        .replication_user
-        .clone()
-        .or_else(|| conf.get("replication_user").map(str::to_string));
-    let mut upstream_ci = match &o.upstream_conninfo {
-        Some(s) => ConnInfo::parse(s).map_err(|e| {
-            Failure::new(format!("invalid --upstream-conninfo \"{s}\"")).detail(e.to_string())
-        })?,
-        None => meta_conn.params.clone(),
-    };
-    if let (Some(id), Some(c)) = (o.upstream_node_id, &upstream_client) {
-        let (ci, repluser) = repmgr_node(c, id).await?;
+    if node.barman_mode {
         info(&format!(
-            "upstream node {id} from repmgr.nodes: {}",
-            ci.without_password()
+            "cloning from Barman server \"{}\" on \"{}\"",
+            conf.get("barman_server").unwrap_or(""),
+            conf.get("barman_host").unwrap_or("")
         ));
-        if o.upstream_conninfo.is_none() {
-            upstream_ci = ci;
-        }
-        if replication_user.is_none() {
-            replication_user = repluser;
+    }
+    let env = Arc::new(HostEnv::new(conf, plugins_cfg)?);
+    let mut checks = Checks::default();
+
+    // The upstream, and a real replication connection as the replication user.
+    let up = connect_upstream(o, &node).await?;
+    check_upstream(&mut checks, &up, &node, o).await?;
+    let mut repl_ci = up.meta.params.clone();
+    if o.superuser.is_some() {
+        repl_ci = source_conninfo(o)?;
+        if let Some(pf) = &node.passfile {
+            repl_ci.set_default("passfile", pf);
         }
     }
-    upstream_ci.remove("password");
-    upstream_ci.remove("passfile");
-
-    let upstream = match &upstream_client {
-        Some(c) => Some(upstream::inspect(c).await?),
-        None => None,
-    };
-    if let Some(u) = &upstream {
-        checks.ok(format!(
-            "upstream is PostgreSQL {} ({}){}",
-            u.version,
-            client::describe(&meta_conn),
-            if u.in_recovery {
-                ", a standby: cascading"
-            } else {
-                ""
-            }
-        ));
-        if u.version_num < 90600 {
-            checks.fail(format!(
-                "PostgreSQL {} is not supported (9.6 or later)",
-                u.version
-            ));
-        }
-        if !matches!(u.wal_level.as_str(), "replica" | "logical" | "hot_standby") {
-            checks.fail_hint(
-                format!("wal_level is \"{}\" on the upstream", u.wal_level),
-                "set wal_level = replica on the upstream and restart it",
-            );
-        } else {
-            checks.ok(format!("wal_level = {}", u.wal_level));
-        }
-        if !o.replication_conf_only {
-            // pg_basebackup -X stream takes two walsenders while it runs.
-            let free = u.max_wal_senders - u.walsenders_in_use;
-            if free < 2 {
-                checks.fail_hint(
-                    format!(
-                        "max_wal_senders = {}, {} in use: 2 are needed for the clone",
-                        u.max_wal_senders, u.walsenders_in_use
-                    ),
-                    "raise max_wal_senders on the upstream and restart it",
-                );
-            } else {
-                checks.ok(format!(
-                    "max_wal_senders = {}, {} in use, 2 needed",
-                    u.max_wal_senders, u.walsenders_in_use
-                ));
-            }
-        }
-        if let (Some(slot), Some(c)) = (&slot_name, &upstream_client) {
-            match upstream::slot_state(c, slot).await? {
-                Some(true) => checks.fail_hint(
-                    format!("replication slot \"{slot}\" exists on the upstream and is active"),
-                    "another standby uses it: set a different replication_slot_name or node_id",
-                ),
-                Some(false) => checks.ok(format!(
-                    "replication slot \"{slot}\" exists and is inactive: it will be used"
-                )),
-                None if u.max_replication_slots - u.slots_in_use < 1 => checks.fail_hint(
-                    format!(
-                        "max_replication_slots = {}, {} in use: no slot free for \"{slot}\"",
-                        u.max_replication_slots, u.slots_in_use
-                    ),
-                    "raise max_replication_slots on the upstream, or drop unused slots",
-                ),
-                None => checks.ok(format!("replication slot \"{slot}\" will be created")),
-            }
-        }
-        if !u.hot_standby {
-            checks.warn(
-                "hot_standby is off on the upstream: the standby will not accept read-only queries"
-                    .into(),
-            );
-        }
-        if !u.data_checksums && !u.wal_log_hints {
-            checks.warn(
-                "neither data checksums nor wal_log_hints are on: pg_rewind will not be able to rejoin this node after a failover".into(),
-            );
-        }
-    }
-
-    // The replication connection, as the replication user: the pg_hba check.
-    let mut repl_ci = source.clone();
-    if let Some(u) = &replication_user {
+    if let Some(u) = &up.replication_user {
         repl_ci.set("user", u);
     }
-    let repl_conn: Resolved = libpq::resolve(&repl_ci, true)?;
-    let env = Arc::new(HostEnv {
-        config: conf.clone(),
-        targets: plugins_cfg.targets.clone(),
-        ssh_options: Vec::new(),
-    });
-    let identity = if upstream.is_some() {
-        let psql = env.find_program("psql").ok_or_else(|| {
-            Failure::new("program \"psql\" not found")
-                .hint("install postgresql-client, or set pg_bindir")
-        })?;
-        match upstream::identify_system(&psql, &repl_conn, passfile.as_deref()).await {
-            Ok(id) => {
-                checks.ok(format!(
-                    "replication connection as \"{}\" works (system identifier {}, timeline {})",
-                    repl_conn.params.get("user").unwrap_or(""),
-                    id.system_identifier,
-                    id.timeline
-                ));
-                Some(id)
-            }
-            Err(e) => {
-                checks.fail_error(&e);
-                None
+    let repl = libpq::resolve(&repl_ci, true)?;
+    let identity = match &up.info {
+        None => None,
+        Some(_) => {
+            let psql = env.find_program("psql").ok_or_else(|| {
+                Failure::new("program \"psql\" not found")
+                    .hint("install postgresql-client, or set pg_bindir")
+            })?;
+            match upstream::identify_system(&psql, &repl, node.passfile.as_deref()).await {
+                Ok(id) => {
+                    checks.ok(format!(
+                        "replication connection as \"{}\" works (system identifier {}, timeline {})",
+                        repl.params.get("user").unwrap_or(""),
+                        id.system_identifier,
+                        id.timeline
+                    ));
+                    Some(id)
+                }
+                // A clone from Barman does not need it; the standby will.
+                Err(e) if node.barman_mode => {
+                    let text = report::render(&e).replacen("ERROR: ", "", 1);
+                    checks.warn(format!(
+                        "{} (the standby cannot stream until this is fixed)",
+                        text.lines().next().unwrap_or("")
+                    ));
+                    None
+                }
+                Err(e) => {
+                    checks.fail_error(&e);
+                    None
+                }
             }
         }
-    } else {
-        None
     };
 
     // The target directory.
-    let upstream_host = meta_conn.params.get("host").unwrap_or("").to_string();
-    let source_dir = upstream
+    let upstream_host = up.meta.params.get("host").unwrap_or("").to_string();
+    let source_dir = up
+        .info
         .as_ref()
         .and_then(|u| u.data_directory.clone())
         .filter(|_| is_local(&upstream_host));
     let target = target::inspect(&data_dir, source_dir.as_deref())?;
-    let server_version: u32;
+    let mut server_version = up.info.as_ref().map(|u| u.version_num);
     if o.replication_conf_only {
-        let pg_version = match &target.state {
-            target::TargetState::Populated {
-                pg_version: Some(v),
-                ..
-            } => v.clone(),
-            _ => return Err(Failure::new(format!(
+        let TargetState::Populated {
+            pg_version: Some(v),
+            ..
+        } = &target.state
+        else {
+            return Err(Failure::new(format!(
                 "\"{}\" is not a PostgreSQL data directory",
                 data_dir.display()
             ))
@@ -389,7 +525,7 @@ pub async fn run(
                 "--replication-conf-only writes the configuration into an existing data directory",
             )
             .hint("restore the data directory first, or clone without --replication-conf-only")
-            .into()),
+            .into());
         };
         if let Some(pid) = target::running_postmaster(&target.real) {
             report::warning(
@@ -400,33 +536,30 @@ pub async fn run(
                 Some("the new configuration takes effect at its next start"),
             );
         }
-        server_version = match &upstream {
-            Some(u) => u.version_num,
-            None => version_from_dir(&pg_version)?,
-        };
+        if server_version.is_none() {
+            server_version = Some(version_from_dir(v)?);
+        }
         checks.ok(format!(
-            "\"{}\" is a PostgreSQL {pg_version} data directory",
+            "\"{}\" is a PostgreSQL {v} data directory",
             data_dir.display()
         ));
     } else {
         match target.check_usable(o.force) {
             Ok(()) => checks.ok(match &target.state {
-                target::TargetState::Missing => format!(
+                TargetState::Missing => format!(
                     "\"{}\" does not exist: it will be created (mode 0700)",
                     data_dir.display()
                 ),
-                target::TargetState::Empty => format!("\"{}\" is empty", data_dir.display()),
-                target::TargetState::Populated { .. } => format!(
-                    "\"{}\" is not empty: -F given, it will be emptied",
-                    data_dir.display()
-                ),
+                TargetState::Empty => format!("\"{}\" is empty", data_dir.display()),
+                TargetState::Populated { .. } => {
+                    format!("\"{}\" is not empty: -F given", data_dir.display())
+                }
             }),
             Err(e) => checks.fail_error(&e),
         }
-        server_version = upstream.as_ref().map(|u| u.version_num).unwrap_or(0);
     }
 
-    // The policy chain decides the recovery configuration.
+    // Plugins: the source's plan, then the recovery policies' configuration.
     let rt = Runtime::new(cache::default_dir().as_deref())?;
     let candidates = catalog::candidates(plugins_cfg);
     let load = |name: &str| -> anyhow::Result<Plugin> {
@@ -436,195 +569,111 @@ pub async fn run(
         })?;
         Ok(Plugin::load(&rt, cand)?)
     };
+    let mut planned = Planned {
+        steps: Vec::new(),
+        delta: false,
+        server_version: None,
+    };
+    if !o.replication_conf_only {
+        let source_plugin = load(if node.barman_mode {
+            "barman"
+        } else {
+            "pg-basebackup"
+        })?;
+        planned = plan_source(
+            &mut checks,
+            &rt,
+            &env,
+            &source_plugin,
+            conf,
+            &node,
+            &up,
+            &repl,
+            identity.as_ref(),
+            &target,
+            o,
+        )?;
+        if server_version.is_none() {
+            server_version = planned.server_version;
+        }
+    }
     let mut policies = vec![load("recovery-standard")?];
     for p in &plugins_cfg.policies {
         policies.push(load(p)?);
     }
-    let password = if include_password {
-        match std::env::var("PGPASSWORD") {
-            Ok(p) => Some(p),
-            Err(_) => {
-                report::warning(
-                    "use_primary_conninfo_password is on but PGPASSWORD is not set",
-                    Some("the password is only taken from PGPASSWORD, never from a password file"),
-                );
-                None
-            }
+    let password = match (node.include_password, std::env::var("PGPASSWORD")) {
+        (true, Ok(p)) => Some(p),
+        (true, Err(_)) => {
+            report::warning(
+                "use_primary_conninfo_password is on but PGPASSWORD is not set",
+                Some("the password is only taken from PGPASSWORD, never from a password file"),
+            );
+            None
         }
-    } else {
-        None
+        (false, _) => None,
     };
     let mut facts = RecoveryFacts {
-        server_version,
-        node_name: node_name.clone(),
-        upstream: params(&upstream_ci),
-        replication_user: replication_user.clone(),
-        slot_name: slot_name.clone(),
+        server_version: server_version.unwrap_or(0),
+        node_name: node.node_name.clone(),
+        upstream: params(&up.primary_conninfo),
+        replication_user: up.replication_user.clone(),
+        slot_name: node.slot_name.clone(),
         restore_command: conf.get("restore_command").map(str::to_string),
         recovery_min_apply_delay: conf.get("recovery_min_apply_delay").map(str::to_string),
         archive_cleanup_command: conf.get("archive_cleanup_command").map(str::to_string),
-        passfile: passfile.clone(),
+        passfile: node.passfile.clone(),
         password: password.clone(),
     };
     if o.dry_run {
         // What is shown never contains the password itself.
         facts.password = password.as_ref().map(|_| "********".to_string());
     }
-    let policy_refs: Vec<&Plugin> = policies.iter().collect();
-    let recovery_config = match recovery::decide(&rt, env.clone(), &policy_refs, &facts) {
-        Ok(c) => Some(c),
-        Err(e) => {
-            checks.fail(e.to_string());
-            None
-        }
+    let recovery_config = if facts.server_version == 0 {
+        checks.fail(
+            "the server version is unknown: neither the upstream nor a backup could be read".into(),
+        );
+        None
+    } else {
+        decide_recovery(&mut checks, &rt, &env, &policies, &facts)
     };
-
-    // The source plugin's plan.
-    let mut tablespace_dirs: BTreeMap<u32, PathBuf> = BTreeMap::new();
-    let mut steps_planned = Vec::new();
-    if !o.replication_conf_only {
-        let source_plugin = load("pg-basebackup")?;
-        source_plugin.ensure_granted()?;
-        let mappings: BTreeMap<String, String> = conf
-            .get_all("tablespace_mapping")
-            .iter()
-            .filter_map(|m| m.split_once('='))
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect();
-        let tablespaces: Vec<Tablespace> = upstream
-            .as_ref()
-            .map(|u| {
-                u.tablespaces
-                    .iter()
-                    .map(|t| Tablespace {
-                        oid: t.oid,
-                        name: t.name.clone(),
-                        location: t.location.clone(),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        for t in &tablespaces {
-            let local = mappings.get(&t.location).cloned();
-            match (&local, is_local(&upstream_host)) {
-                (None, true) => checks.fail_hint(
-                    format!(
-                        "tablespace \"{}\" ({}) would be cloned onto itself",
-                        t.name, t.location
-                    ),
-                    format!(
-                        "map it elsewhere: tablespace_mapping='{}=/new/location'",
-                        t.location
-                    ),
-                ),
-                _ => {
-                    let dir = PathBuf::from(local.unwrap_or_else(|| t.location.clone()));
-                    let populated = std::fs::read_dir(&dir).is_ok_and(|mut rd| rd.next().is_some());
-                    match populated {
-                        true => checks.fail_hint(
-                            format!("tablespace directory \"{}\" is not empty", dir.display()),
-                            "empty it or map the tablespace elsewhere with tablespace_mapping",
-                        ),
-                        false => checks.ok(format!(
-                            "tablespace \"{}\" goes to \"{}\"",
-                            t.name,
-                            dir.display()
-                        )),
-                    }
-                    tablespace_dirs.insert(t.oid, dir);
-                }
-            }
-        }
-        let request = CloneRequest {
-            node: NodeIdentity {
-                node_id,
-                node_name: node_name.clone(),
-            },
-            data_directory: target.real.to_string_lossy().into_owned(),
-            upstream: params(&repl_conn.params.without_password()),
-            replication_user: replication_user.clone(),
-            upstream_version: upstream.as_ref().map(|u| u.version_num),
-            upstream_system_identifier: identity.as_ref().map(|i| i.system_identifier.clone()),
-            upstream_tablespaces: tablespaces,
-            backup_id: None,
-            fast_checkpoint: o.fast_checkpoint,
-            slot_name: slot_name.clone(),
-            interactive: std::io::IsTerminal::is_terminal(&std::io::stderr()),
-        };
-        let mut session = source_plugin.session(&rt, env.clone())?;
-        match session.check(&request) {
-            Ok(backup) => match session.plan_clone(&request, &backup) {
-                Ok(plan) => match steps::validate(
-                    &source_plugin,
-                    &env,
-                    &plan,
-                    &target.real,
-                    &tablespace_dirs,
-                ) {
-                    Ok(s) => steps_planned = s,
-                    Err(e) => checks.fail_error(&e),
-                },
-                Err(e) => checks.fail(e.to_string()),
-            },
-            Err(e) => checks.fail(e.to_string()),
-        }
-    }
 
     checks.print();
     if let Some(e) = checks.first_failure() {
         return Err(e.context_failure(checks.failures()));
     }
-
-    let auth = steps::ChildAuth {
-        password: if repl_conn.password_source.as_deref() == Some("the connection string") {
-            repl_conn.password.clone()
-        } else {
-            None
-        },
-        passfile: passfile.clone(),
-    };
     let recovery_config = recovery_config.expect("checked above");
 
     if o.dry_run {
-        println!("plan:");
-        if !target.real.exists() || o.force {
-            println!("  prepare {}", target.real.display());
-        }
-        if let (Some(slot), Some(c)) = (&slot_name, &upstream_client) {
-            if upstream::slot_state(c, slot).await?.is_none() {
-                println!("  create replication slot \"{slot}\" on the upstream");
-            }
-        }
-        for (i, s) in steps_planned.iter().enumerate() {
-            println!("  {}. {s}", i + 1);
-        }
-        let existing = if o.replication_conf_only {
-            read_existing(&target.real, "postgresql.auto.conf")?
-        } else {
-            None
-        };
-        let rendered = render(&recovery_config, existing.as_deref());
-        println!("files written after the copy:");
-        for (name, contents) in &rendered.files {
-            println!("  {}/{name}:", target.real.display());
-            for line in contents.lines() {
-                println!("    {line}");
-            }
-        }
-        for name in &rendered.remove {
-            println!("  remove {}/{name} if present", target.real.display());
-        }
+        print_plan(o, &node, &up, &target, &planned, &recovery_config).await?;
         report::notice("dry run complete: nothing was changed");
         return Ok(());
     }
 
     // From here on, things change.
+    let scratch = tempfile::Builder::new().prefix("pgclone-").tempdir()?;
+    let ctx = steps::ExecContext {
+        auth: steps::ChildAuth {
+            password: if repl.password_source.as_deref() == Some("the connection string") {
+                repl.password.clone()
+            } else {
+                None
+            },
+            passfile: node.passfile.clone(),
+        },
+        jobs: node.jobs,
+        ssh_options: env.ssh_options.clone(),
+        scratch: scratch.path().to_path_buf(),
+    };
     let mut created_slot: Option<String> = None;
     let result: anyhow::Result<()> = async {
         if !o.replication_conf_only {
-            target.prepare()?;
+            if planned.delta {
+                target.prepare_for_delta()?;
+            } else {
+                target.prepare()?;
+            }
         }
-        if let (Some(slot), Some(c)) = (&slot_name, &upstream_client) {
+        if let (Some(slot), Some(c)) = (&node.slot_name, &up.client) {
             if upstream::slot_state(c, slot).await?.is_none() {
                 upstream::create_slot(c, slot).await?;
                 info(&format!(
@@ -634,13 +683,34 @@ pub async fn run(
             }
         }
         if !o.replication_conf_only {
-            report::notice("starting the copy");
-            steps::execute(&steps_planned, &auth).await?;
+            report::notice(if node.barman_mode {
+                "retrieving backup from Barman..."
+            } else {
+                "starting the copy"
+            });
+            steps::execute(&planned.steps, &ctx).await?;
+            if planned.delta {
+                let listed: Vec<String> = planned
+                    .steps
+                    .iter()
+                    .filter_map(|s| match s {
+                        steps::Step::CopyTree { local, files, .. } if *local == target.real => {
+                            Some(files.clone())
+                        }
+                        _ => None,
+                    })
+                    .flatten()
+                    .collect();
+                let removed = copy_tree::remove_unlisted(&target.real, &listed, &["pg_tblspc"])?;
+                info(&format!(
+                    "delta copy: {removed} files that are not in the backup were removed"
+                ));
+            }
             verify_copy(&target.real)?;
             if o.verify_backup {
-                verify_backup(&env, &target.real, server_version).await?;
+                verify_backup(&env, &target.real, facts.server_version).await?;
             }
-            if let (Some(mode), Some(u)) = (&o.copy_external_config_files, &upstream) {
+            if let (Some(mode), Some(u)) = (&o.copy_external_config_files, &up.info) {
                 external::copy(mode, u, &upstream_host, &target.real).await?;
             }
         }
@@ -656,7 +726,7 @@ pub async fn run(
 
     if let Err(e) = result {
         let mut notes = Vec::new();
-        if let (Some(slot), Some(c)) = (&created_slot, &upstream_client) {
+        if let (Some(slot), Some(c)) = (&created_slot, &up.client) {
             match upstream::drop_slot(c, slot).await {
                 Ok(()) => notes.push(format!("replication slot \"{slot}\" was dropped again")),
                 Err(d) => notes.push(format!(
@@ -681,18 +751,13 @@ pub async fn run(
             Ok(f) => f,
             Err(e) => Failure::new(report::render(&e).replacen("ERROR: ", "", 1)),
         };
-        let hint = [
-            f.hint.take(),
-            Some(format!(
-                "{}; no recovery configuration was written",
-                notes.join("; ")
-            )),
-        ]
-        .into_iter()
-        .flatten()
-        .filter(|s| !s.is_empty())
-        .collect::<Vec<_>>()
-        .join("\n");
+        notes.push("no recovery configuration was written".into());
+        let hint = [f.hint.take(), Some(notes.join("; "))]
+            .into_iter()
+            .flatten()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join("\n");
         return Err(f.hint(hint).into());
     }
 
@@ -702,12 +767,70 @@ pub async fn run(
             data_dir.display()
         ));
     } else {
-        report::notice("standby clone (using pg_basebackup) complete");
+        report::notice(if node.barman_mode {
+            "standby clone (from Barman) complete"
+        } else {
+            "standby clone (using pg_basebackup) complete"
+        });
         report::notice("you can now start your PostgreSQL server");
         eprintln!("HINT: for example: pg_ctl -D {} start", data_dir.display());
     }
-    if conf.get("restore_command").is_none() {
-        tracing::debug!("no restore_command configured");
+    if node.barman_mode && conf.get("restore_command").is_none() {
+        report::warning(
+            "restore_command is not set: a Barman backup holds no WAL, so the standby can only catch up by streaming",
+            Some(&format!(
+                "set restore_command='/usr/bin/barman-wal-restore {} {} %f %p' and rerun with --replication-conf-only",
+                conf.get("barman_host").unwrap_or("HOST"),
+                conf.get("barman_server").unwrap_or("SERVER")
+            )),
+        );
+    }
+    Ok(())
+}
+
+/// `--dry-run`'s account of what would happen.
+async fn print_plan(
+    o: &CloneOptions,
+    node: &NodeSettings,
+    up: &UpstreamSide,
+    target: &Target,
+    planned: &Planned,
+    config: &RecoveryConfig,
+) -> anyhow::Result<()> {
+    println!("plan:");
+    if !o.replication_conf_only {
+        match (&target.state, planned.delta) {
+            (TargetState::Missing, _) => println!("  create {} (mode 0700)", target.real.display()),
+            (TargetState::Populated { .. }, true) => {
+                println!("  keep {} for a delta copy", target.real.display())
+            }
+            (TargetState::Populated { .. }, false) => println!("  empty {}", target.real.display()),
+            (TargetState::Empty, _) => {}
+        }
+    }
+    if let (Some(slot), Some(c)) = (&node.slot_name, &up.client) {
+        if upstream::slot_state(c, slot).await?.is_none() {
+            println!("  create replication slot \"{slot}\" on the upstream");
+        }
+    }
+    for (i, s) in planned.steps.iter().enumerate() {
+        println!("  {}. {s}", i + 1);
+    }
+    let existing = if o.replication_conf_only {
+        read_existing(&target.real, "postgresql.auto.conf")?
+    } else {
+        None
+    };
+    let rendered = render(config, existing.as_deref());
+    println!("files written after the copy:");
+    for (name, contents) in &rendered.files {
+        println!("  {}/{name}:", target.real.display());
+        for line in contents.lines() {
+            println!("    {line}");
+        }
+    }
+    for name in &rendered.remove {
+        println!("  remove {}/{name} if present", target.real.display());
     }
     Ok(())
 }

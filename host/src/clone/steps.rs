@@ -21,6 +21,12 @@ pub enum Step {
         description: String,
         uses_password: bool,
     },
+    CopyTree {
+        dest: String,
+        remote_path: String,
+        local: PathBuf,
+        files: Vec<String>,
+    },
     CreateDir {
         path: PathBuf,
         mode: u32,
@@ -42,6 +48,17 @@ impl std::fmt::Display for Step {
                 }
                 Ok(())
             }
+            Step::CopyTree {
+                dest,
+                remote_path,
+                local,
+                files,
+            } => write!(
+                f,
+                "copy {} files from {dest}:{remote_path} to {} (parallel rsync over ssh)",
+                files.len(),
+                local.display()
+            ),
             Step::CreateDir { path, mode } => {
                 write!(f, "create directory {} (mode {mode:o})", path.display())
             }
@@ -145,10 +162,38 @@ pub fn validate(
                 contents: w.contents.clone(),
                 mode: w.mode & 0o777,
             },
-            PlanStep::CopyTree(_) => {
-                return Err(Failure::new(format!("plugin \"{name}\" asks the host to copy a remote tree"))
-                    .detail("copy-tree steps are not supported by this version of pgclone")
-                    .into())
+            PlanStep::CopyTree(c) => {
+                let cap = Capability::RemoteRun { target: c.target.clone(), program: "rsync".into() };
+                if let Err(refusal) = plugin.caps.check(&cap) {
+                    return Err(Failure::new(format!("plugin \"{name}\" plans an rsync copy it may not make"))
+                        .detail(format!("capability {cap}: {refusal:?}"))
+                        .into());
+                }
+                let dest = env.ssh_destination(&c.target).ok_or_else(|| {
+                    Failure::new(format!("no ssh destination is configured for target \"{}\"", c.target))
+                        .hint(format!("set {}_host in the configuration file", c.target.replace('-', "_")))
+                })?;
+                if dest.starts_with('-') || dest.contains(char::is_whitespace) {
+                    return Err(Failure::new(format!("invalid ssh destination \"{dest}\"")).into());
+                }
+                if !c.remote_path.starts_with('/') || c.remote_path.contains(['\0', '\n']) {
+                    return Err(malformed(name, format!("remote path \"{}\" is not absolute", c.remote_path.escape_debug())).into());
+                }
+                for f in &c.files {
+                    let rel = Path::new(f);
+                    if f.contains(['\0', '\n']) || rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+                        return Err(malformed(name, format!("file \"{}\" is not a plain relative path", f.escape_debug())).into());
+                    }
+                }
+                if c.files.is_empty() {
+                    return Err(malformed(name, "a copy-tree step without a file list".into()).into());
+                }
+                Step::CopyTree {
+                    dest,
+                    remote_path: c.remote_path.clone(),
+                    local: resolve(name, &c.local, datadir, tablespaces)?,
+                    files: c.files.clone(),
+                }
             }
         });
     }
@@ -164,11 +209,66 @@ pub struct ChildAuth {
     pub passfile: Option<String>,
 }
 
-/// Runs the steps in order; stops at the first failure.
-pub async fn execute(steps: &[Step], auth: &ChildAuth) -> anyhow::Result<()> {
+/// How steps run.
+#[derive(Debug, Default, Clone)]
+pub struct ExecContext {
+    pub auth: ChildAuth,
+    /// Parallel streams for copy-tree steps.
+    pub jobs: usize,
+    pub ssh_options: Vec<String>,
+    /// A private directory for rsync file lists (outside the data directory).
+    pub scratch: PathBuf,
+}
+
+/// Runs the steps in order; stops at the first failure. Returns what the
+/// copy-tree steps moved.
+pub async fn execute(
+    steps: &[Step],
+    ctx: &ExecContext,
+) -> anyhow::Result<super::copy_tree::CopyStats> {
     use std::io::IsTerminal;
+    let auth = &ctx.auth;
+    let mut stats = super::copy_tree::CopyStats::default();
     for step in steps {
         match step {
+            Step::CopyTree {
+                dest,
+                remote_path,
+                local,
+                files,
+            } => {
+                std::fs::create_dir_all(local).map_err(|e| {
+                    Failure::new(format!(
+                        "could not create directory \"{}\"",
+                        local.display()
+                    ))
+                    .detail(e.to_string())
+                })?;
+                eprintln!(
+                    "NOTICE: copying {} files from {dest}:{remote_path} with {} parallel rsync streams",
+                    files.len(),
+                    ctx.jobs.min(files.len()).max(1)
+                );
+                let s = super::copy_tree::copy(
+                    dest,
+                    &ctx.ssh_options,
+                    remote_path,
+                    local,
+                    files,
+                    ctx.jobs,
+                    &ctx.scratch,
+                )
+                .await?;
+                eprintln!(
+                    "INFO: {} files, {:.1} MiB ({:.1} MiB sent over the wire)",
+                    s.files,
+                    s.total_bytes as f64 / 1048576.0,
+                    s.literal_bytes as f64 / 1048576.0
+                );
+                stats.files += s.files;
+                stats.total_bytes += s.total_bytes;
+                stats.literal_bytes += s.literal_bytes;
+            }
             Step::Run {
                 program,
                 args,
@@ -266,6 +366,8 @@ pub async fn execute(steps: &[Step], auth: &ChildAuth) -> anyhow::Result<()> {
                     f.write_all(contents.as_bytes())?;
                     f.sync_all()
                 };
+                // A delta copy may find the file from the previous clone.
+                let _ = std::fs::remove_file(path);
                 write().map_err(|e| {
                     Failure::new(format!("could not write \"{}\"", path.display()))
                         .detail(e.to_string())
@@ -273,5 +375,5 @@ pub async fn execute(steps: &[Step], auth: &ChildAuth) -> anyhow::Result<()> {
             }
         }
     }
-    Ok(())
+    Ok(stats)
 }

@@ -79,6 +79,12 @@ pub struct CloneArgs {
     /// Check the copy with pg_verifybackup (PostgreSQL 13+).
     #[arg(long)]
     verify_backup: bool,
+    /// From Barman: the backup to clone (default: the latest).
+    #[arg(long, value_name = "ID")]
+    backup_id: Option<String>,
+    /// From Barman: parallel rsync streams (default: clone_jobs, else 4).
+    #[arg(short = 'j', long, value_name = "N")]
+    jobs: Option<usize>,
     /// Print help (-h is the upstream's host, as in repmgr).
     #[arg(long, action = clap::ArgAction::Help)]
     help: Option<bool>,
@@ -108,6 +114,8 @@ pub fn run(ctx: &Context, cmd: StandbyCommand) -> anyhow::Result<ExitCode> {
         replication_user: a.replication_user,
         superuser: a.superuser,
         verify_backup: a.verify_backup,
+        backup_id: a.backup_id,
+        jobs: a.jobs,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

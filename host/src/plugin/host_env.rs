@@ -18,6 +18,26 @@ pub struct HostEnv {
 }
 
 impl HostEnv {
+    /// The environment for `config` and the plugin configuration; splits
+    /// `ssh_options` as a shell would (repmgr passes it to ssh the same way).
+    pub fn new(
+        config: &ConfFile,
+        plugins: &crate::config::PluginsConfig,
+    ) -> anyhow::Result<HostEnv> {
+        let ssh_options = match config.get("ssh_options") {
+            Some(o) => shell_words::split(o).map_err(|e| {
+                crate::report::Failure::new(format!("invalid ssh_options \"{o}\""))
+                    .detail(e.to_string())
+            })?,
+            None => Vec::new(),
+        };
+        Ok(HostEnv {
+            config: config.clone(),
+            targets: plugins.targets.clone(),
+            ssh_options,
+        })
+    }
+
     /// The ssh destination of a logical target: `[targets]` first, then the
     /// `TARGET_host` configuration key (so `barman` is `barman_host`).
     pub fn ssh_destination(&self, target: &str) -> Option<String> {

@@ -1,31 +1,155 @@
 //! pgclone's Barman backup source.
 //!
-//! Describes itself and the capabilities it needs: running `barman` and `rsync`
-//! on the Barman host. Finding and planning a clone from Barman arrives with the
-//! Barman clone; until then `check` says so plainly.
+//! Everything it learns comes from `barman` commands run over ssh on the Barman
+//! host (never from Barman's catalogue files, whose layout changed in Barman
+//! 3.13.2); the copy itself is a plan of `copy-tree` steps the host runs with
+//! parallel rsync streams.
 
 wit_bindgen::generate!({
     world: "backup-source",
     path: "../../wit",
+    additional_derives: [PartialEq],
 });
 
+pub mod parse;
+
 use exports::pgclone::plugin::source::Guest;
+use pgclone::plugin::host;
 use pgclone::plugin::types::{
-    BackupDescription, Capability, CloneRequest, ErrorKind, PlanStep, PluginError, PluginInfo,
-    Provides, RemoteProgram, WalLocation,
+    BackupDescription, BackupFormat, Capability, CloneRequest, CopyTreeStep, CreateDirStep,
+    ErrorKind, LocalPath, PathRoot, PlanStep, PluginError, PluginInfo, Provides, RemoteProgram,
+    RemoteWalCommand, WalLocation, WriteFileStep,
 };
 
 /// The logical remote target the operator maps to `barman_host`.
 const TARGET: &str = "barman";
 
+/// Directories a Barman backup leaves out (or empties) that PostgreSQL needs.
+const SKELETON: &[&str] = &[
+    "pg_wal",
+    "pg_wal/archive_status",
+    "pg_replslot",
+    "pg_stat_tmp",
+    "pg_logical",
+    "pg_logical/snapshots",
+    "pg_logical/mappings",
+    "pg_notify",
+    "pg_serial",
+    "pg_snapshots",
+    "pg_subtrans",
+    "pg_dynshmem",
+    "pg_twophase",
+    "pg_commit_ts",
+    "pg_tblspc",
+    "pg_stat",
+];
+
 struct Barman;
 
-fn not_yet(what: &str) -> PluginError {
+fn err(
+    kind: ErrorKind,
+    message: String,
+    detail: Option<String>,
+    hint: Option<&str>,
+) -> PluginError {
     PluginError {
-        kind: ErrorKind::Unsupported,
-        message: format!("the barman source cannot {what} in this version of pgclone"),
-        detail: None,
-        hint: Some("use --without-barman to clone with pg_basebackup".into()),
+        kind,
+        message,
+        detail,
+        hint: hint.map(str::to_string),
+    }
+}
+
+fn setting(key: &str) -> Result<String, PluginError> {
+    host::config_get(key)?
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| {
+            err(
+                ErrorKind::InvalidConfig,
+                format!("{key} is not set"),
+                None,
+                Some("set barman_host and barman_server in the configuration file"),
+            )
+        })
+}
+
+/// Runs `barman [--config FILE] ARGS...` on the Barman host, turning failures
+/// into distinct errors that show what ssh or barman said.
+fn barman(args: &[&str]) -> Result<String, PluginError> {
+    let mut argv = vec!["barman".to_string()];
+    if let Some(cfg) = host::config_get("barman_config")?.filter(|c| !c.is_empty()) {
+        argv.push("--config".into());
+        argv.push(cfg);
+    }
+    argv.extend(args.iter().map(|a| a.to_string()));
+    let out = host::run_remote(TARGET, &argv)?;
+    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let barman_host = host::config_get("barman_host")?.unwrap_or_default();
+    match out.status {
+        Some(0) => Ok(stdout),
+        None => Err(err(
+            ErrorKind::Failed,
+            "ssh to the Barman host was killed".into(),
+            Some(stderr),
+            None,
+        )),
+        Some(255) => {
+            let (kind, hint) = if stderr.contains("Permission denied")
+                || stderr.contains("Host key verification")
+            {
+                (ErrorKind::AuthFailed, "check the ssh key of this user for the Barman host (ssh -o BatchMode=yes HOST true)")
+            } else {
+                (
+                    ErrorKind::Unreachable,
+                    "check barman_host, and the Host block for it in ~/.ssh/config (port, user)",
+                )
+            };
+            Err(err(
+                kind,
+                format!("could not connect to the Barman host \"{barman_host}\" over ssh"),
+                Some(stderr),
+                Some(hint),
+            ))
+        }
+        Some(127) => Err(err(
+            ErrorKind::NotFound,
+            format!("barman is not installed on \"{barman_host}\""),
+            Some(stderr),
+            Some("barman_host must name the host where Barman runs"),
+        )),
+        Some(code) => {
+            let text = if stderr.is_empty() {
+                stdout.trim().to_string()
+            } else {
+                stderr
+            };
+            if text.contains("Unknown server") {
+                Err(err(
+                    ErrorKind::NotFound,
+                    format!("Barman on \"{barman_host}\" has no server \"{}\"", args.get(2).or(args.get(1)).unwrap_or(&"")),
+                    Some(text),
+                    Some("barman_server must match a server section in Barman's configuration (barman list-servers)"),
+                ))
+            } else if text.contains("Unknown backup") {
+                Err(err(
+                    ErrorKind::NotFound,
+                    "no such backup in Barman".into(),
+                    Some(text),
+                    Some("list them with barman list-backups SERVER"),
+                ))
+            } else {
+                Err(err(
+                    ErrorKind::Failed,
+                    format!(
+                        "barman {} failed with status {code}",
+                        args.first().unwrap_or(&"")
+                    ),
+                    Some(text),
+                    None,
+                ))
+            }
+        }
     }
 }
 
@@ -51,23 +175,189 @@ impl Guest for Barman {
                 Capability::ReadConfig("barman_host".into()),
                 Capability::ReadConfig("barman_server".into()),
                 Capability::ReadConfig("barman_config".into()),
+                Capability::ReadConfig("tablespace_mapping".into()),
             ],
         }
     }
 
-    fn check(_request: CloneRequest) -> Result<BackupDescription, PluginError> {
-        Err(not_yet("check a backup"))
+    fn check(request: CloneRequest) -> Result<BackupDescription, PluginError> {
+        let server = setting("barman_server")?;
+        setting("barman_host")?;
+        let id = request.backup_id.clone().unwrap_or_else(|| "latest".into());
+        // An empty catalogue answers "Unknown backup 'latest'": say what it means.
+        let list = barman(&["list-backups", "--minimal", &server])?;
+        if list.trim().is_empty() {
+            return Err(err(
+                ErrorKind::NotFound,
+                format!("Barman has no backup of server \"{server}\""),
+                None,
+                Some("take one with barman backup SERVER, or clone with --without-barman"),
+            ));
+        }
+        let shown = barman(&["show-backup", &server, &id])?;
+        let b = parse::show_backup(&shown).map_err(|problem| {
+            err(
+                ErrorKind::InvalidBackup,
+                format!("cannot understand barman show-backup for \"{id}\""),
+                Some(problem),
+                None,
+            )
+        })?;
+        if b.status != "DONE" {
+            return Err(err(
+                ErrorKind::InvalidBackup,
+                format!(
+                    "backup {} of server \"{server}\" has status {}, not DONE",
+                    b.id, b.status
+                ),
+                None,
+                Some("choose a completed backup with --backup-id"),
+            ));
+        }
+        if let Some(sysid) = &request.upstream_system_identifier {
+            if *sysid != b.system_id {
+                return Err(err(
+                    ErrorKind::InvalidBackup,
+                    format!("backup {} belongs to another database system", b.id),
+                    Some(format!(
+                        "its system identifier is {}, the upstream's is {sysid}",
+                        b.system_id
+                    )),
+                    Some("check barman_server: it must be the Barman server of this cluster"),
+                ));
+            }
+        }
+        if let Some(v) = request.upstream_version {
+            if v / 10000 != b.version / 10000 {
+                return Err(err(
+                    ErrorKind::InvalidBackup,
+                    format!(
+                        "backup {} is of PostgreSQL {}, the upstream runs {}",
+                        b.id,
+                        b.version / 10000,
+                        v / 10000
+                    ),
+                    None,
+                    None,
+                ));
+            }
+        }
+        if let Some(c) = &b.compression {
+            return Err(err(
+                ErrorKind::Unsupported,
+                format!("backup {} is compressed ({c})", b.id),
+                Some("pgclone restores plain Barman backups; nothing was copied".into()),
+                Some("choose a plain backup with --backup-id, or restore this one with barman recover"),
+            ));
+        }
+        Ok(BackupDescription {
+            id: b.id,
+            system_identifier: b.system_id,
+            server_version: b.version,
+            timeline: b.timeline,
+            begin_wal: b.begin_wal,
+            end_wal: b.end_wal,
+            begin_lsn: b.begin_lsn,
+            end_lsn: b.end_lsn,
+            size_bytes: 0,
+            tablespaces: b.tablespaces,
+            format: BackupFormat::Plain,
+            compression: None,
+        })
     }
 
     fn plan_clone(
         _request: CloneRequest,
-        _backup: BackupDescription,
+        backup: BackupDescription,
     ) -> Result<Vec<PlanStep>, PluginError> {
-        Err(not_yet("plan a clone"))
+        let server = setting("barman_server")?;
+        let listing = barman(&["list-files", "--target", "data", &server, &backup.id])?;
+        let tree =
+            parse::list_files(&listing, &backup.id, &backup.tablespaces).map_err(|problem| {
+                err(
+                    ErrorKind::InvalidBackup,
+                    "cannot understand barman list-files".into(),
+                    Some(problem),
+                    None,
+                )
+            })?;
+        let mut steps = vec![PlanStep::CopyTree(CopyTreeStep {
+            target: TARGET.into(),
+            remote_path: tree.data_dir,
+            local: LocalPath {
+                root: PathRoot::DataDirectory,
+                path: String::new(),
+            },
+            files: tree.data_files,
+            exclude: Vec::new(),
+        })];
+        for (oid, remote, files) in tree.tablespaces {
+            steps.push(PlanStep::CopyTree(CopyTreeStep {
+                target: TARGET.into(),
+                remote_path: remote,
+                local: LocalPath {
+                    root: PathRoot::Tablespace(oid),
+                    path: String::new(),
+                },
+                files,
+                exclude: Vec::new(),
+            }));
+        }
+        for dir in SKELETON {
+            steps.push(PlanStep::CreateDir(CreateDirStep {
+                path: LocalPath {
+                    root: PathRoot::DataDirectory,
+                    path: dir.to_string(),
+                },
+                mode: 0o700,
+            }));
+        }
+        if !backup.tablespaces.is_empty() {
+            // PostgreSQL creates pg_tblspc links from this file when it starts
+            // from the backup label: the mapped locations.
+            let mappings: Vec<(String, String)> = host::config_get_all("tablespace_mapping")?
+                .iter()
+                .filter_map(|m| {
+                    m.split_once('=')
+                        .map(|(a, b)| (a.to_string(), b.to_string()))
+                })
+                .collect();
+            let contents: String = backup
+                .tablespaces
+                .iter()
+                .map(|t| {
+                    let loc = mappings
+                        .iter()
+                        .find(|(old, _)| *old == t.location)
+                        .map(|(_, new)| new.clone())
+                        .unwrap_or_else(|| t.location.clone());
+                    format!("{} {}\n", t.oid, loc)
+                })
+                .collect();
+            steps.push(PlanStep::WriteFile(WriteFileStep {
+                path: LocalPath {
+                    root: PathRoot::DataDirectory,
+                    path: "tablespace_map".into(),
+                },
+                contents,
+                mode: 0o600,
+            }));
+        }
+        Ok(steps)
     }
 
-    fn locate_wal(_name: String) -> Result<WalLocation, PluginError> {
-        Err(not_yet("locate WAL"))
+    fn locate_wal(name: String) -> Result<WalLocation, PluginError> {
+        let server = setting("barman_server")?;
+        let mut argv = vec!["barman".to_string()];
+        if let Some(cfg) = host::config_get("barman_config")?.filter(|c| !c.is_empty()) {
+            argv.push("--config".into());
+            argv.push(cfg);
+        }
+        argv.extend(["get-wal".into(), server, name]);
+        Ok(WalLocation::RemoteCommand(RemoteWalCommand {
+            target: TARGET.into(),
+            argv,
+        }))
     }
 }
 

@@ -1,0 +1,214 @@
+//! Copying a remote tree (a Barman backup) with parallel rsync streams over
+//! ssh: every exit status checked, every listed file checked on arrival, and
+//! the bytes counted against rsync's own totals.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use tokio::io::AsyncReadExt;
+
+use crate::report::Failure;
+
+/// What a copy moved.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CopyStats {
+    pub files: usize,
+    /// Bytes of the files copied (their full size).
+    pub total_bytes: u64,
+    /// Bytes that crossed the wire as literal data (less with a delta copy).
+    pub literal_bytes: u64,
+}
+
+/// Splits `files` into `n` lists of similar size (round robin over the
+/// sorted list: relation segments of one table land on different streams).
+pub fn split(files: &[String], n: usize) -> Vec<Vec<String>> {
+    let n = n.max(1).min(files.len().max(1));
+    let mut sorted = files.to_vec();
+    sorted.sort();
+    let mut out = vec![Vec::new(); n];
+    for (i, f) in sorted.into_iter().enumerate() {
+        out[i % n].push(f);
+    }
+    out
+}
+
+fn stat_value(stats: &str, label: &str) -> Option<u64> {
+    stats.lines().find_map(|l| {
+        let rest = l.trim().strip_prefix(label)?;
+        let digits: String = rest
+            .trim()
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == ',')
+            .collect();
+        digits.replace(',', "").parse().ok()
+    })
+}
+
+/// Copies `files` (relative to `remote_path` on `dest`) into `local` with
+/// `jobs` parallel rsync streams.
+pub async fn copy(
+    dest: &str,
+    ssh_options: &[String],
+    remote_path: &str,
+    local: &Path,
+    files: &[String],
+    jobs: usize,
+    scratch: &Path,
+) -> anyhow::Result<CopyStats> {
+    let lists = split(files, jobs);
+    let ssh = std::iter::once("ssh -o BatchMode=yes".to_string())
+        .chain(
+            ssh_options
+                .iter()
+                .map(|o| shell_words::quote(o).into_owned()),
+        )
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut children = Vec::new();
+    for (i, list) in lists.iter().enumerate() {
+        let list_file = scratch.join(format!("files-{i}"));
+        std::fs::write(&list_file, list.join("\n") + "\n")?;
+        let mut cmd = tokio::process::Command::new("rsync");
+        cmd.args(["-a", "--protect-args", "--stats", "--files-from"])
+            .arg(&list_file)
+            .arg("-e")
+            .arg(&ssh)
+            .arg(format!("{dest}:{}/", remote_path.trim_end_matches('/')))
+            .arg(format!("{}/", local.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let child = cmd.spawn().map_err(|e| {
+            Failure::new("could not run rsync")
+                .detail(e.to_string())
+                .hint("install rsync on this host")
+        })?;
+        children.push(child);
+    }
+    // Wait for all; the first failure wins, and dropping the rest kills them.
+    let mut futures = Vec::new();
+    for mut child in children {
+        futures.push(tokio::spawn(async move {
+            let mut out = String::new();
+            let mut err = String::new();
+            let mut so = child.stdout.take().unwrap();
+            let mut se = child.stderr.take().unwrap();
+            let (a, b) = tokio::join!(so.read_to_string(&mut out), se.read_to_string(&mut err));
+            let _ = (a, b);
+            let status = child.wait().await;
+            (status, out, err)
+        }));
+    }
+    let mut stats = CopyStats::default();
+    let mut failure: Option<Failure> = None;
+    for (i, f) in futures.into_iter().enumerate() {
+        let (status, out, err) = f.await?;
+        let status = status?;
+        if !status.success() && failure.is_none() {
+            let how = match (
+                status.code(),
+                std::os::unix::process::ExitStatusExt::signal(&status),
+            ) {
+                (Some(c), _) => format!("exited with status {c}"),
+                (None, Some(s)) => format!("was killed by signal {s}"),
+                _ => "failed".into(),
+            };
+            let tail: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+            failure = Some(
+                Failure::new(format!("rsync stream {} of {} {how}", i + 1, lists.len()))
+                    .detail(tail[tail.len().saturating_sub(5)..].join("\n")),
+            );
+            continue;
+        }
+        stats.total_bytes += stat_value(&out, "Total file size:").unwrap_or(0);
+        stats.literal_bytes += stat_value(&out, "Literal data:").unwrap_or(0);
+    }
+    if let Some(f) = failure {
+        return Err(f.into());
+    }
+    // Every listed file arrived, and the bytes add up.
+    let mut local_bytes = 0u64;
+    for f in files {
+        let p = local.join(f);
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) => {
+                if m.is_file() {
+                    local_bytes += m.len();
+                }
+            }
+            Err(_) => {
+                return Err(Failure::new("the copy is incomplete")
+                    .detail(format!(
+                        "\"{}\" is listed by Barman but did not arrive",
+                        p.display()
+                    ))
+                    .into())
+            }
+        }
+    }
+    if local_bytes != stats.total_bytes {
+        return Err(Failure::new("the copy is incomplete")
+            .detail(format!(
+                "rsync reported {} bytes, {} bytes arrived",
+                stats.total_bytes, local_bytes
+            ))
+            .into());
+    }
+    stats.files = files.len();
+    Ok(stats)
+}
+
+/// Removes what a delta re-clone must not keep: files under `local` that the
+/// backup does not list (WAL, stale relation files, old configuration).
+pub fn remove_unlisted(
+    local: &Path,
+    files: &[String],
+    keep_dirs: &[&str],
+) -> std::io::Result<usize> {
+    let listed: std::collections::HashSet<PathBuf> = files.iter().map(|f| local.join(f)).collect();
+    let mut removed = 0;
+    let mut stack = vec![local.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir)? {
+            let e = e?;
+            let p = e.path();
+            let ft = e.file_type()?;
+            if ft.is_dir() {
+                stack.push(p);
+            } else if !listed.contains(&p) {
+                let rel = p.strip_prefix(local).unwrap_or(&p);
+                if keep_dirs.iter().any(|k| rel.starts_with(k)) && ft.is_symlink() {
+                    continue;
+                }
+                std::fs::remove_file(&p)?;
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_spreads_files_evenly() {
+        let files: Vec<String> = (0..10).map(|i| format!("f{i}")).collect();
+        let parts = split(&files, 3);
+        assert_eq!(parts.len(), 3);
+        assert_eq!(parts.iter().map(Vec::len).sum::<usize>(), 10);
+        assert!(parts.iter().all(|p| p.len() >= 3));
+        assert_eq!(split(&files[..1], 4).len(), 1);
+        assert_eq!(split(&[], 4).len(), 1);
+    }
+
+    #[test]
+    fn rsync_stats_are_read() {
+        let s = "Number of files: 3\nTotal file size: 1,121,015,638 bytes\nLiteral data: 12,345 bytes\n";
+        assert_eq!(stat_value(s, "Total file size:"), Some(1_121_015_638));
+        assert_eq!(stat_value(s, "Literal data:"), Some(12_345));
+        assert_eq!(stat_value(s, "Matched data:"), None);
+    }
+}

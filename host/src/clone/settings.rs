@@ -1,0 +1,124 @@
+//! The node's settings for a clone, read once from the configuration file and
+//! the command line, with errors that name the key.
+
+use std::path::PathBuf;
+
+use crate::config::{parse_bool, ConfFile};
+use crate::report::{self, Failure};
+
+use super::CloneOptions;
+
+/// Everything about the node being cloned.
+#[derive(Debug, Clone)]
+pub struct NodeSettings {
+    pub data_dir: PathBuf,
+    pub node_id: Option<u32>,
+    pub node_name: String,
+    pub slot_name: Option<String>,
+    pub passfile: Option<String>,
+    pub include_password: bool,
+    pub replication_user: Option<String>,
+    /// Clone from Barman (barman_host and barman_server set, no --without-barman).
+    pub barman_mode: bool,
+    pub jobs: usize,
+}
+
+impl NodeSettings {
+    pub fn read(conf: &ConfFile, o: &CloneOptions) -> anyhow::Result<NodeSettings> {
+        let barman = (conf.get("barman_host"), conf.get("barman_server"));
+        if barman.0.is_some() != barman.1.is_some() {
+            let state = |v: Option<&str>| if v.is_some() { "set" } else { "not set" };
+            return Err(
+                Failure::new("barman_host and barman_server must be set together")
+                    .detail(format!(
+                        "barman_host is {}, barman_server is {}",
+                        state(barman.0),
+                        state(barman.1)
+                    ))
+                    .hint("set both to clone from Barman, or neither")
+                    .into(),
+            );
+        }
+        let data_dir = o
+            .data_dir
+            .clone()
+            .or_else(|| conf.get("data_directory").map(PathBuf::from))
+            .ok_or_else(|| {
+                Failure::new("no data directory given")
+                    .hint("use -D/--pgdata, or set data_directory in the configuration file")
+            })?;
+        let data_dir = if data_dir.is_absolute() {
+            data_dir
+        } else {
+            std::env::current_dir()?.join(data_dir)
+        };
+        let node_id: Option<u32> = match conf.get("node_id") {
+            Some(v) => Some(v.parse().map_err(|_| {
+                Failure::new(format!("invalid node_id \"{v}\" in the configuration file"))
+                    .hint("node_id is a positive integer")
+            })?),
+            None => None,
+        };
+        let node_name = match conf.get("node_name") {
+            Some(n) => n.to_string(),
+            None => {
+                let n = node_id
+                    .map(|i| format!("node{i}"))
+                    .unwrap_or_else(|| "standby".into());
+                report::notice(&format!(
+                    "node_name is not set; using \"{n}\" as application_name"
+                ));
+                n
+            }
+        };
+        let bool_key = |key: &str| -> anyhow::Result<bool> {
+            match conf.get(key) {
+                Some(v) => parse_bool(v).ok_or_else(|| {
+                    Failure::new(format!("invalid {key} \"{v}\" in the configuration file"))
+                        .hint("use true or false")
+                        .into()
+                }),
+                None => Ok(false),
+            }
+        };
+        let slot_name = if bool_key("use_replication_slots")? {
+            Some(match (conf.get("replication_slot_name"), node_id) {
+                (Some(n), _) => n.to_string(),
+                (None, Some(id)) => format!("repmgr_slot_{id}"),
+                (None, None) => return Err(Failure::new(
+                    "use_replication_slots is on but the slot has no name",
+                )
+                .hint(
+                    "set node_id (the slot is then repmgr_slot_<node_id>) or replication_slot_name",
+                )
+                .into()),
+            })
+        } else {
+            None
+        };
+        let jobs = match o.jobs {
+            Some(j) => j,
+            None => match conf.get("clone_jobs") {
+                Some(j) => j.parse().map_err(|_| {
+                    Failure::new(format!("invalid clone_jobs \"{j}\""))
+                        .hint("clone_jobs is a number of rsync streams, e.g. 4")
+                })?,
+                None => 4,
+            },
+        };
+        Ok(NodeSettings {
+            data_dir,
+            node_id,
+            node_name,
+            slot_name,
+            passfile: conf.get("passfile").map(str::to_string),
+            include_password: bool_key("use_primary_conninfo_password")?,
+            replication_user: o
+                .replication_user
+                .clone()
+                .or_else(|| conf.get("replication_user").map(str::to_string)),
+            barman_mode: barman.0.is_some() && !o.without_barman,
+            jobs: jobs.clamp(1, 32),
+        })
+    }
+}

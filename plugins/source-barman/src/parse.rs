@@ -1,0 +1,228 @@
+//! Reading what barman prints: `show-backup` (console form, which carries the
+//! system identifier in every version) and `list-files`.
+
+use crate::pgclone::plugin::types::Tablespace;
+
+/// The fields of `barman show-backup` pgclone needs.
+#[derive(Debug, Default, PartialEq)]
+pub struct ShownBackup {
+    pub id: String,
+    pub status: String,
+    pub system_id: String,
+    pub version: u32,
+    pub timeline: u32,
+    pub begin_wal: String,
+    pub end_wal: String,
+    pub begin_lsn: String,
+    pub end_lsn: String,
+    pub compression: Option<String>,
+    pub tablespaces: Vec<Tablespace>,
+}
+
+/// Parses `barman show-backup SERVER ID` output.
+pub fn show_backup(text: &str) -> Result<ShownBackup, String> {
+    let mut b = ShownBackup::default();
+    let mut in_tablespaces = false;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("Backup ") {
+            b.id = rest.trim().trim_end_matches(':').to_string();
+            continue;
+        }
+        let trimmed = line.trim();
+        if trimmed.starts_with("Tablespaces") {
+            in_tablespaces = true;
+            continue;
+        }
+        if in_tablespaces {
+            // "name: /location (oid: 16385)"
+            if let (Some((name, rest)), true) = (trimmed.split_once(": "), trimmed.ends_with(')')) {
+                if let Some((loc, oid)) = rest.rsplit_once(" (oid: ") {
+                    let oid = oid
+                        .trim_end_matches(')')
+                        .parse()
+                        .map_err(|_| format!("bad tablespace line \"{trimmed}\""))?;
+                    b.tablespaces.push(Tablespace {
+                        oid,
+                        name: name.to_string(),
+                        location: loc.to_string(),
+                    });
+                    continue;
+                }
+            }
+            in_tablespaces = false;
+        }
+        let Some((key, value)) = trimmed.split_once(':') else {
+            continue;
+        };
+        let (key, value) = (key.trim(), value.trim());
+        match key {
+            "Status" => b.status = value.to_string(),
+            "System Id" => b.system_id = value.to_string(),
+            "PostgreSQL Version" => {
+                b.version = value
+                    .parse()
+                    .map_err(|_| format!("bad version \"{value}\""))?
+            }
+            "Timeline" => b.timeline = value.parse().unwrap_or(0),
+            "Begin WAL" => b.begin_wal = value.to_string(),
+            "End WAL" => b.end_wal = value.to_string(),
+            "Begin LSN" => b.begin_lsn = value.to_string(),
+            "End LSN" => b.end_lsn = value.to_string(),
+            "Compression" | "Backup compression" | "Backup Compression" => {
+                if !matches!(value, "" | "None" | "none" | "-") {
+                    b.compression = Some(value.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    if b.id.is_empty() || b.status.is_empty() || b.system_id.is_empty() || b.version == 0 {
+        return Err(format!(
+            "missing fields in:\n{}",
+            text.lines().take(8).collect::<Vec<_>>().join("\n")
+        ));
+    }
+    Ok(b)
+}
+
+/// The files of a backup, split into the data directory and each tablespace.
+#[derive(Debug, Default, PartialEq)]
+pub struct Tree {
+    /// `<backup>/data`, absolute on the Barman host.
+    pub data_dir: String,
+    /// Paths relative to `data_dir`.
+    pub data_files: Vec<String>,
+    /// `(oid, remote directory, relative files)`.
+    pub tablespaces: Vec<(u32, String, Vec<String>)>,
+}
+
+/// Parses `barman list-files --target data SERVER ID`: absolute paths under
+/// `.../<id>/data/` and `.../<id>/<oid>/` (and the catalogue's backup.info,
+/// wherever the Barman version keeps it, which is skipped).
+pub fn list_files(text: &str, id: &str, tablespaces: &[Tablespace]) -> Result<Tree, String> {
+    let mut tree = Tree::default();
+    let mut spaces: Vec<(u32, String, Vec<String>)> = Vec::new();
+    let data_marker = format!("/{id}/data/");
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if let Some(pos) = line.find(&data_marker) {
+            let base = &line[..pos + data_marker.len() - 1];
+            if tree.data_dir.is_empty() {
+                tree.data_dir = base.to_string();
+            } else if tree.data_dir != base {
+                return Err(format!(
+                    "files from two backup directories: {} and {base}",
+                    tree.data_dir
+                ));
+            }
+            tree.data_files
+                .push(line[pos + data_marker.len()..].to_string());
+            continue;
+        }
+        let mut matched = false;
+        for t in tablespaces {
+            let marker = format!("/{id}/{}/", t.oid);
+            if let Some(pos) = line.find(&marker) {
+                let base = line[..pos + marker.len() - 1].to_string();
+                let rel = line[pos + marker.len()..].to_string();
+                match spaces.iter_mut().find(|(oid, _, _)| *oid == t.oid) {
+                    Some(s) => s.2.push(rel),
+                    None => spaces.push((t.oid, base, vec![rel])),
+                }
+                matched = true;
+                break;
+            }
+        }
+        if !matched && !line.ends_with("backup.info") {
+            return Err(format!("unexpected file in the listing: {line}"));
+        }
+    }
+    if tree.data_files.is_empty() {
+        return Err("the listing has no data directory files".into());
+    }
+    for f in tree
+        .data_files
+        .iter()
+        .chain(spaces.iter().flat_map(|s| s.2.iter()))
+    {
+        if f.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+            return Err(format!("suspicious path in the listing: {f}"));
+        }
+    }
+    tree.tablespaces = spaces;
+    Ok(tree)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHOWN: &str = "Backup 20261124T210749:
+  Server Name            : pg
+  System Id              : 7711844596137977720
+  Status                 : DONE
+  PostgreSQL Version     : 150018
+  PGDATA directory       : /tmp/pgt/primary
+
+  Tablespaces:
+    ts1: /srv/ts1 (oid: 16390)
+    ts two: /srv/ts 2 (oid: 16391)
+
+  Base backup information:
+    Disk usage           : 1.0 GiB (1.1 GiB with WALs)
+    Timeline             : 1
+    Begin WAL            : 000000010000000000000044
+    End WAL              : 000000010000000000000045
+    Begin LSN            : 0/44000028
+    End LSN              : 0/45000000
+";
+
+    #[test]
+    fn show_backup_is_understood() {
+        let b = show_backup(SHOWN).unwrap();
+        assert_eq!(b.id, "20261124T210749");
+        assert_eq!(b.status, "DONE");
+        assert_eq!(b.system_id, "7711844596137977720");
+        assert_eq!(b.version, 150018);
+        assert_eq!(b.timeline, 1);
+        assert_eq!(b.begin_wal, "000000010000000000000044");
+        assert_eq!(b.end_lsn, "0/45000000");
+        assert_eq!(b.compression, None);
+        assert_eq!(b.tablespaces.len(), 2);
+        assert_eq!(b.tablespaces[1].name, "ts two");
+        assert_eq!(b.tablespaces[1].location, "/srv/ts 2");
+        assert_eq!(b.tablespaces[1].oid, 16391);
+        assert!(show_backup("garbage").is_err());
+    }
+
+    #[test]
+    fn list_files_splits_data_and_tablespaces_in_both_layouts() {
+        let ts = show_backup(SHOWN).unwrap().tablespaces;
+        for info in [
+            "/b/pg/base/20261124T210749/backup.info",
+            "/b/pg/meta/20261124T210749-backup.info",
+        ] {
+            let text = format!(
+                "{info}\n/b/pg/base/20261124T210749/data/PG_VERSION\n/b/pg/base/20261124T210749/data/base/1/112\n\
+                 /b/pg/base/20261124T210749/16390/PG_15_202209061/5/16400\n"
+            );
+            let t = list_files(&text, "20261124T210749", &ts).unwrap();
+            assert_eq!(t.data_dir, "/b/pg/base/20261124T210749/data");
+            assert_eq!(t.data_files, vec!["PG_VERSION", "base/1/112"]);
+            assert_eq!(
+                t.tablespaces,
+                vec![(
+                    16390,
+                    "/b/pg/base/20261124T210749/16390".into(),
+                    vec!["PG_15_202209061/5/16400".into()]
+                )]
+            );
+        }
+    }
+
+    #[test]
+    fn list_files_refuses_surprises() {
+        assert!(list_files("/etc/passwd\n", "X", &[]).is_err());
+        assert!(list_files("", "X", &[]).is_err());
+        assert!(list_files("/b/X/data/../../etc/passwd\n", "X", &[]).is_err());
+    }
+}
