@@ -21,6 +21,17 @@ if [ ! -x "$PG11_DIR/package/native/bin/postgres" ]; then
     )
 fi
 export PGCLONE_TEST_PG11_BINDIR="$(pwd)/$PG11_DIR/package/native/bin"
+
+# Barman 3.19.1 (the catalogue layout of 3.13.2 and later) beside Debian's 3.4,
+# in a venv of the system Python (the barman user must be able to run it).
+BARMAN_VENV=target/test-deps/barman319
+if [ ! -x "$BARMAN_VENV/bin/barman" ]; then
+    printf '\n==> installing Barman 3.19.1 (PyPI) for the new-layout tests\n'
+    rm -rf "$BARMAN_VENV"
+    /usr/bin/python3 -m venv "$BARMAN_VENV"
+    "$BARMAN_VENV/bin/pip" install -q barman==3.19.1 psycopg2-binary
+fi
+export PGCLONE_TEST_BARMAN319="$(pwd)/$BARMAN_VENV/bin/barman"
 printf '\n==> running the tests\n'
 # The host: unit tests, plugin sandbox tests against real components, CLI tests.
 cargo test --release --locked -p pgclone

@@ -46,7 +46,7 @@ struct Cli {
 enum Command {
     /// Clone a standby.
     #[command(subcommand)]
-    Standby(commands::standby::StandbyCommand),
+    Standby(Box<commands::standby::StandbyCommand>),
     /// List, inspect and check plugins.
     #[command(subcommand)]
     Plugin(commands::plugin::PluginCommand),
@@ -73,7 +73,7 @@ fn main() -> ExitCode {
         plugins_config: cli.plugins_config,
     };
     let result = match cli.command {
-        Command::Standby(cmd) => commands::standby::run(&ctx, cmd),
+        Command::Standby(cmd) => commands::standby::run(&ctx, *cmd),
         Command::Plugin(cmd) => commands::plugin::run(&ctx, cmd),
     };
     match result {

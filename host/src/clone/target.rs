@@ -263,6 +263,46 @@ pub fn empty_dir(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The database system identifier in `dir/global/pg_control`: the control
+/// file starts with it (a native-endian u64).
+pub fn system_identifier(dir: &Path) -> Option<String> {
+    use std::io::Read;
+    let mut buf = [0u8; 8];
+    std::fs::File::open(dir.join("global/pg_control"))
+        .ok()?
+        .read_exact(&mut buf)
+        .ok()?;
+    Some(u64::from_ne_bytes(buf).to_string())
+}
+
+impl Target {
+    /// Readies a data directory of the same system for a delta copy: WAL and
+    /// server state files go (they belong to the old standby), data files stay
+    /// for rsync to compare.
+    pub fn prepare_for_delta(&self) -> anyhow::Result<()> {
+        for sub in ["pg_wal", "pg_replslot", "pg_stat_tmp"] {
+            let d = self.real.join(sub);
+            if d.is_dir() && !d.is_symlink() {
+                empty_dir(&d).map_err(|e| {
+                    Failure::new(format!("could not empty \"{}\"", d.display()))
+                        .detail(e.to_string())
+                })?;
+            }
+        }
+        for f in [
+            "postmaster.pid",
+            "postmaster.opts",
+            "standby.signal",
+            "recovery.signal",
+            "recovery.conf",
+            "backup_label.old",
+        ] {
+            let _ = std::fs::remove_file(self.real.join(f));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -343,45 +383,5 @@ mod tests {
         // A stale pid file is not a running server.
         std::fs::write(d.join("postmaster.pid"), "999999999\n").unwrap();
         target.check_usable(true).unwrap();
-    }
-}
-
-/// The database system identifier in `dir/global/pg_control`: the control
-/// file starts with it (a native-endian u64).
-pub fn system_identifier(dir: &Path) -> Option<String> {
-    use std::io::Read;
-    let mut buf = [0u8; 8];
-    std::fs::File::open(dir.join("global/pg_control"))
-        .ok()?
-        .read_exact(&mut buf)
-        .ok()?;
-    Some(u64::from_ne_bytes(buf).to_string())
-}
-
-impl Target {
-    /// Readies a data directory of the same system for a delta copy: WAL and
-    /// server state files go (they belong to the old standby), data files stay
-    /// for rsync to compare.
-    pub fn prepare_for_delta(&self) -> anyhow::Result<()> {
-        for sub in ["pg_wal", "pg_replslot", "pg_stat_tmp"] {
-            let d = self.real.join(sub);
-            if d.is_dir() && !d.is_symlink() {
-                empty_dir(&d).map_err(|e| {
-                    Failure::new(format!("could not empty \"{}\"", d.display()))
-                        .detail(e.to_string())
-                })?;
-            }
-        }
-        for f in [
-            "postmaster.pid",
-            "postmaster.opts",
-            "standby.signal",
-            "recovery.signal",
-            "recovery.conf",
-            "backup_label.old",
-        ] {
-            let _ = std::fs::remove_file(self.real.join(f));
-        }
-        Ok(())
     }
 }

@@ -1,0 +1,348 @@
+//! `pgclone standby clone` from Barman: real Barman (Debian's 3.4 and 3.19.1
+//! with the new catalogue layout), a real sshd on loopback reached through a
+//! Host block on a non-default port, real rsync, real PostgreSQL 15.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use support::barman::{barman_319, barman_34, Barman, Sshd};
+use support::*;
+
+const WAIT: Duration = Duration::from_secs(90);
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A primary with a mapped tablespace, backed up by Barman, and rows written
+/// after the backup (so the standby needs WAL from Barman).
+struct Lab {
+    sc: Scratch,
+    primary: Pg,
+    sshd: Sshd,
+    barman: Barman,
+    ts_map: String,
+}
+
+fn lab(name: &str, barman_bin: PathBuf) -> Lab {
+    let sc = Scratch::new(name);
+    let mut primary = Pg::init(&sc, "primary");
+    primary.start();
+    let ts = sc.mkdir("ts_primary");
+    primary.sql(&format!("CREATE TABLESPACE ts LOCATION '{}'", ts.display()));
+    primary.sql("CREATE TABLE t(i int); INSERT INTO t SELECT generate_series(1, 1000)");
+    primary
+        .sql("CREATE TABLE tt(i int) TABLESPACE ts; INSERT INTO tt SELECT generate_series(1, 300)");
+    let path = format!("{}:/usr/bin:/bin", barman_bin.parent().unwrap().display());
+    let sshd = Sshd::start(&sc, &path);
+    let barman = Barman::setup(&sc, &primary, barman_bin);
+    let ts_map = format!("{}={}", ts.display(), sc.path("ts_standby").display());
+    Lab {
+        sc,
+        primary,
+        sshd,
+        barman,
+        ts_map,
+    }
+}
+
+impl Lab {
+    /// A pgclone configuration for node 2, cloning from Barman.
+    fn conf(&self, extra: &str) -> PathBuf {
+        let restore = format!(
+            "ssh -F {} barmansrv barman -c {} get-wal pg %f > %p",
+            self.sshd.ssh_config.display(),
+            self.barman.config.display()
+        );
+        self.sc.write(
+            "pgclone.conf",
+            &format!(
+                "node_id=2\nnode_name=node2\nbarman_host=barmansrv\nbarman_server=pg\nbarman_config='{}'\n\
+                 ssh_options='-F {}'\ntablespace_mapping='{}'\nrestore_command='{restore}'\n{extra}",
+                self.barman.config.display(),
+                self.sshd.ssh_config.display(),
+                self.ts_map
+            ),
+        )
+    }
+
+    fn clone(&self, cfg: &Path, target: &Path, extra: &[&str]) -> std::process::Output {
+        let port = self.primary.port.to_string();
+        let mut args = vec![
+            "-f",
+            s(cfg),
+            "standby",
+            "clone",
+            "-h",
+            s(&self.sc.dir),
+            "-p",
+            &port,
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-D",
+            s(target),
+        ];
+        args.extend(extra);
+        pgclone(&self.sc, &args, &[])
+    }
+}
+
+fn clone_replay_stream(name: &str, bin: PathBuf) {
+    let lab = lab(name, bin);
+    let id = lab.barman.backup();
+    // Written after the backup: only Barman's archive and streaming have it.
+    lab.primary
+        .sql("INSERT INTO t SELECT generate_series(1001, 3000)");
+    lab.barman.archive_now();
+    let cfg = lab.conf("");
+    let target = lab.sc.path("standby");
+    let out = lab.clone(&cfg, &target, &[]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains(&format!("Barman backup {id}")), "{err}");
+    assert!(
+        err.contains("NOTICE: retrieving backup from Barman..."),
+        "{err}"
+    );
+    assert!(
+        err.contains("NOTICE: standby clone (from Barman) complete"),
+        "{err}"
+    );
+    assert!(err.contains("parallel rsync streams"), "{err}");
+    let map = std::fs::read_to_string(target.join("tablespace_map")).unwrap();
+    assert!(map.contains(s(&lab.sc.path("ts_standby"))), "{map}");
+    assert!(target.join("pg_wal").is_dir() && target.join("pg_replslot").is_dir());
+
+    let mut st = Pg::existing(&lab.sc, target.clone());
+    st.start();
+    st.wait_for("SELECT count(*) FROM t", "3000", WAIT);
+    st.wait_for("SELECT count(*) FROM tt", "300", WAIT);
+    st.wait_for("SELECT status FROM pg_stat_wal_receiver", "streaming", WAIT);
+    let log = std::fs::read_to_string(&st.log).unwrap();
+    assert!(
+        log.contains("restored log file"),
+        "the standby never replayed WAL from Barman:\n{log}"
+    );
+    lab.primary.sql("INSERT INTO t VALUES (3001)");
+    st.wait_for("SELECT count(*) FROM t", "3001", WAIT);
+}
+
+#[test]
+fn clone_from_barman_3_4_replays_from_barman_then_streams() {
+    clone_replay_stream("barman34", barman_34());
+}
+
+#[test]
+fn clone_from_barman_3_19_with_the_new_catalogue_layout() {
+    clone_replay_stream("barman319", barman_319());
+}
+
+#[test]
+fn barman_errors_are_distinct_and_change_nothing() {
+    let lab = lab("barmanerr", barman_34());
+    lab.barman.backup();
+    let target = lab.sc.path("standby");
+    let base = |host: &str, server: &str| {
+        format!(
+            "node_id=2\nnode_name=node2\nbarman_host={host}\nbarman_server='{server}'\nbarman_config='{}'\nssh_options='-F {}'\n\
+             tablespace_mapping='{}'\n",
+            lab.barman.config.display(),
+            lab.sshd.ssh_config.display(),
+            lab.ts_map
+        )
+    };
+    let case = |conf: &str, want: &[&str]| {
+        let cfg = lab.sc.write("err.conf", conf);
+        let out = lab.clone(&cfg, &target, &[]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        for w in want {
+            assert!(err.contains(w), "missing {w:?} in:\n{err}");
+        }
+        assert!(!target.exists(), "{err}");
+    };
+    case(
+        &base("wrongport", "pg"),
+        &[
+            "could not connect to the Barman host \"wrongport\" over ssh",
+            "Connection refused",
+        ],
+    );
+    case(
+        &base("barmansrv", "nosuch"),
+        &["has no server \"nosuch\"", "Unknown server"],
+    );
+    case(
+        &base("barmansrv", "empty"),
+        &["Barman has no backup of server \"empty\""],
+    );
+    // A hostile server name is one literal argument: an unknown server, nothing more.
+    let _ = std::fs::remove_file("/tmp/pgclone-injected");
+    case(
+        &base("barmansrv", "pg;touch$IFS/tmp/pgclone-injected;"),
+        &["has no server"],
+    );
+    assert!(
+        !Path::new("/tmp/pgclone-injected").exists(),
+        "the server name reached a shell"
+    );
+    // One of the two keys without the other.
+    case(
+        "node_id=2\nnode_name=node2\nbarman_host=barmansrv\n",
+        &["barman_host and barman_server must be set together"],
+    );
+}
+
+#[test]
+fn barman_not_installed_on_the_host_is_reported_as_such() {
+    let sc = Scratch::new("nobarman");
+    let mut primary = Pg::init(&sc, "primary");
+    primary.start();
+    // Remote commands find no barman on this sshd's PATH.
+    let sshd = Sshd::start(&sc, "/nonexistent");
+    let cfg = sc.write(
+        "pgclone.conf",
+        &format!("node_id=2\nnode_name=node2\nbarman_host=barmansrv\nbarman_server=pg\nssh_options='-F {}'\n", sshd.ssh_config.display()),
+    );
+    let target = sc.path("standby");
+    let port = primary.port.to_string();
+    let out = pgclone(
+        &sc,
+        &[
+            "-f",
+            s(&cfg),
+            "standby",
+            "clone",
+            "-h",
+            s(&sc.dir),
+            "-p",
+            &port,
+            "-U",
+            "postgres",
+            "-D",
+            s(&target),
+        ],
+        &[],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("barman is not installed on \"barmansrv\""),
+        "{err}"
+    );
+    assert!(!target.exists());
+}
+
+#[test]
+fn without_barman_clones_with_pg_basebackup() {
+    let lab = lab("withoutbarman", barman_34());
+    let cfg = lab.conf("");
+    let target = lab.sc.path("standby");
+    let out = lab.clone(&cfg, &target, &["--without-barman"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("standby clone (using pg_basebackup) complete"),
+        "{err}"
+    );
+    assert!(!err.contains("Barman backup"), "{err}");
+}
+
+#[test]
+fn a_delta_reclone_moves_only_what_changed() {
+    let lab = lab("delta", barman_34());
+    lab.primary.sql(
+        "CREATE TABLE big AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, 200000) g",
+    );
+    lab.barman.backup();
+    let cfg = lab.conf("");
+    let target = lab.sc.path("standby");
+    let out = lab.clone(&cfg, &target, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let first = sent_and_total(&stderr(&out));
+
+    // The primary moves on; the standby fell behind: a newer backup, re-cloned over it.
+    lab.primary.sql("UPDATE t SET i = i + 1 WHERE i < 10");
+    lab.barman.backup();
+    let out = lab.clone(&cfg, &target, &["-F"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("only what changed will be copied"), "{err}");
+    let second = sent_and_total(&err);
+    assert!(
+        second.0 * 4.0 < second.1 && second.0 * 4.0 < first.0,
+        "delta sent {} of {} MiB (first clone sent {} MiB)",
+        second.0,
+        second.1,
+        first.0
+    );
+    let mut st = Pg::existing(&lab.sc, target);
+    st.start();
+    st.wait_for("SELECT count(*) FROM big", "200000", WAIT);
+}
+
+/// Sums "X MiB (Y MiB sent over the wire)" lines: (sent, total).
+fn sent_and_total(err: &str) -> (f64, f64) {
+    let mut sent = 0.0;
+    let mut total = 0.0;
+    for line in err.lines().filter(|l| l.contains("sent over the wire")) {
+        let nums: Vec<f64> = line
+            .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        // "INFO: N files, T MiB (S MiB sent over the wire)"
+        total += nums[1];
+        sent += nums[2];
+    }
+    (sent, total)
+}
+
+#[test]
+fn rsync_killed_during_the_transfer_ends_in_error_with_nothing_left() {
+    let lab = lab("killrsync", barman_34());
+    lab.primary.sql(
+        "CREATE TABLE big AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, 600000) g",
+    );
+    lab.barman.backup();
+    let cfg = lab.conf("clone_jobs=2\n");
+    let target = lab.sc.path("standby");
+    let watch = target.clone();
+    let killer = std::thread::spawn(move || {
+        let start = std::time::Instant::now();
+        while !watch.join("base").exists() {
+            if start.elapsed() > WAIT {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Only this test's streams: their command lines end in the target.
+        let pattern = format!("rsync -a --protect-args .* {}/", watch.display());
+        let out = std::process::Command::new("pkill")
+            .args(["-9", "-f", &pattern])
+            .output()
+            .unwrap();
+        out.status.success()
+    });
+    let out = lab.clone(&cfg, &target, &[]);
+    assert!(killer.join().unwrap(), "rsync could not be killed in time");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("ERROR: rsync stream"), "{err}");
+    assert!(
+        err.contains("killed by signal 9") || err.contains("exited with status"),
+        "{err}"
+    );
+    assert!(
+        err.contains("no recovery configuration was written"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("standby clone (from Barman) complete"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(&target).unwrap().count(), 0);
+}

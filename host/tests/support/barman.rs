@@ -1,0 +1,250 @@
+//! A real sshd on loopback and a real Barman server for tests. Both need root
+//! (sshd runs as root; Barman runs as the `barman` user).
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+use super::{is_root, run, run_ok, Pg, Scratch};
+
+/// Barman 3.19.1 (new catalogue layout), installed by scripts/test.sh in a venv.
+pub fn barman_319() -> PathBuf {
+    let p = std::env::var_os("PGCLONE_TEST_BARMAN319")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../target/test-deps/barman319/bin/barman")
+        });
+    assert!(
+        p.exists(),
+        "Barman 3.19.1 not found at {}: run scripts/test.sh, which installs it",
+        p.display()
+    );
+    p
+}
+
+/// Debian's Barman 3.4.
+pub fn barman_34() -> PathBuf {
+    PathBuf::from("/usr/bin/barman")
+}
+
+fn chown(p: &Path, owner: &str) {
+    run_ok(Command::new("chown").arg("-R").arg(owner).arg(p));
+}
+
+/// sshd on 127.0.0.1 at a free port, letting the postgres user's test key log
+/// in as `barman`; `ssh_config` has a `Host barmansrv` block for it.
+pub struct Sshd {
+    pub port: u16,
+    /// The client configuration (`ssh -F`), owned by postgres.
+    pub ssh_config: PathBuf,
+    child: Child,
+}
+
+impl Sshd {
+    /// `path` is the PATH remote commands get (to choose a Barman version).
+    pub fn start(s: &Scratch, path: &str) -> Sshd {
+        assert!(is_root(), "the Barman tests run sshd and need root");
+        let dir = s.mkdir("ssh");
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let host_key = dir.join("host_key");
+        if !host_key.exists() {
+            run_ok(
+                Command::new("ssh-keygen")
+                    .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                    .arg(&host_key),
+            );
+            chown(&host_key, "root:root");
+        }
+        let client_key = dir.join("client_key");
+        if !client_key.exists() {
+            run_ok(
+                Command::new("ssh-keygen")
+                    .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                    .arg(&client_key),
+            );
+        }
+        let authorized = dir.join("authorized_keys");
+        std::fs::copy(dir.join("client_key.pub"), &authorized).unwrap();
+        // With UsePAM no, sshd refuses an account whose password is locked.
+        run_ok(Command::new("usermod").args(["-p", "*", "barman"]));
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = dir.join(format!("sshd_config_{port}"));
+        std::fs::write(
+            &config,
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile {}\nUsePAM no\nStrictModes no\n\
+                 AuthorizedKeysFile {}\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+                 AllowUsers barman\nSetEnv PATH={path}\nLogLevel ERROR\nMaxStartups 100:30:200\nMaxSessions 100\n",
+                host_key.display(),
+                dir.join(format!("sshd_{port}.pid")).display(),
+                authorized.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-f"])
+            .arg(&config)
+            .arg("-E")
+            .arg(dir.join(format!("sshd_{port}.log")))
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "sshd did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let ssh_config = dir.join(format!("ssh_config_{port}"));
+        std::fs::write(
+            &ssh_config,
+            format!(
+                "Host barmansrv\n  HostName 127.0.0.1\n  Port {port}\n  User barman\n  IdentityFile {}\n  \
+                 StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n\
+                 Host wrongport\n  HostName 127.0.0.1\n  Port 1\n  User barman\n  IdentityFile {}\n  \
+                 StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n",
+                client_key.display(),
+                client_key.display()
+            ),
+        )
+        .unwrap();
+        chown(&dir, "postgres:postgres");
+        chown(&host_key, "root:root");
+        Sshd {
+            port,
+            ssh_config,
+            child,
+        }
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A Barman server for `pg` (server name `pg`), streaming WAL.
+pub struct Barman {
+    pub bin: PathBuf,
+    pub config: PathBuf,
+    pub home: PathBuf,
+}
+
+impl Barman {
+    pub fn setup(s: &Scratch, pg: &Pg, bin: PathBuf) -> Barman {
+        let dir = s.path("barman");
+        std::fs::create_dir_all(dir.join("home")).unwrap();
+        std::fs::create_dir_all(dir.join("conf.d")).unwrap();
+        let bindir = super::pg_bindir();
+        let config = dir.join("barman.conf");
+        let conninfo = format!(
+            "host={} port={} user=postgres",
+            pg.socket_dir.display(),
+            pg.port
+        );
+        std::fs::write(
+            &config,
+            format!(
+                "[barman]\nbarman_user = barman\nbarman_home = {home}\nlog_file = {dir}/barman.log\nlog_level = INFO\n\
+                 configuration_files_directory = {dir}/conf.d\n\n\
+                 [pg]\ndescription = test primary\nconninfo = {conninfo} dbname=postgres\n\
+                 streaming_conninfo = {conninfo}\nbackup_method = postgres\nstreaming_archiver = on\n\
+                 slot_name = barman\ncreate_slot = auto\npath_prefix = {bindir}\n\n\
+                 [empty]\ndescription = a server without backups\nconninfo = {conninfo} dbname=postgres\n\
+                 streaming_conninfo = {conninfo}\nbackup_method = postgres\nstreaming_archiver = on\n\
+                 slot_name = barman_empty\npath_prefix = {bindir}\n",
+                home = dir.join("home").display(),
+                dir = dir.display(),
+                bindir = bindir.display(),
+            ),
+        )
+        .unwrap();
+        chown(&dir, "barman:barman");
+        let b = Barman {
+            bin,
+            config,
+            home: dir.join("home"),
+        };
+        b.ok(&["receive-wal", "--create-slot", "pg"]);
+        b.ok(&["cron"]);
+        // Wait for the streaming archiver, then close the current segment.
+        let start = Instant::now();
+        loop {
+            let out = b.run(&[
+                "switch-wal",
+                "--force",
+                "--archive",
+                "--archive-timeout",
+                "20",
+                "pg",
+            ]);
+            if out.status.success() {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(90),
+                "barman never archived a WAL file"
+            );
+            b.ok(&["cron"]);
+        }
+        b
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        run(Command::new("runuser")
+            .args(["-u", "barman", "--"])
+            .arg(&self.bin)
+            .arg("-c")
+            .arg(&self.config)
+            .args(args))
+    }
+
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "barman {args:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Takes a backup and returns its id.
+    pub fn backup(&self) -> String {
+        self.ok(&["backup", "--wait", "pg"]);
+        self.ok(&["list-backups", "--minimal", "pg"])
+            .lines()
+            .next()
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    /// Makes the primary's current WAL reach Barman's archive.
+    pub fn archive_now(&self) {
+        self.ok(&[
+            "switch-wal",
+            "--force",
+            "--archive",
+            "--archive-timeout",
+            "60",
+            "pg",
+        ]);
+    }
+}
+
+impl Drop for Barman {
+    fn drop(&mut self) {
+        let _ = self.run(&["receive-wal", "--stop", "pg"]);
+    }
+}
