@@ -8,3 +8,4 @@ pub mod plugin;
 pub mod recovery;
 pub mod remote;
 pub mod report;
+pub mod walrestore;

@@ -47,6 +47,8 @@ enum Command {
     /// Clone a standby.
     #[command(subcommand)]
     Standby(Box<commands::standby::StandbyCommand>),
+    /// Fetch a WAL file from Barman (restore_command; barman-wal-restore's flags).
+    WalRestore(commands::wal_restore::WalRestoreArgs),
     /// List, inspect and check plugins.
     #[command(subcommand)]
     Plugin(commands::plugin::PluginCommand),
@@ -74,6 +76,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Standby(cmd) => commands::standby::run(&ctx, *cmd),
+        Command::WalRestore(args) => commands::wal_restore::run(&ctx, args),
         Command::Plugin(cmd) => commands::plugin::run(&ctx, cmd),
     };
     match result {

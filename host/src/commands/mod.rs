@@ -7,6 +7,7 @@ use pgclone::report::{self, Failure};
 
 pub mod plugin;
 pub mod standby;
+pub mod wal_restore;
 
 /// Where configuration comes from, as the command line says.
 pub struct Context {

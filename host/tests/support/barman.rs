@@ -45,6 +45,12 @@ pub struct Sshd {
 impl Sshd {
     /// `path` is the PATH remote commands get (to choose a Barman version).
     pub fn start(s: &Scratch, path: &str) -> Sshd {
+        Self::start_for(s, path, false)
+    }
+
+    /// With `postgres_login`, the barman user may also log in as postgres
+    /// with `ssh/barman_key` (what `barman recover --remote-ssh-command` needs).
+    pub fn start_for(s: &Scratch, path: &str, postgres_login: bool) -> Sshd {
         assert!(is_root(), "the Barman tests run sshd and need root");
         let dir = s.mkdir("ssh");
         std::fs::create_dir_all("/run/sshd").unwrap();
@@ -66,7 +72,22 @@ impl Sshd {
             );
         }
         let authorized = dir.join("authorized_keys");
-        std::fs::copy(dir.join("client_key.pub"), &authorized).unwrap();
+        let mut keys = std::fs::read_to_string(dir.join("client_key.pub")).unwrap();
+        let mut users = "barman".to_string();
+        if postgres_login {
+            let barman_key = dir.join("barman_key");
+            if !barman_key.exists() {
+                run_ok(
+                    Command::new("ssh-keygen")
+                        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                        .arg(&barman_key),
+                );
+            }
+            keys.push_str(&std::fs::read_to_string(dir.join("barman_key.pub")).unwrap());
+            users.push_str(" postgres");
+            run_ok(Command::new("usermod").args(["-p", "*", "postgres"]));
+        }
+        std::fs::write(&authorized, keys).unwrap();
         // With UsePAM no, sshd refuses an account whose password is locked.
         run_ok(Command::new("usermod").args(["-p", "*", "barman"]));
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -80,7 +101,7 @@ impl Sshd {
             format!(
                 "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile {}\nUsePAM no\nStrictModes no\n\
                  AuthorizedKeysFile {}\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
-                 AllowUsers barman\nSetEnv PATH={path}\nLogLevel ERROR\nMaxStartups 100:30:200\nMaxSessions 100\n",
+                 AllowUsers {users}\nSetEnv PATH={path}\nLogLevel ERROR\nMaxStartups 100:30:200\nMaxSessions 100\n",
                 host_key.display(),
                 dir.join(format!("sshd_{port}.pid")).display(),
                 authorized.display()
@@ -117,6 +138,9 @@ impl Sshd {
         .unwrap();
         chown(&dir, "postgres:postgres");
         chown(&host_key, "root:root");
+        if postgres_login {
+            chown(&dir.join("barman_key"), "barman:barman");
+        }
         Sshd {
             port,
             ssh_config,

@@ -1,0 +1,141 @@
+//! `pgclone wal-restore`: barman-wal-restore's command line, so that swapping
+//! it into restore_command is one word.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use pgclone::walrestore::{self, exit, remote, Options};
+
+use super::Context;
+
+/// Fetch a WAL file from Barman for PostgreSQL's restore_command.
+///
+///   restore_command = 'pgclone wal-restore barmansrv pg %f %p'
+///   restore_command = 'pgclone -f /etc/repmgr.conf wal-restore %f %p'   (host and server from the file)
+///
+/// Exit codes: 0 the checked file is at %p; 1 not in the archive (normal at
+/// its end); 2 invalid arguments or configuration; 3 Barman unreachable or
+/// failing; 4 the archived file is damaged and was not delivered. None is above
+/// 125, so PostgreSQL never aborts recovery because of pgclone.
+#[derive(Args)]
+pub struct WalRestoreArgs {
+    /// BARMAN_HOST SERVER WAL_NAME WAL_DEST, or WAL_NAME WAL_DEST with
+    /// barman_host and barman_server taken from the configuration file.
+    #[arg(num_args = 2..=4, value_name = "ARGS", required_unless_present = "test")]
+    args: Vec<String>,
+    /// The user on the Barman host (ignored when BARMAN_HOST is user@host).
+    #[arg(short = 'U', long, value_name = "USER", default_value = "barman")]
+    user: String,
+    /// The ssh port of the Barman host.
+    #[arg(long, value_name = "PORT")]
+    port: Option<String>,
+    /// Segments to prefetch while PostgreSQL replays (default: wal_restore_prefetch, else 16; 0 disables).
+    #[arg(short = 'p', long = "parallel", value_name = "N")]
+    parallel: Option<usize>,
+    /// Where prefetched segments wait (outside PGDATA; same filesystem for a rename).
+    #[arg(long, value_name = "DIR")]
+    spool_dir: Option<PathBuf>,
+    /// Also deliver .partial files (the WAL Barman is still receiving).
+    #[arg(short = 'P', long)]
+    partial: bool,
+    /// Accepted for compatibility: compression in transit does not apply to direct reads.
+    #[arg(short = 'z', long)]
+    gzip: bool,
+    /// Accepted for compatibility (see --gzip).
+    #[arg(short = 'j', long)]
+    bzip2: bool,
+    /// Accepted for compatibility: files are always delivered uncompressed, as PostgreSQL needs them.
+    #[arg(long)]
+    keep_compression: bool,
+    /// Barman's configuration file on the Barman host.
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    barman_config: Option<String>,
+    /// Seconds to sleep between retries (accepted for compatibility).
+    #[arg(short = 's', long, value_name = "SECONDS")]
+    sleep: Option<u64>,
+    /// Check the connection to Barman and exit.
+    #[arg(short = 't', long)]
+    test: bool,
+    /// Extra ssh option (repeatable; default: ssh_options from the configuration).
+    #[arg(long = "ssh-option", value_name = "OPT", allow_hyphen_values = true)]
+    ssh_option: Vec<String>,
+    #[arg(long, hide = true)]
+    prefetch_daemon: bool,
+}
+
+pub fn run(ctx: &Context, a: WalRestoreArgs) -> anyhow::Result<ExitCode> {
+    let conf = ctx.config()?;
+    let (host, server, name, dest) = match a.args.as_slice() {
+        [h, s, n, d] => (h.clone(), s.clone(), n.clone(), d.clone()),
+        [h, s] if a.test => (h.clone(), s.clone(), String::new(), String::new()),
+        [n, d] => match (conf.get("barman_host"), conf.get("barman_server")) {
+            (Some(h), Some(s)) => (h.to_string(), s.to_string(), n.clone(), d.clone()),
+            _ => {
+                eprintln!("ERROR: pgclone wal-restore: give BARMAN_HOST SERVER %f %p, or set barman_host and barman_server");
+                return Ok(ExitCode::from(exit::USAGE));
+            }
+        },
+        [] if a.test => match (conf.get("barman_host"), conf.get("barman_server")) {
+            (Some(h), Some(s)) => (h.to_string(), s.to_string(), String::new(), String::new()),
+            _ => return Ok(ExitCode::from(exit::USAGE)),
+        },
+        _ => {
+            eprintln!("ERROR: pgclone wal-restore: expected BARMAN_HOST SERVER WAL_NAME WAL_DEST");
+            return Ok(ExitCode::from(exit::USAGE));
+        }
+    };
+    let explicit_host = a.args.len() == 4 || (a.test && a.args.len() == 2);
+    let dest_host = if host.contains('@') || !explicit_host {
+        host
+    } else {
+        format!("{}@{host}", a.user)
+    };
+    let ssh_options = if a.ssh_option.is_empty() {
+        match conf.get("ssh_options") {
+            Some(o) => shell_words::split(o).unwrap_or_default(),
+            None => Vec::new(),
+        }
+    } else {
+        a.ssh_option
+    };
+    let spool = a
+        .spool_dir
+        .or_else(|| conf.get("wal_restore_spool_dir").map(PathBuf::from))
+        .unwrap_or_else(walrestore::default_spool);
+    let prefetch = a
+        .parallel
+        .or_else(|| {
+            conf.get("wal_restore_prefetch")
+                .and_then(|p| p.parse().ok())
+        })
+        .unwrap_or(16)
+        .min(256);
+    let barman_config = a
+        .barman_config
+        .or_else(|| conf.get("barman_config").map(str::to_string));
+    let o = Options {
+        remote: remote::Remote {
+            control_path: remote::control_path(&spool, &dest_host, a.port.as_deref()),
+            dest: dest_host,
+            port: a.port,
+            ssh_options,
+            barman_config,
+            server,
+        },
+        spool,
+        prefetch,
+        partial: a.partial,
+        test: a.test,
+        wal_name: name,
+        wal_dest: PathBuf::from(dest),
+    };
+    let _ = (a.gzip, a.bzip2, a.keep_compression, a.sleep);
+    let code = if a.prefetch_daemon {
+        walrestore::prefetch_daemon(&o)
+    } else {
+        walrestore::run(&o)
+    };
+    Ok(ExitCode::from(code))
+}

@@ -1,0 +1,330 @@
+//! Reaching the Barman host for WAL: one multiplexed ssh connection shared by
+//! every `wal-restore` process (ControlMaster, kept for a minute after the
+//! last use), Barman's WAL directory read directly (no Barman process per
+//! segment), and `barman get-wal` only where that is not possible.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use crate::remote::shell_quote;
+use crate::report::Failure;
+
+/// How to reach Barman.
+#[derive(Debug, Clone)]
+pub struct Remote {
+    /// `user@host` (or a Host block name).
+    pub dest: String,
+    pub port: Option<String>,
+    pub ssh_options: Vec<String>,
+    /// The ssh control socket (in the spool directory).
+    pub control_path: PathBuf,
+    /// Barman's configuration file on its host (`-c`).
+    pub barman_config: Option<String>,
+    pub server: String,
+}
+
+/// What `barman show-server` says about where WAL lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerInfo {
+    pub wals_directory: String,
+    /// Barman's `compression` for archived WAL (none, gzip, bzip2, ...).
+    pub compression: Option<String>,
+}
+
+/// A remote command failed: `missing` when it failed because the file does
+/// not exist.
+#[derive(Debug)]
+pub struct FetchError {
+    pub missing: bool,
+    pub failure: Failure,
+}
+
+impl Remote {
+    /// Starts the shared connection if there is none: `ssh -fN` in the
+    /// background, stdio detached (a master holding a caller's pipe open would
+    /// make every caller wait for it), kept for a minute after the last use.
+    pub fn ensure_master(&self) -> Result<(), FetchError> {
+        if self.control_path.exists() {
+            return Ok(());
+        }
+        let log = self.control_path.with_extension("log");
+        let err_file = std::fs::File::create(&log).map_err(|e| FetchError {
+            missing: false,
+            failure: Failure::new("cannot write to the spool directory").detail(e.to_string()),
+        })?;
+        let mut c = std::process::Command::new("ssh");
+        c.args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ControlMaster=yes",
+            "-o",
+            "ControlPersist=60s",
+            "-f",
+            "-N",
+        ])
+        .arg("-o")
+        .arg(format!("ControlPath={}", self.control_path.display()));
+        if let Some(p) = &self.port {
+            c.args(["-p", p]);
+        }
+        c.args(&self.ssh_options)
+            .arg("--")
+            .arg(&self.dest)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(err_file);
+        let status = c.status().map_err(|e| FetchError {
+            missing: false,
+            failure: Failure::new("could not run ssh").detail(e.to_string()),
+        })?;
+        if !status.success() {
+            let detail = std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .trim()
+                .to_string();
+            return Err(FetchError {
+                missing: false,
+                failure: Failure::new(format!(
+                    "could not connect to the Barman host \"{}\" over ssh",
+                    self.dest
+                ))
+                .detail(detail),
+            });
+        }
+        Ok(())
+    }
+
+    /// An ssh command through the shared connection (direct if it is gone).
+    pub fn ssh(&self) -> std::process::Command {
+        let mut c = std::process::Command::new("ssh");
+        c.args(["-o", "BatchMode=yes", "-o", "ControlMaster=no"])
+            .arg("-o")
+            .arg(format!("ControlPath={}", self.control_path.display()));
+        if let Some(p) = &self.port {
+            c.args(["-p", p]);
+        }
+        c.args(&self.ssh_options).arg("--").arg(&self.dest);
+        c.stdin(Stdio::null());
+        c
+    }
+
+    /// Runs `argv` remotely (each argument quoted for the remote shell).
+    pub fn run(&self, argv: &[&str]) -> Result<Vec<u8>, FetchError> {
+        self.ensure_master()?;
+        let out = self
+            .ssh()
+            .args(argv.iter().map(|a| shell_quote(a)))
+            .output()
+            .map_err(|e| FetchError {
+                missing: false,
+                failure: Failure::new("could not run ssh").detail(e.to_string()),
+            })?;
+        if out.status.success() {
+            return Ok(out.stdout);
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        let missing = stderr.contains("No such file")
+            || stderr.contains("not found in archive")
+            || stderr.contains("WAL file not found");
+        let f = match out.status.code() {
+            Some(255) => Failure::new(format!(
+                "could not connect to the Barman host \"{}\" over ssh",
+                self.dest
+            )),
+            Some(c) => Failure::new(format!(
+                "{} on \"{}\" failed with status {c}",
+                argv[0], self.dest
+            )),
+            None => Failure::new(format!("ssh to \"{}\" was killed", self.dest)),
+        };
+        Err(FetchError {
+            missing,
+            failure: f.detail(stderr),
+        })
+    }
+
+    fn barman_argv<'a>(&'a self, args: &[&'a str]) -> Vec<&'a str> {
+        let mut v = vec!["barman"];
+        if let Some(c) = &self.barman_config {
+            v.extend(["--config", c.as_str()]);
+        }
+        v.extend(args);
+        v
+    }
+
+    /// Asks Barman where this server's WAL is.
+    pub fn server_info(&self) -> Result<ServerInfo, FetchError> {
+        let out = self.run(&self.barman_argv(&["show-server", &self.server]))?;
+        let text = String::from_utf8_lossy(&out);
+        let get = |key: &str| {
+            text.lines().find_map(|l| {
+                let (k, v) = l.trim().split_once(':')?;
+                (k.trim() == key).then(|| v.trim().to_string())
+            })
+        };
+        let wals_directory = get("wals_directory").ok_or_else(|| FetchError {
+            missing: false,
+            failure: Failure::new(format!(
+                "barman show-server {} did not name the WAL directory",
+                self.server
+            )),
+        })?;
+        let compression =
+            get("compression").filter(|c| !matches!(c.as_str(), "" | "None" | "none"));
+        Ok(ServerInfo {
+            wals_directory,
+            compression,
+        })
+    }
+
+    /// `barman get-wal` (the fallback: compressions the host does not read,
+    /// `.partial` files).
+    pub fn get_wal(&self, name: &str, partial: bool) -> Result<Vec<u8>, FetchError> {
+        let mut args = vec!["get-wal"];
+        if partial {
+            args.push("--partial");
+        }
+        args.extend([self.server.as_str(), name]);
+        self.run(&self.barman_argv(&args))
+    }
+
+    /// Reads archived files directly: one `tar` stream for all of `names`
+    /// (missing ones are skipped), so a batch costs one remote process.
+    pub fn fetch_many(
+        &self,
+        info: &ServerInfo,
+        names: &[String],
+    ) -> Result<Vec<(String, Vec<u8>)>, FetchError> {
+        let mut argv: Vec<String> = vec![
+            "tar".into(),
+            "--ignore-failed-read".into(),
+            "--warning=no-failed-read".into(),
+            "-cf".into(),
+            "-".into(),
+            "-C".into(),
+            info.wals_directory.clone(),
+        ];
+        for n in names {
+            argv.push(archive_path(n));
+        }
+        let refs: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let out = match self.run(&refs) {
+            Ok(o) => o,
+            // GNU tar exits 2 after skipping missing files; its output is still whole.
+            Err(e) if e.failure.message.contains("status 2") => {
+                return self.fetch_many_tolerant(info, names);
+            }
+            Err(e) => return Err(e),
+        };
+        read_tar(&out, info)
+    }
+
+    fn fetch_many_tolerant(
+        &self,
+        info: &ServerInfo,
+        names: &[String],
+    ) -> Result<Vec<(String, Vec<u8>)>, FetchError> {
+        // Ask again for the files that exist, found with a listing.
+        let dirs: std::collections::BTreeSet<String> = names
+            .iter()
+            .map(|n| n[..16.min(n.len())].to_string())
+            .collect();
+        let mut present = Vec::new();
+        for d in dirs {
+            if let Ok(out) = self.run(&["ls", "-1", &format!("{}/{d}", info.wals_directory)]) {
+                let listing = String::from_utf8_lossy(&out);
+                present.extend(
+                    names
+                        .iter()
+                        .filter(|n| listing.lines().any(|l| l.trim() == n.as_str()))
+                        .cloned(),
+                );
+            }
+        }
+        if present.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut argv: Vec<String> = vec![
+            "tar".into(),
+            "-cf".into(),
+            "-".into(),
+            "-C".into(),
+            info.wals_directory.clone(),
+        ];
+        argv.extend(present.iter().map(|n| archive_path(n)));
+        let refs: Vec<&str> = argv.iter().map(String::as_str).collect();
+        read_tar(&self.run(&refs)?, info)
+    }
+}
+
+/// `0000000100000000/000000010000000000000003`: Barman's hashed layout.
+pub fn archive_path(name: &str) -> String {
+    if name.len() >= 24 && !name.ends_with(".history") {
+        format!("{}/{name}", &name[..16])
+    } else {
+        name.to_string()
+    }
+}
+
+fn read_tar(bytes: &[u8], info: &ServerInfo) -> Result<Vec<(String, Vec<u8>)>, FetchError> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let mut archive = tar::Archive::new(bytes);
+    let entries = archive.entries().map_err(|e| FetchError {
+        missing: false,
+        failure: Failure::new("unreadable tar stream from the Barman host").detail(e.to_string()),
+    })?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| FetchError {
+            missing: false,
+            failure: Failure::new("unreadable tar stream from the Barman host")
+                .detail(e.to_string()),
+        })?;
+        let name = entry
+            .path()
+            .ok()
+            .and_then(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()))
+            .unwrap_or_default();
+        let mut data = Vec::with_capacity(entry.size() as usize);
+        entry.read_to_end(&mut data).map_err(|e| FetchError {
+            missing: false,
+            failure: Failure::new("reading from the Barman host failed").detail(e.to_string()),
+        })?;
+        out.push((name, decompress(info, data)?));
+    }
+    Ok(out)
+}
+
+/// Decompresses what Barman compressed at rest (gzip, bzip2), detected by magic.
+pub fn decompress(info: &ServerInfo, data: Vec<u8>) -> Result<Vec<u8>, FetchError> {
+    use std::io::Read;
+    let err = |e: std::io::Error| FetchError {
+        missing: false,
+        failure: Failure::new("could not decompress a WAL file from Barman").detail(e.to_string()),
+    };
+    if data.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::with_capacity(16 << 20);
+        flate2::read::GzDecoder::new(&data[..])
+            .read_to_end(&mut out)
+            .map_err(err)?;
+        return Ok(out);
+    }
+    if data.starts_with(b"BZh") {
+        let mut out = Vec::with_capacity(16 << 20);
+        bzip2::read::BzDecoder::new(&data[..])
+            .read_to_end(&mut out)
+            .map_err(err)?;
+        return Ok(out);
+    }
+    let _ = info;
+    Ok(data)
+}
+
+/// The spool path of the control socket for `dest` (short: sockets have a
+/// path limit of about 100 bytes).
+pub fn control_path(spool: &Path, dest: &str, port: Option<&str>) -> PathBuf {
+    use sha2::{Digest, Sha256};
+    let h = hex::encode(&Sha256::digest(format!("{dest}:{}", port.unwrap_or("")))[..6]);
+    spool.join(format!("ssh-{h}"))
+}

@@ -1,0 +1,301 @@
+//! `pgclone wal-restore` against real Barman over a real sshd: a standby in
+//! archive recovery replays 50+ segments through it; missing, damaged and
+//! unreachable cases give the documented codes and never a file at %p.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use support::barman::{barman_34, Barman, Sshd};
+use support::*;
+
+struct Lab {
+    sc: Scratch,
+    primary: Pg,
+    sshd: Sshd,
+    barman: Barman,
+}
+
+fn lab(name: &str) -> Lab {
+    let sc = Scratch::new(name);
+    let mut primary = Pg::init(&sc, "primary");
+    primary.start();
+    let sshd = Sshd::start(&sc, "/usr/bin:/bin");
+    let barman = Barman::setup(&sc, &primary, barman_34());
+    Lab {
+        sc,
+        primary,
+        sshd,
+        barman,
+    }
+}
+
+impl Lab {
+    /// `pgclone wal-restore` as the postgres user, barman-wal-restore style.
+    fn wal_restore(&self, extra: &[&str], name: &str, dest: &Path) -> Output {
+        let cfg = format!("--ssh-option=-F{}", self.sshd.ssh_config.display());
+        let spool = self.sc.path("spool");
+        let mut args = vec![
+            "wal-restore",
+            &cfg,
+            "-c",
+            self.barman.config.to_str().unwrap(),
+            "--spool-dir",
+            spool.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        args.extend(["barmansrv", "pg", name, dest.to_str().unwrap()]);
+        let conf = self.sc.write("empty.conf", "");
+        let mut full = vec!["-f", conf.to_str().unwrap()];
+        full.extend(args);
+        pgclone(&self.sc, &full, &[])
+    }
+
+    /// The name of the segment the primary writes now, after archiving it.
+    fn archived_segment(&self) -> String {
+        let name = self
+            .primary
+            .sql("SELECT pg_walfile_name(pg_current_wal_lsn())");
+        self.barman.archive_now();
+        name
+    }
+}
+
+fn restore_command(lab: &Lab) -> String {
+    format!(
+        "{} wal-restore --ssh-option=-F{} -c {} --spool-dir {} barmansrv pg %f %p",
+        env!("CARGO_BIN_EXE_pgclone"),
+        lab.sshd.ssh_config.display(),
+        lab.barman.config.display(),
+        lab.sc.path("spool").display()
+    )
+}
+
+#[test]
+fn archive_recovery_replays_fifty_segments_through_wal_restore() {
+    let lab = lab("walreplay");
+    lab.primary.sql("CREATE TABLE t(i int)");
+    lab.barman.backup();
+    // 60 segments after the backup, then a named restore point.
+    for i in 0..60 {
+        lab.primary.sql(&format!(
+            "INSERT INTO t VALUES ({i}); SELECT pg_switch_wal()"
+        ));
+    }
+    lab.primary
+        .sql("SELECT pg_create_restore_point('pgclone_target')");
+    lab.primary.sql("INSERT INTO t VALUES (1000)");
+    lab.barman.archive_now();
+
+    let target = lab.sc.path("standby");
+    let cfg = lab.sc.write(
+        "pgclone.conf",
+        &format!(
+            "node_id=2\nnode_name=node2\nbarman_host=barmansrv\nbarman_server=pg\nbarman_config='{}'\nssh_options='-F {}'\n",
+            lab.barman.config.display(),
+            lab.sshd.ssh_config.display()
+        ),
+    );
+    let port = lab.primary.port.to_string();
+    let out = pgclone(
+        &lab.sc,
+        &[
+            "-f",
+            cfg.to_str().unwrap(),
+            "standby",
+            "clone",
+            "-h",
+            lab.sc.dir.to_str().unwrap(),
+            "-p",
+            &port,
+            "-U",
+            "postgres",
+            "-D",
+            target.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Archive recovery only: no primary_conninfo, a recovery target, then promote.
+    std::fs::remove_file(target.join("standby.signal")).unwrap();
+    std::fs::write(target.join("recovery.signal"), "").unwrap();
+    let auto = std::fs::read_to_string(target.join("postgresql.auto.conf")).unwrap();
+    let auto: String = auto
+        .lines()
+        .filter(|l| !l.starts_with("primary_conninfo"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(
+        target.join("postgresql.auto.conf"),
+        format!(
+            "{auto}restore_command = '{}'\nrecovery_target_name = 'pgclone_target'\nrecovery_target_action = 'promote'\n",
+            restore_command(&lab)
+        ),
+    )
+    .unwrap();
+    run_ok(
+        std::process::Command::new("chown")
+            .arg("-R")
+            .arg("postgres:postgres")
+            .arg(&target),
+    );
+    let mut st = Pg::existing(&lab.sc, target);
+    st.start();
+    st.wait_for("SELECT pg_is_in_recovery()", "f", Duration::from_secs(180));
+    assert_eq!(st.sql("SELECT count(*) FROM t"), "60");
+    let log = std::fs::read_to_string(&st.log).unwrap();
+    let restored = log.matches("restored log file").count();
+    assert!(restored >= 50, "only {restored} segments restored:\n{log}");
+    assert!(
+        log.contains("recovery stopping at restore point \"pgclone_target\""),
+        "{log}"
+    );
+}
+
+#[test]
+fn codes_for_missing_damaged_and_unreachable_files_and_test_mode() {
+    let lab = lab("walcodes");
+    let dest_dir = lab.sc.mkdir("pg_wal");
+    let dest = dest_dir.join("RECOVERYXLOG");
+
+    // --test.
+    let conf = lab.sc.write("empty.conf", "");
+    let cfgopt = format!("--ssh-option=-F{}", lab.sshd.ssh_config.display());
+    let out = pgclone(
+        &lab.sc,
+        &[
+            "-f",
+            conf.to_str().unwrap(),
+            "wal-restore",
+            &cfgopt,
+            "-c",
+            lab.barman.config.to_str().unwrap(),
+            "--test",
+            "barmansrv",
+            "pg",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("Ready to retrieve WAL files from the server pg"));
+
+    // A segment that exists: delivered and checked.
+    let name = lab.archived_segment();
+    let out = lab.wal_restore(&["-p", "0"], &name, &dest);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(std::fs::metadata(&dest).unwrap().len(), 16 << 20);
+    std::fs::remove_file(&dest).unwrap();
+
+    // One that does not exist (yet): 1, nothing at %p.
+    let out = lab.wal_restore(&[], "0000000100000000000000FE", &dest);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(!dest.exists());
+    let out = lab.wal_restore(&[], "00000009.history", &dest);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+
+    // A damaged file in the archive is never delivered: 4.
+    let damaged = lab.archived_segment();
+    let path = lab
+        .barman
+        .home
+        .join("pg/wals")
+        .join(&damaged[..16])
+        .join(&damaged);
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    let out = lab.wal_restore(&["-p", "0"], &damaged, &dest);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("not delivered"), "{}", stderr(&out));
+    assert!(!dest.exists());
+
+    // An unreachable Barman host: 3, nothing at %p.
+    let out = pgclone(
+        &lab.sc,
+        &[
+            "-f",
+            conf.to_str().unwrap(),
+            "wal-restore",
+            &cfgopt,
+            "--spool-dir",
+            lab.sc.path("spool2").to_str().unwrap(),
+            "wrongport",
+            "pg",
+            &name,
+            dest.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(!dest.exists());
+
+    // A name that is not a WAL file name: 2.
+    let out = lab.wal_restore(&[], "../../etc/passwd", &dest);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+#[test]
+fn prefetched_segments_are_handed_over_and_concurrent_calls_agree() {
+    let lab = lab("walprefetch");
+    let first = lab
+        .primary
+        .sql("SELECT pg_walfile_name(pg_current_wal_lsn())");
+    // A switch on an idle server is a no-op: write something before each.
+    lab.primary.sql("CREATE TABLE t(i int)");
+    for i in 0..12 {
+        lab.primary.sql(&format!("INSERT INTO t VALUES ({i}); SELECT pg_switch_wal()"));
+    }
+    lab.barman.archive_now();
+    let dir = lab.sc.mkdir("pg_wal");
+    // The first call fetches and starts the prefetcher; the next ones come from the spool.
+    let names: Vec<String> = {
+        let n = u32::from_str_radix(&first[16..], 16).unwrap();
+        (0..10)
+            .map(|i| format!("{}{:08X}", &first[..16], n + i))
+            .collect()
+    };
+    let out = lab.wal_restore(&["-p", "8"], &names[0], &dir.join("RECOVERYXLOG"));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let spool = lab.sc.path("spool");
+    let start = std::time::Instant::now();
+    while !spool.join(&names[3]).exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the prefetcher never filled the spool: {:?}\n{}",
+            std::fs::read_dir(&spool)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect::<Vec<_>>(),
+            std::fs::read_to_string(spool.join("prefetch.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Two processes at once for the same segment: both get the complete file.
+    let a_dest = dir.join("A");
+    let b_dest = dir.join("B");
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| lab.wal_restore(&["-p", "8"], &names[1], &a_dest));
+        let b = s.spawn(|| lab.wal_restore(&["-p", "8"], &names[1], &b_dest));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert_eq!(a.status.code(), Some(0), "{}", stderr(&a));
+    assert_eq!(b.status.code(), Some(0), "{}", stderr(&b));
+    assert_eq!(
+        std::fs::read(&a_dest).unwrap(),
+        std::fs::read(&b_dest).unwrap()
+    );
+    assert_eq!(std::fs::metadata(&a_dest).unwrap().len(), 16 << 20);
+    // pg_rewind's mode (%p is pg_wal/<name>): exactly that file.
+    let exact = dir.join(&names[2]);
+    let out = lab.wal_restore(&[], &names[2], &exact);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(std::fs::metadata(&exact).unwrap().len(), 16 << 20);
+    // No temporary files are left in the destination.
+    let leftovers: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains(".tmp."))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
