@@ -27,7 +27,8 @@ struct RootSshConfig {
 
 impl RootSshConfig {
     fn install(contents: &str) -> Self {
-        let dir = PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".ssh");
+        let dir =
+            PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".ssh");
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("config");
         let saved = std::fs::read(&path).ok();
@@ -52,12 +53,20 @@ fn pct(mut v: Vec<Duration>, q: f64) -> Duration {
 
 /// Calls `cmd(name, dest)` for every name in order, consuming each file;
 /// returns segments per second.
-fn restore_all(names: &[String], dest_dir: &Path, mut cmd: impl FnMut(&str, &Path) -> Command) -> f64 {
+fn restore_all(
+    names: &[String],
+    dest_dir: &Path,
+    mut cmd: impl FnMut(&str, &Path) -> Command,
+) -> f64 {
     let dest = dest_dir.join("RECOVERYXLOG");
     let t = Instant::now();
     for n in names {
         let out = run(&mut cmd(n, &dest));
-        assert!(out.status.success(), "{n}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{n}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert_eq!(std::fs::metadata(&dest).unwrap().len(), 16 << 20);
         std::fs::remove_file(&dest).unwrap();
     }
@@ -65,7 +74,10 @@ fn restore_all(names: &[String], dest_dir: &Path, mut cmd: impl FnMut(&str, &Pat
 }
 
 fn main() {
-    let count: usize = std::env::var("PGCLONE_BENCH_SEGMENTS").ok().and_then(|c| c.parse().ok()).unwrap_or(200);
+    let count: usize = std::env::var("PGCLONE_BENCH_SEGMENTS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(200);
     let sc = Scratch::new("bench-wal");
     let mut p = Pg::init(&sc, "primary");
     p.start();
@@ -75,11 +87,15 @@ fn main() {
     p.sql("CREATE TABLE t(i int)");
     let first = p.sql("SELECT pg_walfile_name(pg_current_wal_lsn())");
     for i in 0..count + 1 {
-        p.sql(&format!("INSERT INTO t VALUES ({i}); SELECT pg_switch_wal()"));
+        p.sql(&format!(
+            "INSERT INTO t VALUES ({i}); SELECT pg_switch_wal()"
+        ));
     }
     barman.archive_now();
     let start_seg = u32::from_str_radix(&first[16..], 16).unwrap();
-    let names: Vec<String> = (0..count as u32).map(|i| format!("{}{:08X}", &first[..16], start_seg + i)).collect();
+    let names: Vec<String> = (0..count as u32)
+        .map(|i| format!("{}{:08X}", &first[..16], start_seg + i))
+        .collect();
     let wals = barman.home.join("pg/wals").join(&first[..16]);
     for n in &names {
         assert!(wals.join(n).exists(), "{n} is not archived");
@@ -98,7 +114,8 @@ fn main() {
         std::fs::create_dir_all(&spool).unwrap();
         restore_all(&names, &out_dir, |n, dest| {
             let mut c = Command::new("/usr/bin/barman-wal-restore");
-            c.args(["-U", "barman", "-c", &cfg, "--spool-dir"]).arg(&spool);
+            c.args(["-U", "barman", "-c", &cfg, "--spool-dir"])
+                .arg(&spool);
             if let Some(p) = parallel {
                 c.args(["--parallel", p]);
             }
@@ -115,7 +132,10 @@ fn main() {
         let _ = std::fs::remove_dir_all(&spool);
         let rate = restore_all(&names, &out_dir, |n, dest| {
             let mut c = Command::new(exe);
-            c.args(["-f"]).arg(&empty).args(["wal-restore", "-c", &cfg, "-p", depth, "--spool-dir"]).arg(&spool);
+            c.args(["-f"])
+                .arg(&empty)
+                .args(["wal-restore", "-c", &cfg, "-p", depth, "--spool-dir"])
+                .arg(&spool);
             c.args(["barmansrv", "pg", n]).arg(dest);
             c
         });
@@ -124,7 +144,10 @@ fn main() {
 
     // The physical limit over ssh: one tar stream of the same files.
     let tar_dir = sc.mkdir("tar-out");
-    let list: Vec<String> = names.iter().map(|n| format!("{}/{n}", &first[..16])).collect();
+    let list: Vec<String> = names
+        .iter()
+        .map(|n| format!("{}/{n}", &first[..16]))
+        .collect();
     let t = Instant::now();
     let script = format!(
         "ssh barmansrv tar cf - -C {} {} | tar xf - -C {}",
@@ -133,7 +156,10 @@ fn main() {
         tar_dir.display()
     );
     run_ok(Command::new("sh").arg("-c").arg(&script));
-    rows.push(("tar over one ssh stream".into(), count as f64 / t.elapsed().as_secs_f64()));
+    rows.push((
+        "tar over one ssh stream".into(),
+        count as f64 / t.elapsed().as_secs_f64(),
+    ));
     let _ = std::fs::remove_dir_all(&tar_dir);
 
     // A plain local copy.
@@ -178,9 +204,18 @@ fn main() {
     for (l, r) in &rows {
         println!("  {l:<36} {r:8.2} segments/s");
     }
-    let best = ["0", "4", "16", "32"].iter().map(|d| get(&format!("pgclone wal-restore -p {d}"))).fold(0.0, f64::max);
-    println!("  best pgclone / barman-wal-restore --parallel 4   {:6.1}x   (target >= 10)", best / get("barman-wal-restore --parallel 4"));
-    println!("  best pgclone / tar over one ssh stream           {:6.2}    (target >= 0.67)", best / get("tar over one ssh stream"));
+    let best = ["0", "4", "16", "32"]
+        .iter()
+        .map(|d| get(&format!("pgclone wal-restore -p {d}")))
+        .fold(0.0, f64::max);
+    println!(
+        "  best pgclone / barman-wal-restore --parallel 4   {:6.1}x   (target >= 10)",
+        best / get("barman-wal-restore --parallel 4")
+    );
+    println!(
+        "  best pgclone / tar over one ssh stream           {:6.2}    (target >= 0.67)",
+        best / get("tar over one ssh stream")
+    );
     println!(
         "  spool hit, whole process: p50 {:.2} ms, p99 {:.2} ms over {} calls (target < 5 ms)",
         pct(hits.clone(), 0.5).as_secs_f64() * 1000.0,

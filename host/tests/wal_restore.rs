@@ -244,7 +244,9 @@ fn prefetched_segments_are_handed_over_and_concurrent_calls_agree() {
     // A switch on an idle server is a no-op: write something before each.
     lab.primary.sql("CREATE TABLE t(i int)");
     for i in 0..12 {
-        lab.primary.sql(&format!("INSERT INTO t VALUES ({i}); SELECT pg_switch_wal()"));
+        lab.primary.sql(&format!(
+            "INSERT INTO t VALUES ({i}); SELECT pg_switch_wal()"
+        ));
     }
     lab.barman.archive_now();
     let dir = lab.sc.mkdir("pg_wal");

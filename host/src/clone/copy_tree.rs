@@ -56,14 +56,17 @@ pub async fn copy(
     scratch: &Path,
 ) -> anyhow::Result<CopyStats> {
     let lists = split(files, jobs);
-    let ssh = std::iter::once("ssh -o BatchMode=yes".to_string())
-        .chain(
-            ssh_options
-                .iter()
-                .map(|o| shell_words::quote(o).into_owned()),
-        )
-        .collect::<Vec<_>>()
-        .join(" ");
+    let ssh = std::iter::once(format!(
+        "ssh -o BatchMode=yes {}",
+        crate::remote::FAST_CIPHER.join(" ")
+    ))
+    .chain(
+        ssh_options
+            .iter()
+            .map(|o| shell_words::quote(o).into_owned()),
+    )
+    .collect::<Vec<_>>()
+    .join(" ");
     let mut children = Vec::new();
     for (i, list) in lists.iter().enumerate() {
         let list_file = scratch.join(format!("files-{i}"));

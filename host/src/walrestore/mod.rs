@@ -140,6 +140,15 @@ pub fn run(o: &Options) -> u8 {
             Err(e) => log("WARNING", &format!("spool: {e}")),
         }
     }
+    // The prefetcher is fetching it right now: wait for it rather than fetch it twice.
+    if let (WalName::Segment { .. }, false) = (kind, rewind) {
+        if wait_for_inflight(&spool, &o.wal_name) {
+            if let Ok(true) = spool.take(&o.wal_name, dest) {
+                after_delivery(o, &spool, rewind);
+                return exit::DELIVERED;
+            }
+        }
+    }
     let info = match server_info(&o.remote, &spool) {
         Ok(i) => i,
         Err(e) => {
@@ -189,6 +198,25 @@ pub fn run(o: &Options) -> u8 {
         after_delivery(o, &spool, rewind);
     }
     exit::DELIVERED
+}
+
+/// True when `name` arrived in the spool while a running prefetcher was
+/// fetching it; false at once when no prefetcher has it in flight.
+fn wait_for_inflight(spool: &Spool, name: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if spool.has(name) {
+            return true;
+        }
+        let inflight = std::fs::read_to_string(spool.path("inflight")).unwrap_or_default();
+        if !inflight.lines().any(|l| l == name)
+            || !prefetcher_running(spool)
+            || Instant::now() > deadline
+        {
+            return spool.has(name);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
 }
 
 fn not_found(e: &remote::FetchError) -> u8 {
@@ -339,7 +367,10 @@ pub fn prefetch_daemon(o: &Options) -> u8 {
             std::thread::sleep(Duration::from_millis(10));
             continue;
         }
-        match stream_into_spool(&o.remote, &info, &spool, &want) {
+        let _ = spool.put_unsynced("inflight", want.join("\n").as_bytes());
+        let result = stream_into_spool(&o.remote, &info, &spool, &want);
+        let _ = std::fs::remove_file(spool.path("inflight"));
+        match result {
             Ok(0) => {
                 log(
                     "DEBUG",
@@ -390,8 +421,20 @@ fn stream_into_spool(
         .stderr(Stdio::null());
     let mut child = cmd.spawn()?;
     let stdout = child.stdout.take().unwrap();
+    // Writing (and fsyncing) happens on another thread, so the stream from
+    // the Barman host never waits for the disk.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(String, Vec<u8>)>(2);
+    let writer_spool = spool.clone();
+    let writer = std::thread::spawn(move || {
+        let mut count = 0;
+        for (name, data) in rx {
+            if writer_spool.put(&name, &data).is_ok() {
+                count += 1;
+            }
+        }
+        count
+    });
     let mut archive = tar::Archive::new(stdout);
-    let mut count = 0;
     for entry in archive.entries()? {
         let mut entry = entry?;
         let name = entry
@@ -408,11 +451,12 @@ fn stream_into_spool(
             continue;
         };
         // A damaged file is never spooled; the foreground path reports it.
-        if verify::check_segment(&name, &data).is_ok() {
-            spool.put(&name, &data)?;
-            count += 1;
+        if verify::check_segment(&name, &data).is_ok() && tx.send((name, data)).is_err() {
+            break;
         }
     }
+    drop(tx);
+    let count = writer.join().unwrap_or(0);
     let _ = child.wait();
     Ok(count)
 }

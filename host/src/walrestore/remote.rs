@@ -63,6 +63,7 @@ impl Remote {
             "-f",
             "-N",
         ])
+        .args(crate::remote::FAST_CIPHER)
         .arg("-o")
         .arg(format!("ControlPath={}", self.control_path.display()));
         if let Some(p) = &self.port {
@@ -99,6 +100,7 @@ impl Remote {
     pub fn ssh(&self) -> std::process::Command {
         let mut c = std::process::Command::new("ssh");
         c.args(["-o", "BatchMode=yes", "-o", "ControlMaster=no"])
+            .args(crate::remote::FAST_CIPHER)
             .arg("-o")
             .arg(format!("ControlPath={}", self.control_path.display()));
         if let Some(p) = &self.port {

@@ -31,6 +31,11 @@ impl Spool {
         write_atomic(&self.dir, name, bytes, true)
     }
 
+    /// Writes a small bookkeeping file atomically, without fsync.
+    pub fn put_unsynced(&self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+        write_atomic(&self.dir, name, bytes, false)
+    }
+
     /// Moves a spooled `name` to `dest` by rename; false when it is not there
     /// (or another process took it first).
     pub fn take(&self, name: &str, dest: &Path) -> std::io::Result<bool> {
