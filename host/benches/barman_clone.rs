@@ -13,62 +13,14 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use support::barman::{barman_34, Barman, Sshd};
+use support::barman::{barman_34, Barman, HomeSshConfig, Sshd};
 use support::*;
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
-}
-
-/// Puts a Host block into the postgres user's ~/.ssh/config, restored on drop.
-struct PostgresSshConfig {
-    path: PathBuf,
-    saved: Option<Vec<u8>>,
-}
-
-impl PostgresSshConfig {
-    fn install(contents: &str) -> Self {
-        let home = PathBuf::from(
-            run_ok(Command::new("sh").args(["-c", "getent passwd postgres | cut -d: -f6"])).trim(),
-        );
-        let dir = home.join(".ssh");
-        std::fs::create_dir_all(&dir).unwrap();
-        run_ok(Command::new("chown").arg("postgres:postgres").arg(&dir));
-        let path = dir.join("config");
-        let saved = std::fs::read(&path).ok();
-        std::fs::write(&path, contents).unwrap();
-        run_ok(Command::new("chown").arg("postgres:postgres").arg(&path));
-        PostgresSshConfig { path, saved }
-    }
-}
-
-impl Drop for PostgresSshConfig {
-    fn drop(&mut self) {
-        match &self.saved {
-            Some(b) => {
-                let _ = std::fs::write(&self.path, b);
-            }
-            None => {
-                let _ = std::fs::remove_file(&self.path);
-            }
-        }
-    }
-}
-
-fn timed(label: &str, cmd: &mut Command) -> Duration {
-    let t = Instant::now();
-    let out = run(cmd);
-    let d = t.elapsed();
-    assert!(
-        out.status.success(),
-        "{label} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    d
 }
 
 fn wipe(target: &Path) {
@@ -99,7 +51,10 @@ fn main() {
     let sock = sc.dir.display().to_string();
     let port = p.port.to_string();
     let target = sc.path("standby");
-    let _ssh = PostgresSshConfig::install(&std::fs::read_to_string(&sshd.ssh_config).unwrap());
+    let _ssh = HomeSshConfig::install(
+        "postgres",
+        &std::fs::read_to_string(&sshd.ssh_config).unwrap(),
+    );
 
     let node1 = sc.write(
         "node1.conf",

@@ -62,14 +62,7 @@ fn main() {
     );
 
     let timed = |label: &str, cmd: &mut Command| -> Duration {
-        let t = Instant::now();
-        let out = run(cmd);
-        let d = t.elapsed();
-        assert!(
-            out.status.success(),
-            "{label} failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let d = support::timed(label, cmd);
         let _ = std::fs::remove_dir_all(&target);
         d
     };

@@ -17,34 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::barman::{barman_34, Barman, Sshd};
+use support::barman::{barman_34, Barman, HomeSshConfig, Sshd};
 use support::*;
-
-struct RootSshConfig {
-    path: PathBuf,
-    saved: Option<Vec<u8>>,
-}
-
-impl RootSshConfig {
-    fn install(contents: &str) -> Self {
-        let dir =
-            PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".ssh");
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("config");
-        let saved = std::fs::read(&path).ok();
-        std::fs::write(&path, contents).unwrap();
-        RootSshConfig { path, saved }
-    }
-}
-
-impl Drop for RootSshConfig {
-    fn drop(&mut self) {
-        match &self.saved {
-            Some(b) => drop(std::fs::write(&self.path, b)),
-            None => drop(std::fs::remove_file(&self.path)),
-        }
-    }
-}
 
 fn pct(mut v: Vec<Duration>, q: f64) -> Duration {
     v.sort();
@@ -100,7 +74,7 @@ fn main() {
     for n in &names {
         assert!(wals.join(n).exists(), "{n} is not archived");
     }
-    let _cfg = RootSshConfig::install(&std::fs::read_to_string(&sshd.ssh_config).unwrap());
+    let _cfg = HomeSshConfig::install("root", &std::fs::read_to_string(&sshd.ssh_config).unwrap());
     let out_dir = sc.mkdir("restored");
     let exe = env!("CARGO_BIN_EXE_pgclone");
     let cfg = barman.config.display().to_string();

@@ -68,6 +68,17 @@ pub fn render(err: &anyhow::Error) -> String {
     }
 }
 
+/// How a child process ended, for messages: "exited with status 23",
+/// "was killed by signal 9".
+pub fn exit_text(status: &std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(c), _) => format!("exited with status {c}"),
+        (None, Some(s)) => format!("was killed by signal {s}"),
+        _ => "failed".into(),
+    }
+}
+
 /// `NOTICE: ...` on standard error.
 pub fn notice(message: &str) {
     eprintln!("NOTICE: {message}");

@@ -109,14 +109,7 @@ pub async fn copy(
         let (status, out, err) = f.await?;
         let status = status?;
         if !status.success() && failure.is_none() {
-            let how = match (
-                status.code(),
-                std::os::unix::process::ExitStatusExt::signal(&status),
-            ) {
-                (Some(c), _) => format!("exited with status {c}"),
-                (None, Some(s)) => format!("was killed by signal {s}"),
-                _ => "failed".into(),
-            };
+            let how = crate::report::exit_text(&status);
             let tail: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
             failure = Some(
                 Failure::new(format!("rsync stream {} of {} {how}", i + 1, lists.len()))

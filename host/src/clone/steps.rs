@@ -318,14 +318,7 @@ pub async fn execute(
                         .unwrap_or_default()
                         .to_string_lossy()
                         .into_owned();
-                    let how = match (
-                        status.code(),
-                        std::os::unix::process::ExitStatusExt::signal(&status),
-                    ) {
-                        (Some(c), _) => format!("exited with status {c}"),
-                        (None, Some(s)) => format!("was killed by signal {s}"),
-                        _ => "failed".into(),
-                    };
+                    let how = crate::report::exit_text(&status);
                     let text = String::from_utf8_lossy(&tail);
                     let last: Vec<&str> = text
                         .split(['\n', '\r'])

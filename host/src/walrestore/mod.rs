@@ -402,16 +402,7 @@ fn stream_into_spool(
     names: &[String],
 ) -> std::io::Result<usize> {
     use std::io::Read;
-    let mut argv: Vec<String> = vec![
-        "tar".into(),
-        "--ignore-failed-read".into(),
-        "--warning=no-failed-read".into(),
-        "-cf".into(),
-        "-".into(),
-        "-C".into(),
-        info.wals_directory.clone(),
-    ];
-    argv.extend(names.iter().map(|n| remote::archive_path(n)));
+    let argv = remote::tar_argv(info, names);
     r.ensure_master()
         .map_err(|e| std::io::Error::other(e.failure.to_string()))?;
     let mut cmd = r.ssh();

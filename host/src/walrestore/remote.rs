@@ -198,18 +198,7 @@ impl Remote {
         info: &ServerInfo,
         names: &[String],
     ) -> Result<Vec<(String, Vec<u8>)>, FetchError> {
-        let mut argv: Vec<String> = vec![
-            "tar".into(),
-            "--ignore-failed-read".into(),
-            "--warning=no-failed-read".into(),
-            "-cf".into(),
-            "-".into(),
-            "-C".into(),
-            info.wals_directory.clone(),
-        ];
-        for n in names {
-            argv.push(archive_path(n));
-        }
+        let argv = tar_argv(info, names);
         let refs: Vec<&str> = argv.iter().map(String::as_str).collect();
         let out = match self.run(&refs) {
             Ok(o) => o,
@@ -258,6 +247,25 @@ impl Remote {
         let refs: Vec<&str> = argv.iter().map(String::as_str).collect();
         read_tar(&self.run(&refs)?, info)
     }
+}
+
+/// The remote command that streams `names` from Barman's WAL directory as
+/// one tar archive, skipping the ones that are not there.
+pub fn tar_argv(info: &ServerInfo, names: &[String]) -> Vec<String> {
+    let mut argv: Vec<String> = [
+        "tar",
+        "--ignore-failed-read",
+        "--warning=no-failed-read",
+        "-cf",
+        "-",
+        "-C",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    argv.push(info.wals_directory.clone());
+    argv.extend(names.iter().map(|n| archive_path(n)));
+    argv
 }
 
 /// `0000000100000000/000000010000000000000003`: Barman's hashed layout.

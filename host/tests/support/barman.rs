@@ -272,3 +272,38 @@ impl Drop for Barman {
         let _ = self.run(&["receive-wal", "--stop", "pg"]);
     }
 }
+
+/// A Host block put into a user's ~/.ssh/config for the length of a
+/// benchmark (repmgr and barman-wal-restore read nothing else); what was
+/// there is restored on drop.
+pub struct HomeSshConfig {
+    path: PathBuf,
+    saved: Option<Vec<u8>>,
+}
+
+impl HomeSshConfig {
+    /// `user`'s home comes from the password database.
+    pub fn install(user: &str, contents: &str) -> Self {
+        let home = run_ok(
+            Command::new("sh")
+                .arg("-c")
+                .arg(format!("getent passwd {user} | cut -d: -f6")),
+        );
+        let dir = PathBuf::from(home.trim()).join(".ssh");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("config");
+        let saved = std::fs::read(&path).ok();
+        std::fs::write(&path, contents).unwrap();
+        chown(&dir, &format!("{user}:"));
+        HomeSshConfig { path, saved }
+    }
+}
+
+impl Drop for HomeSshConfig {
+    fn drop(&mut self) {
+        match &self.saved {
+            Some(b) => drop(std::fs::write(&self.path, b)),
+            None => drop(std::fs::remove_file(&self.path)),
+        }
+    }
+}

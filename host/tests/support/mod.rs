@@ -38,6 +38,20 @@ pub fn run(cmd: &mut Command) -> Output {
     out
 }
 
+/// Runs `cmd`, which must succeed, and returns how long it took.
+pub fn timed(label: &str, cmd: &mut Command) -> Duration {
+    let t = Instant::now();
+    let out = run(cmd);
+    let d = t.elapsed();
+    assert!(
+        out.status.success(),
+        "{label} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    d
+}
+
 pub fn run_ok(cmd: &mut Command) -> String {
     let out = run(cmd);
     assert!(
