@@ -184,17 +184,24 @@ impl Guest for Barman {
         let server = setting("barman_server")?;
         setting("barman_host")?;
         let id = request.backup_id.clone().unwrap_or_else(|| "latest".into());
-        // An empty catalogue answers "Unknown backup 'latest'": say what it means.
-        let list = barman(&["list-backups", "--minimal", &server])?;
-        if list.trim().is_empty() {
-            return Err(err(
-                ErrorKind::NotFound,
-                format!("Barman has no backup of server \"{server}\""),
-                None,
-                Some("take one with barman backup SERVER, or clone with --without-barman"),
-            ));
-        }
-        let shown = barman(&["show-backup", &server, &id])?;
+        // An empty catalogue answers "Unknown backup 'latest'": only then ask
+        // for the list, to say what it means (each barman call costs a Python start).
+        let shown = match barman(&["show-backup", &server, &id]) {
+            Ok(s) => s,
+            Err(e) if e.kind == ErrorKind::NotFound && request.backup_id.is_none() => {
+                let list = barman(&["list-backups", "--minimal", &server])?;
+                if list.trim().is_empty() {
+                    return Err(err(
+                        ErrorKind::NotFound,
+                        format!("Barman has no backup of server \"{server}\""),
+                        None,
+                        Some("take one with barman backup SERVER, or clone with --without-barman"),
+                    ));
+                }
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
         let b = parse::show_backup(&shown).map_err(|problem| {
             err(
                 ErrorKind::InvalidBackup,
