@@ -9,6 +9,38 @@ pub const FAST_CIPHER: [&str; 2] = [
     "Ciphers=^aes128-gcm@openssh.com,aes256-gcm@openssh.com",
 ];
 
+/// The command that starts a shared ssh connection to `dest` in the
+/// background (`-fN`): later ssh commands reach it through `control_path`
+/// with `ControlMaster=no` and skip the handshake. Its standard streams are
+/// detached (a master holding a caller's pipe open would make the caller
+/// wait for it); its messages go to `log`.
+pub fn master_command(
+    dest: &str,
+    port: Option<&str>,
+    ssh_options: &[String],
+    control_path: &std::path::Path,
+    persist_secs: u32,
+    log: std::fs::File,
+) -> std::process::Command {
+    let mut c = std::process::Command::new("ssh");
+    c.args(["-o", "BatchMode=yes", "-o", "ControlMaster=yes", "-f", "-N"])
+        .arg("-o")
+        .arg(format!("ControlPersist={persist_secs}s"))
+        .args(FAST_CIPHER)
+        .arg("-o")
+        .arg(format!("ControlPath={}", control_path.display()));
+    if let Some(p) = port {
+        c.args(["-p", p]);
+    }
+    c.args(ssh_options)
+        .arg("--")
+        .arg(dest)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log);
+    c
+}
+
 /// Quotes `arg` for a POSIX shell: one literal word, whatever it contains.
 pub fn shell_quote(arg: &str) -> String {
     if !arg.is_empty()

@@ -54,6 +54,7 @@ pub async fn copy(
     files: &[String],
     jobs: usize,
     scratch: &Path,
+    control_path: Option<&Path>,
 ) -> anyhow::Result<CopyStats> {
     let lists = split(files, jobs);
     let ssh = std::iter::once(format!(
@@ -75,7 +76,15 @@ pub async fn copy(
         cmd.args(["-a", "--protect-args", "--stats", "--files-from"])
             .arg(&list_file)
             .arg("-e")
-            .arg(&ssh)
+            // The first stream reuses the clone's shared connection (no handshake);
+            // the others open their own, so that they encrypt in parallel.
+            .arg(match (i, control_path) {
+                (0, Some(cp)) => format!(
+                    "{ssh} -o ControlMaster=no -o ControlPath={}",
+                    shell_words::quote(&cp.to_string_lossy())
+                ),
+                _ => ssh.clone(),
+            })
             .arg(format!("{dest}:{}/", remote_path.trim_end_matches('/')))
             .arg(format!("{}/", local.display()))
             .stdin(Stdio::null())

@@ -451,7 +451,17 @@ pub async fn run(
             conf.get("barman_host").unwrap_or("")
         ));
     }
-    let env = Arc::new(HostEnv::new(conf, plugins_cfg)?);
+    let mut host_env = HostEnv::new(conf, plugins_cfg)?;
+    let scratch = tempfile::Builder::new().prefix("pgclone-").tempdir()?;
+    // From Barman: open the shared ssh connection now, while the upstream is
+    // checked, so the barman commands that follow skip the handshake.
+    let master = match (
+        node.barman_mode && !o.replication_conf_only,
+        host_env.ssh_destination("barman"),
+    ) {
+        (true, Some(dest)) => SshMaster::start(&dest, &host_env.ssh_options, scratch.path()),
+        _ => None,
+    };
     let mut checks = Checks::default();
 
     // The upstream, and a real replication connection as the replication user.
@@ -471,7 +481,7 @@ pub async fn run(
     let identity = match &up.info {
         None => None,
         Some(_) => {
-            let psql = env.find_program("psql").ok_or_else(|| {
+            let psql = host_env.find_program("psql").ok_or_else(|| {
                 Failure::new("program \"psql\" not found")
                     .hint("install postgresql-client, or set pg_bindir")
             })?;
@@ -560,6 +570,10 @@ pub async fn run(
     }
 
     // Plugins: the source's plan, then the recovery policies' configuration.
+    if let Some(m) = &master {
+        host_env.control_path = m.ready();
+    }
+    let env = Arc::new(host_env);
     let rt = Runtime::new(cache::default_dir().as_deref())?;
     let candidates = catalog::candidates(plugins_cfg);
     let load = |name: &str| -> anyhow::Result<Plugin> {
@@ -650,7 +664,6 @@ pub async fn run(
     }
 
     // From here on, things change.
-    let scratch = tempfile::Builder::new().prefix("pgclone-").tempdir()?;
     let ctx = steps::ExecContext {
         auth: steps::ChildAuth {
             password: if repl.password_source.as_deref() == Some("the connection string") {
@@ -663,6 +676,7 @@ pub async fn run(
         jobs: node.jobs,
         ssh_options: env.ssh_options.clone(),
         scratch: scratch.path().to_path_buf(),
+        control_path: env.control_path.clone(),
     };
     let mut created_slot: Option<String> = None;
     let result: anyhow::Result<()> = async {
@@ -786,6 +800,52 @@ pub async fn run(
         );
     }
     Ok(())
+}
+
+/// A shared ssh connection for the barman commands of one clone, closed when
+/// the clone ends.
+struct SshMaster {
+    child: std::sync::Mutex<std::process::Child>,
+    path: PathBuf,
+    ssh_options: Vec<String>,
+}
+
+impl SshMaster {
+    fn start(dest: &str, ssh_options: &[String], dir: &Path) -> Option<SshMaster> {
+        let path = dir.join("ssh-master");
+        let log = std::fs::File::create(dir.join("ssh-master.log")).ok()?;
+        let child = crate::remote::master_command(dest, None, ssh_options, &path, 30, log)
+            .spawn()
+            .ok()?;
+        Some(SshMaster {
+            child: std::sync::Mutex::new(child),
+            path,
+            ssh_options: ssh_options.to_vec(),
+        })
+    }
+
+    /// The control path once the connection is up; `None` if it failed (the
+    /// commands then connect on their own and report what ssh says).
+    fn ready(&self) -> Option<PathBuf> {
+        let ok = self.child.lock().ok()?.wait().ok()?.success();
+        (ok && self.path.exists()).then(|| self.path.clone())
+    }
+}
+
+impl Drop for SshMaster {
+    fn drop(&mut self) {
+        if self.path.exists() {
+            let _ = std::process::Command::new("ssh")
+                .args(&self.ssh_options)
+                .arg("-o")
+                .arg(format!("ControlPath={}", self.path.display()))
+                .args(["-O", "exit", "pgclone-master"])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
 }
 
 /// `--dry-run`'s account of what would happen.

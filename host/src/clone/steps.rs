@@ -218,6 +218,8 @@ pub struct ExecContext {
     pub ssh_options: Vec<String>,
     /// A private directory for rsync file lists (outside the data directory).
     pub scratch: PathBuf,
+    /// The clone's shared ssh connection, when there is one.
+    pub control_path: Option<PathBuf>,
 }
 
 /// Runs the steps in order; stops at the first failure. Returns what the
@@ -257,6 +259,7 @@ pub async fn execute(
                     files,
                     ctx.jobs,
                     &ctx.scratch,
+                    ctx.control_path.as_deref(),
                 )
                 .await?;
                 eprintln!(

@@ -178,10 +178,13 @@ impl host_api::Host for PluginState {
             ));
         }
         let mut cmd = Command::new("ssh");
-        cmd.args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=10"])
-            .args(&self.env.ssh_options)
-            .arg("--")
-            .arg(&dest);
+        cmd.args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=10"]);
+        if let Some(cp) = &self.env.control_path {
+            cmd.args(["-o", "ControlMaster=no"])
+                .arg("-o")
+                .arg(format!("ControlPath={}", cp.display()));
+        }
+        cmd.args(&self.env.ssh_options).arg("--").arg(&dest);
         // ssh joins its arguments into one string for the remote shell: quote
         // each one so it arrives as exactly one literal argument.
         cmd.args(argv.iter().map(|a| shell_quote(a)));

@@ -15,6 +15,9 @@ pub struct HostEnv {
     pub targets: BTreeMap<String, String>,
     /// Extra ssh options (`ssh_options` in the configuration), already split.
     pub ssh_options: Vec<String>,
+    /// A shared ssh connection (ControlPath) remote calls go through when it
+    /// exists; without it they connect directly.
+    pub control_path: Option<PathBuf>,
 }
 
 impl HostEnv {
@@ -35,6 +38,7 @@ impl HostEnv {
             config: config.clone(),
             targets: plugins.targets.clone(),
             ssh_options,
+            control_path: None,
         })
     }
 

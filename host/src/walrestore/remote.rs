@@ -52,29 +52,14 @@ impl Remote {
             missing: false,
             failure: Failure::new("cannot write to the spool directory").detail(e.to_string()),
         })?;
-        let mut c = std::process::Command::new("ssh");
-        c.args([
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "ControlMaster=yes",
-            "-o",
-            "ControlPersist=60s",
-            "-f",
-            "-N",
-        ])
-        .args(crate::remote::FAST_CIPHER)
-        .arg("-o")
-        .arg(format!("ControlPath={}", self.control_path.display()));
-        if let Some(p) = &self.port {
-            c.args(["-p", p]);
-        }
-        c.args(&self.ssh_options)
-            .arg("--")
-            .arg(&self.dest)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(err_file);
+        let mut c = crate::remote::master_command(
+            &self.dest,
+            self.port.as_deref(),
+            &self.ssh_options,
+            &self.control_path,
+            60,
+            err_file,
+        );
         let status = c.status().map_err(|e| FetchError {
             missing: false,
             failure: Failure::new("could not run ssh").detail(e.to_string()),
