@@ -45,17 +45,16 @@ fn stat_value(stats: &str, label: &str) -> Option<u64> {
 }
 
 /// Copies `files` (relative to `remote_path` on `dest`) into `local` with
-/// `jobs` parallel rsync streams.
+/// `ctx.jobs` parallel rsync streams.
 pub async fn copy(
     dest: &str,
-    ssh_options: &[String],
     remote_path: &str,
     local: &Path,
     files: &[String],
-    jobs: usize,
-    scratch: &Path,
-    control_path: Option<&Path>,
+    ctx: &super::steps::ExecContext,
 ) -> anyhow::Result<CopyStats> {
+    let (ssh_options, jobs, scratch) = (&ctx.ssh_options, ctx.jobs, ctx.scratch.as_path());
+    let control_path = ctx.control_path.as_deref();
     let lists = split(files, jobs);
     let ssh = std::iter::once(format!(
         "ssh -o BatchMode=yes {}",

@@ -251,17 +251,7 @@ pub async fn execute(
                     files.len(),
                     ctx.jobs.min(files.len()).max(1)
                 );
-                let s = super::copy_tree::copy(
-                    dest,
-                    &ctx.ssh_options,
-                    remote_path,
-                    local,
-                    files,
-                    ctx.jobs,
-                    &ctx.scratch,
-                    ctx.control_path.as_deref(),
-                )
-                .await?;
+                let s = super::copy_tree::copy(dest, remote_path, local, files, ctx).await?;
                 eprintln!(
                     "INFO: {} files, {:.1} MiB ({:.1} MiB sent over the wire)",
                     s.files,
