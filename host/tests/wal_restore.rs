@@ -301,3 +301,93 @@ fn prefetched_segments_are_handed_over_and_concurrent_calls_agree() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+/// A TCP relay for ssh's ProxyCommand that passes at most `rate` bytes per
+/// second from the server: a transfer slow enough to be killed midway.
+const SLOW_PROXY: &str = r#"
+import socket, sys, threading, time, os
+host, port, rate = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+s = socket.create_connection((host, port))
+def up():
+    while True:
+        b = os.read(0, 65536)
+        if not b:
+            break
+        s.sendall(b)
+threading.Thread(target=up, daemon=True).start()
+while True:
+    b = s.recv(16384)
+    if not b:
+        break
+    os.write(1, b)
+    time.sleep(len(b) / rate)
+"#;
+
+#[test]
+fn ssh_killed_mid_transfer_leaves_nothing_at_p() {
+    let lab = lab("walkill");
+    let name = lab.archived_segment();
+    let proxy = lab.sc.write("slowproxy.py", SLOW_PROXY);
+    let dir = lab.sc.mkdir("pg_wal");
+    let dest = dir.join("RECOVERYXLOG");
+    let conf = lab.sc.write("empty.conf", "");
+    let cfgopt = format!("--ssh-option=-F{}", lab.sshd.ssh_config.display());
+    let proxyopt = format!(
+        "--ssh-option=-oProxyCommand=python3 {} 127.0.0.1 {} 1000000",
+        proxy.display(),
+        lab.sshd.port
+    );
+    let spool = lab.sc.path("spool-kill");
+    let args: Vec<String> = [
+        "-f",
+        conf.to_str().unwrap(),
+        "wal-restore",
+        &cfgopt,
+        &proxyopt,
+        "-c",
+        lab.barman.config.to_str().unwrap(),
+        "-p",
+        "0",
+        "--spool-dir",
+        spool.to_str().unwrap(),
+        "barmansrv",
+        "pg",
+        &name,
+        dest.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let sc_dir = lab.sc.dir.clone();
+    let handle = std::thread::spawn(move || {
+        let sc = Scratch { dir: sc_dir };
+        let out = pgclone(
+            &sc,
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+            &[],
+        );
+        std::mem::forget(sc);
+        out
+    });
+    // The segment is on its way at 1 MB/s: kill the connection carrying it
+    // (anchored: pgclone's own command line names the proxy too).
+    std::thread::sleep(Duration::from_secs(4));
+    let killed = std::process::Command::new("pkill")
+        .args([
+            "-9",
+            "-f",
+            &format!("^python3 {} 127.0.0.1 {}", proxy.display(), lab.sshd.port),
+        ])
+        .status()
+        .unwrap();
+    assert!(killed.success(), "no transfer in progress to kill");
+    let out = handle.join().unwrap();
+    assert_ne!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(out.status.code().unwrap_or(255) <= 125, "{:?}", out.status);
+    assert!(!dest.exists(), "a file was left at %p");
+    let leftovers: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
