@@ -391,3 +391,35 @@ fn ssh_killed_mid_transfer_leaves_nothing_at_p() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[test]
+fn partial_segments_only_with_dash_p() {
+    let lab = lab("walpartial");
+    lab.primary
+        .sql("CREATE TABLE t(i int); INSERT INTO t VALUES (1)");
+    // The segment the primary is writing: Barman has it only as .partial.
+    let current = lab
+        .primary
+        .sql("SELECT pg_walfile_name(pg_current_wal_lsn())");
+    let streaming = lab
+        .barman
+        .home
+        .join("pg/streaming")
+        .join(format!("{current}.partial"));
+    let start = std::time::Instant::now();
+    while !streaming.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "Barman never streamed {current}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let dir = lab.sc.mkdir("pg_wal");
+    let dest = dir.join("RECOVERYXLOG");
+    let out = lab.wal_restore(&["-p", "0"], &current, &dest);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(!dest.exists());
+    let out = lab.wal_restore(&["-p", "0", "-P"], &current, &dest);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(std::fs::metadata(&dest).unwrap().len(), 16 << 20);
+}
