@@ -61,15 +61,19 @@ fn main() -> ExitCode {
         1 => "info",
         _ => "debug",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PGCLONE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
-        )
-        .with_writer(std::io::stderr)
-        .without_time()
-        .with_target(false)
-        .init();
+    // wal-restore runs once per WAL segment and logs nothing through tracing:
+    // its start-up is kept to the minimum.
+    if !matches!(cli.command, Command::WalRestore(_)) {
+        tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_env("PGCLONE_LOG")
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
+            )
+            .with_writer(std::io::stderr)
+            .without_time()
+            .with_target(false)
+            .init();
+    }
     let ctx = commands::Context {
         config_file: cli.config_file,
         plugins_config: cli.plugins_config,
