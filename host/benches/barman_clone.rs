@@ -37,13 +37,7 @@ fn main() {
     let mut p = Pg::init(&sc, "primary");
     p.append_conf("shared_buffers = '256MB'\nmax_wal_size = '2GB'\n");
     p.start();
-    eprintln!("initialising pgbench at scale {scale} ...");
-    run_ok(
-        as_pg(pg_bindir().join("pgbench"))
-            .args(["-q", "-i", "-s", &scale, "-h"])
-            .arg(&sc.dir)
-            .args(["-p", &p.port.to_string(), "-U", "postgres", "postgres"]),
-    );
+    p.pgbench_init(&scale);
     let sshd = Sshd::start_for(&sc, "/usr/bin:/bin", true);
     let barman = Barman::setup(&sc, &p, barman_34());
     let id = barman.backup();

@@ -26,14 +26,7 @@ fn main() {
     let mut p = Pg::init(&sc, "primary");
     p.append_conf("shared_buffers = '256MB'\nmax_wal_size = '2GB'\n");
     p.start();
-    eprintln!("initialising pgbench at scale {scale} ...");
-    run_ok(
-        as_pg(pg_bindir().join("pgbench"))
-            .args(["-q", "-i", "-s", &scale, "-h"])
-            .arg(&sc.dir)
-            .args(["-p", &p.port.to_string(), "-U", "postgres", "postgres"]),
-    );
-    p.sql("CHECKPOINT");
+    p.pgbench_init(&scale);
     let size = p.sql("SELECT pg_size_pretty(sum(pg_database_size(datname))) FROM pg_database");
 
     let sock = sc.dir.display().to_string();

@@ -501,17 +501,7 @@ fn a_killed_pg_basebackup_ends_in_error_with_nothing_left_behind() {
         .collect();
     // A fast checkpoint: a spread one after writing 40 MB takes minutes.
     args.push("--fast-checkpoint".into());
-    let sc_dir = sc.dir.clone();
-    let handle = std::thread::spawn(move || {
-        let sc = Scratch { dir: sc_dir };
-        let out = pgclone(
-            &sc,
-            &args.iter().map(String::as_str).collect::<Vec<_>>(),
-            &[],
-        );
-        std::mem::forget(sc);
-        out
-    });
+    let handle = pgclone_in_background(&sc, args);
     // Wait for the copy to be under way, then kill pg_basebackup.
     let started = std::time::Instant::now();
     while !target.join("base").exists() {

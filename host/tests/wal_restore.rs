@@ -358,17 +358,7 @@ fn ssh_killed_mid_transfer_leaves_nothing_at_p() {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let sc_dir = lab.sc.dir.clone();
-    let handle = std::thread::spawn(move || {
-        let sc = Scratch { dir: sc_dir };
-        let out = pgclone(
-            &sc,
-            &args.iter().map(String::as_str).collect::<Vec<_>>(),
-            &[],
-        );
-        std::mem::forget(sc);
-        out
-    });
+    let handle = pgclone_in_background(&lab.sc, args);
     // The segment is on its way at 1 MB/s: kill the connection carrying it
     // (anchored: pgclone's own command line names the proxy too).
     std::thread::sleep(Duration::from_secs(4));

@@ -234,6 +234,18 @@ impl Pg {
         }
     }
 
+    /// `pgbench -i` at `scale` (70 is about 1 GiB), then a checkpoint.
+    pub fn pgbench_init(&self, scale: &str) {
+        eprintln!("initialising pgbench at scale {scale} ...");
+        run_ok(
+            as_pg(pg_bindir().join("pgbench"))
+                .args(["-q", "-i", "-s", scale, "-h"])
+                .arg(&self.socket_dir)
+                .args(["-p", &self.port.to_string(), "-U", "postgres", "postgres"]),
+        );
+        self.sql("CHECKPOINT");
+    }
+
     /// Runs SQL over the socket as postgres; returns unaligned tuples.
     pub fn sql(&self, query: &str) -> String {
         run_ok(
@@ -305,6 +317,18 @@ pub fn pgclone(s: &Scratch, args: &[&str], env: &[(&str, &str)]) -> Output {
     }
     cmd.arg(env!("CARGO_BIN_EXE_pgclone")).args(args);
     run(&mut cmd)
+}
+
+/// `pgclone` as above, on another thread: for tests that kill something it
+/// started while it runs.
+pub fn pgclone_in_background(s: &Scratch, args: Vec<String>) -> std::thread::JoinHandle<Output> {
+    // The scratch directory outlives the thread: only its path is shared.
+    let dir = s.dir.clone();
+    std::thread::spawn(move || {
+        let sc = std::mem::ManuallyDrop::new(Scratch { dir });
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        pgclone(&sc, &refs, &[])
+    })
 }
 
 pub fn stderr(o: &Output) -> String {
