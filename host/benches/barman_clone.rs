@@ -50,19 +50,7 @@ fn main() {
         &std::fs::read_to_string(&sshd.ssh_config).unwrap(),
     );
 
-    let node1 = sc.write(
-        "node1.conf",
-        &format!(
-            "node_id=1\nnode_name=node1\nconninfo='host={sock} port={port} user=postgres dbname=postgres'\ndata_directory='{}'\n",
-            p.data.display()
-        ),
-    );
-    run_ok(
-        as_pg("repmgr")
-            .arg("-f")
-            .arg(&node1)
-            .args(["primary", "register"]),
-    );
+    p.register_with_repmgr(&sc, "", "");
     let common = format!(
         "node_id=2\nnode_name=node2\nconninfo='host={sock} port=1 user=postgres dbname=postgres'\ndata_directory='{}'\n\
          barman_host=barmansrv\nbarman_server=pg\nbarman_config='{}'\nrestore_command='/bin/false %f %p'\n",

@@ -32,19 +32,7 @@ fn main() {
     let sock = sc.dir.display().to_string();
     let port = p.port.to_string();
     // repmgr needs a registered primary and its own config for the standby.
-    let node1 = sc.write(
-        "node1.conf",
-        &format!(
-            "node_id=1\nnode_name=node1\nconninfo='host={sock} port={port} user=postgres dbname=postgres'\ndata_directory='{}'\n",
-            p.data.display()
-        ),
-    );
-    run_ok(
-        as_pg("repmgr")
-            .arg("-f")
-            .arg(&node1)
-            .args(["primary", "register"]),
-    );
+    p.register_with_repmgr(&sc, "", "");
     let target = sc.path("standby");
     let node2 = sc.write(
         "node2.conf",

@@ -547,22 +547,12 @@ fn upstream_node_id_takes_conninfo_and_replication_user_from_repmgr() {
     let mut p = Pg::init(&sc, "primary");
     p.start();
     p.sql("CREATE ROLE repl REPLICATION LOGIN");
-    let sock = sc.dir.display().to_string();
-    let node1 = sc.write(
-        "node1.conf",
-        &format!(
-            "node_id=1\nnode_name=node1\nconninfo='host={sock} port={} user=postgres dbname=postgres connect_timeout=3'\n\
-             data_directory='{}'\nreplication_user=repl\n",
-            p.port,
-            p.data.display()
-        ),
-    );
     // A repmgr-managed primary, registered by repmgr itself.
-    run_ok(
-        as_pg("repmgr")
-            .arg("-f")
-            .arg(&node1)
-            .args(["primary", "register"]),
+    p.register_with_repmgr(
+        &sc,
+        " connect_timeout=3",
+        "replication_user=repl
+",
     );
     let cfg = sc.write("node2.conf", "node_id=2\nnode_name=node2\n");
     let target = sc.path("standby");

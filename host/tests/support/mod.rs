@@ -234,6 +234,28 @@ impl Pg {
         }
     }
 
+    /// Registers this server as node 1 of a repmgr cluster with repmgr itself
+    /// (`repmgr primary register`), reached over its socket; `conninfo_extra`
+    /// is appended to its conninfo, `keys` to its repmgr.conf.
+    pub fn register_with_repmgr(&self, s: &Scratch, conninfo_extra: &str, keys: &str) {
+        let node1 = s.write(
+            "node1.conf",
+            &format!(
+                "node_id=1\nnode_name=node1\nconninfo='host={} port={} user=postgres dbname=postgres{conninfo_extra}'\n\
+                 data_directory='{}'\n{keys}",
+                self.socket_dir.display(),
+                self.port,
+                self.data.display()
+            ),
+        );
+        run_ok(
+            as_pg("repmgr")
+                .arg("-f")
+                .arg(&node1)
+                .args(["primary", "register"]),
+        );
+    }
+
     /// `pgbench -i` at `scale` (70 is about 1 GiB), then a checkpoint.
     pub fn pgbench_init(&self, scale: &str) {
         eprintln!("initialising pgbench at scale {scale} ...");
