@@ -91,17 +91,59 @@ impl Lab {
     }
 }
 
-fn clone_replay_stream(name: &str, bin: PathBuf) {
+/// How a clone in `clone_replay_stream` is run.
+#[derive(PartialEq)]
+enum Variant {
+    /// Plain, output captured.
+    Plain,
+    /// On a terminal (live progress), with `--waldir` in pg_basebackup_options.
+    TerminalWaldir,
+}
+
+fn clone_replay_stream(name: &str, bin: PathBuf, variant: Variant) {
     let lab = lab(name, bin);
     let id = lab.barman.backup();
     // Written after the backup: only Barman's archive and streaming have it.
     lab.primary
         .sql("INSERT INTO t SELECT generate_series(1001, 3000)");
     lab.barman.archive_now();
-    let cfg = lab.conf("");
+    let waldir = lab.sc.path("standby_wal");
     let target = lab.sc.path("standby");
-    let out = lab.clone(&cfg, &target, &[]);
-    let err = stderr(&out);
+    let (out, err) = if variant == Variant::TerminalWaldir {
+        let cfg = lab.conf(&format!(
+            "pg_basebackup_options='--waldir={}'\n",
+            waldir.display()
+        ));
+        let port = lab.primary.port.to_string();
+        let out = pgclone_on_terminal(
+            &lab.sc,
+            &[
+                "-f",
+                s(&cfg),
+                "standby",
+                "clone",
+                "-h",
+                s(&lab.sc.dir),
+                "-p",
+                &port,
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-D",
+                s(&target),
+            ],
+        );
+        let text = stdout(&out);
+        // The live counter, redrawn in place.
+        assert!(text.contains("\r\x1b[KINFO: copied "), "{text:?}");
+        assert!(text.contains(" MiB/s"), "{text}");
+        (out, text)
+    } else {
+        let out = lab.clone(&lab.conf(""), &target, &[]);
+        let err = stderr(&out);
+        (out, err)
+    };
     assert!(out.status.success(), "{err}");
     assert!(err.contains(&format!("Barman backup {id}")), "{err}");
     assert!(
@@ -116,6 +158,10 @@ fn clone_replay_stream(name: &str, bin: PathBuf) {
     let map = std::fs::read_to_string(target.join("tablespace_map")).unwrap();
     assert!(map.contains(s(&lab.sc.path("ts_standby"))), "{map}");
     assert!(target.join("pg_wal").is_dir() && target.join("pg_replslot").is_dir());
+    if variant == Variant::TerminalWaldir {
+        assert_eq!(std::fs::read_link(target.join("pg_wal")).unwrap(), waldir);
+        assert!(waldir.join("archive_status").is_dir());
+    }
 
     let mut st = Pg::existing(&lab.sc, target.clone());
     st.start();
@@ -129,22 +175,31 @@ fn clone_replay_stream(name: &str, bin: PathBuf) {
     );
     lab.primary.sql("INSERT INTO t VALUES (3001)");
     st.wait_for("SELECT count(*) FROM t", "3001", WAIT);
+    if variant == Variant::TerminalWaldir {
+        let segments = std::fs::read_dir(&waldir)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().len() == 24)
+            .count();
+        assert!(segments > 0, "the standby wrote no WAL into --waldir");
+    }
 }
 
 #[test]
 fn clone_from_barman_3_4_replays_from_barman_then_streams() {
-    clone_replay_stream("barman34", barman_34());
+    clone_replay_stream("barman34", barman_34(), Variant::Plain);
 }
 
 #[test]
 fn clone_from_barman_3_19_with_the_new_catalogue_layout() {
-    clone_replay_stream("barman319", barman_319());
+    clone_replay_stream("barman319", barman_319(), Variant::TerminalWaldir);
 }
 
 #[test]
 fn barman_errors_are_distinct_and_change_nothing() {
     let lab = lab("barmanerr", barman_34());
     lab.barman.backup();
+    lab.barman.add_server("pgz", "backup_compression = gzip");
+    let compressed = lab.barman.backup_of("pgz");
     let target = lab.sc.path("standby");
     let base = |host: &str, server: &str| {
         format!(
@@ -179,6 +234,33 @@ fn barman_errors_are_distinct_and_change_nothing() {
     case(
         &base("barmansrv", "empty"),
         &["Barman has no backup of server \"empty\""],
+    );
+    // A compressed backup (tar.gz) is refused before anything is copied.
+    case(
+        &base("barmansrv", "pgz"),
+        &[
+            &format!("backup {compressed} is compressed (gzip)"),
+            "nothing was copied",
+        ],
+    );
+    // A WAL directory inside the data directory, or not empty, is refused.
+    std::fs::create_dir_all(lab.sc.path("walfull")).unwrap();
+    std::fs::write(lab.sc.path("walfull/x"), "x").unwrap();
+    case(
+        &format!(
+            "{}pg_basebackup_options='--waldir={}'\n",
+            base("barmansrv", "pg"),
+            lab.sc.path("walfull").display()
+        ),
+        &["WAL directory", "is not empty"],
+    );
+    case(
+        &format!(
+            "{}pg_basebackup_options='--waldir={}/pg_wal'\n",
+            base("barmansrv", "pg"),
+            target.display()
+        ),
+        &["is inside the data directory"],
     );
     // A hostile server name is one literal argument: an unknown server, nothing more.
     let _ = std::fs::remove_file("/tmp/pgclone-injected");

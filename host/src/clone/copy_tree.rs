@@ -52,6 +52,7 @@ pub async fn copy(
     local: &Path,
     files: &[String],
     ctx: &super::steps::ExecContext,
+    copied_before: u64,
 ) -> anyhow::Result<CopyStats> {
     let (ssh_options, jobs, scratch) = (&ctx.ssh_options, ctx.jobs, ctx.scratch.as_path());
     let control_path = ctx.control_path.as_deref();
@@ -72,7 +73,11 @@ pub async fn copy(
         let list_file = scratch.join(format!("files-{i}"));
         std::fs::write(&list_file, list.join("\n") + "\n")?;
         let mut cmd = tokio::process::Command::new("rsync");
-        cmd.args(["-a", "--protect-args", "--stats", "--files-from"])
+        cmd.args(["-a", "--protect-args", "--stats"]);
+        if ctx.show_progress {
+            cmd.args(["--info=progress2", "--no-inc-recursive"]);
+        }
+        cmd.arg("--files-from")
             .arg(&list_file)
             .arg("-e")
             // The first stream reuses the clone's shared connection (no handshake);
@@ -97,17 +102,37 @@ pub async fn copy(
         })?;
         children.push(child);
     }
+    let progress =
+        super::progress::Progress::new(children.len(), copied_before, ctx.expected_bytes);
+    let shown = ctx.show_progress.then(|| progress.show());
     // Wait for all; the first failure wins, and dropping the rest kills them.
     let mut futures = Vec::new();
-    for mut child in children {
+    for (i, mut child) in children.into_iter().enumerate() {
+        let progress = progress.clone();
         futures.push(tokio::spawn(async move {
-            let mut out = String::new();
+            let mut out = Vec::new();
             let mut err = String::new();
             let mut so = child.stdout.take().unwrap();
             let mut se = child.stderr.take().unwrap();
-            let (a, b) = tokio::join!(so.read_to_string(&mut out), se.read_to_string(&mut err));
-            let _ = (a, b);
+            let read_out = async {
+                let mut buf = [0u8; 8192];
+                while let Ok(n) = so.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    if let Some(b) =
+                        super::progress::last_record(&String::from_utf8_lossy(&buf[..n]))
+                    {
+                        progress.set(i, b);
+                    }
+                    out.extend_from_slice(&buf[..n]);
+                }
+            };
+            let (_, b) = tokio::join!(read_out, se.read_to_string(&mut err));
+            let _ = b;
             let status = child.wait().await;
+            // progress2 separates its records with carriage returns.
+            let out = String::from_utf8_lossy(&out).replace('\r', "\n");
             (status, out, err)
         }));
     }
@@ -128,6 +153,7 @@ pub async fn copy(
         stats.total_bytes += stat_value(&out, "Total file size:").unwrap_or(0);
         stats.literal_bytes += stat_value(&out, "Literal data:").unwrap_or(0);
     }
+    drop(shown);
     if let Some(f) = failure {
         return Err(f.into());
     }

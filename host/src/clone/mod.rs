@@ -8,6 +8,7 @@
 pub mod checks;
 pub mod copy_tree;
 pub mod external;
+pub mod progress;
 pub mod settings;
 pub mod steps;
 pub mod target;
@@ -275,6 +276,8 @@ struct Planned {
     /// `-F` over a data directory of the same system: copy only what changed.
     delta: bool,
     server_version: Option<u32>,
+    /// The backup's size as the source reports it (0 when unknown).
+    size_bytes: u64,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -333,6 +336,7 @@ fn plan_source(
         steps: Vec::new(),
         delta: false,
         server_version: None,
+        size_bytes: 0,
     };
     let mut session = source_plugin.session(rt, env.clone())?;
     let backup = match session.check(&request) {
@@ -343,6 +347,7 @@ fn plan_source(
         }
     };
     planned.server_version = Some(backup.server_version);
+    planned.size_bytes = backup.size_bytes;
     if node.barman_mode {
         checks.ok(format!(
             "Barman backup {} (PostgreSQL {}, timeline {}, begins at WAL {}) is usable",
@@ -587,6 +592,7 @@ pub async fn run(
         steps: Vec::new(),
         delta: false,
         server_version: None,
+        size_bytes: 0,
     };
     if !o.replication_conf_only {
         let source_plugin = load(if node.barman_mode {
@@ -609,6 +615,12 @@ pub async fn run(
         )?;
         if server_version.is_none() {
             server_version = planned.server_version;
+        }
+        if let Some(w) = &node.waldir {
+            match target::check_waldir(w, &target, planned.delta) {
+                Ok(m) => checks.ok(m),
+                Err(f) => checks.fail_error(&f.into()),
+            }
         }
     }
     let mut policies = vec![load("recovery-standard")?];
@@ -677,6 +689,8 @@ pub async fn run(
         ssh_options: env.ssh_options.clone(),
         scratch: scratch.path().to_path_buf(),
         control_path: env.control_path.clone(),
+        show_progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        expected_bytes: planned.size_bytes,
     };
     let mut created_slot: Option<String> = None;
     let result: anyhow::Result<()> = async {
@@ -685,6 +699,10 @@ pub async fn run(
                 target.prepare_for_delta()?;
             } else {
                 target.prepare()?;
+            }
+            // pg_basebackup makes the link itself; a Barman backup has no pg_wal.
+            if let (Some(w), true) = (&node.waldir, node.barman_mode) {
+                target::link_waldir(&target.real, w)?;
             }
         }
         if let (Some(slot), Some(c)) = (&node.slot_name, &up.client) {
@@ -715,7 +733,8 @@ pub async fn run(
                     })
                     .flatten()
                     .collect();
-                let removed = copy_tree::remove_unlisted(&target.real, &listed, &["pg_tblspc"])?;
+                let removed =
+                    copy_tree::remove_unlisted(&target.real, &listed, &["pg_tblspc", "pg_wal"])?;
                 info(&format!(
                     "delta copy: {removed} files that are not in the backup were removed"
                 ));
@@ -748,6 +767,10 @@ pub async fn run(
                     report::render(&d)
                 )),
             }
+        }
+        if let (Some(w), false) = (&node.waldir, o.replication_conf_only) {
+            // It was empty (or held this node's old WAL) before the clone.
+            let _ = target::empty_dir(w);
         }
         if !o.replication_conf_only && target.real.is_dir() {
             match target::empty_dir(&target.real) {
@@ -793,7 +816,10 @@ pub async fn run(
         report::warning(
             "restore_command is not set: a Barman backup holds no WAL, so the standby can only catch up by streaming",
             Some(&format!(
-                "set restore_command='/usr/bin/barman-wal-restore {} {} %f %p' and rerun with --replication-conf-only",
+                "set restore_command='{} wal-restore {} {} %f %p' and rerun with --replication-conf-only",
+                std::env::current_exe()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|_| "pgclone".into()),
                 conf.get("barman_host").unwrap_or("HOST"),
                 conf.get("barman_server").unwrap_or("SERVER")
             )),
@@ -872,6 +898,13 @@ async fn print_plan(
         if upstream::slot_state(c, slot).await?.is_none() {
             println!("  create replication slot \"{slot}\" on the upstream");
         }
+    }
+    if let (Some(w), true, false) = (&node.waldir, node.barman_mode, o.replication_conf_only) {
+        println!(
+            "  link {}/pg_wal to {} (created 0700)",
+            target.real.display(),
+            w.display()
+        );
     }
     for (i, s) in planned.steps.iter().enumerate() {
         println!("  {}. {s}", i + 1);

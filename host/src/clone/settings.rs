@@ -21,6 +21,39 @@ pub struct NodeSettings {
     /// Clone from Barman (barman_host and barman_server set, no --without-barman).
     pub barman_mode: bool,
     pub jobs: usize,
+    /// `--waldir` from `pg_basebackup_options`: pg_wal becomes a symbolic link
+    /// to it (pg_basebackup makes it; for a Barman clone pgclone does).
+    pub waldir: Option<PathBuf>,
+}
+
+/// The `--waldir` in `pg_basebackup_options`, which must be absolute.
+fn waldir_option(conf: &ConfFile) -> anyhow::Result<Option<PathBuf>> {
+    let Some(opts) = conf.get("pg_basebackup_options") else {
+        return Ok(None);
+    };
+    let args = shell_words::split(opts).map_err(|e| {
+        Failure::new(format!("invalid pg_basebackup_options \"{opts}\""))
+            .detail(e.to_string())
+            .hint("quote values that contain spaces, e.g. --label='my backup'")
+    })?;
+    let mut dir = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if let Some(v) = a.strip_prefix("--waldir=") {
+            dir = Some(v.to_string());
+        } else if a == "--waldir" {
+            dir = it.next().cloned();
+        }
+    }
+    match dir.map(PathBuf::from) {
+        Some(d) if !d.is_absolute() => Err(Failure::new(format!(
+            "--waldir \"{}\" in pg_basebackup_options is not an absolute path",
+            d.display()
+        ))
+        .hint("give the WAL directory as an absolute path, e.g. --waldir=/srv/wal/standby")
+        .into()),
+        d => Ok(d),
+    }
 }
 
 impl NodeSettings {
@@ -119,6 +152,7 @@ impl NodeSettings {
                 .or_else(|| conf.get("replication_user").map(str::to_string)),
             barman_mode: barman.0.is_some() && !o.without_barman,
             jobs: jobs.clamp(1, 32),
+            waldir: waldir_option(conf)?,
         })
     }
 }

@@ -220,6 +220,10 @@ pub struct ExecContext {
     pub scratch: PathBuf,
     /// The clone's shared ssh connection, when there is one.
     pub control_path: Option<PathBuf>,
+    /// Show a live byte counter (standard error is a terminal).
+    pub show_progress: bool,
+    /// The backup's size for the counter (0 when unknown).
+    pub expected_bytes: u64,
 }
 
 /// Runs the steps in order; stops at the first failure. Returns what the
@@ -251,7 +255,9 @@ pub async fn execute(
                     files.len(),
                     ctx.jobs.min(files.len()).max(1)
                 );
-                let s = super::copy_tree::copy(dest, remote_path, local, files, ctx).await?;
+                let s =
+                    super::copy_tree::copy(dest, remote_path, local, files, ctx, stats.total_bytes)
+                        .await?;
                 eprintln!(
                     "INFO: {} files, {:.1} MiB ({:.1} MiB sent over the wire)",
                     s.files,

@@ -303,6 +303,77 @@ impl Target {
     }
 }
 
+/// Whether `waldir` (`--waldir`) can take the standby's WAL: outside the data
+/// directory, and missing or empty, unless a delta copy finds pg_wal already
+/// linked to it. Returns what the check saw, for the list of checks.
+pub fn check_waldir(waldir: &Path, target: &Target, delta: bool) -> Result<String, Failure> {
+    let abs = normalize(waldir);
+    if abs.starts_with(&target.real) || abs.starts_with(&target.given) {
+        return Err(Failure::new(format!(
+            "--waldir \"{}\" is inside the data directory",
+            waldir.display()
+        ))
+        .hint("put the WAL directory outside the data directory, or drop --waldir"));
+    }
+    match std::fs::read_dir(waldir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(format!(
+            "WAL directory \"{}\" will be created; pg_wal links to it",
+            waldir.display()
+        )),
+        Err(e) => Err(
+            Failure::new(format!("cannot use WAL directory \"{}\"", waldir.display()))
+                .detail(e.to_string()),
+        ),
+        Ok(mut rd) => {
+            let linked =
+                std::fs::read_link(target.real.join("pg_wal")).is_ok_and(|l| normalize(&l) == abs);
+            if rd.next().is_none() || (delta && linked) {
+                Ok(format!(
+                    "WAL directory \"{}\" is usable; pg_wal links to it",
+                    waldir.display()
+                ))
+            } else {
+                Err(Failure::new(format!(
+                    "WAL directory \"{}\" is not empty",
+                    waldir.display()
+                ))
+                .hint("empty it, or choose another --waldir in pg_basebackup_options"))
+            }
+        }
+    }
+}
+
+/// Makes `dir/pg_wal` a symbolic link to `waldir` (created 0700, emptied:
+/// WAL left there by an earlier standby must not be replayed by this one).
+pub fn link_waldir(dir: &Path, waldir: &Path) -> anyhow::Result<()> {
+    let ctx = |what: String, e: std::io::Error| Failure::new(what).detail(e.to_string());
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(waldir)
+        .map_err(|e| {
+            ctx(
+                format!("could not create directory \"{}\"", waldir.display()),
+                e,
+            )
+        })?;
+    empty_dir(waldir).map_err(|e| ctx(format!("could not empty \"{}\"", waldir.display()), e))?;
+    let link = dir.join("pg_wal");
+    match std::fs::symlink_metadata(&link) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(&link),
+        Ok(_) => std::fs::remove_file(&link),
+        Err(_) => Ok(()),
+    }
+    .map_err(|e| ctx(format!("could not remove \"{}\"", link.display()), e))?;
+    std::os::unix::fs::symlink(waldir, &link).map_err(|e| {
+        ctx(
+            format!("could not create symbolic link \"{}\"", link.display()),
+            e,
+        )
+    })?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

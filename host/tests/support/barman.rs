@@ -161,6 +161,9 @@ pub struct Barman {
     pub bin: PathBuf,
     pub config: PathBuf,
     pub home: PathBuf,
+    conninfo: String,
+    /// The servers whose WAL receivers run.
+    servers: std::sync::Mutex<Vec<String>>,
 }
 
 impl Barman {
@@ -197,30 +200,58 @@ impl Barman {
             bin,
             config,
             home: dir.join("home"),
+            conninfo,
+            servers: std::sync::Mutex::new(vec!["pg".into()]),
         };
-        b.ok(&["receive-wal", "--create-slot", "pg"]);
-        b.ok(&["cron"]);
+        b.start_archiving("pg");
+        b
+    }
+
+    /// Starts the streaming archiver of `server` and waits until it archived
+    /// a WAL file.
+    fn start_archiving(&self, server: &str) {
+        self.ok(&["receive-wal", "--create-slot", server]);
+        self.ok(&["cron"]);
         // Wait for the streaming archiver, then close the current segment.
         let start = Instant::now();
         loop {
-            let out = b.run(&[
+            let out = self.run(&[
                 "switch-wal",
                 "--force",
                 "--archive",
                 "--archive-timeout",
                 "20",
-                "pg",
+                server,
             ]);
             if out.status.success() {
                 break;
             }
             assert!(
                 start.elapsed() < Duration::from_secs(90),
-                "barman never archived a WAL file"
+                "barman never archived a WAL file of {server}"
             );
-            b.ok(&["cron"]);
+            self.ok(&["cron"]);
         }
-        b
+    }
+
+    /// Adds a server for the same primary, with its own slot and `settings`
+    /// (e.g. `backup_compression = gzip`), archiving.
+    pub fn add_server(&self, name: &str, settings: &str) {
+        let conf_d = self.config.parent().unwrap().join("conf.d");
+        std::fs::write(
+            conf_d.join(format!("{name}.conf")),
+            format!(
+                "[{name}]\ndescription = {name}\nconninfo = {c} dbname=postgres\nstreaming_conninfo = {c}\n\
+                 backup_method = postgres\nstreaming_archiver = on\nslot_name = barman_{name}\ncreate_slot = auto\n\
+                 path_prefix = {bindir}\n{settings}\n",
+                c = self.conninfo,
+                bindir = super::pg_bindir().display(),
+            ),
+        )
+        .unwrap();
+        chown(&conf_d, "barman:barman");
+        self.servers.lock().unwrap().push(name.into());
+        self.start_archiving(name);
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
@@ -245,8 +276,13 @@ impl Barman {
 
     /// Takes a backup and returns its id.
     pub fn backup(&self) -> String {
-        self.ok(&["backup", "--wait", "pg"]);
-        self.ok(&["list-backups", "--minimal", "pg"])
+        self.backup_of("pg")
+    }
+
+    /// Takes a backup of `server` and returns its id.
+    pub fn backup_of(&self, server: &str) -> String {
+        self.ok(&["backup", "--wait", server]);
+        self.ok(&["list-backups", "--minimal", server])
             .lines()
             .next()
             .unwrap()
@@ -269,7 +305,9 @@ impl Barman {
 
 impl Drop for Barman {
     fn drop(&mut self) {
-        let _ = self.run(&["receive-wal", "--stop", "pg"]);
+        for server in self.servers.lock().unwrap().iter() {
+            let _ = self.run(&["receive-wal", "--stop", server]);
+        }
     }
 }
 

@@ -341,6 +341,29 @@ pub fn pgclone(s: &Scratch, args: &[&str], env: &[(&str, &str)]) -> Output {
     run(&mut cmd)
 }
 
+/// `pgclone` as above with its standard streams on a terminal (a pty made
+/// by `script`), as a person running it sees it; everything is in stdout.
+pub fn pgclone_on_terminal(s: &Scratch, args: &[&str]) -> Output {
+    let line = [
+        "env".to_string(),
+        "-i".into(),
+        format!("HOME={}", s.dir.display()),
+        format!(
+            "PATH={}:/usr/local/bin:/usr/bin:/bin",
+            pg_bindir().display()
+        ),
+        format!("PGCLONE_CACHE_DIR={}", s.path("cache").display()),
+        "TERM=dumb".into(),
+        env!("CARGO_BIN_EXE_pgclone").into(),
+    ]
+    .into_iter()
+    .chain(args.iter().map(|a| a.to_string()))
+    .map(|a| shell_words::quote(&a).into_owned())
+    .collect::<Vec<_>>()
+    .join(" ");
+    run(as_pg("script").args(["-qefc", &line, "/dev/null"]))
+}
+
 /// `pgclone` as above, on another thread: for tests that kill something it
 /// started while it runs.
 pub fn pgclone_in_background(s: &Scratch, args: Vec<String>) -> std::thread::JoinHandle<Output> {

@@ -288,6 +288,16 @@ impl Guest for Barman {
                     None,
                 )
             })?;
+        // Barman 3.4's show-backup does not say that a backup is compressed;
+        // its files do: tar archives instead of a data directory.
+        if let Some(format) = parse::archive_format(&tree.data_files) {
+            return Err(err(
+                ErrorKind::Unsupported,
+                format!("backup {} is compressed ({format})", backup.id),
+                Some("pgclone restores plain Barman backups; nothing was copied".into()),
+                Some("choose a plain backup with --backup-id, or restore this one with barman recover"),
+            ));
+        }
         let mut steps = vec![PlanStep::CopyTree(CopyTreeStep {
             target: TARGET.into(),
             remote_path: tree.data_dir,

@@ -85,6 +85,29 @@ pub fn show_backup(text: &str) -> Result<ShownBackup, String> {
     Ok(b)
 }
 
+/// The archive format of a backup whose data directory is stored as tar
+/// files (`base.tar.gz`, `16385.tar`, ...), e.g. `gzip` or `tar`; none for a
+/// plain copy (one that has `PG_VERSION`).
+pub fn archive_format(data_files: &[String]) -> Option<String> {
+    if data_files.iter().any(|f| f == "PG_VERSION") {
+        return None;
+    }
+    data_files.iter().find_map(|f| {
+        let rest = f.strip_prefix("base.tar")?;
+        Some(
+            match rest {
+                "" => "tar",
+                ".gz" => "gzip",
+                ".bz2" => "bzip2",
+                ".lz4" => "lz4",
+                ".zst" => "zstd",
+                other => other.trim_start_matches('.'),
+            }
+            .to_string(),
+        )
+    })
+}
+
 /// The files of a backup, split into the data directory and each tablespace.
 #[derive(Debug, Default, PartialEq)]
 pub struct Tree {
@@ -175,6 +198,24 @@ mod tests {
     Begin LSN            : 0/44000028
     End LSN              : 0/45000000
 ";
+
+    #[test]
+    fn tar_backups_are_recognised() {
+        let v = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            archive_format(&v(&["base.tar.gz", "16385.tar.gz", "backup_manifest"])),
+            Some("gzip".into())
+        );
+        assert_eq!(archive_format(&v(&["base.tar"])), Some("tar".into()));
+        assert_eq!(
+            archive_format(&v(&["PG_VERSION", "base/1/1259", "base.tar.gz"])),
+            None
+        );
+        assert_eq!(
+            archive_format(&v(&["PG_VERSION", "global/pg_control"])),
+            None
+        );
+    }
 
     #[test]
     fn show_backup_is_understood() {
