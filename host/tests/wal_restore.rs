@@ -89,6 +89,24 @@ fn archive_recovery_replays_fifty_segments_through_wal_restore() {
     lab.primary.sql("INSERT INTO t VALUES (1000)");
     lab.barman.archive_now();
 
+    let mut st = restore_for_archive_recovery(&lab, lab.primary.port, "pgclone_target");
+    st.start();
+    st.wait_for("SELECT pg_is_in_recovery()", "f", Duration::from_secs(180));
+    assert_eq!(st.sql("SELECT count(*) FROM t"), "60");
+    let log = std::fs::read_to_string(&st.log).unwrap();
+    let restored = log.matches("restored log file").count();
+    assert!(restored >= 50, "only {restored} segments restored:\n{log}");
+    assert!(
+        log.contains("recovery stopping at restore point \"pgclone_target\""),
+        "{log}"
+    );
+}
+
+/// Clones Barman's latest backup of `pg` (the upstream listening on `port`)
+/// and turns the copy into an archive recovery only: no primary_conninfo,
+/// WAL through `pgclone wal-restore` up to the restore point `target_name`,
+/// then promote. The server is not started.
+fn restore_for_archive_recovery(lab: &Lab, port: u16, target_name: &str) -> Pg {
     let target = lab.sc.path("standby");
     let cfg = lab.sc.write(
         "pgclone.conf",
@@ -98,7 +116,7 @@ fn archive_recovery_replays_fifty_segments_through_wal_restore() {
             lab.sshd.ssh_config.display()
         ),
     );
-    let port = lab.primary.port.to_string();
+    let port = port.to_string();
     let out = pgclone(
         &lab.sc,
         &[
@@ -130,8 +148,9 @@ fn archive_recovery_replays_fifty_segments_through_wal_restore() {
     std::fs::write(
         target.join("postgresql.auto.conf"),
         format!(
-            "{auto}restore_command = '{}'\nrecovery_target_name = 'pgclone_target'\nrecovery_target_action = 'promote'\n",
-            restore_command(&lab)
+            "{auto}restore_command = '{}'\nrecovery_target_name = '{target_name}'\n\
+             recovery_target_timeline = 'latest'\nrecovery_target_action = 'promote'\n",
+            restore_command(lab)
         ),
     )
     .unwrap();
@@ -141,16 +160,95 @@ fn archive_recovery_replays_fifty_segments_through_wal_restore() {
             .arg("postgres:postgres")
             .arg(&target),
     );
-    let mut st = Pg::existing(&lab.sc, target);
+    Pg::existing(&lab.sc, target)
+}
+
+#[test]
+fn archive_recovery_follows_a_timeline_switch() {
+    let mut lab = lab("waltimeline");
+    lab.primary.sql("CREATE TABLE t(i int)");
+    lab.barman.backup();
+    for i in 0..3 {
+        lab.primary.sql(&format!(
+            "INSERT INTO t VALUES ({i}); SELECT pg_switch_wal()"
+        ));
+    }
+    // A streaming standby of the primary, then a failover to it: timeline 2.
+    let conf = lab.sc.write("node3.conf", "node_id=3\nnode_name=node3\n");
+    let new_dir = lab.sc.path("new_primary");
+    let port = lab.primary.port.to_string();
+    let out = pgclone(
+        &lab.sc,
+        &[
+            "-f",
+            conf.to_str().unwrap(),
+            "standby",
+            "clone",
+            "-h",
+            lab.sc.dir.to_str().unwrap(),
+            "-p",
+            &port,
+            "-U",
+            "postgres",
+            "-D",
+            new_dir.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut new_primary = Pg::existing(&lab.sc, new_dir);
+    new_primary.start();
+    new_primary.wait_for("SELECT count(*) FROM t", "3", Duration::from_secs(60));
+    lab.primary.stop();
+    new_primary.sql("SELECT pg_promote()");
+    new_primary.wait_for("SELECT pg_is_in_recovery()", "f", Duration::from_secs(60));
+    // It takes the old primary's place; Barman follows it onto timeline 2.
+    new_primary.stop();
+    new_primary.port = lab.primary.port;
+    new_primary.start();
+    lab.barman.start_archiving("pg");
+    assert_eq!(
+        new_primary.sql("SELECT timeline_id FROM pg_control_checkpoint()"),
+        "2"
+    );
+    for i in 3..6 {
+        new_primary.sql(&format!(
+            "INSERT INTO t VALUES ({i}); SELECT pg_switch_wal()"
+        ));
+    }
+    new_primary.sql("SELECT pg_create_restore_point('after_failover')");
+    new_primary.sql("INSERT INTO t VALUES (1000)");
+    lab.barman.archive_now();
+
+    // The backup from timeline 1 is restored and follows the history to timeline 2.
+    let mut st = restore_for_archive_recovery(&lab, new_primary.port, "after_failover");
     st.start();
     st.wait_for("SELECT pg_is_in_recovery()", "f", Duration::from_secs(180));
-    assert_eq!(st.sql("SELECT count(*) FROM t"), "60");
+    assert_eq!(st.sql("SELECT count(*) FROM t"), "6");
     let log = std::fs::read_to_string(&st.log).unwrap();
-    let restored = log.matches("restored log file").count();
-    assert!(restored >= 50, "only {restored} segments restored:\n{log}");
     assert!(
-        log.contains("recovery stopping at restore point \"pgclone_target\""),
+        log.contains("restored log file \"00000002.history\""),
         "{log}"
+    );
+    assert!(
+        log.contains("restored log file \"000000020000"),
+        "no segment of timeline 2 was restored:\n{log}"
+    );
+    assert!(
+        log.contains("recovery stopping at restore point \"after_failover\""),
+        "{log}"
+    );
+    // History files are never kept in the spool.
+    let spooled: Vec<String> = std::fs::read_dir(lab.sc.path("spool"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        !spooled.iter().any(|n| n.contains("history")),
+        "{spooled:?}"
     );
 }
 

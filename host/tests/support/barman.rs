@@ -209,7 +209,7 @@ impl Barman {
 
     /// Starts the streaming archiver of `server` and waits until it archived
     /// a WAL file.
-    fn start_archiving(&self, server: &str) {
+    pub fn start_archiving(&self, server: &str) {
         self.ok(&["receive-wal", "--create-slot", server]);
         self.ok(&["cron"]);
         // Wait for the streaming archiver, then close the current segment.
