@@ -333,6 +333,9 @@ pub fn prefetch_daemon(o: &Options) -> u8 {
     if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
         return exit::DELIVERED;
     }
+    // Background work: PostgreSQL's replay and the foreground restore
+    // processes come first (ssh inherits this).
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
     let Ok(info) = server_info(&o.remote, &spool) else {
         return exit::UNREACHABLE;
     };

@@ -17,18 +17,41 @@ impl Spool {
             .recursive(true)
             .mode(0o700)
             .create(dir)?;
-        Ok(Spool {
+        let spool = Spool {
             dir: dir.to_path_buf(),
-        })
+        };
+        spool.forget_other_boots()?;
+        Ok(spool)
+    }
+
+    /// Spooled segments are not fsynced (that would make every prefetched
+    /// segment cost a disk flush): after a machine crash they may be torn, so
+    /// a spool written before the last boot is emptied.
+    fn forget_other_boots(&self) -> std::io::Result<()> {
+        let Ok(boot) = std::fs::read_to_string("/proc/sys/kernel/random/boot_id") else {
+            return Ok(());
+        };
+        if std::fs::read_to_string(self.path("boot_id")).is_ok_and(|b| b == boot) {
+            return Ok(());
+        }
+        for e in std::fs::read_dir(&self.dir)? {
+            let e = e?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if is_segment_name(&name) || name == "cursor" {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+        write_atomic(&self.dir, "boot_id", boot.as_bytes(), true)
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
 
-    /// Writes `name` atomically (temp file, fsync, rename).
+    /// Writes `name` atomically (temp file, rename; no fsync: see
+    /// `forget_other_boots`).
     pub fn put(&self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
-        write_atomic(&self.dir, name, bytes, true)
+        write_atomic(&self.dir, name, bytes, false)
     }
 
     /// Writes a small bookkeeping file atomically, without fsync.
@@ -84,7 +107,7 @@ impl Spool {
         for e in std::fs::read_dir(&self.dir)? {
             let e = e?;
             let name = e.file_name().to_string_lossy().into_owned();
-            if name.len() == 24 && name.chars().all(|c| c.is_ascii_hexdigit()) {
+            if is_segment_name(&name) {
                 if name.as_str() <= cursor {
                     let _ = std::fs::remove_file(e.path());
                 } else {
@@ -100,6 +123,10 @@ impl Spool {
         }
         Ok(ready)
     }
+}
+
+fn is_segment_name(name: &str) -> bool {
+    name.len() == 24 && name.chars().all(|c| c.is_ascii_hexdigit())
 }
 
 fn write_atomic(dir: &Path, name: &str, bytes: &[u8], sync: bool) -> std::io::Result<()> {
@@ -159,5 +186,20 @@ mod tests {
             s.cursor(),
             Some(("000000010000000000000005".into(), 16 << 20))
         );
+    }
+
+    #[test]
+    fn a_spool_from_before_the_last_boot_is_emptied() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Spool::open(t.path()).unwrap();
+        s.put("000000010000000000000007", b"seven").unwrap();
+        // Reopened in the same boot: kept.
+        let s = Spool::open(t.path()).unwrap();
+        assert!(s.has("000000010000000000000007"));
+        // Written in another boot: possibly torn, so gone.
+        std::fs::write(s.path("boot_id"), "another boot\n").unwrap();
+        let s = Spool::open(t.path()).unwrap();
+        assert!(!s.has("000000010000000000000007"));
+        assert!(s.cursor().is_none());
     }
 }
