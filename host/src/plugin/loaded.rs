@@ -29,6 +29,8 @@ pub struct Plugin {
     pub contract: Contract,
     pub info: PluginInfo,
     pub caps: CapabilitySet,
+    /// What the component's `pgclone-plugin` section says, when it has one.
+    pub manifest: Option<super::manifest::Manifest>,
     timeout: Duration,
     memory_bytes: usize,
     component: Component,
@@ -110,6 +112,12 @@ impl Plugin {
                 detail: Some(format!("{e:#}")),
                 hint: Some("build plugins for the wasm32-wasip2 target".into()),
             })?;
+        let manifest = super::manifest::read(&bytes).map_err(|problem| PluginFailure::Refused {
+            plugin: name.into(),
+            reason: format!("{} has an invalid manifest", cand.origin),
+            detail: Some(problem),
+            hint: Some("rebuild the plugin with the pgclone plugin SDK's manifest!".into()),
+        })?;
         let contract = contract::inspect(&rt.engine, &component).map_err(|e| {
             let hint = match &e {
                 contract::ContractError::Unsupported(_) => Some(
@@ -141,6 +149,7 @@ impl Plugin {
                 capabilities: Vec::new(),
             },
             caps: CapabilitySet::default(),
+            manifest,
             timeout: Duration::from_millis(cand.timeout_ms),
             memory_bytes: (cand.memory_mib as usize) << 20,
             component,
@@ -178,6 +187,22 @@ impl Plugin {
                 call: "describe",
                 problem,
             })?;
+        if let Some(m) = &plugin.manifest {
+            let diff = m.differences(&info, &declared);
+            if !diff.is_empty() {
+                return Err(PluginFailure::Refused {
+                    plugin: name.into(),
+                    reason: format!(
+                        "{}: describe() does not match the plugin's manifest",
+                        cand.origin
+                    ),
+                    detail: Some(diff.join("\n")),
+                    hint: Some(
+                        "a plugin must describe itself as its manifest says; report this to its vendor".into(),
+                    ),
+                });
+            }
+        }
         let granted = match &cand.grants {
             Some(g) => g.clone(),
             None if cand.is_embedded() => declared.clone(),

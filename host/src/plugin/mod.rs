@@ -10,6 +10,7 @@ pub mod error;
 mod host_calls;
 pub mod host_env;
 pub mod loaded;
+pub mod manifest;
 pub mod runtime;
 pub mod state;
 

@@ -1,43 +1,46 @@
-//! pgclone's standard recovery policy, as a WebAssembly component.
-//!
-//! The decisions live in [`policy`] (plain Rust, unit-tested natively); this file
-//! only binds them to the `recovery-policy` world.
+//! pgclone's standard recovery policy, as a WebAssembly component: the SDK's
+//! [`standard`](pgclone_plugin_sdk::standard) policy (unit-tested there),
+//! bound to the `recovery-policy` world.
 
-wit_bindgen::generate!({
-    world: "recovery-policy",
-    path: "../../wit",
-});
+use pgclone_plugin_sdk::policy::{Guest, RecoveryConfig, RecoveryFacts};
+use pgclone_plugin_sdk::{PluginError, PluginInfo};
 
-pub mod conninfo;
-pub mod policy;
-
-use exports::pgclone::plugin::policy::{Guest, RecoveryConfig, RecoveryFacts};
-use pgclone::plugin::types::{PluginError, PluginInfo, Provides};
+pgclone_plugin_sdk::manifest! {
+    name: "recovery-standard",
+    version: env!("CARGO_PKG_VERSION"),
+    vendor: "pgclone",
+    license: "Apache-2.0",
+    description: "Standard standby configuration: recovery.conf (PostgreSQL 9.6-11) or standby.signal and postgresql.auto.conf (12+)",
+    provides: [],
+    needs_upstream: false,
+    capabilities: [],
+}
 
 struct StandardPolicy;
 
 impl Guest for StandardPolicy {
     fn describe() -> PluginInfo {
-        PluginInfo {
-            name: "recovery-standard".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            vendor: "pgclone".into(),
-            license: "Apache-2.0".into(),
-            description: "Standard standby configuration: recovery.conf (PostgreSQL 9.6-11) \
-                          or standby.signal and postgresql.auto.conf (12+)"
-                .into(),
-            provides: Provides::empty(),
-            needs_upstream: false,
-            capabilities: Vec::new(),
-        }
+        pgclone_plugin_sdk::describe(MANIFEST)
     }
 
     fn recovery_settings(
         facts: RecoveryFacts,
         previous: RecoveryConfig,
     ) -> Result<RecoveryConfig, PluginError> {
-        policy::recovery_settings(&facts, previous)
+        pgclone_plugin_sdk::standard::recovery_settings(&facts, previous)
     }
 }
 
-export!(StandardPolicy);
+pgclone_plugin_sdk::export_policy!(StandardPolicy);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_manifest_describes_the_plugin() {
+        let info = StandardPolicy::describe();
+        assert_eq!(info.name, "recovery-standard");
+        assert!(info.capabilities.is_empty());
+    }
+}

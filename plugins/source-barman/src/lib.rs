@@ -5,20 +5,14 @@
 //! 3.13.2); the copy itself is a plan of `copy-tree` steps the host runs with
 //! parallel rsync streams.
 
-wit_bindgen::generate!({
-    world: "backup-source",
-    path: "../../wit",
-    additional_derives: [PartialEq],
-});
-
 pub mod parse;
 
-use exports::pgclone::plugin::source::Guest;
-use pgclone::plugin::host;
-use pgclone::plugin::types::{
-    BackupDescription, BackupFormat, Capability, CloneRequest, CopyTreeStep, CreateDirStep,
-    ErrorKind, LocalPath, PathRoot, PlanStep, PluginError, PluginInfo, Provides, RemoteProgram,
-    RemoteWalCommand, WalLocation, WriteFileStep,
+use pgclone_plugin_sdk::host;
+use pgclone_plugin_sdk::source::Guest;
+use pgclone_plugin_sdk::types::{
+    BackupDescription, BackupFormat, CloneRequest, CopyTreeStep, CreateDirStep, ErrorKind,
+    LocalPath, PathRoot, PlanStep, PluginError, PluginInfo, RemoteWalCommand, WalLocation,
+    WriteFileStep,
 };
 
 /// The logical remote target the operator maps to `barman_host`.
@@ -43,6 +37,24 @@ const SKELETON: &[&str] = &[
     "pg_tblspc",
     "pg_stat",
 ];
+
+pgclone_plugin_sdk::manifest! {
+    name: "barman",
+    version: env!("CARGO_PKG_VERSION"),
+    vendor: "pgclone",
+    license: "Apache-2.0",
+    description: "Base backups and WAL from a Barman server, over ssh",
+    provides: ["base-backup", "wal"],
+    needs_upstream: false,
+    capabilities: [
+        "remote-run:barman:barman",
+        "remote-run:barman:rsync",
+        "read-config:barman_host",
+        "read-config:barman_server",
+        "read-config:barman_config",
+        "read-config:tablespace_mapping",
+    ],
+}
 
 struct Barman;
 
@@ -155,29 +167,7 @@ fn barman(args: &[&str]) -> Result<String, PluginError> {
 
 impl Guest for Barman {
     fn describe() -> PluginInfo {
-        let remote = |program: &str| {
-            Capability::RemoteRun(RemoteProgram {
-                target: TARGET.into(),
-                program: program.into(),
-            })
-        };
-        PluginInfo {
-            name: "barman".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            vendor: "pgclone".into(),
-            license: "Apache-2.0".into(),
-            description: "Base backups and WAL from a Barman server, over ssh".into(),
-            provides: Provides::BASE_BACKUP | Provides::WAL,
-            needs_upstream: false,
-            capabilities: vec![
-                remote("barman"),
-                remote("rsync"),
-                Capability::ReadConfig("barman_host".into()),
-                Capability::ReadConfig("barman_server".into()),
-                Capability::ReadConfig("barman_config".into()),
-                Capability::ReadConfig("tablespace_mapping".into()),
-            ],
-        }
+        pgclone_plugin_sdk::describe(MANIFEST)
     }
 
     fn check(request: CloneRequest) -> Result<BackupDescription, PluginError> {
@@ -378,4 +368,4 @@ impl Guest for Barman {
     }
 }
 
-export!(Barman);
+pgclone_plugin_sdk::export_source!(Barman);

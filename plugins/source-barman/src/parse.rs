@@ -1,7 +1,7 @@
 //! Reading what barman prints: `show-backup` (console form, which carries the
 //! system identifier in every version) and `list-files`.
 
-use crate::pgclone::plugin::types::Tablespace;
+use pgclone_plugin_sdk::types::Tablespace;
 
 /// The fields of `barman show-backup` pgclone needs.
 #[derive(Debug, Default, PartialEq)]
@@ -68,10 +68,10 @@ pub fn show_backup(text: &str) -> Result<ShownBackup, String> {
             "End WAL" => b.end_wal = value.to_string(),
             "Begin LSN" => b.begin_lsn = value.to_string(),
             "End LSN" => b.end_lsn = value.to_string(),
-            "Compression" | "Backup compression" | "Backup Compression" => {
-                if !matches!(value, "" | "None" | "none" | "-") {
-                    b.compression = Some(value.to_string());
-                }
+            "Compression" | "Backup compression" | "Backup Compression"
+                if !matches!(value, "" | "None" | "none" | "-") =>
+            {
+                b.compression = Some(value.to_string());
             }
             _ => {}
         }

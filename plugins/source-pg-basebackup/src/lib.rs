@@ -4,19 +4,29 @@
 //! to; `plan-clone` returns one step: the pg_basebackup invocation, which the
 //! host runs (found through `pg_bindir` or `PATH`) and checks.
 
-wit_bindgen::generate!({
-    world: "backup-source",
-    path: "../../wit",
-});
-
 pub mod options;
 
-use exports::pgclone::plugin::source::Guest;
-use pgclone::plugin::host;
-use pgclone::plugin::types::{
-    BackupDescription, BackupFormat, Capability, CloneRequest, ErrorKind, PlanStep, PluginError,
-    PluginInfo, Provides, RunLocalStep, WalLocation,
+use pgclone_plugin_sdk::host;
+use pgclone_plugin_sdk::source::Guest;
+use pgclone_plugin_sdk::types::{
+    BackupDescription, BackupFormat, CloneRequest, ErrorKind, PlanStep, PluginError, PluginInfo,
+    RunLocalStep, WalLocation,
 };
+
+pgclone_plugin_sdk::manifest! {
+    name: "pg-basebackup",
+    version: env!("CARGO_PKG_VERSION"),
+    vendor: "pgclone",
+    license: "Apache-2.0",
+    description: "A base backup streamed from the upstream by pg_basebackup",
+    provides: ["base-backup"],
+    needs_upstream: true,
+    capabilities: [
+        "local-run:pg_basebackup",
+        "read-config:pg_basebackup_options",
+        "read-config:tablespace_mapping",
+    ],
+}
 
 struct PgBasebackup;
 
@@ -46,20 +56,7 @@ fn mappings() -> Result<Vec<(String, String)>, PluginError> {
 
 impl Guest for PgBasebackup {
     fn describe() -> PluginInfo {
-        PluginInfo {
-            name: "pg-basebackup".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            vendor: "pgclone".into(),
-            license: "Apache-2.0".into(),
-            description: "A base backup streamed from the upstream by pg_basebackup".into(),
-            provides: Provides::BASE_BACKUP,
-            needs_upstream: true,
-            capabilities: vec![
-                Capability::LocalRun("pg_basebackup".into()),
-                Capability::ReadConfig("pg_basebackup_options".into()),
-                Capability::ReadConfig("tablespace_mapping".into()),
-            ],
-        }
+        pgclone_plugin_sdk::describe(MANIFEST)
     }
 
     fn check(request: CloneRequest) -> Result<BackupDescription, PluginError> {
@@ -192,4 +189,4 @@ impl Guest for PgBasebackup {
     }
 }
 
-export!(PgBasebackup);
+pgclone_plugin_sdk::export_source!(PgBasebackup);

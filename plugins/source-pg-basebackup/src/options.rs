@@ -1,7 +1,7 @@
 //! Understanding `pg_basebackup_options`, so that what the plan adds never
 //! conflicts with what the operator wrote.
 
-use crate::pgclone::plugin::types::{ErrorKind, PluginError};
+use pgclone_plugin_sdk::types::{ErrorKind, PluginError};
 
 /// What the operator's options already decide.
 #[derive(Debug, Default, PartialEq, Eq)]

@@ -1,10 +1,12 @@
-//! The standard recovery policy's decisions.
+//! pgclone's standard recovery policy: `recovery.conf` with `standby_mode`
+//! (PostgreSQL 9.6 to 11) or `standby.signal` and `postgresql.auto.conf`
+//! (12 and later), `primary_conninfo` built from the upstream. The
+//! `recovery-standard` plugin is this function; a site policy's tests can
+//! chain after it natively.
 
 use crate::conninfo;
-use crate::exports::pgclone::plugin::policy::{
-    RecoveryConfig, RecoveryFacts, Setting, SettingsFile, SignalFile,
-};
-use crate::pgclone::plugin::types::{ConnParam, ErrorKind, PluginError};
+use crate::policy::{RecoveryConfig, RecoveryFacts, Setting, SettingsFile, SignalFile};
+use crate::types::{ConnParam, ErrorKind, PluginError};
 
 /// The oldest server this policy knows how to configure (9.6).
 pub const MIN_VERSION: u32 = 90600;
@@ -48,7 +50,7 @@ pub fn recovery_settings(
             kind: ErrorKind::Unsupported,
             message: format!(
                 "PostgreSQL {} is not supported",
-                version_text(facts.server_version)
+                crate::version::major_text(facts.server_version)
             ),
             detail: None,
             hint: Some("pgclone configures standbys of PostgreSQL 9.6 and later".into()),
@@ -106,15 +108,6 @@ pub fn recovery_settings(
         settings,
         signal_files,
     })
-}
-
-/// `90624` → `9.6`, `150004` → `15`.
-fn version_text(num: u32) -> String {
-    if num >= 100000 {
-        format!("{}", num / 10000)
-    } else {
-        format!("{}.{}", num / 10000, (num / 100) % 100)
-    }
 }
 
 #[cfg(test)]

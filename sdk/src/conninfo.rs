@@ -1,0 +1,162 @@
+//! libpq keyword/value connection strings (`host=db1 port=5432 user=repl`):
+//! parsing, quoting and editing, as `primary_conninfo` needs them.
+
+use crate::types::ConnParam;
+
+/// Quotes a value as libpq's parser expects: bare when it is a plain word,
+/// otherwise in single quotes with `\` and `'` escaped by a backslash.
+pub fn quote_value(value: &str) -> String {
+    let plain = !value.is_empty()
+        && value
+            .chars()
+            .all(|c| !c.is_whitespace() && c != '\'' && c != '\\' && c != '=');
+    if plain {
+        return value.to_string();
+    }
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('\'');
+    for c in value.chars() {
+        if c == '\'' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('\'');
+    out
+}
+
+/// Joins parameters into `key=value key=value`.
+pub fn render(params: &[ConnParam]) -> String {
+    params
+        .iter()
+        .map(|p| format!("{}={}", p.key, quote_value(&p.value)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Parses a keyword/value connection string (not a `postgresql://` URI).
+pub fn parse(text: &str) -> Result<Vec<ConnParam>, String> {
+    let mut out = Vec::new();
+    let mut chars = text.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        if chars.peek().is_none() {
+            return Ok(out);
+        }
+        let mut key = String::new();
+        while let Some(&c) = chars.peek() {
+            if c == '=' || c.is_whitespace() {
+                break;
+            }
+            key.push(c);
+            chars.next();
+        }
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        if chars.next() != Some('=') {
+            return Err(format!("missing \"=\" after \"{key}\""));
+        }
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let mut value = String::new();
+        if chars.peek() == Some(&'\'') {
+            chars.next();
+            loop {
+                match chars.next() {
+                    Some('\\') => value.push(chars.next().ok_or("unterminated quoted value")?),
+                    Some('\'') => break,
+                    Some(c) => value.push(c),
+                    None => return Err(format!("unterminated quoted value for \"{key}\"")),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c.is_whitespace() {
+                    break;
+                }
+                chars.next();
+                if c == '\\' {
+                    value.push(chars.next().ok_or("trailing backslash")?);
+                } else {
+                    value.push(c);
+                }
+            }
+        }
+        if key.is_empty() {
+            return Err("empty keyword".into());
+        }
+        out.push(ConnParam { key, value });
+    }
+}
+
+/// The value of `key`, if present.
+pub fn get<'a>(params: &'a [ConnParam], key: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|p| p.key == key)
+        .map(|p| p.value.as_str())
+}
+
+/// Sets `key` to `value`: replaces it in place when present, appends it otherwise.
+pub fn set(params: &mut Vec<ConnParam>, key: &str, value: &str) {
+    match params.iter_mut().find(|p| p.key == key) {
+        Some(p) => p.value = value.to_string(),
+        None => params.push(ConnParam {
+            key: key.to_string(),
+            value: value.to_string(),
+        }),
+    }
+}
+
+/// Removes every `key`; true when there was one.
+pub fn remove(params: &mut Vec<ConnParam>, key: &str) -> bool {
+    let before = params.len();
+    params.retain(|p| p.key != key);
+    params.len() != before
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_values_stay_bare() {
+        assert_eq!(quote_value("node1"), "node1");
+        assert_eq!(quote_value("5432"), "5432");
+    }
+
+    #[test]
+    fn awkward_values_are_quoted_and_escaped() {
+        assert_eq!(quote_value(""), "''");
+        assert_eq!(quote_value("a b"), "'a b'");
+        assert_eq!(quote_value("it's"), r"'it\'s'");
+        assert_eq!(quote_value(r"c:\x"), r"'c:\\x'");
+        assert_eq!(quote_value("a=b"), "'a=b'");
+    }
+
+    #[test]
+    fn parse_round_trips_render() {
+        let text = r"host=h port = 5432 password='it\'s a secret' application_name=n\ 2";
+        let p = parse(text).unwrap();
+        assert_eq!(get(&p, "port"), Some("5432"));
+        assert_eq!(get(&p, "password"), Some("it's a secret"));
+        assert_eq!(get(&p, "application_name"), Some("n 2"));
+        assert_eq!(parse(&render(&p)).unwrap(), p);
+        assert!(parse("host").is_err());
+        assert!(parse("host='x").is_err());
+    }
+
+    #[test]
+    fn set_and_remove_edit_in_place() {
+        let mut p = parse("host=h user=u password=x").unwrap();
+        set(&mut p, "user", "repl");
+        set(&mut p, "application_name", "n2");
+        assert!(remove(&mut p, "password"));
+        assert!(!remove(&mut p, "password"));
+        assert_eq!(render(&p), "host=h user=repl application_name=n2");
+    }
+}

@@ -1,0 +1,111 @@
+//! The pgclone plugin SDK: everything a backup source or a recovery policy
+//! needs, so that a plugin is a small crate that never copies the WIT.
+//!
+//! ```ignore
+//! use pgclone_plugin_sdk::policy::{Guest, RecoveryConfig, RecoveryFacts};
+//! use pgclone_plugin_sdk::{manifest, PluginError, PluginInfo};
+//!
+//! manifest! {
+//!     name: "site-policy",
+//!     version: env!("CARGO_PKG_VERSION"),
+//!     vendor: "Example Corp",
+//!     license: "Apache-2.0",
+//!     description: "Our standby rules",
+//!     provides: [],
+//!     needs_upstream: false,
+//!     capabilities: [],
+//! }
+//!
+//! struct SitePolicy;
+//! impl Guest for SitePolicy {
+//!     fn describe() -> PluginInfo { pgclone_plugin_sdk::describe(MANIFEST) }
+//!     fn recovery_settings(facts: RecoveryFacts, previous: RecoveryConfig)
+//!         -> Result<RecoveryConfig, PluginError> { Ok(previous) }
+//! }
+//! pgclone_plugin_sdk::export_policy!(SitePolicy);
+//! ```
+//!
+//! - [`source`] and [`policy`]: the two worlds' export traits and types;
+//!   [`export_source!`] and [`export_policy!`] register an implementation.
+//! - [`manifest!`]: the plugin's identity, stored in the component so that an
+//!   operator can read it without running the plugin; [`describe`] returns it.
+//! - [`host`]: the calls a plugin may make (each needs a granted capability);
+//!   natively they are served by [`testing::FakeHost`].
+//! - [`conninfo`], [`version`], [`error`]: helpers every plugin needs.
+//! - [`standard`]: pgclone's standard recovery policy, so a site policy can
+//!   test itself chained after it.
+//! - [`testing`]: builders and a fake host for native `cargo test`.
+
+// The generated bindings name the runtime through this crate's own path, so
+// that plugins need no direct wit-bindgen dependency.
+extern crate self as pgclone_plugin_sdk;
+
+#[doc(hidden)]
+pub mod __private {
+    pub use wit_bindgen;
+}
+
+#[doc(hidden)]
+pub mod bindings {
+    pub mod source {
+        wit_bindgen::generate!({
+            world: "backup-source",
+            path: "../wit",
+            runtime_path: "::pgclone_plugin_sdk::__private::wit_bindgen::rt",
+            pub_export_macro: true,
+            export_macro_name: "export_source",
+            default_bindings_module: "::pgclone_plugin_sdk::bindings::source",
+            additional_derives: [PartialEq],
+        });
+    }
+    pub mod policy {
+        wit_bindgen::generate!({
+            world: "recovery-policy",
+            path: "../wit",
+            runtime_path: "::pgclone_plugin_sdk::__private::wit_bindgen::rt",
+            pub_export_macro: true,
+            export_macro_name: "export_policy",
+            default_bindings_module: "::pgclone_plugin_sdk::bindings::policy",
+            additional_derives: [PartialEq],
+            with: {
+                "pgclone:plugin/types@1.0.0": crate::bindings::source::pgclone::plugin::types,
+                "pgclone:plugin/host@1.0.0": crate::bindings::source::pgclone::plugin::host,
+            },
+        });
+    }
+}
+
+/// The types shared by every plugin and the host (`pgclone:plugin/types`).
+pub mod types {
+    pub use crate::bindings::source::pgclone::plugin::types::*;
+}
+
+/// A backup source: implement [`source::Guest`] and register it with
+/// [`export_source!`](crate::export_source).
+pub mod source {
+    pub use crate::bindings::source::exports::pgclone::plugin::source::Guest;
+    pub use crate::types::*;
+}
+
+/// A recovery policy: implement [`policy::Guest`] and register it with
+/// [`export_policy!`](crate::export_policy).
+pub mod policy {
+    pub use crate::bindings::policy::exports::pgclone::plugin::policy::{
+        Guest, RecoveryConfig, RecoveryFacts, Setting, SettingsFile, SignalFile,
+    };
+    pub use crate::types::*;
+}
+
+pub mod conninfo;
+pub mod error;
+pub mod host;
+pub mod manifest;
+pub mod standard;
+pub mod testing;
+pub mod version;
+
+pub use bindings::policy::export_policy;
+pub use bindings::source::export_source;
+pub use error::ErrorExt;
+pub use manifest::describe;
+pub use types::{ErrorKind, PluginError, PluginInfo};
