@@ -10,6 +10,7 @@ const GUESTS: &[&str] = &[
     "pgclone-recovery-standard",
     "pgclone-source-barman",
     "pgclone-source-pg-basebackup",
+    "example-site-policy",
     "test-spin",
     "test-hog",
     "test-sneaky",

@@ -100,6 +100,7 @@ pub mod conninfo;
 pub mod error;
 pub mod host;
 pub mod manifest;
+pub mod pattern;
 pub mod standard;
 pub mod testing;
 pub mod version;

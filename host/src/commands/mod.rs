@@ -6,6 +6,7 @@ use pgclone::config::{ConfFile, PluginsConfig};
 use pgclone::report::{self, Failure};
 
 pub mod plugin;
+pub mod plugin_install;
 pub mod standby;
 pub mod wal_restore;
 
@@ -50,19 +51,23 @@ impl Context {
         Ok(conf)
     }
 
-    /// The plugin configuration, or the defaults when there is none.
-    pub fn plugins(&self, conf: &ConfFile) -> anyhow::Result<PluginsConfig> {
-        let path = self
-            .plugins_config
+    /// Where the plugin configuration is (or would be created): the command
+    /// line, the plugins_config key, or /etc/pgclone/plugins.toml.
+    pub fn plugins_path(&self, conf: &ConfFile) -> PathBuf {
+        self.plugins_config
             .clone()
             .or_else(|| conf.get("plugins_config").map(PathBuf::from))
-            .or_else(|| {
-                let p = Path::new("/etc/pgclone/plugins.toml");
-                p.exists().then(|| p.to_path_buf())
-            });
-        match path {
-            Some(p) => PluginsConfig::load(&p),
-            None => Ok(PluginsConfig::default()),
+            .unwrap_or_else(|| PathBuf::from("/etc/pgclone/plugins.toml"))
+    }
+
+    /// The plugin configuration, or the defaults when there is none.
+    pub fn plugins(&self, conf: &ConfFile) -> anyhow::Result<PluginsConfig> {
+        let path = self.plugins_path(conf);
+        let explicit = self.plugins_config.is_some() || conf.get("plugins_config").is_some();
+        if explicit || path.exists() {
+            PluginsConfig::load(&path)
+        } else {
+            Ok(PluginsConfig::default())
         }
     }
 }

@@ -32,16 +32,68 @@ pub enum PluginCommand {
         /// The component (.wasm) to check.
         path: PathBuf,
     },
+    /// Install a site or vendor plugin: show who it is and every capability
+    /// it requests (read from its manifest, before anything of it runs),
+    /// check that this pgclone accepts it, copy it into the plugin directory
+    /// and pin its sha256 and your grants in plugins.toml.
+    ///
+    /// Grants: --grant for each capability, --grant-all for everything it
+    /// requests, or answer the questions on a terminal. Anything not granted
+    /// makes pgclone refuse the plugin until it is.
+    Install {
+        /// The component (.wasm) to install.
+        file: PathBuf,
+        /// Grant one capability, written as in plugins.toml (e.g.
+        /// local-run:pgbackrest); repeat for more.
+        #[arg(long = "grant", value_name = "CAPABILITY")]
+        grants: Vec<String>,
+        /// Grant every capability the plugin requests.
+        #[arg(long, conflicts_with = "grants")]
+        grant_all: bool,
+        /// For a recovery policy: add it to the chain (`policies`), after the
+        /// standard policy and the site policies already there.
+        #[arg(long)]
+        chain: bool,
+    },
+    /// Check every pinned plugin: file present and unchanged, contract
+    /// supported, describe() matching its manifest, every requested
+    /// capability granted. Exit status 1 when any is refused, with what to do.
+    Verify,
 }
 
 pub fn run(ctx: &Context, cmd: PluginCommand) -> anyhow::Result<ExitCode> {
     let conf = ctx.config()?;
-    let plugins = ctx.plugins(&conf)?;
+    let toml_path = ctx.plugins_path(&conf);
+    // `install` creates the file when there is none yet.
+    let plugins = match (&cmd, toml_path.exists()) {
+        (PluginCommand::Install { .. }, false) => PluginsConfig {
+            source: Some(toml_path.clone()),
+            ..Default::default()
+        },
+        _ => ctx.plugins(&conf)?,
+    };
     let rt = Runtime::new(cache::default_dir().as_deref())?;
     match cmd {
         PluginCommand::List => list(&rt, &plugins),
         PluginCommand::Inspect { plugin } => inspect(&rt, &plugins, &plugin),
         PluginCommand::Check { path } => check(&rt, &plugins, path),
+        PluginCommand::Install {
+            file,
+            grants,
+            grant_all,
+            chain,
+        } => super::plugin_install::install(
+            &rt,
+            &plugins,
+            &toml_path,
+            &super::plugin_install::InstallOptions {
+                file,
+                grants,
+                grant_all,
+                chain,
+            },
+        ),
+        PluginCommand::Verify => super::plugin_install::verify(&rt, &plugins),
     }
 }
 
@@ -141,6 +193,14 @@ fn show(p: &Plugin) {
     );
     println!("origin:       {}", p.origin);
     println!("sha256:       {}", p.sha256);
+    println!(
+        "manifest:     {}",
+        if p.manifest.is_some() {
+            "yes (identity and capabilities readable without running the plugin)"
+        } else {
+            "none (built without the SDK's manifest!)"
+        }
+    );
     println!("capabilities:");
     for line in capability_lines(p) {
         println!("  {line}");

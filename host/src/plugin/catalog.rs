@@ -96,6 +96,11 @@ impl Candidate {
     }
 }
 
+/// True for the name of a plugin shipped inside the binary.
+pub fn is_builtin(name: &str) -> bool {
+    EMBEDDED.iter().any(|(n, _)| *n == name)
+}
+
 /// The hex sha256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))

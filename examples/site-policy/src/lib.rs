@@ -1,0 +1,133 @@
+//! A site recovery policy, chained after pgclone's standard one: standbys
+//! must reach their primary over TLS with `sslmode=verify-full`, never keep a
+//! password in `primary_conninfo`, DR nodes (`dr-*`) replay 4 hours behind,
+//! and every standby cleans the WAL archive it restores from.
+
+use pgclone_plugin_sdk::policy::{Guest, RecoveryConfig, RecoveryFacts, Setting};
+use pgclone_plugin_sdk::{conninfo, pattern, ErrorExt, ErrorKind, PluginError, PluginInfo};
+
+pgclone_plugin_sdk::manifest! {
+    name: "site-policy",
+    version: env!("CARGO_PKG_VERSION"),
+    vendor: "Example Corp DBA team",
+    license: "Apache-2.0",
+    description: "verify-full TLS, no stored passwords, 4h delay on dr-* nodes, archive cleanup",
+    provides: [],
+    needs_upstream: false,
+    capabilities: [],
+}
+
+const DELAYED_NODES: &str = "dr-*";
+const DELAY: &str = "4h";
+const CLEANUP: &str = "pg_archivecleanup /srv/wal_archive %r";
+
+pub struct SitePolicy;
+
+impl Guest for SitePolicy {
+    fn describe() -> PluginInfo {
+        pgclone_plugin_sdk::describe(MANIFEST)
+    }
+
+    fn recovery_settings(
+        facts: RecoveryFacts,
+        mut config: RecoveryConfig,
+    ) -> Result<RecoveryConfig, PluginError> {
+        for s in config
+            .settings
+            .iter_mut()
+            .filter(|s| s.name == "primary_conninfo")
+        {
+            let mut params = conninfo::parse(&s.value).map_err(|e| {
+                PluginError::new(ErrorKind::InvalidConfig, "cannot read primary_conninfo").detail(e)
+            })?;
+            if conninfo::get(&params, "sslmode") != Some("verify-full") {
+                return Err(PluginError::new(
+                    ErrorKind::InvalidConfig,
+                    "site policy: the standby must connect with sslmode=verify-full",
+                )
+                .detail(format!(
+                    "primary_conninfo has sslmode={}",
+                    conninfo::get(&params, "sslmode").unwrap_or("(not set)")
+                ))
+                .hint(
+                    "clone with --upstream-conninfo 'host=... sslmode=verify-full sslrootcert=...'",
+                ));
+            }
+            conninfo::remove(&mut params, "password");
+            s.value = conninfo::render(&params);
+        }
+        let mut set =
+            |name: &str, value: &str| match config.settings.iter_mut().find(|s| s.name == name) {
+                Some(s) => s.value = value.into(),
+                None => config.settings.push(Setting {
+                    name: name.into(),
+                    value: value.into(),
+                }),
+            };
+        if pattern::matches(DELAYED_NODES, &facts.node_name) {
+            set("recovery_min_apply_delay", DELAY);
+        }
+        set("archive_cleanup_command", CLEANUP);
+        Ok(config)
+    }
+}
+
+pgclone_plugin_sdk::export_policy!(SitePolicy);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pgclone_plugin_sdk::testing::{self, param};
+
+    fn facts(node: &str, sslmode: Option<&str>) -> RecoveryFacts {
+        let mut f = testing::facts(150000);
+        f.node_name = node.into();
+        f.password = Some("secret".into());
+        if let Some(m) = sslmode {
+            f.upstream.push(param("sslmode", m));
+        }
+        f
+    }
+
+    #[test]
+    fn refuses_anything_but_verify_full() {
+        for mode in [None, Some("require"), Some("verify-ca")] {
+            let e =
+                testing::chain(&facts("node2", mode), SitePolicy::recovery_settings).unwrap_err();
+            assert!(e.message.contains("verify-full"), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn strips_the_password_and_delays_dr_nodes_only() {
+        let c = testing::chain(
+            &facts("dr-1", Some("verify-full")),
+            SitePolicy::recovery_settings,
+        )
+        .unwrap();
+        let pc = testing::setting(&c, "primary_conninfo").unwrap();
+        assert!(
+            pc.contains("sslmode=verify-full") && !pc.contains("secret"),
+            "{pc}"
+        );
+        assert_eq!(
+            testing::setting(&c, "recovery_min_apply_delay"),
+            Some(DELAY)
+        );
+        assert_eq!(
+            testing::setting(&c, "archive_cleanup_command"),
+            Some(CLEANUP)
+        );
+        let c = testing::chain(
+            &facts("node2", Some("verify-full")),
+            SitePolicy::recovery_settings,
+        )
+        .unwrap();
+        assert_eq!(testing::setting(&c, "recovery_min_apply_delay"), None);
+    }
+
+    #[test]
+    fn the_manifest_describes_it() {
+        assert_eq!(SitePolicy::describe().name, "site-policy");
+    }
+}

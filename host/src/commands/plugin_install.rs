@@ -1,0 +1,310 @@
+//! `pgclone plugin install` and `pgclone plugin verify`: pinning a plugin and
+//! the operator's grants in plugins.toml, and checking every pin later.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use pgclone::config::PluginsConfig;
+use pgclone::plugin::capability::Capability;
+use pgclone::plugin::catalog::{self, Candidate};
+use pgclone::plugin::contract::PluginKind;
+use pgclone::plugin::manifest;
+use pgclone::plugin::{Plugin, Runtime};
+use pgclone::report::Failure;
+
+/// What `plugin install` was asked.
+pub struct InstallOptions {
+    pub file: PathBuf,
+    pub grants: Vec<String>,
+    pub grant_all: bool,
+    pub chain: bool,
+}
+
+fn read_plugin(path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| {
+        Failure::new(format!("could not read \"{}\"", path.display()))
+            .detail(e.to_string())
+            .into()
+    })
+}
+
+/// Shows the manifest, which is read without running anything of the plugin.
+fn show_manifest(m: &manifest::Manifest, sha: &str) {
+    println!("plugin:       {} {}", m.name, m.version);
+    println!("vendor:       {}", m.vendor);
+    println!("license:      {}", m.license);
+    println!("description:  {}", m.description);
+    println!("sha256:       {sha}");
+    println!("requests:");
+    if m.capabilities.is_empty() {
+        println!("  nothing: it cannot run programs or read configuration");
+    }
+    for c in &m.capabilities {
+        println!("  {c:<40} {}", explain(c));
+    }
+}
+
+/// What a capability lets a plugin do, in words.
+fn explain(c: &Capability) -> String {
+    match c {
+        Capability::RemoteRun { target, program } => {
+            format!("run \"{program}\" over ssh on the host mapped to \"{target}\"")
+        }
+        Capability::LocalRun(p) => format!("run \"{p}\" on this host (no shell)"),
+        Capability::ReadConfig(k) => format!("read the configuration key \"{k}\""),
+    }
+}
+
+/// Asks on the terminal whether to grant `c`.
+fn ask(c: &Capability) -> bool {
+    eprint!("grant {c}? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).is_ok() && matches!(line.trim(), "y" | "Y" | "yes")
+}
+
+pub fn install(
+    rt: &Runtime,
+    cfg: &PluginsConfig,
+    toml_path: &Path,
+    o: &InstallOptions,
+) -> anyhow::Result<ExitCode> {
+    let bytes = read_plugin(&o.file)?;
+    let sha = catalog::sha256_hex(&bytes);
+    match manifest::read(&bytes) {
+        Ok(Some(m)) => show_manifest(&m, &sha),
+        Ok(None) => println!(
+            "{} has no manifest: its identity below comes from describe(), run in the sandbox with nothing granted",
+            o.file.display()
+        ),
+        Err(e) => {
+            return Err(Failure::new(format!("\"{}\" cannot be installed", o.file.display()))
+                .detail(e)
+                .into())
+        }
+    }
+    // Compiles it, checks the contract version and that describe() agrees
+    // with the manifest; nothing is granted while it runs.
+    let plugin = Plugin::load(
+        rt,
+        &Candidate::from_file("", o.file.clone(), Some(sha.clone())),
+    )?;
+    let name = plugin.name.clone();
+    let requested = plugin.caps.declared.clone();
+    println!(
+        "contract:     pgclone:plugin@{} ({}), accepted by this pgclone",
+        plugin.contract.version, plugin.contract.kind
+    );
+    if catalog::is_builtin(&name) {
+        return Err(
+            Failure::new(format!("\"{name}\" is the name of a built-in plugin"))
+                .hint("a site or vendor plugin needs a name of its own")
+                .into(),
+        );
+    }
+
+    let mut granted: Vec<Capability> = Vec::new();
+    for g in &o.grants {
+        let c: Capability =
+            g.parse()
+                .map_err(|e: pgclone::plugin::capability::BadCapability| {
+                    Failure::new("invalid --grant").detail(e.to_string())
+                })?;
+        if !requested.contains(&c) {
+            return Err(Failure::new(format!("\"{name}\" does not request {c}"))
+                .hint("grant only what the plugin requests (listed above)")
+                .into());
+        }
+        granted.push(c);
+    }
+    if o.grant_all {
+        granted = requested.clone();
+    } else if o.grants.is_empty() && !requested.is_empty() && std::io::stdin().is_terminal() {
+        granted = requested.iter().filter(|c| ask(c)).cloned().collect();
+    }
+
+    let dir = cfg
+        .plugin_dir()
+        .unwrap_or_else(|| toml_path.parent().unwrap_or(Path::new(".")).join("plugins"));
+    let dest = dir.join(format!("{name}.wasm"));
+    copy_atomically(&bytes, &dest)?;
+    // Relative `file`s are found in the plugin directory.
+    write_entry(
+        toml_path,
+        &name,
+        Path::new(&format!("{name}.wasm")),
+        &sha,
+        &granted,
+        o.chain && plugin.contract.kind == PluginKind::Policy,
+    )?;
+
+    println!(
+        "installed:    {} (pinned in {})",
+        dest.display(),
+        toml_path.display()
+    );
+    let missing: Vec<&Capability> = requested.iter().filter(|c| !granted.contains(c)).collect();
+    if missing.is_empty() {
+        println!("granted:      everything it requests");
+    } else {
+        println!(
+            "NOT granted:  {} (the plugin is refused until they are)",
+            missing
+                .iter()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        println!(
+            "HINT: grant them with: pgclone plugin install {} --grant-all, or edit grants in {}",
+            o.file.display(),
+            toml_path.display()
+        );
+    }
+    match plugin.contract.kind {
+        PluginKind::Policy if o.chain => {
+            println!("chained:      runs after recovery-standard (and the policies before it)")
+        }
+        PluginKind::Policy => println!(
+            "HINT: add \"{name}\" to policies in {} (or reinstall with --chain) to use it",
+            toml_path.display()
+        ),
+        PluginKind::Source => {
+            println!("HINT: set backup_source={name} in pgclone's configuration to clone with it")
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn copy_atomically(bytes: &[u8], dest: &Path) -> anyhow::Result<()> {
+    let fail = |what: &str, e: std::io::Error| -> anyhow::Error {
+        Failure::new(format!("could not {what} \"{}\"", dest.display()))
+            .detail(e.to_string())
+            .into()
+    };
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| fail("create the directory of", e))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| fail("write", e))?;
+    tmp.write_all(bytes).map_err(|e| fail("write", e))?;
+    tmp.as_file().sync_all().map_err(|e| fail("write", e))?;
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644));
+    tmp.persist(dest).map_err(|e| fail("write", e.error))?;
+    Ok(())
+}
+
+/// Records the pin and grants in plugins.toml, keeping everything else in the
+/// file (comments included); written atomically.
+fn write_entry(
+    toml_path: &Path,
+    name: &str,
+    file: &Path,
+    sha: &str,
+    grants: &[Capability],
+    chain: bool,
+) -> anyhow::Result<()> {
+    let text = match std::fs::read_to_string(toml_path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => {
+            return Err(
+                Failure::new(format!("could not read \"{}\"", toml_path.display()))
+                    .detail(e.to_string())
+                    .into(),
+            )
+        }
+    };
+    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
+        Failure::new(format!(
+            "invalid plugin configuration \"{}\"",
+            toml_path.display()
+        ))
+        .detail(e.to_string())
+    })?;
+    if chain {
+        let policies = doc
+            .entry("policies")
+            .or_insert(toml_edit::value(toml_edit::Array::new()));
+        if let Some(a) = policies.as_array_mut() {
+            if !a.iter().any(|v| v.as_str() == Some(name)) {
+                a.push(name);
+            }
+        }
+    }
+    let plugins = doc
+        .entry("plugin")
+        .or_insert(toml_edit::Item::Table(toml_edit::Table::new()));
+    if let Some(t) = plugins.as_table_mut() {
+        t.set_implicit(true);
+    }
+    let mut entry = toml_edit::Table::new();
+    entry["file"] = toml_edit::value(file.display().to_string());
+    entry["sha256"] = toml_edit::value(sha);
+    let mut arr = toml_edit::Array::new();
+    for g in grants {
+        arr.push(g.to_string());
+    }
+    entry["grants"] = toml_edit::value(arr);
+    plugins[name] = toml_edit::Item::Table(entry);
+    // What is written must load.
+    PluginsConfig::parse(toml_path, &doc.to_string())?;
+    if let Some(dir) = toml_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let dir = toml_path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(doc.to_string().as_bytes())?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(toml_path).map_err(|e| {
+        Failure::new(format!("could not write \"{}\"", toml_path.display()))
+            .detail(e.error.to_string())
+    })?;
+    Ok(())
+}
+
+/// Checks every pinned plugin: the file is there and unchanged, this pgclone
+/// supports its contract, describe() matches its manifest, and everything it
+/// requests is granted.
+pub fn verify(rt: &Runtime, cfg: &PluginsConfig) -> anyhow::Result<ExitCode> {
+    let mut refused = 0;
+    let mut checked = 0;
+    for cand in catalog::candidates(cfg)
+        .into_iter()
+        .filter(|c| !c.is_embedded())
+    {
+        checked += 1;
+        let loaded = Plugin::load(rt, &cand).map_err(anyhow::Error::from);
+        match loaded.and_then(|p| p.ensure_granted().map(|_| p).map_err(Into::into)) {
+            Ok(p) => println!("ok       {:<20} {} {}", p.name, &p.sha256[..12], p.origin),
+            Err(e) => {
+                refused += 1;
+                println!("REFUSED  {:<20} {}", cand.name, cand.origin);
+                for line in e.to_string().lines() {
+                    println!("         {line}");
+                }
+            }
+        }
+    }
+    for p in &cfg.policies {
+        if !catalog::candidates(cfg).iter().any(|c| &c.name == p) {
+            refused += 1;
+            println!("REFUSED  {p:<20} named in policies but not configured");
+        }
+    }
+    println!(
+        "{checked} pinned plugin(s) checked, {refused} problem(s){}",
+        cfg.source
+            .as_ref()
+            .map(|s| format!(" ({})", s.display()))
+            .unwrap_or_default()
+    );
+    Ok(if refused > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,144 @@
+//! The example site policy (`examples/site-policy`), as an operator uses it:
+//! `plugin install --chain`, `plugin verify`, then clones of a real
+//! PostgreSQL 15 primary that it refuses or configures.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use support::*;
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn example() -> PathBuf {
+    Path::new(pgclone::plugin::catalog::GUEST_DIR).join("example_site_policy.wasm")
+}
+
+#[test]
+fn the_site_policy_is_installed_verified_and_enforced() {
+    let sc = Scratch::new("sitepolicy");
+    let mut p = Pg::init(&sc, "primary");
+    p.start();
+    let plugins = sc.path("etc/plugins.toml");
+    // A copy the postgres user can read, as an operator would download it.
+    let wasm = sc.path("site-policy-1.0.0.wasm");
+    std::fs::copy(example(), &wasm).unwrap();
+    run_ok(
+        std::process::Command::new("chown")
+            .arg("postgres")
+            .arg(&wasm),
+    );
+    let cfg = sc.write(
+        "pgclone.conf",
+        &format!(
+            "node_id=3\nnode_name='dr-1'\nuse_primary_conninfo_password=true\nplugins_config='{}'\n",
+            plugins.display()
+        ),
+    );
+
+    let out = pgclone(
+        &sc,
+        &["-f", s(&cfg), "plugin", "install", s(&wasm), "--chain"],
+        &[],
+    );
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}{text}", stderr(&out));
+    assert!(text.contains("plugin:       site-policy 1.0.0"), "{text}");
+    assert!(text.contains("nothing: it cannot run programs"), "{text}");
+    let toml = std::fs::read_to_string(&plugins).unwrap();
+    assert!(toml.contains("policies = [\"site-policy\"]"), "{toml}");
+    assert!(toml.contains("[plugin.site-policy]"), "{toml}");
+    let out = pgclone(&sc, &["-f", s(&cfg), "plugin", "verify"], &[]);
+    assert!(out.status.success(), "{}", stdout(&out));
+
+    let port = p.port.to_string();
+    let target = sc.path("standby");
+    let clone = |extra: &[&str]| {
+        let mut args = vec![
+            "-f",
+            s(&cfg),
+            "standby",
+            "clone",
+            "-h",
+            s(&p.socket_dir),
+            "-p",
+            &port,
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-D",
+            s(&target),
+        ];
+        args.extend(extra);
+        pgclone(&sc, &args, &[("PGPASSWORD", "s3cret")])
+    };
+
+    // Without verify-full: refused before anything is touched.
+    let out = clone(&[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("must connect with sslmode=verify-full"),
+        "{err}"
+    );
+    assert!(err.contains("--upstream-conninfo"), "{err}");
+    assert!(!target.exists(), "{err}");
+
+    // With it: the password is gone, the DR delay and archive cleanup are set.
+    let upstream = format!(
+        "host={} port={port} user=postgres sslmode=verify-full",
+        p.socket_dir.display()
+    );
+    let out = clone(&["--upstream-conninfo", &upstream]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let auto = std::fs::read_to_string(target.join("postgresql.auto.conf")).unwrap();
+    assert!(auto.contains("sslmode=verify-full"), "{auto}");
+    assert!(!auto.contains("s3cret"), "{auto}");
+    assert!(auto.contains("recovery_min_apply_delay = '4h'"), "{auto}");
+    assert!(
+        auto.contains("archive_cleanup_command = 'pg_archivecleanup /srv/wal_archive %r'"),
+        "{auto}"
+    );
+
+    // A changed plugin file is refused by verify and by a clone.
+    let installed = sc.path("etc/plugins/site-policy.wasm");
+    let mut bytes = std::fs::read(&installed).unwrap();
+    bytes.extend_from_slice(b"\0");
+    std::fs::write(&installed, bytes).unwrap();
+    let out = pgclone(&sc, &["-f", s(&cfg), "plugin", "verify"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("changed since it was pinned"),
+        "{}",
+        stdout(&out)
+    );
+    let target2 = sc.path("standby2");
+    let out = pgclone(
+        &sc,
+        &[
+            "-f",
+            s(&cfg),
+            "standby",
+            "clone",
+            "-h",
+            s(&p.socket_dir),
+            "-p",
+            &port,
+            "-U",
+            "postgres",
+            "-D",
+            s(&target2),
+            "--upstream-conninfo",
+            &upstream,
+        ],
+        &[],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("changed since it was pinned"), "{err}");
+    assert!(!target2.exists());
+}
