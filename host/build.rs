@@ -11,6 +11,7 @@ const GUESTS: &[&str] = &[
     "pgclone-source-barman",
     "pgclone-source-pg-basebackup",
     "example-site-policy",
+    "example-source-pgbackrest",
     "test-spin",
     "test-hog",
     "test-sneaky",

@@ -12,7 +12,7 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 # real PostgreSQL, sshd, rsync and Barman; they are installed here so that a
 # fresh machine needs nothing else.
 PACKAGES=(gcc pkg-config openssh-client openssh-server rsync procps postgresql-15 postgresql-client-15
-          postgresql-15-repmgr barman barman-cli python3-venv)
+          postgresql-15-repmgr barman barman-cli pgbackrest python3-venv)
 missing=()
 for p in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

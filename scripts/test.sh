@@ -37,4 +37,4 @@ printf '\n==> running the tests\n'
 cargo test --release --locked -p pgclone
 # The first-party plugins' decisions, natively (their wasm builds are what the
 # host tests above load).
-cargo test --release --locked -p pgclone-plugin-sdk -p example-site-policy -p pgclone-recovery-standard -p pgclone-source-pg-basebackup -p pgclone-source-barman --lib
+cargo test --release --locked -p pgclone-plugin-sdk -p example-site-policy -p example-source-pgbackrest -p pgclone-recovery-standard -p pgclone-source-pg-basebackup -p pgclone-source-barman --lib

@@ -25,7 +25,7 @@ use crate::pg::client;
 use crate::pg::libpq::{self, Resolved};
 use crate::pg::ConnInfo;
 use crate::plugin::bindings::policy_api::{RecoveryConfig, RecoveryFacts};
-use crate::plugin::bindings::types::{CloneRequest, ConnParam, NodeIdentity, Tablespace};
+use crate::plugin::bindings::types::{CloneRequest, ConnParam, NodeIdentity, Provides, Tablespace};
 use crate::plugin::{cache, catalog, HostEnv, Plugin, Runtime};
 use crate::recovery::{self, render::render, write::read_existing};
 use crate::report::{self, Failure};
@@ -139,7 +139,7 @@ async fn connect_upstream(o: &CloneOptions, node: &NodeSettings) -> anyhow::Resu
     ));
     let client = match client::connect(&meta).await {
         Ok(c) => Some(c),
-        Err(e) if o.replication_conf_only || node.barman_mode => {
+        Err(e) if o.replication_conf_only || node.from_backup => {
             report::warning(&report::render(&e).replacen("ERROR: ", "", 1), None);
             None
         }
@@ -224,7 +224,7 @@ async fn check_upstream(
     if !o.replication_conf_only {
         // pg_basebackup -X stream takes two walsenders while it runs; a clone
         // from Barman needs one, for the standby.
-        let needed = if node.barman_mode { 1 } else { 2 };
+        let needed = if node.from_backup { 1 } else { 2 };
         let free = u.max_wal_senders - u.walsenders_in_use;
         let what = format!(
             "max_wal_senders = {}, {} in use, {needed} needed",
@@ -348,29 +348,39 @@ fn plan_source(
     };
     planned.server_version = Some(backup.server_version);
     planned.size_bytes = backup.size_bytes;
-    if node.barman_mode {
+    if node.from_backup {
         checks.ok(format!(
-            "Barman backup {} (PostgreSQL {}, timeline {}, begins at WAL {}) is usable",
-            backup.id, backup.server_version, backup.timeline, backup.begin_wal
+            "{} backup {} (PostgreSQL {}, timeline {}, begins at WAL {}) is usable",
+            if node.barman_mode {
+                "Barman".to_string()
+            } else {
+                format!("\"{}\"", node.source)
+            },
+            backup.id,
+            backup.server_version,
+            backup.timeline,
+            backup.begin_wal
         ));
-        if o.force
-            && matches!(target.state, TargetState::Populated { .. })
-            && target::system_identifier(&target.real).as_deref()
-                == Some(backup.system_identifier.as_str())
-        {
-            planned.delta = true;
-            checks.ok(format!(
-                "\"{}\" holds the same database system: only what changed will be copied",
-                target.given.display()
-            ));
-        }
+    }
+    // A delta copy compares files with rsync: the Barman source's copy-tree.
+    if node.barman_mode
+        && o.force
+        && matches!(target.state, TargetState::Populated { .. })
+        && target::system_identifier(&target.real).as_deref()
+            == Some(backup.system_identifier.as_str())
+    {
+        planned.delta = true;
+        checks.ok(format!(
+            "\"{}\" holds the same database system: only what changed will be copied",
+            target.given.display()
+        ));
     }
     // Where each tablespace goes on this host.
     let mut tablespace_dirs: BTreeMap<u32, PathBuf> = BTreeMap::new();
     for t in &backup.tablespaces {
         match (
             mappings.get(&t.location),
-            is_local(&upstream_host) && !node.barman_mode,
+            is_local(&upstream_host) && !node.from_backup,
         ) {
             (None, true) => checks.fail_hint(
                 format!(
@@ -443,12 +453,15 @@ pub async fn run(
             .hint("run it as the owner of the data directory, e.g. runuser -u postgres -- pgclone standby clone ...")
             .into());
     }
-    let node = NodeSettings::read(conf, o)?;
+    let mut node = NodeSettings::read(conf, o)?;
     let data_dir = node.data_dir.clone();
     report::notice(&format!(
         "destination directory \"{}\" provided",
         data_dir.display()
     ));
+    if !node.barman_mode && node.source != "pg-basebackup" {
+        info(&format!("cloning with backup source \"{}\"", node.source));
+    }
     if node.barman_mode {
         info(&format!(
             "cloning from Barman server \"{}\" on \"{}\"",
@@ -456,6 +469,32 @@ pub async fn run(
             conf.get("barman_host").unwrap_or("")
         ));
     }
+    // The source plugin first: whether it needs the upstream decides how
+    // much of the upstream's absence is tolerated.
+    let rt = Runtime::new(cache::default_dir().as_deref())?;
+    let candidates = catalog::candidates(plugins_cfg);
+    let load = |name: &str| -> anyhow::Result<Plugin> {
+        let cand = candidates.iter().find(|c| c.name == name).ok_or_else(|| {
+            Failure::new(format!("plugin \"{name}\" is not configured"))
+                .hint("install it with `pgclone plugin install FILE.wasm`, or check backup_source and policies")
+        })?;
+        Ok(Plugin::load(&rt, cand)?)
+    };
+    let source_plugin = if o.replication_conf_only {
+        None
+    } else {
+        let p = load(&node.source)?;
+        if !p.info.provides.contains(Provides::BASE_BACKUP) {
+            return Err(Failure::new(format!(
+                "plugin \"{}\" does not provide base backups",
+                node.source
+            ))
+            .hint("set backup_source to a backup source plugin (see `pgclone plugin list`)")
+            .into());
+        }
+        node.from_backup = !p.info.needs_upstream;
+        Some(p)
+    };
     let mut host_env = HostEnv::new(conf, plugins_cfg)?;
     let scratch = tempfile::Builder::new().prefix("pgclone-").tempdir()?;
     // From Barman: open the shared ssh connection now, while the upstream is
@@ -501,7 +540,7 @@ pub async fn run(
                     Some(id)
                 }
                 // A clone from Barman does not need it; the standby will.
-                Err(e) if node.barman_mode => {
+                Err(e) if node.from_backup => {
                     let text = report::render(&e).replacen("ERROR: ", "", 1);
                     checks.warn(format!(
                         "{} (the standby cannot stream until this is fixed)",
@@ -579,15 +618,6 @@ pub async fn run(
         host_env.control_path = m.ready();
     }
     let env = Arc::new(host_env);
-    let rt = Runtime::new(cache::default_dir().as_deref())?;
-    let candidates = catalog::candidates(plugins_cfg);
-    let load = |name: &str| -> anyhow::Result<Plugin> {
-        let cand = candidates.iter().find(|c| c.name == name).ok_or_else(|| {
-            Failure::new(format!("plugin \"{name}\" is not configured"))
-                .hint("add a [plugin.NAME] section with file and sha256 to plugins.toml")
-        })?;
-        Ok(Plugin::load(&rt, cand)?)
-    };
     let mut planned = Planned {
         steps: Vec::new(),
         delta: false,
@@ -595,11 +625,7 @@ pub async fn run(
         size_bytes: 0,
     };
     if !o.replication_conf_only {
-        let source_plugin = load(if node.barman_mode {
-            "barman"
-        } else {
-            "pg-basebackup"
-        })?;
+        let source_plugin = source_plugin.expect("loaded unless --replication-conf-only");
         planned = plan_source(
             &mut checks,
             &rt,
@@ -804,10 +830,10 @@ pub async fn run(
             data_dir.display()
         ));
     } else {
-        report::notice(if node.barman_mode {
-            "standby clone (from Barman) complete"
-        } else {
-            "standby clone (using pg_basebackup) complete"
+        report::notice(&match node.source.as_str() {
+            "barman" => "standby clone (from Barman) complete".to_string(),
+            "pg-basebackup" => "standby clone (using pg_basebackup) complete".to_string(),
+            other => format!("standby clone (from backup source \"{other}\") complete"),
         });
         report::notice("you can now start your PostgreSQL server");
         eprintln!("HINT: for example: pg_ctl -D {} start", data_dir.display());

@@ -18,8 +18,14 @@ pub struct NodeSettings {
     pub passfile: Option<String>,
     pub include_password: bool,
     pub replication_user: Option<String>,
-    /// Clone from Barman (barman_host and barman_server set, no --without-barman).
+    /// Clone from Barman (the source is the barman plugin).
     pub barman_mode: bool,
+    /// The source plugin: `backup_source`, else `barman` when barman_host and
+    /// barman_server are set (and no --without-barman), else `pg-basebackup`.
+    pub source: String,
+    /// The source restores a backup instead of copying the live upstream
+    /// (its plugin does not need the upstream): the upstream may be down.
+    pub from_backup: bool,
     pub jobs: usize,
     /// `--waldir` from `pg_basebackup_options`: pg_wal becomes a symbolic link
     /// to it (pg_basebackup makes it; for a Barman clone pgclone does).
@@ -72,6 +78,11 @@ impl NodeSettings {
                     .into(),
             );
         }
+        let source = match conf.get("backup_source") {
+            Some(s) if s != "barman" || !o.without_barman => s.to_string(),
+            _ if barman.0.is_some() && !o.without_barman => "barman".to_string(),
+            _ => "pg-basebackup".to_string(),
+        };
         let data_dir = o
             .data_dir
             .clone()
@@ -150,7 +161,9 @@ impl NodeSettings {
                 .replication_user
                 .clone()
                 .or_else(|| conf.get("replication_user").map(str::to_string)),
-            barman_mode: barman.0.is_some() && !o.without_barman,
+            barman_mode: source == "barman",
+            from_backup: source != "pg-basebackup",
+            source,
             jobs: jobs.clamp(1, 32),
             waldir: waldir_option(conf)?,
         })

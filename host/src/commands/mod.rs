@@ -45,7 +45,12 @@ impl Context {
             },
         };
         let conf = ConfFile::load(&path)?;
-        for w in conf.unknown_key_warnings() {
+        // Keys that plugins were granted to read are theirs, not unknown.
+        let plugin_keys: Vec<String> = self
+            .plugins(&conf)
+            .map(|p| p.granted_config_keys())
+            .unwrap_or_default();
+        for w in conf.unknown_key_warnings(&plugin_keys) {
             report::warning(&w, None);
         }
         Ok(conf)

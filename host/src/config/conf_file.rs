@@ -101,10 +101,13 @@ impl ConfFile {
     }
 
     /// Warnings for keys neither repmgr nor pgclone knows, with their lines.
-    pub fn unknown_key_warnings(&self) -> Vec<String> {
+    /// `plugin_keys` are keys plugins were granted to read (their own keys).
+    pub fn unknown_key_warnings(&self, plugin_keys: &[String]) -> Vec<String> {
         self.entries
             .iter()
-            .filter(|e| e.line > 0 && !known_keys::is_known(&e.key))
+            .filter(|e| {
+                e.line > 0 && !known_keys::is_known(&e.key) && !plugin_keys.contains(&e.key)
+            })
             .map(|e| {
                 format!(
                     "unknown configuration key \"{}\" in \"{}\" line {} is ignored",
@@ -246,7 +249,7 @@ mod tests {
     #[test]
     fn unknown_keys_are_warned_with_their_line() {
         let c = parse("node_id=1\nbarman_sever=pg\n").unwrap();
-        let w = c.unknown_key_warnings();
+        let w = c.unknown_key_warnings(&[]);
         assert_eq!(w.len(), 1);
         assert!(
             w[0].contains("barman_sever") && w[0].contains("line 2"),

@@ -97,6 +97,7 @@ const REPMGR_KEYS: &[&str] = &[
 
 /// pgclone's own keys.
 const PGCLONE_KEYS: &[&str] = &[
+    "backup_source",
     "clone_jobs",
     "plugins_config",
     "replication_slot_name",

@@ -116,6 +116,19 @@ impl PluginsConfig {
         Some(grants.iter().filter_map(|g| g.parse().ok()).collect())
     }
 
+    /// Every configuration key some plugin is granted to read.
+    pub fn granted_config_keys(&self) -> Vec<String> {
+        self.plugin
+            .keys()
+            .filter_map(|name| self.grants_for(name))
+            .flatten()
+            .filter_map(|c| match c {
+                Capability::ReadConfig(k) => Some(k),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The directory relative plugin files are resolved in.
     pub fn plugin_dir(&self) -> Option<PathBuf> {
         self.plugin_dir.clone().or_else(|| {

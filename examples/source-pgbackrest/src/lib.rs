@@ -1,0 +1,176 @@
+//! A pgBackRest backup source, written as a vendor would: with the pgclone
+//! plugin SDK alone. `check` finds the backup set with `pgbackrest info
+//! --output=json`; the plan is one `pgbackrest restore` into the new data
+//! directory. The recovery configuration still comes from pgclone's
+//! policies: the restore is asked to write none (`--type=preserve`).
+//!
+//! Configuration keys (in pgclone's configuration file):
+//! - `pgbackrest_stanza` (required): the stanza of the primary;
+//! - `pgbackrest_config`: pgBackRest's configuration file, when not the default;
+//! - `tablespace_mapping`: `old=new`, as for the other sources;
+//! - `clone_jobs`: parallel restore processes (`--process-max`, default 4).
+
+mod info;
+
+use pgclone_plugin_sdk::source::{
+    BackupDescription, BackupFormat, CloneRequest, Guest, PlanStep, RunLocalStep, Tablespace,
+    WalLocation,
+};
+use pgclone_plugin_sdk::{host, version, ErrorExt, ErrorKind, PluginError, PluginInfo};
+
+pgclone_plugin_sdk::manifest! {
+    name: "pgbackrest",
+    version: env!("CARGO_PKG_VERSION"),
+    vendor: "Example Backup Vendor",
+    license: "Apache-2.0",
+    description: "Standbys restored from a pgBackRest repository (pgbackrest restore)",
+    provides: ["base-backup"],
+    needs_upstream: false,
+    capabilities: [
+        "local-run:pgbackrest",
+        "read-config:pgbackrest_stanza",
+        "read-config:pgbackrest_config",
+        "read-config:tablespace_mapping",
+        "read-config:clone_jobs",
+    ],
+}
+
+struct PgBackRest;
+
+/// `--config=...` (when configured) and `--stanza=...`: they go before the command.
+fn common_args() -> Result<Vec<String>, PluginError> {
+    let mut args = Vec::new();
+    if let Some(c) = host::config_get("pgbackrest_config")? {
+        args.push(format!("--config={c}"));
+    }
+    args.push(format!(
+        "--stanza={}",
+        host::config_require("pgbackrest_stanza")?
+    ));
+    Ok(args)
+}
+
+/// `pgbackrest info --output=json`, for one backup set when `set` is given.
+fn info(set: Option<&str>) -> Result<info::Stanza, PluginError> {
+    let mut args = common_args()?;
+    args.extend(["info".into(), "--output=json".into()]);
+    if let Some(s) = set {
+        args.push(format!("--set={s}"));
+    }
+    let out = host::run_local_ok("pgbackrest", &args)?;
+    info::parse(&out)
+}
+
+impl Guest for PgBackRest {
+    fn describe() -> PluginInfo {
+        pgclone_plugin_sdk::describe(MANIFEST)
+    }
+
+    fn check(request: CloneRequest) -> Result<BackupDescription, PluginError> {
+        let label = match &request.backup_id {
+            Some(id) => id.clone(),
+            None => info(None)?.latest()?.label.clone(),
+        };
+        let stanza = info(Some(&label))?;
+        let b = stanza.latest()?;
+        let db = stanza.database_of(b)?;
+        let server_version = version::parse(&db.version).ok_or_else(|| {
+            PluginError::new(
+                ErrorKind::InvalidBackup,
+                format!("cannot read PostgreSQL version \"{}\"", db.version),
+            )
+        })?;
+        if let Some(up) = request
+            .upstream_version
+            .filter(|v| !version::same_major(*v, server_version))
+        {
+            return Err(PluginError::new(
+                ErrorKind::InvalidBackup,
+                format!(
+                    "backup {label} is of PostgreSQL {}, the upstream runs {}",
+                    db.version,
+                    version::major_text(up)
+                ),
+            )
+            .hint("a standby must run the major version of its upstream"));
+        }
+        let system_identifier = db.system_id.to_string();
+        if let Some(up) = request
+            .upstream_system_identifier
+            .filter(|s| *s != system_identifier)
+        {
+            return Err(PluginError::new(
+                ErrorKind::InvalidBackup,
+                format!("backup {label} belongs to another database system"),
+            )
+            .detail(format!(
+                "backup system identifier {system_identifier}, upstream {up}"
+            ))
+            .hint("check pgbackrest_stanza: it must be the stanza of this upstream"));
+        }
+        let timeline = u32::from_str_radix(b.archive.start.get(..8).unwrap_or(""), 16).unwrap_or(0);
+        Ok(BackupDescription {
+            id: label,
+            system_identifier,
+            server_version,
+            timeline,
+            begin_wal: b.archive.start.clone(),
+            end_wal: b.archive.stop.clone(),
+            begin_lsn: b.lsn.start.clone(),
+            end_lsn: b.lsn.stop.clone(),
+            size_bytes: b.info.size,
+            tablespaces: b
+                .tablespace
+                .iter()
+                .flatten()
+                .map(|t| Tablespace {
+                    oid: t.oid,
+                    name: t.name.clone(),
+                    location: t.destination.clone(),
+                })
+                .collect(),
+            format: BackupFormat::Plain,
+            compression: None,
+        })
+    }
+
+    fn plan_clone(
+        request: CloneRequest,
+        backup: BackupDescription,
+    ) -> Result<Vec<PlanStep>, PluginError> {
+        let mut args = common_args()?;
+        let jobs = host::config_get("clone_jobs")?.unwrap_or_else(|| "4".into());
+        args.extend([
+            "restore".into(),
+            format!("--pg1-path={}", request.data_directory),
+            format!("--set={}", backup.id),
+            // pgclone's policies write the recovery configuration.
+            "--type=preserve".into(),
+            format!("--process-max={jobs}"),
+        ]);
+        for m in host::config_get_all("tablespace_mapping")? {
+            let Some((old, new)) = m.split_once('=') else {
+                continue;
+            };
+            if let Some(t) = backup.tablespaces.iter().find(|t| t.location == old) {
+                args.push(format!("--tablespace-map={}={new}", t.oid));
+            }
+        }
+        Ok(vec![PlanStep::RunLocal(RunLocalStep {
+            program: "pgbackrest".into(),
+            args,
+            uses_upstream_password: false,
+            description: format!(
+                "restoring pgBackRest backup {} with pgbackrest restore",
+                backup.id
+            ),
+        })])
+    }
+
+    fn locate_wal(_name: String) -> Result<WalLocation, PluginError> {
+        // restore_command = 'pgbackrest ... archive-get %f "%p"' serves WAL.
+        Ok(WalLocation::Unavailable)
+    }
+}
+
+pgclone_plugin_sdk::export_source!(PgBackRest);
