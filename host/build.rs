@@ -17,6 +17,8 @@ const GUESTS: &[&str] = &[
     "test-sneaky",
     "test-greedy",
     "test-echo",
+    "test-escaper",
+    "test-liar",
 ];
 
 fn main() {

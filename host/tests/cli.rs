@@ -203,3 +203,32 @@ fn help_is_there_at_every_level() {
         assert!(text(&out.stdout).contains("Usage: pgclone"), "{args:?}");
     }
 }
+
+#[test]
+fn plugin_test_exits_non_zero_when_a_host_would_refuse_something() {
+    let env = Env::new("");
+    let dir = std::path::Path::new(pgclone::plugin::catalog::GUEST_DIR);
+    let out = env.run(&[
+        "plugin",
+        "test",
+        dir.join("test_escaper.wasm").to_str().unwrap(),
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("FAIL  locate-wal"), "{stdout}");
+    assert!(
+        stdout.contains("test-escaper: 14 checks, 7 failed"),
+        "{stdout}"
+    );
+    let out = env.run(&[
+        "plugin",
+        "test",
+        dir.join("example_site_policy.wasm").to_str().unwrap(),
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("site-policy: 9 checks, 0 failed"),
+        "{stdout}"
+    );
+}

@@ -278,6 +278,8 @@ struct Planned {
     server_version: Option<u32>,
     /// The backup's size as the source reports it (0 when unknown).
     size_bytes: u64,
+    /// Where each tablespace of the backup goes on this host.
+    tablespace_dirs: Vec<PathBuf>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -337,6 +339,7 @@ fn plan_source(
         delta: false,
         server_version: None,
         size_bytes: 0,
+        tablespace_dirs: Vec::new(),
     };
     let mut session = source_plugin.session(rt, env.clone())?;
     let backup = match session.check(&request) {
@@ -411,6 +414,7 @@ fn plan_source(
             }
         }
     }
+    planned.tablespace_dirs = tablespace_dirs.values().cloned().collect();
     match session.plan_clone(&request, &backup) {
         Ok(plan) => {
             match steps::validate(source_plugin, env, &plan, &target.real, &tablespace_dirs) {
@@ -623,6 +627,7 @@ pub async fn run(
         delta: false,
         server_version: None,
         size_bytes: 0,
+        tablespace_dirs: Vec::new(),
     };
     if !o.replication_conf_only {
         let source_plugin = source_plugin.expect("loaded unless --replication-conf-only");
@@ -717,6 +722,10 @@ pub async fn run(
         control_path: env.control_path.clone(),
         show_progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
         expected_bytes: planned.size_bytes,
+        roots: std::iter::once(target.real.clone())
+            .chain(planned.tablespace_dirs.iter().cloned())
+            .chain(node.waldir.iter().cloned())
+            .collect(),
     };
     let mut created_slot: Option<String> = None;
     let result: anyhow::Result<()> = async {

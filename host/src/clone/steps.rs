@@ -86,6 +86,40 @@ fn malformed(plugin: &str, problem: String) -> Failure {
     .hint("this is a bug in the plugin, or a hostile plugin; nothing was changed")
 }
 
+/// Plans longer than this are refused (a real one has a few dozen steps).
+pub const MAX_STEPS: usize = 10_000;
+/// write-file steps are for small files such as tablespace_map.
+pub const MAX_WRITE_FILE: usize = 1 << 20;
+
+/// Refuses `path` when what exists of it leads outside `roots` — through a
+/// symbolic link that an earlier step (an rsync'ed tree, say) put there.
+/// Paths were checked lexically when the plan was validated; this is the
+/// check at the moment of writing.
+pub fn confined(path: &Path, roots: &[PathBuf]) -> Result<(), Failure> {
+    let mut existing = path.to_path_buf();
+    while std::fs::symlink_metadata(&existing).is_err() {
+        if !existing.pop() {
+            break;
+        }
+    }
+    let real = std::fs::canonicalize(&existing).unwrap_or(existing);
+    let inside = roots.iter().any(|r| {
+        let r = std::fs::canonicalize(r).unwrap_or_else(|_| r.clone());
+        // Either inside the root, or an ancestor of a root not created yet.
+        real.starts_with(&r) || r.starts_with(&real)
+    });
+    if inside {
+        Ok(())
+    } else {
+        Err(Failure::new(format!(
+            "refusing to write \"{}\": it leads to \"{}\", outside the data directory and tablespaces",
+            path.display(),
+            real.display()
+        ))
+        .hint("a symbolic link in the copy points outside it; nothing was written there"))
+    }
+}
+
 /// A plugin path inside its root: relative, no `..`, no empty components.
 fn resolve(
     plugin: &str,
@@ -128,6 +162,13 @@ pub fn validate(
     if plan.is_empty() {
         return Err(malformed(name, "the plan is empty".into()).into());
     }
+    if plan.len() > MAX_STEPS {
+        return Err(malformed(
+            name,
+            format!("the plan has {} steps (at most {MAX_STEPS})", plan.len()),
+        )
+        .into());
+    }
     let mut out = Vec::new();
     for step in plan {
         out.push(match step {
@@ -157,6 +198,16 @@ pub fn validate(
                 path: resolve(name, &d.path, datadir, tablespaces)?,
                 mode: d.mode & 0o777,
             },
+            PlanStep::WriteFile(w) if w.contents.len() > MAX_WRITE_FILE => {
+                return Err(malformed(
+                    name,
+                    format!(
+                        "a write-file step of {} bytes (at most {MAX_WRITE_FILE})",
+                        w.contents.len()
+                    ),
+                )
+                .into())
+            }
             PlanStep::WriteFile(w) => Step::WriteFile {
                 path: resolve(name, &w.path, datadir, tablespaces)?,
                 contents: w.contents.clone(),
@@ -224,6 +275,9 @@ pub struct ExecContext {
     pub show_progress: bool,
     /// The backup's size for the counter (0 when unknown).
     pub expected_bytes: u64,
+    /// Where steps may write: the data directory, the tablespaces, the WAL
+    /// directory.
+    pub roots: Vec<PathBuf>,
 }
 
 /// Runs the steps in order; stops at the first failure. Returns what the
@@ -334,6 +388,7 @@ pub async fn execute(
             }
             Step::CreateDir { path, mode } => {
                 use std::os::unix::fs::DirBuilderExt;
+                confined(path, &ctx.roots)?;
                 std::fs::DirBuilder::new()
                     .recursive(true)
                     .mode(*mode)
@@ -358,6 +413,7 @@ pub async fn execute(
                     f.write_all(contents.as_bytes())?;
                     f.sync_all()
                 };
+                confined(path, &ctx.roots)?;
                 // A delta copy may find the file from the previous clone.
                 let _ = std::fs::remove_file(path);
                 write().map_err(|e| {
@@ -368,4 +424,46 @@ pub async fn execute(
         }
     }
     Ok(stats)
+}
+
+#[cfg(test)]
+mod confinement_tests {
+    use super::*;
+
+    #[test]
+    fn a_symlink_inside_the_copy_cannot_lead_outside() {
+        let t = tempfile::tempdir().unwrap();
+        let data = t.path().join("data");
+        let outside = t.path().join("outside");
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, data.join("evil")).unwrap();
+        let roots = vec![data.clone(), t.path().join("ts/not-yet")];
+        assert!(confined(&data.join("base/1"), &roots).is_ok());
+        assert!(confined(&t.path().join("ts/not-yet/PG_15"), &roots).is_ok());
+        let e = confined(&data.join("evil/passwd"), &roots).unwrap_err();
+        assert!(e.to_string().contains("outside the data directory"), "{e}");
+        assert!(confined(&data.join("evil"), &roots).is_err());
+
+        // And the steps themselves refuse to write through it.
+        let ctx = ExecContext {
+            roots,
+            ..Default::default()
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let step = Step::WriteFile {
+            path: data.join("evil/passwd"),
+            contents: "x".into(),
+            mode: 0o600,
+        };
+        assert!(rt.block_on(execute(&[step], &ctx)).is_err());
+        let step = Step::CreateDir {
+            path: data.join("evil/sub"),
+            mode: 0o700,
+        };
+        assert!(rt.block_on(execute(&[step], &ctx)).is_err());
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+    }
 }

@@ -59,6 +59,18 @@ pub enum PluginCommand {
     /// supported, describe() matching its manifest, every requested
     /// capability granted. Exit status 1 when any is refused, with what to do.
     Verify,
+    /// Conformance run for plugin authors, before shipping: call every export
+    /// with valid and hostile inputs in the sandbox (every requested
+    /// capability granted, no program actually run) and report what a host
+    /// would refuse. Exit status 1 when anything fails.
+    Test {
+        /// The component (.wasm) to test.
+        file: PathBuf,
+        /// The configuration its configuration reads see (repmgr.conf
+        /// syntax); by default every key it may read is `conformance-test`.
+        #[arg(long, value_name = "FILE")]
+        with_config: Option<PathBuf>,
+    },
 }
 
 pub fn run(ctx: &Context, cmd: PluginCommand) -> anyhow::Result<ExitCode> {
@@ -94,6 +106,7 @@ pub fn run(ctx: &Context, cmd: PluginCommand) -> anyhow::Result<ExitCode> {
             },
         ),
         PluginCommand::Verify => super::plugin_install::verify(&rt, &plugins),
+        PluginCommand::Test { file, with_config } => conformance(&rt, &file, with_config),
     }
 }
 
@@ -251,4 +264,40 @@ fn check(rt: &Runtime, cfg: &PluginsConfig, path: PathBuf) -> anyhow::Result<Exi
         ),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn conformance(
+    rt: &Runtime,
+    file: &std::path::Path,
+    with_config: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    use pgclone::plugin::conformance::{self, Verdict};
+    let config = match with_config {
+        Some(p) => Some(pgclone::config::ConfFile::load(&p)?),
+        None => None,
+    };
+    let report = conformance::run(rt, file, config)?;
+    for f in &report.findings {
+        let v = match f.verdict {
+            Verdict::Ok => "ok  ",
+            Verdict::Warn => "WARN",
+            Verdict::Fail => "FAIL",
+        };
+        println!("{v}  {:<44} {}", f.case, f.what);
+    }
+    let failed = report.failures();
+    println!(
+        "\n{}: {} checks, {failed} failed",
+        if report.plugin.is_empty() {
+            file.display().to_string()
+        } else {
+            report.plugin.clone()
+        },
+        report.findings.len()
+    );
+    Ok(if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

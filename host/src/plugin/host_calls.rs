@@ -40,6 +40,16 @@ fn denied(plugin: &str, cap: &Capability, refusal: Refusal) -> PluginError {
     }
 }
 
+/// What a plugin gets for a program during `pgclone plugin test`.
+fn not_run(cap: &Capability) -> PluginError {
+    PluginError {
+        kind: ErrorKind::Unreachable,
+        message: format!("{cap}: programs are not run during a conformance test"),
+        detail: None,
+        hint: None,
+    }
+}
+
 fn error(kind: ErrorKind, message: String, detail: Option<String>) -> PluginError {
     PluginError {
         kind,
@@ -159,6 +169,9 @@ impl host_api::Host for PluginState {
         if let Err(r) = self.require("run-remote", cap.clone()) {
             return Err(denied(&self.plugin, &cap, r));
         }
+        if self.env.no_programs {
+            return Err(not_run(&cap));
+        }
         let Some(dest) = self.env.ssh_destination(&target) else {
             return Err(PluginError {
                 kind: ErrorKind::InvalidConfig,
@@ -199,6 +212,9 @@ impl host_api::Host for PluginState {
         let cap = Capability::LocalRun(program.clone());
         if let Err(r) = self.require("run-local", cap.clone()) {
             return Err(denied(&self.plugin, &cap, r));
+        }
+        if self.env.no_programs {
+            return Err(not_run(&cap));
         }
         let Some(path) = self.env.find_program(&program) else {
             return Err(PluginError {

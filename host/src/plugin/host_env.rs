@@ -18,6 +18,9 @@ pub struct HostEnv {
     /// A shared ssh connection (ControlPath) remote calls go through when it
     /// exists; without it they connect directly.
     pub control_path: Option<PathBuf>,
+    /// Answer run-local and run-remote with an `unreachable` error instead of
+    /// running anything (`pgclone plugin test`).
+    pub no_programs: bool,
 }
 
 impl HostEnv {
@@ -39,6 +42,7 @@ impl HostEnv {
             targets: plugins.targets.clone(),
             ssh_options,
             control_path: None,
+            no_programs: false,
         })
     }
 

@@ -184,10 +184,10 @@ impl Barman {
                 "[barman]\nbarman_user = barman\nbarman_home = {home}\nlog_file = {dir}/barman.log\nlog_level = INFO\n\
                  configuration_files_directory = {dir}/conf.d\n\n\
                  [pg]\ndescription = test primary\nconninfo = {conninfo} dbname=postgres\n\
-                 streaming_conninfo = {conninfo}\nbackup_method = postgres\nstreaming_archiver = on\n\
+                 streaming_conninfo = {conninfo}\nbackup_method = postgres\nimmediate_checkpoint = true\nstreaming_archiver = on\n\
                  slot_name = barman\ncreate_slot = auto\npath_prefix = {bindir}\n\n\
                  [empty]\ndescription = a server without backups\nconninfo = {conninfo} dbname=postgres\n\
-                 streaming_conninfo = {conninfo}\nbackup_method = postgres\nstreaming_archiver = on\n\
+                 streaming_conninfo = {conninfo}\nbackup_method = postgres\nimmediate_checkpoint = true\nstreaming_archiver = on\n\
                  slot_name = barman_empty\npath_prefix = {bindir}\n",
                 home = dir.join("home").display(),
                 dir = dir.display(),
@@ -242,7 +242,7 @@ impl Barman {
             conf_d.join(format!("{name}.conf")),
             format!(
                 "[{name}]\ndescription = {name}\nconninfo = {c} dbname=postgres\nstreaming_conninfo = {c}\n\
-                 backup_method = postgres\nstreaming_archiver = on\nslot_name = barman_{name}\ncreate_slot = auto\n\
+                 backup_method = postgres\nimmediate_checkpoint = true\nstreaming_archiver = on\nslot_name = barman_{name}\ncreate_slot = auto\n\
                  path_prefix = {bindir}\n{settings}\n",
                 c = self.conninfo,
                 bindir = super::pg_bindir().display(),

@@ -1,0 +1,167 @@
+//! Hostile backup sources: plans that try to leave the data directory, run
+//! what they were not granted, inject options or exhaust the host; a manifest
+//! that hides what describe() asks for. Each is refused with a clear error and
+//! nothing is written outside what was granted. The plans come from a real
+//! component (`tests/components/escaper`), validated by the host's own code.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use pgclone::clone::steps;
+use pgclone::config::ConfFile;
+use pgclone::plugin::catalog::{sha256_hex, Candidate, GUEST_DIR};
+use pgclone::plugin::conformance::{self, Verdict};
+use pgclone::plugin::{Capability, HostEnv, Plugin, PluginFailure, Runtime};
+use pgclone::report::render;
+
+fn guest(file: &str) -> PathBuf {
+    PathBuf::from(GUEST_DIR).join(format!("{file}.wasm"))
+}
+
+fn escaper(rt: &Runtime) -> Plugin {
+    let path = guest("test_escaper");
+    let sha = sha256_hex(&std::fs::read(&path).unwrap());
+    let mut cand = Candidate::from_file("test-escaper", path, Some(sha));
+    cand.grants = Some(vec![
+        Capability::LocalRun("true".into()),
+        Capability::RemoteRun {
+            target: "store".into(),
+            program: "rsync".into(),
+        },
+    ]);
+    Plugin::load(rt, &cand).unwrap()
+}
+
+/// The plan the escaper returns for `case`, validated as a clone would.
+fn validate(rt: &Runtime, case: &str) -> Result<Vec<steps::Step>, String> {
+    let p = escaper(rt);
+    let env = Arc::new(HostEnv {
+        config: ConfFile::parse(std::path::Path::new("t.conf"), "store_host=backup@store\n")
+            .unwrap(),
+        ..Default::default()
+    });
+    let mut s = p.session(rt, env.clone()).unwrap();
+    let mut req = pgclone_plugin_request();
+    req.backup_id = Some(case.into());
+    let backup = s.check(&req).map_err(|e| e.to_string())?;
+    let plan = s.plan_clone(&req, &backup).map_err(|e| e.to_string())?;
+    let scratch = tempfile::tempdir().unwrap();
+    let ts: BTreeMap<u32, PathBuf> = [(16385, scratch.path().join("ts"))].into();
+    steps::validate(&p, &env, &plan, &scratch.path().join("data"), &ts).map_err(|e| render(&e))
+}
+
+fn pgclone_plugin_request() -> pgclone::plugin::bindings::types::CloneRequest {
+    use pgclone::plugin::bindings::types::{CloneRequest, NodeIdentity};
+    CloneRequest {
+        node: NodeIdentity {
+            node_id: Some(2),
+            node_name: "node2".into(),
+        },
+        data_directory: "/nonexistent".into(),
+        upstream: Vec::new(),
+        replication_user: None,
+        upstream_version: None,
+        upstream_system_identifier: None,
+        upstream_tablespaces: Vec::new(),
+        backup_id: None,
+        fast_checkpoint: false,
+        slot_name: None,
+        interactive: false,
+    }
+}
+
+#[test]
+fn every_escaping_plan_is_refused_with_what_was_wrong() {
+    let rt = Runtime::new(None).unwrap();
+    let _ = std::fs::remove_file("/tmp/pgclone-escaped");
+    for (case, want) in [
+        ("dotdot", "is not a plain relative path"),
+        ("absolute", "is not a plain relative path"),
+        (
+            "other-tablespace",
+            "tablespace 999 is not a tablespace of this clone",
+        ),
+        ("program-path", "may not"),
+        (
+            "undeclared-program",
+            "plans to run \"rm\", which it may not",
+        ),
+        ("ungranted-target", "plans an rsync copy it may not make"),
+        ("option-injection", "is not absolute"),
+        ("dotdot-file", "is not a plain relative path"),
+        ("empty", "the plan is empty"),
+        ("huge-plan", "the plan has 20000 steps"),
+        ("huge-file", "a write-file step of 8388608 bytes"),
+    ] {
+        let e = validate(&rt, case).expect_err(case);
+        assert!(e.contains(want), "{case}: {e}");
+        assert!(
+            e.contains("test-escaper") || e.contains("not a capability"),
+            "{case}: the plugin is not named: {e}"
+        );
+    }
+    // Shell metacharacters in the arguments of a granted program are just
+    // arguments: accepted, and never given to a shell.
+    let plan = validate(&rt, "metacharacters").unwrap();
+    assert!(matches!(&plan[0], steps::Step::Run { args, .. } if args[1] == "$(reboot)"));
+    assert!(!std::path::Path::new("/tmp/pgclone-escaped").exists());
+}
+
+#[test]
+fn a_panicking_plugin_is_a_trap_named_with_its_call() {
+    let rt = Runtime::new(None).unwrap();
+    let e = validate(&rt, "panic").unwrap_err();
+    assert!(
+        e.contains("test-escaper") && e.contains("plan-clone"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_manifest_that_hides_a_capability_is_refused() {
+    let rt = Runtime::new(None).unwrap();
+    let path = guest("test_liar");
+    let sha = sha256_hex(&std::fs::read(&path).unwrap());
+    let e = match Plugin::load(&rt, &Candidate::from_file("test-liar", path, Some(sha))) {
+        Err(e @ PluginFailure::Refused { .. }) => e.to_string(),
+        Err(other) => panic!("refused for another reason: {other}"),
+        Ok(_) => panic!("a plugin whose describe() contradicts its manifest was loaded"),
+    };
+    assert!(e.contains("does not match the plugin's manifest"), "{e}");
+    assert!(e.contains("read-config:conninfo"), "{e}");
+}
+
+#[test]
+fn the_conformance_run_reports_what_a_host_refuses() {
+    let rt = Runtime::new(None).unwrap();
+    // The hostile source: its locate-wal answers are refused.
+    let r = conformance::run(&rt, &guest("test_escaper"), None).unwrap();
+    let fails: Vec<String> = r
+        .findings
+        .iter()
+        .filter(|f| f.verdict == Verdict::Fail)
+        .map(|f| format!("{}: {}", f.case, f.what))
+        .collect();
+    assert!(
+        fails
+            .iter()
+            .any(|f| f.starts_with("locate-wal") && f.contains("elsewhere")),
+        "{fails:#?}"
+    );
+    // The well-behaved examples pass.
+    for ok in [
+        "example_site_policy",
+        "example_source_pgbackrest",
+        "pgclone_source_barman",
+    ] {
+        let r = conformance::run(&rt, &guest(ok), None).unwrap();
+        let summary: Vec<String> = r
+            .findings
+            .iter()
+            .map(|f| format!("{:?} {}: {}", f.verdict, f.case, f.what))
+            .collect();
+        assert_eq!(r.failures(), 0, "{ok}: {summary:#?}");
+        assert!(r.findings.len() >= 8, "{ok}: {summary:#?}");
+    }
+}

@@ -1,0 +1,109 @@
+//! Test component: a hostile backup source. `check` describes a backup whose
+//! id is the requested `--backup-id`; `plan-clone` returns the hostile plan
+//! that id names. The host must refuse every one of them.
+
+use pgclone_plugin_sdk::source::*;
+use pgclone_plugin_sdk::{testing, PluginInfo};
+
+pgclone_plugin_sdk::manifest! {
+    name: "test-escaper",
+    version: "0.0.1",
+    vendor: "pgclone tests",
+    license: "Apache-2.0",
+    description: "plans that try to escape the data directory and the grants",
+    provides: ["base-backup"],
+    needs_upstream: false,
+    capabilities: ["local-run:true", "remote-run:store:rsync"],
+}
+
+struct Escaper;
+
+fn at(path: &str) -> LocalPath {
+    LocalPath {
+        root: PathRoot::DataDirectory,
+        path: path.into(),
+    }
+}
+
+fn dir(path: &str) -> PlanStep {
+    PlanStep::CreateDir(CreateDirStep {
+        path: at(path),
+        mode: 0o700,
+    })
+}
+
+fn run(program: &str, args: &[&str]) -> PlanStep {
+    PlanStep::RunLocal(RunLocalStep {
+        program: program.into(),
+        args: args.iter().map(|a| a.to_string()).collect(),
+        uses_upstream_password: false,
+        description: "hostile".into(),
+    })
+}
+
+fn copy(target: &str, remote: &str, files: &[&str]) -> PlanStep {
+    PlanStep::CopyTree(CopyTreeStep {
+        target: target.into(),
+        remote_path: remote.into(),
+        local: at(""),
+        files: files.iter().map(|f| f.to_string()).collect(),
+        exclude: Vec::new(),
+    })
+}
+
+impl Guest for Escaper {
+    fn describe() -> PluginInfo {
+        pgclone_plugin_sdk::describe(MANIFEST)
+    }
+
+    fn check(request: CloneRequest) -> Result<BackupDescription, PluginError> {
+        Ok(testing::backup(
+            request.backup_id.as_deref().unwrap_or("none"),
+        ))
+    }
+
+    fn plan_clone(
+        _r: CloneRequest,
+        backup: BackupDescription,
+    ) -> Result<Vec<PlanStep>, PluginError> {
+        Ok(match backup.id.as_str() {
+            "dotdot" => vec![dir("base"), dir("../escaped")],
+            "absolute" => vec![PlanStep::WriteFile(WriteFileStep {
+                path: at("/tmp/pgclone-escaped"),
+                contents: "x".into(),
+                mode: 0o600,
+            })],
+            "other-tablespace" => vec![PlanStep::CreateDir(CreateDirStep {
+                path: LocalPath {
+                    root: PathRoot::Tablespace(999),
+                    path: "x".into(),
+                },
+                mode: 0o700,
+            })],
+            "program-path" => vec![run("/bin/sh", &["-c", "touch /tmp/pgclone-escaped"])],
+            "undeclared-program" => vec![run("rm", &["-rf", "/"])],
+            "ungranted-target" => vec![copy("elsewhere", "/srv", &["PG_VERSION"])],
+            "option-injection" => vec![copy("store", "-e sh", &["PG_VERSION"])],
+            "dotdot-file" => vec![copy("store", "/srv/backup", &["../../etc/shadow"])],
+            "empty" => Vec::new(),
+            "huge-plan" => (0..20_000).map(|i| dir(&format!("d{i}"))).collect(),
+            "huge-file" => vec![PlanStep::WriteFile(WriteFileStep {
+                path: at("big"),
+                contents: "x".repeat(8 << 20),
+                mode: 0o600,
+            })],
+            "panic" => panic!("the plugin panicked on purpose"),
+            _ => vec![run("true", &["; touch /tmp/pgclone-escaped", "$(reboot)"])],
+        })
+    }
+
+    fn locate_wal(name: String) -> Result<WalLocation, PluginError> {
+        Ok(WalLocation::RemoteFile(RemoteWalFile {
+            target: "elsewhere".into(),
+            path: format!("../{name}"),
+            compression: None,
+        }))
+    }
+}
+
+pgclone_plugin_sdk::export_source!(Escaper);
