@@ -69,25 +69,7 @@ impl Lab {
     }
 
     fn clone(&self, cfg: &Path, target: &Path, extra: &[&str]) -> std::process::Output {
-        let port = self.primary.port.to_string();
-        let mut args = vec![
-            "-f",
-            s(cfg),
-            "standby",
-            "clone",
-            "-h",
-            s(&self.sc.dir),
-            "-p",
-            &port,
-            "-U",
-            "postgres",
-            "-d",
-            "postgres",
-            "-D",
-            s(target),
-        ];
-        args.extend(extra);
-        pgclone(&self.sc, &args, &[])
+        standby_clone(&self.sc, cfg, &self.primary, target, extra, &[])
     }
 }
 
@@ -114,25 +96,10 @@ fn clone_replay_stream(name: &str, bin: PathBuf, variant: Variant) {
             "pg_basebackup_options='--waldir={}'\n",
             waldir.display()
         ));
-        let port = lab.primary.port.to_string();
+        let args = clone_args(&cfg, &lab.primary, &target, &[]);
         let out = pgclone_on_terminal(
             &lab.sc,
-            &[
-                "-f",
-                s(&cfg),
-                "standby",
-                "clone",
-                "-h",
-                s(&lab.sc.dir),
-                "-p",
-                &port,
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-D",
-                s(&target),
-            ],
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
         );
         let text = stdout(&out);
         // The live counter, redrawn in place.

@@ -95,27 +95,7 @@ impl Lab {
     }
 
     fn clone(&self, cfg: &Path, target: &Path) -> std::process::Output {
-        let port = self.primary.port.to_string();
-        pgclone(
-            &self.sc,
-            &[
-                "-f",
-                s(cfg),
-                "standby",
-                "clone",
-                "-h",
-                s(&self.primary.socket_dir),
-                "-p",
-                &port,
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-D",
-                s(target),
-            ],
-            &[],
-        )
+        standby_clone(&self.sc, cfg, &self.primary, target, &[], &[])
     }
 
     fn install(&self, cfg: &Path, extra: &[&str]) -> std::process::Output {
@@ -207,25 +187,12 @@ fn pgbackrest_errors_are_clear_and_change_nothing() {
 
     // A backup set that does not exist.
     let cfg = lab.conf("demo");
-    let port = lab.primary.port.to_string();
-    let out = pgclone(
+    let out = standby_clone(
         &lab.sc,
-        &[
-            "-f",
-            s(&cfg),
-            "standby",
-            "clone",
-            "-h",
-            s(&lab.primary.socket_dir),
-            "-p",
-            &port,
-            "-U",
-            "postgres",
-            "-D",
-            s(&target),
-            "--backup-id",
-            "20200101-000000F",
-        ],
+        &cfg,
+        &lab.primary,
+        &target,
+        &["--backup-id", "20200101-000000F"],
         &[],
     );
     let err = stderr(&out);

@@ -53,28 +53,9 @@ fn the_site_policy_is_installed_verified_and_enforced() {
     let out = pgclone(&sc, &["-f", s(&cfg), "plugin", "verify"], &[]);
     assert!(out.status.success(), "{}", stdout(&out));
 
-    let port = p.port.to_string();
     let target = sc.path("standby");
-    let clone = |extra: &[&str]| {
-        let mut args = vec![
-            "-f",
-            s(&cfg),
-            "standby",
-            "clone",
-            "-h",
-            s(&p.socket_dir),
-            "-p",
-            &port,
-            "-U",
-            "postgres",
-            "-d",
-            "postgres",
-            "-D",
-            s(&target),
-        ];
-        args.extend(extra);
-        pgclone(&sc, &args, &[("PGPASSWORD", "s3cret")])
-    };
+    let clone =
+        |extra: &[&str]| standby_clone(&sc, &cfg, &p, &target, extra, &[("PGPASSWORD", "s3cret")]);
 
     // Without verify-full: refused before anything is touched.
     let out = clone(&[]);
@@ -89,8 +70,9 @@ fn the_site_policy_is_installed_verified_and_enforced() {
 
     // With it: the password is gone, the DR delay and archive cleanup are set.
     let upstream = format!(
-        "host={} port={port} user=postgres sslmode=verify-full",
-        p.socket_dir.display()
+        "host={} port={} user=postgres sslmode=verify-full",
+        p.socket_dir.display(),
+        p.port
     );
     let out = clone(&["--upstream-conninfo", &upstream]);
     let err = stderr(&out);
@@ -117,24 +99,12 @@ fn the_site_policy_is_installed_verified_and_enforced() {
         stdout(&out)
     );
     let target2 = sc.path("standby2");
-    let out = pgclone(
+    let out = standby_clone(
         &sc,
-        &[
-            "-f",
-            s(&cfg),
-            "standby",
-            "clone",
-            "-h",
-            s(&p.socket_dir),
-            "-p",
-            &port,
-            "-U",
-            "postgres",
-            "-D",
-            s(&target2),
-            "--upstream-conninfo",
-            &upstream,
-        ],
+        &cfg,
+        &p,
+        &target2,
+        &["--upstream-conninfo", &upstream],
         &[],
     );
     let err = stderr(&out);

@@ -341,6 +341,46 @@ pub fn pgclone(s: &Scratch, args: &[&str], env: &[(&str, &str)]) -> Output {
     run(&mut cmd)
 }
 
+/// The arguments of `pgclone -f CFG standby clone` from `upstream` over its
+/// socket, as postgres, into `target`, followed by `extra`.
+pub fn clone_args(cfg: &Path, upstream: &Pg, target: &Path, extra: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = [
+        "-f",
+        cfg.to_str().unwrap(),
+        "standby",
+        "clone",
+        "-h",
+        upstream.socket_dir.to_str().unwrap(),
+        "-p",
+        &upstream.port.to_string(),
+        "-U",
+        "postgres",
+        "-d",
+        "postgres",
+        "-D",
+        target.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    v.extend(extra.iter().map(|a| a.to_string()));
+    v
+}
+
+/// Runs `pgclone` with [`clone_args`].
+pub fn standby_clone(
+    s: &Scratch,
+    cfg: &Path,
+    upstream: &Pg,
+    target: &Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Output {
+    let args = clone_args(cfg, upstream, target, extra);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    pgclone(s, &refs, env)
+}
+
 /// `pgclone` as above with its standard streams on a terminal (a pty made
 /// by `script`), as a person running it sees it; everything is in stdout.
 pub fn pgclone_on_terminal(s: &Scratch, args: &[&str]) -> Output {
