@@ -4,6 +4,8 @@
 //! nothing is written outside what was granted. The plans come from a real
 //! component (`tests/components/escaper`), validated by the host's own code.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -163,5 +165,68 @@ fn the_conformance_run_reports_what_a_host_refuses() {
             .collect();
         assert_eq!(r.failures(), 0, "{ok}: {summary:#?}");
         assert!(r.findings.len() >= 8, "{ok}: {summary:#?}");
+    }
+}
+
+#[test]
+fn a_hostile_source_installed_by_an_operator_changes_nothing() {
+    use support::{pgclone, stderr, Scratch};
+    let sc = Scratch::new("hostile");
+    let wasm = sc.path("escaper.wasm");
+    std::fs::copy(guest("test_escaper"), &wasm).unwrap();
+    let cfg = sc.write(
+        "pgclone.conf",
+        &format!(
+            "node_id=2\nnode_name=node2\nbackup_source=test-escaper\nplugins_config='{}'\n",
+            sc.path("etc/plugins.toml").display()
+        ),
+    );
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let out = pgclone(
+        &sc,
+        &[
+            "-f",
+            &s(&cfg),
+            "plugin",
+            "install",
+            &s(&wasm),
+            "--grant-all",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let target = sc.path("standby");
+    for (case, want) in [
+        ("dotdot", "is not a plain relative path"),
+        ("absolute", "is not a plain relative path"),
+        ("huge-plan", "the plan has 20000 steps"),
+        ("panic", "plan-clone"),
+        ("program-path", "may not"),
+    ] {
+        // No upstream at all: the source does not need one.
+        let out = pgclone(
+            &sc,
+            &[
+                "-f",
+                &s(&cfg),
+                "standby",
+                "clone",
+                "-h",
+                "/nonexistent",
+                "-D",
+                &s(&target),
+                "--backup-id",
+                case,
+            ],
+            &[],
+        );
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{case}: {err}");
+        assert!(
+            err.contains(want) && err.contains("test-escaper"),
+            "{case}: {err}"
+        );
+        assert!(!target.exists(), "{case}: {err}");
+        assert!(!sc.path("escaped").exists(), "{case}: {err}");
     }
 }

@@ -21,6 +21,21 @@ use super::host_env::HostEnv;
 use super::runtime::Runtime;
 use super::state::PluginState;
 
+/// Runs a guest call on a thread of its own when the caller is inside a tokio
+/// runtime (`standby clone` is): WASI's synchronous host functions (a guest
+/// writing its panic message to stderr, say) drive futures with a runtime of
+/// their own, which tokio refuses to start inside another. Elsewhere the
+/// call runs in place.
+fn off_runtime<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return f();
+    }
+    std::thread::scope(|scope| match scope.spawn(f).join() {
+        Ok(r) => r,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
+}
+
 /// A plugin that passed every load-time check.
 pub struct Plugin {
     pub name: String,
@@ -263,11 +278,11 @@ impl Plugin {
         store.data_mut().begin_call();
         let instance = match self.contract.kind {
             PluginKind::Source => {
-                BackupSource::instantiate(&mut store, &self.component, &rt.linker)
+                off_runtime(|| BackupSource::instantiate(&mut store, &self.component, &rt.linker))
                     .map(Instance::Source)
             }
             PluginKind::Policy => {
-                RecoveryPolicy::instantiate(&mut store, &self.component, &rt.linker)
+                off_runtime(|| RecoveryPolicy::instantiate(&mut store, &self.component, &rt.linker))
                     .map(Instance::Policy)
             }
         };
@@ -369,8 +384,14 @@ impl Session {
     pub fn describe(&mut self) -> Result<PluginInfo, PluginFailure> {
         self.begin();
         let r = match &self.instance {
-            Some(Instance::Source(s)) => s.pgclone_plugin_source().call_describe(&mut self.store),
-            Some(Instance::Policy(p)) => p.pgclone_plugin_policy().call_describe(&mut self.store),
+            Some(Instance::Source(s)) => {
+                let f = s.pgclone_plugin_source().clone();
+                off_runtime(|| f.call_describe(&mut self.store))
+            }
+            Some(Instance::Policy(p)) => {
+                let f = p.pgclone_plugin_policy().clone();
+                off_runtime(|| f.call_describe(&mut self.store))
+            }
             None => return Err(self.gone("describe")),
         };
         self.outcome("describe", r)
@@ -393,7 +414,7 @@ impl Session {
     pub fn check(&mut self, req: &CloneRequest) -> Result<BackupDescription, PluginFailure> {
         self.begin();
         let s = self.source("check")?.pgclone_plugin_source().clone();
-        let r = s.call_check(&mut self.store, req);
+        let r = off_runtime(|| s.call_check(&mut self.store, req));
         let r = self.outcome("check", r);
         self.returned("check", r)
     }
@@ -406,7 +427,7 @@ impl Session {
     ) -> Result<Vec<PlanStep>, PluginFailure> {
         self.begin();
         let s = self.source("plan-clone")?.pgclone_plugin_source().clone();
-        let r = s.call_plan_clone(&mut self.store, req, backup);
+        let r = off_runtime(|| s.call_plan_clone(&mut self.store, req, backup));
         let r = self.outcome("plan-clone", r);
         self.returned("plan-clone", r)
     }
@@ -415,7 +436,7 @@ impl Session {
     pub fn wal_location(&mut self, name: &str) -> Result<WalLocation, PluginFailure> {
         self.begin();
         let s = self.source("locate-wal")?.pgclone_plugin_source().clone();
-        let r = s.call_locate_wal(&mut self.store, name);
+        let r = off_runtime(|| s.call_locate_wal(&mut self.store, name));
         let r = self.outcome("locate-wal", r);
         self.returned("locate-wal", r)
     }
@@ -437,7 +458,7 @@ impl Session {
             }
             None => return Err(self.gone("recovery-settings")),
         };
-        let r = p.call_recovery_settings(&mut self.store, facts, previous);
+        let r = off_runtime(|| p.call_recovery_settings(&mut self.store, facts, previous));
         let r = self.outcome("recovery-settings", r);
         self.returned("recovery-settings", r)
     }
