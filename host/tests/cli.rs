@@ -228,7 +228,7 @@ fn plugin_test_exits_non_zero_when_a_host_would_refuse_something() {
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(
-        stdout.contains("site-policy: 9 checks, 0 failed"),
+        stdout.contains("site-policy: 22 checks, 0 failed"),
         "{stdout}"
     );
 }

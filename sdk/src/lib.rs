@@ -94,6 +94,37 @@ pub mod policy {
         Guest, RecoveryConfig, RecoveryFacts, Setting, SettingsFile, SignalFile,
     };
     pub use crate::types::*;
+
+    /// Sets `name` to `value`: replaces the setting when an earlier policy
+    /// already set it (the standard policy sets `restore_command`,
+    /// `archive_cleanup_command`, `recovery_min_apply_delay`,
+    /// `primary_slot_name` from the configuration), appends it otherwise.
+    /// A name set twice makes the host refuse the whole configuration.
+    pub fn set(config: &mut RecoveryConfig, name: &str, value: &str) {
+        match config.settings.iter_mut().find(|s| s.name == name) {
+            Some(s) => s.value = value.to_string(),
+            None => config.settings.push(Setting {
+                name: name.to_string(),
+                value: value.to_string(),
+            }),
+        }
+    }
+
+    /// The value of setting `name`, if set.
+    pub fn get<'a>(config: &'a RecoveryConfig, name: &str) -> Option<&'a str> {
+        config
+            .settings
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.value.as_str())
+    }
+
+    /// Removes setting `name`; true when it was set.
+    pub fn remove(config: &mut RecoveryConfig, name: &str) -> bool {
+        let before = config.settings.len();
+        config.settings.retain(|s| s.name != name);
+        config.settings.len() != before
+    }
 }
 
 pub mod conninfo;

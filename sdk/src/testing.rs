@@ -255,6 +255,25 @@ mod tests {
     }
 
     #[test]
+    fn policy_set_replaces_instead_of_duplicating() {
+        use crate::policy;
+        let mut f = facts(150000);
+        f.recovery_min_apply_delay = Some("5min".into());
+        let mut c = chain(&f, |_, previous| Ok(previous)).unwrap();
+        policy::set(&mut c, "recovery_min_apply_delay", "1h");
+        policy::set(&mut c, "archive_cleanup_command", "true");
+        let delays = c
+            .settings
+            .iter()
+            .filter(|s| s.name == "recovery_min_apply_delay")
+            .count();
+        assert_eq!(delays, 1);
+        assert_eq!(policy::get(&c, "recovery_min_apply_delay"), Some("1h"));
+        assert!(policy::remove(&mut c, "archive_cleanup_command"));
+        assert_eq!(policy::get(&c, "archive_cleanup_command"), None);
+    }
+
+    #[test]
     fn chain_runs_the_standard_policy_first() {
         let c = chain(&facts(150000), |_, previous| Ok(previous)).unwrap();
         assert!(setting(&c, "primary_conninfo")

@@ -3,7 +3,7 @@
 //! password in `primary_conninfo`, DR nodes (`dr-*`) replay 4 hours behind,
 //! and every standby cleans the WAL archive it restores from.
 
-use pgclone_plugin_sdk::policy::{Guest, RecoveryConfig, RecoveryFacts, Setting};
+use pgclone_plugin_sdk::policy::{self, Guest, RecoveryConfig, RecoveryFacts};
 use pgclone_plugin_sdk::{conninfo, pattern, ErrorExt, ErrorKind, PluginError, PluginInfo};
 
 pgclone_plugin_sdk::manifest! {
@@ -56,18 +56,10 @@ impl Guest for SitePolicy {
             conninfo::remove(&mut params, "password");
             s.value = conninfo::render(&params);
         }
-        let mut set =
-            |name: &str, value: &str| match config.settings.iter_mut().find(|s| s.name == name) {
-                Some(s) => s.value = value.into(),
-                None => config.settings.push(Setting {
-                    name: name.into(),
-                    value: value.into(),
-                }),
-            };
         if pattern::matches(DELAYED_NODES, &facts.node_name) {
-            set("recovery_min_apply_delay", DELAY);
+            policy::set(&mut config, "recovery_min_apply_delay", DELAY);
         }
-        set("archive_cleanup_command", CLEANUP);
+        policy::set(&mut config, "archive_cleanup_command", CLEANUP);
         Ok(config)
     }
 }
@@ -124,6 +116,25 @@ mod tests {
         )
         .unwrap();
         assert_eq!(testing::setting(&c, "recovery_min_apply_delay"), None);
+    }
+
+    #[test]
+    fn an_operator_delay_is_replaced_not_set_twice() {
+        let mut f = facts("dr-1", Some("verify-full"));
+        f.recovery_min_apply_delay = Some("5min".into());
+        f.archive_cleanup_command = Some("true".into());
+        let c = testing::chain(&f, SitePolicy::recovery_settings).unwrap();
+        for name in ["recovery_min_apply_delay", "archive_cleanup_command"] {
+            assert_eq!(
+                c.settings.iter().filter(|s| s.name == name).count(),
+                1,
+                "{name}"
+            );
+        }
+        assert_eq!(
+            testing::setting(&c, "recovery_min_apply_delay"),
+            Some(DELAY)
+        );
     }
 
     #[test]

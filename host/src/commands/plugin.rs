@@ -35,11 +35,17 @@ pub enum PluginCommand {
     /// Install a site or vendor plugin: show who it is and every capability
     /// it requests (read from its manifest, before anything of it runs),
     /// check that this pgclone accepts it, copy it into the plugin directory
-    /// and pin its sha256 and your grants in plugins.toml.
+    /// (plugin_dir, by default plugins/ beside plugins.toml) as NAME.wasm,
+    /// and pin its sha256 and your grants in plugins.toml. Installing again
+    /// (a new version) replaces the file, the pin and the grants.
     ///
     /// Grants: --grant for each capability, --grant-all for everything it
     /// requests, or answer the questions on a terminal. Anything not granted
     /// makes pgclone refuse the plugin until it is.
+    ///
+    /// A recovery policy runs only once it is in the chain (--chain, or
+    /// `policies` in plugins.toml); a backup source once `backup_source=NAME`
+    /// is set in pgclone's configuration.
     Install {
         /// The component (.wasm) to install.
         file: PathBuf,
@@ -63,6 +69,14 @@ pub enum PluginCommand {
     /// with valid and hostile inputs in the sandbox (every requested
     /// capability granted, no program actually run) and report what a host
     /// would refuse. Exit status 1 when anything fails.
+    ///
+    /// A recovery policy is chained after the standard one for PostgreSQL 11
+    /// to 17, with every optional fact set for several node names, and with
+    /// malicious facts. A backup source gets valid and hostile clone
+    /// requests and backups (its plans are validated as a clone's are) and
+    /// valid and malicious WAL names. Its own errors are allowed answers; a
+    /// panic, a timeout, running out of memory, an undeclared capability or an
+    /// answer the host cannot accept are failures. plugins.toml is not read.
     Test {
         /// The component (.wasm) to test.
         file: PathBuf,
@@ -76,12 +90,14 @@ pub enum PluginCommand {
 pub fn run(ctx: &Context, cmd: PluginCommand) -> anyhow::Result<ExitCode> {
     let conf = ctx.config()?;
     let toml_path = ctx.plugins_path(&conf);
-    // `install` creates the file when there is none yet.
+    // `install` creates the file when there is none yet; `test` judges a file
+    // on its own.
     let plugins = match (&cmd, toml_path.exists()) {
         (PluginCommand::Install { .. }, false) => PluginsConfig {
             source: Some(toml_path.clone()),
             ..Default::default()
         },
+        (PluginCommand::Test { .. }, _) => PluginsConfig::default(),
         _ => ctx.plugins(&conf)?,
     };
     let rt = Runtime::new(cache::default_dir().as_deref())?;
@@ -173,6 +189,13 @@ fn list(rt: &Runtime, cfg: &PluginsConfig) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    println!(
+        "\npolicy chain: {}",
+        std::iter::once("recovery-standard")
+            .chain(cfg.policies.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(" -> ")
+    );
     for path in catalog::unpinned_files(cfg) {
         println!("{:<20} IGNORED  {}", "-", path.display());
         println!(

@@ -259,6 +259,9 @@ fn write_entry(
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     tmp.write_all(doc.to_string().as_bytes())?;
     tmp.as_file().sync_all()?;
+    // No secrets in it, and the user that clones must read it.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))?;
     tmp.persist(toml_path).map_err(|e| {
         Failure::new(format!("could not write \"{}\"", toml_path.display()))
             .detail(e.error.to_string())

@@ -67,11 +67,20 @@ impl PluginsConfig {
     /// Reads and validates `path`.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            Failure::new(format!(
+            let f = Failure::new(format!(
                 "could not read plugin configuration \"{}\"",
                 path.display()
             ))
-            .detail(e.to_string())
+            .detail(e.to_string());
+            match e.kind() {
+                std::io::ErrorKind::PermissionDenied => f.hint(
+                    "make it readable by the user that runs pgclone (e.g. chmod 644), or run `pgclone plugin install` as that user",
+                ),
+                std::io::ErrorKind::NotFound => f.hint(
+                    "create it with `pgclone plugin install FILE.wasm`, or fix --plugins-config / plugins_config",
+                ),
+                _ => f,
+            }
         })?;
         Self::parse(path, &text)
     }

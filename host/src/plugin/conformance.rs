@@ -441,6 +441,21 @@ fn judge_plan(
     }
 }
 
+/// Valid facts with every optional one set, for node `node`: a policy that
+/// adds a setting the standard policy already set is caught here.
+fn full_facts(version: u32, node: &str) -> RecoveryFacts {
+    RecoveryFacts {
+        node_name: node.into(),
+        replication_user: Some("repl".into()),
+        restore_command: Some("pgclone wal-restore backup main %f %p".into()),
+        recovery_min_apply_delay: Some("5min".into()),
+        archive_cleanup_command: Some("pg_archivecleanup /srv/archive %r".into()),
+        passfile: Some("/var/lib/postgresql/.pgpass".into()),
+        password: Some("secret".into()),
+        ..facts(version, false)
+    }
+}
+
 fn facts(version: u32, hostile: bool) -> RecoveryFacts {
     if hostile {
         return RecoveryFacts {
@@ -481,28 +496,30 @@ fn policy_cases(rt: &Runtime, env: &Arc<HostEnv>, p: &Plugin, report: &mut Repor
         .into_iter()
         .find(|c| c.name == "recovery-standard")
         .and_then(|c| Plugin::load(rt, &c).ok());
-    for (version, hostile) in [
-        (110000, false),
-        (120000, false),
-        (150004, false),
-        (170000, false),
-        (150004, true),
-        (0, true),
-    ] {
-        let case = format!(
-            "recovery-settings (PostgreSQL {}{})",
-            if version == 0 {
-                "0".to_string()
-            } else {
-                (version / 10000).to_string()
-            },
-            if hostile { ", hostile facts" } else { "" }
-        );
+    let mut cases: Vec<(String, RecoveryFacts)> = Vec::new();
+    for version in [110000, 120000, 130000, 140000, 150004, 160000, 170000] {
+        cases.push((
+            format!("PostgreSQL {}", version / 10000),
+            facts(version, false),
+        ));
+    }
+    // Every optional fact set, and node names of the kinds policies match on.
+    for node in ["node2", "dr-1", "report-1", "standby-east-1", "n"] {
+        for version in [110000, 150004] {
+            cases.push((
+                format!("PostgreSQL {}, all facts, node {node}", version / 10000),
+                full_facts(version, node),
+            ));
+        }
+    }
+    cases.push(("PostgreSQL 15, hostile facts".into(), facts(150004, true)));
+    cases.push(("PostgreSQL 0, hostile facts".into(), facts(0, true)));
+    for (label, f) in cases {
+        let case = format!("recovery-settings ({label})");
         let mut chain: Vec<&Plugin> = standard.iter().collect();
         chain.push(p);
         // The standard policy may refuse hostile facts itself: then the plugin
         // is called on its own, with an empty configuration.
-        let f = facts(version, hostile);
         let r = match crate::recovery::chain::decide(rt, env.clone(), &chain, &f) {
             Err(PluginFailure::Returned { plugin, .. }) if plugin != p.name => {
                 crate::recovery::chain::decide(rt, env.clone(), &[p], &f)
