@@ -44,33 +44,13 @@ fn validate(rt: &Runtime, case: &str) -> Result<Vec<steps::Step>, String> {
         ..Default::default()
     });
     let mut s = p.session(rt, env.clone()).unwrap();
-    let mut req = pgclone_plugin_request();
+    let mut req = support::plugin_request();
     req.backup_id = Some(case.into());
     let backup = s.check(&req).map_err(|e| e.to_string())?;
     let plan = s.plan_clone(&req, &backup).map_err(|e| e.to_string())?;
     let scratch = tempfile::tempdir().unwrap();
     let ts: BTreeMap<u32, PathBuf> = [(16385, scratch.path().join("ts"))].into();
     steps::validate(&p, &env, &plan, &scratch.path().join("data"), &ts).map_err(|e| render(&e))
-}
-
-fn pgclone_plugin_request() -> pgclone::plugin::bindings::types::CloneRequest {
-    use pgclone::plugin::bindings::types::{CloneRequest, NodeIdentity};
-    CloneRequest {
-        node: NodeIdentity {
-            node_id: Some(2),
-            node_name: "node2".into(),
-        },
-        data_directory: "/nonexistent".into(),
-        upstream: Vec::new(),
-        replication_user: None,
-        upstream_version: None,
-        upstream_system_identifier: None,
-        upstream_tablespaces: Vec::new(),
-        backup_id: None,
-        fast_checkpoint: false,
-        slot_name: None,
-        interactive: false,
-    }
 }
 
 #[test]

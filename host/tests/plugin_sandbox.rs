@@ -2,11 +2,12 @@
 //! hostile test components under `tests/components/`. Each misbehaviour must end
 //! in a precise error, and the host must go on working afterwards.
 
+mod support;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use pgclone::config::ConfFile;
-use pgclone::plugin::bindings::types::{CloneRequest, NodeIdentity};
 use pgclone::plugin::capability::Refusal;
 use pgclone::plugin::catalog::{self, sha256_hex, Candidate, GUEST_DIR};
 use pgclone::plugin::{Capability, HostEnv, Plugin, PluginFailure, Runtime};
@@ -26,25 +27,6 @@ fn runtime() -> Runtime {
     Runtime::new(None).unwrap()
 }
 
-fn request() -> CloneRequest {
-    CloneRequest {
-        node: NodeIdentity {
-            node_id: Some(2),
-            node_name: "node2".into(),
-        },
-        data_directory: "/nonexistent".into(),
-        upstream: Vec::new(),
-        replication_user: None,
-        upstream_version: None,
-        upstream_system_identifier: None,
-        upstream_tablespaces: Vec::new(),
-        backup_id: None,
-        fast_checkpoint: false,
-        slot_name: None,
-        interactive: false,
-    }
-}
-
 fn env_with(config: &str) -> Arc<HostEnv> {
     Arc::new(HostEnv {
         config: ConfFile::parse(std::path::Path::new("test.conf"), config).unwrap(),
@@ -60,7 +42,7 @@ fn host_still_works(rt: &Runtime) {
     let b = p
         .session(rt, env_with("barman_server=pg\n"))
         .unwrap()
-        .check(&request())
+        .check(&support::plugin_request())
         .unwrap();
     assert_eq!(b.id, "echo-pg");
 }
@@ -89,7 +71,7 @@ fn a_plugin_that_loops_forever_is_stopped_at_its_deadline() {
     let err = p
         .session(&rt, env_with(""))
         .unwrap()
-        .check(&request())
+        .check(&support::plugin_request())
         .unwrap_err();
     assert!(
         matches!(
@@ -120,7 +102,7 @@ fn a_plugin_that_allocates_without_bound_hits_its_memory_limit() {
     let err = p
         .session(&rt, env_with(""))
         .unwrap()
-        .check(&request())
+        .check(&support::plugin_request())
         .unwrap_err();
     assert!(
         matches!(
@@ -144,7 +126,7 @@ fn a_plugin_calling_an_undeclared_capability_fails_even_if_it_ignores_the_denial
     let err = p
         .session(&rt, env_with("barman_host=localhost\n"))
         .unwrap()
-        .check(&request())
+        .check(&support::plugin_request())
         .unwrap_err();
     match &err {
         PluginFailure::Denied {
@@ -192,7 +174,7 @@ fn a_declared_but_ungranted_config_read_is_denied_at_the_call() {
     let err = p
         .session(&rt, env_with("barman_server=pg\n"))
         .unwrap()
-        .check(&request())
+        .check(&support::plugin_request())
         .unwrap_err();
     assert!(
         matches!(
@@ -292,7 +274,7 @@ fn a_plugin_for_another_patch_release_of_the_contract_loads() {
     let b = p
         .session(&rt, env_with("barman_server=x\n"))
         .unwrap()
-        .check(&request())
+        .check(&support::plugin_request())
         .unwrap();
     assert_eq!(b.id, "echo-x");
 }

@@ -114,31 +114,14 @@ pub fn recovery_settings(
 mod tests {
     use super::*;
 
-    fn param(k: &str, v: &str) -> ConnParam {
-        ConnParam {
-            key: k.into(),
-            value: v.into(),
-        }
-    }
+    use crate::policy::get;
+    use crate::testing::param;
 
+    /// The harness's facts, with a `dbname` that must not reach primary_conninfo.
     fn facts(version: u32) -> RecoveryFacts {
-        RecoveryFacts {
-            server_version: version,
-            node_name: "node2".into(),
-            upstream: vec![
-                param("host", "node1"),
-                param("port", "5432"),
-                param("user", "repmgr"),
-                param("dbname", "repmgr"),
-            ],
-            replication_user: None,
-            slot_name: None,
-            restore_command: None,
-            recovery_min_apply_delay: None,
-            archive_cleanup_command: None,
-            passfile: None,
-            password: None,
-        }
+        let mut f = crate::testing::facts(version);
+        f.upstream.push(param("dbname", "repmgr"));
+        f
     }
 
     fn empty(file: SettingsFile) -> RecoveryConfig {
@@ -147,13 +130,6 @@ mod tests {
             settings: Vec::new(),
             signal_files: Vec::new(),
         }
-    }
-
-    fn get<'a>(c: &'a RecoveryConfig, name: &str) -> Option<&'a str> {
-        c.settings
-            .iter()
-            .find(|s| s.name == name)
-            .map(|s| s.value.as_str())
     }
 
     fn names(c: &RecoveryConfig) -> Vec<&str> {

@@ -183,11 +183,7 @@ pub fn chain(
 
 /// The value of setting `name`, if the configuration has it.
 pub fn setting<'a>(config: &'a RecoveryConfig, name: &str) -> Option<&'a str> {
-    config
-        .settings
-        .iter()
-        .find(|s| s.name == name)
-        .map(|s| s.value.as_str())
+    crate::policy::get(config, name)
 }
 
 /// A clone request for node `node2` into `data_directory`, upstream

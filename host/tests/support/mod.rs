@@ -449,3 +449,25 @@ pub fn snapshot(dir: &Path) -> Vec<(PathBuf, u64, i64)> {
     out.sort();
     out
 }
+
+/// A clone request for node 2 into a directory that does not exist, with no
+/// upstream: what a plugin sandbox test passes to `check`.
+pub fn plugin_request() -> pgclone::plugin::bindings::types::CloneRequest {
+    use pgclone::plugin::bindings::types::{CloneRequest, NodeIdentity};
+    CloneRequest {
+        node: NodeIdentity {
+            node_id: Some(2),
+            node_name: "node2".into(),
+        },
+        data_directory: "/nonexistent".into(),
+        upstream: Vec::new(),
+        replication_user: None,
+        upstream_version: None,
+        upstream_system_identifier: None,
+        upstream_tablespaces: Vec::new(),
+        backup_id: None,
+        fast_checkpoint: false,
+        slot_name: None,
+        interactive: false,
+    }
+}
