@@ -81,7 +81,12 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Standby(cmd) => commands::standby::run(&ctx, *cmd),
         Command::WalRestore(args) => commands::wal_restore::run(&ctx, args),
-        Command::Plugin(cmd) => commands::plugin::run(&ctx, cmd),
+        Command::Plugin(cmd) => {
+            // These print reports: `pgclone plugin list | head` ends quietly
+            // when the reader goes away, as other command-line tools do.
+            unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+            commands::plugin::run(&ctx, cmd)
+        }
     };
     match result {
         Ok(code) => code,

@@ -41,7 +41,7 @@ fn show_manifest(m: &manifest::Manifest, sha: &str) {
         println!("  nothing: it cannot run programs or read configuration");
     }
     for c in &m.capabilities {
-        println!("  {c:<40} {}", explain(c));
+        println!("  {:<36} {}", c.to_string(), explain(c));
     }
 }
 
@@ -84,6 +84,15 @@ pub fn install(
                 .into())
         }
     }
+    // The contract version comes from the component's type: still nothing of
+    // the plugin has run.
+    if let Ok(c) = rt
+        .component(&bytes, &sha)
+        .map_err(|e| e.to_string())
+        .and_then(|c| pgclone::plugin::contract::inspect(&rt.engine, &c).map_err(|e| e.to_string()))
+    {
+        println!("contract:     pgclone:plugin@{} ({})", c.version, c.kind);
+    }
     // Compiles it, checks the contract version and that describe() agrees
     // with the manifest; nothing is granted while it runs.
     let plugin = Plugin::load(
@@ -93,8 +102,7 @@ pub fn install(
     let name = plugin.name.clone();
     let requested = plugin.caps.declared.clone();
     println!(
-        "contract:     pgclone:plugin@{} ({}), accepted by this pgclone",
-        plugin.contract.version, plugin.contract.kind
+        "accepted:     this pgclone supports its contract, and describe() matches its manifest"
     );
     if catalog::is_builtin(&name) {
         return Err(
