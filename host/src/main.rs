@@ -49,7 +49,7 @@ enum Command {
     Standby(Box<commands::standby::StandbyCommand>),
     /// Fetch a WAL file from Barman (restore_command; barman-wal-restore's flags).
     WalRestore(commands::wal_restore::WalRestoreArgs),
-    /// List, inspect and check plugins.
+    /// List, inspect, install, verify and test plugins.
     #[command(subcommand)]
     Plugin(commands::plugin::PluginCommand),
 }

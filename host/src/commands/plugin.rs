@@ -32,9 +32,11 @@ pub enum PluginCommand {
         /// The component (.wasm) to check.
         path: PathBuf,
     },
-    /// Install a site or vendor plugin: show who it is and every capability
-    /// it requests (read from its manifest, before anything of it runs),
-    /// check that this pgclone accepts it, copy it into the plugin directory
+    /// Install a site or vendor plugin: review it, pin it, record your grants.
+    ///
+    /// Shows who the plugin is and every capability it requests (read from
+    /// its manifest, before anything of it runs), checks that this pgclone
+    /// accepts it, copies it into the plugin directory
     /// (plugin_dir, by default plugins/ beside plugins.toml) as NAME.wasm,
     /// and pin its sha256 and your grants in plugins.toml. Installing again
     /// (a new version) replaces the file, the pin and the grants.
@@ -61,14 +63,17 @@ pub enum PluginCommand {
         #[arg(long)]
         chain: bool,
     },
-    /// Check every pinned plugin: file present and unchanged, contract
-    /// supported, describe() matching its manifest, every requested
-    /// capability granted. Exit status 1 when any is refused, with what to do.
+    /// Check every pinned plugin; exit status 1 when any would be refused.
+    ///
+    /// For each: file present and unchanged, contract supported, describe()
+    /// matching its manifest, every requested capability granted. What is
+    /// wrong is said with what to do.
     Verify,
-    /// Conformance run for plugin authors, before shipping: call every export
-    /// with valid and hostile inputs in the sandbox (every requested
-    /// capability granted, no program actually run) and report what a host
-    /// would refuse. Exit status 1 when anything fails.
+    /// Conformance run for plugin authors: what would a host refuse?
+    ///
+    /// Calls every export with valid and hostile inputs in the sandbox (every
+    /// requested capability granted, no program actually run) and reports
+    /// what a host would refuse. Exit status 1 when anything fails.
     ///
     /// A recovery policy is chained after the standard one for PostgreSQL 11
     /// to 17, with every optional fact set for several node names, and with
