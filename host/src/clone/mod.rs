@@ -10,12 +10,14 @@ pub mod copy_tree;
 pub mod external;
 pub mod progress;
 pub mod settings;
+pub mod ssh_master;
 pub mod steps;
 pub mod target;
 pub mod upstream;
+pub mod verify;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio_postgres::Client;
@@ -33,7 +35,9 @@ use crate::report::{self, Failure};
 use checks::Checks;
 pub use external::ExternalConfig;
 use settings::NodeSettings;
+use ssh_master::SshMaster;
 use target::{Target, TargetState};
+use verify::{verify_backup, verify_copy};
 
 /// Everything `standby clone` was asked to do.
 #[derive(Debug, Clone, Default)]
@@ -863,52 +867,6 @@ pub async fn run(
     Ok(())
 }
 
-/// A shared ssh connection for the barman commands of one clone, closed when
-/// the clone ends.
-struct SshMaster {
-    child: std::sync::Mutex<std::process::Child>,
-    path: PathBuf,
-    ssh_options: Vec<String>,
-}
-
-impl SshMaster {
-    fn start(dest: &str, ssh_options: &[String], dir: &Path) -> Option<SshMaster> {
-        let path = dir.join("ssh-master");
-        let log = std::fs::File::create(dir.join("ssh-master.log")).ok()?;
-        let child = crate::remote::master_command(dest, None, ssh_options, &path, 30, log)
-            .spawn()
-            .ok()?;
-        Some(SshMaster {
-            child: std::sync::Mutex::new(child),
-            path,
-            ssh_options: ssh_options.to_vec(),
-        })
-    }
-
-    /// The control path once the connection is up; `None` if it failed (the
-    /// commands then connect on their own and report what ssh says).
-    fn ready(&self) -> Option<PathBuf> {
-        let ok = self.child.lock().ok()?.wait().ok()?.success();
-        (ok && self.path.exists()).then(|| self.path.clone())
-    }
-}
-
-impl Drop for SshMaster {
-    fn drop(&mut self) {
-        if self.path.exists() {
-            let _ = std::process::Command::new("ssh")
-                .args(&self.ssh_options)
-                .arg("-o")
-                .arg(format!("ControlPath={}", self.path.display()))
-                .args(["-O", "exit", "pgclone-master"])
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .status();
-        }
-    }
-}
-
 /// `--dry-run`'s account of what would happen.
 async fn print_plan(
     o: &CloneOptions,
@@ -998,43 +956,4 @@ fn version_from_dir(v: &str) -> anyhow::Result<u32> {
         }
         None => v.parse::<u32>().map_err(|_| bad())? * 10000,
     })
-}
-
-/// The copy is a data directory.
-fn verify_copy(dir: &Path) -> anyhow::Result<()> {
-    for f in ["PG_VERSION", "global/pg_control"] {
-        if !dir.join(f).is_file() {
-            return Err(Failure::new("the copy is incomplete")
-                .detail(format!("\"{}\" is missing", dir.join(f).display()))
-                .into());
-        }
-    }
-    Ok(())
-}
-
-/// `pg_verifybackup` against the backup manifest (PostgreSQL 13+).
-async fn verify_backup(env: &HostEnv, dir: &Path, version: u32) -> anyhow::Result<()> {
-    if version < 130000 {
-        report::warning(
-            "--verify-backup needs PostgreSQL 13 or later; skipped",
-            None,
-        );
-        return Ok(());
-    }
-    let prog = env.find_program("pg_verifybackup").ok_or_else(|| {
-        Failure::new("program \"pg_verifybackup\" not found")
-            .hint("set pg_bindir in the configuration file")
-    })?;
-    info("verifying the copy with pg_verifybackup");
-    let out = tokio::process::Command::new(&prog)
-        .arg(dir)
-        .output()
-        .await?;
-    if !out.status.success() {
-        return Err(Failure::new("pg_verifybackup found problems in the copy")
-            .detail(String::from_utf8_lossy(&out.stderr).trim().to_string())
-            .into());
-    }
-    info("pg_verifybackup: backup successfully verified");
-    Ok(())
 }

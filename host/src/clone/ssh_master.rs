@@ -1,0 +1,51 @@
+//! The shared ssh connection (ControlMaster) of a clone from Barman: opened
+//! while the upstream is checked, so that the barman commands and the first
+//! rsync stream skip the handshake; closed when the clone ends.
+
+use std::path::{Path, PathBuf};
+
+/// A shared ssh connection for the barman commands of one clone, closed when
+/// the clone ends.
+pub struct SshMaster {
+    child: std::sync::Mutex<std::process::Child>,
+    path: PathBuf,
+    ssh_options: Vec<String>,
+}
+
+impl SshMaster {
+    pub fn start(dest: &str, ssh_options: &[String], dir: &Path) -> Option<SshMaster> {
+        let path = dir.join("ssh-master");
+        let log = std::fs::File::create(dir.join("ssh-master.log")).ok()?;
+        let child = crate::remote::master_command(dest, None, ssh_options, &path, 30, log)
+            .spawn()
+            .ok()?;
+        Some(SshMaster {
+            child: std::sync::Mutex::new(child),
+            path,
+            ssh_options: ssh_options.to_vec(),
+        })
+    }
+
+    /// The control path once the connection is up; `None` if it failed (the
+    /// commands then connect on their own and report what ssh says).
+    pub fn ready(&self) -> Option<PathBuf> {
+        let ok = self.child.lock().ok()?.wait().ok()?.success();
+        (ok && self.path.exists()).then(|| self.path.clone())
+    }
+}
+
+impl Drop for SshMaster {
+    fn drop(&mut self) {
+        if self.path.exists() {
+            let _ = std::process::Command::new("ssh")
+                .args(&self.ssh_options)
+                .arg("-o")
+                .arg(format!("ControlPath={}", self.path.display()))
+                .args(["-O", "exit", "pgclone-master"])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
+}

@@ -1,0 +1,45 @@
+//! Checks of the finished copy, before any recovery configuration is written.
+
+use std::path::Path;
+
+use crate::plugin::HostEnv;
+use crate::report::{self, Failure};
+
+/// The copy is a data directory.
+pub fn verify_copy(dir: &Path) -> anyhow::Result<()> {
+    for f in ["PG_VERSION", "global/pg_control"] {
+        if !dir.join(f).is_file() {
+            return Err(Failure::new("the copy is incomplete")
+                .detail(format!("\"{}\" is missing", dir.join(f).display()))
+                .into());
+        }
+    }
+    Ok(())
+}
+
+/// `pg_verifybackup` against the backup manifest (PostgreSQL 13+).
+pub async fn verify_backup(env: &HostEnv, dir: &Path, version: u32) -> anyhow::Result<()> {
+    if version < 130000 {
+        report::warning(
+            "--verify-backup needs PostgreSQL 13 or later; skipped",
+            None,
+        );
+        return Ok(());
+    }
+    let prog = env.find_program("pg_verifybackup").ok_or_else(|| {
+        Failure::new("program \"pg_verifybackup\" not found")
+            .hint("set pg_bindir in the configuration file")
+    })?;
+    super::info("verifying the copy with pg_verifybackup");
+    let out = tokio::process::Command::new(&prog)
+        .arg(dir)
+        .output()
+        .await?;
+    if !out.status.success() {
+        return Err(Failure::new("pg_verifybackup found problems in the copy")
+            .detail(String::from_utf8_lossy(&out.stderr).trim().to_string())
+            .into());
+    }
+    super::info("pg_verifybackup: backup successfully verified");
+    Ok(())
+}
