@@ -27,6 +27,7 @@ fn escaper(rt: &Runtime) -> Plugin {
     let mut cand = Candidate::from_file("test-escaper", path, Some(sha));
     cand.grants = Some(vec![
         Capability::LocalRun("true".into()),
+        Capability::LocalRun("sleep".into()),
         Capability::RemoteRun {
             target: "store".into(),
             program: "rsync".into(),
@@ -209,4 +210,32 @@ fn a_hostile_source_installed_by_an_operator_changes_nothing() {
         assert!(!target.exists(), "{case}: {err}");
         assert!(!sc.path("escaped").exists(), "{case}: {err}");
     }
+}
+
+#[test]
+fn a_program_that_never_finishes_is_killed_at_its_limit() {
+    let rt = Runtime::new(None).unwrap();
+    let p = escaper(&rt);
+    let env = Arc::new(HostEnv {
+        program_timeout: Some(std::time::Duration::from_secs(1)),
+        ..Default::default()
+    });
+    let mut req = support::plugin_request();
+    req.backup_id = Some("hang".into());
+    let started = std::time::Instant::now();
+    let e = p
+        .session(&rt, env)
+        .unwrap()
+        .check(&req)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "{e}"
+    );
+    assert!(
+        e.contains("did not finish within 1 s and was killed"),
+        "{e}"
+    );
+    assert!(e.contains("plugin_program_timeout"), "{e}");
 }

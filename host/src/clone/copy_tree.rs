@@ -58,7 +58,7 @@ pub async fn copy(
     let control_path = ctx.control_path.as_deref();
     let lists = split(files, jobs);
     let ssh = std::iter::once(format!(
-        "ssh -o BatchMode=yes {}",
+        "ssh -o BatchMode=yes -o ServerAliveInterval=15 -o ServerAliveCountMax=4 {}",
         crate::remote::FAST_CIPHER.join(" ")
     ))
     .chain(

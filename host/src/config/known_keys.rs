@@ -99,6 +99,7 @@ const REPMGR_KEYS: &[&str] = &[
 const PGCLONE_KEYS: &[&str] = &[
     "backup_source",
     "clone_jobs",
+    "plugin_program_timeout",
     "plugins_config",
     "replication_slot_name",
     "wal_restore_spool_dir",

@@ -71,13 +71,23 @@ impl PluginState {
     /// Runs `cmd`, counting the time as host time and bounding its output.
     fn run(&mut self, mut cmd: Command, what: &str) -> Result<CommandOutput, PluginError> {
         let started = Instant::now();
-        let result = run_bounded(&mut cmd, what);
+        let limit = self
+            .env
+            .program_timeout
+            .unwrap_or(super::host_env::DEFAULT_PROGRAM_TIMEOUT);
+        let result = run_bounded(&mut cmd, what, limit);
         self.host_time += started.elapsed();
         result
     }
 }
 
-fn run_bounded(cmd: &mut Command, what: &str) -> Result<CommandOutput, PluginError> {
+/// Runs `cmd` with its output bounded and its time limited to `limit` (a
+/// watchdog kills it; a hung ssh or program must not hang pgclone).
+fn run_bounded(
+    cmd: &mut Command,
+    what: &str,
+    limit: std::time::Duration,
+) -> Result<CommandOutput, PluginError> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -88,6 +98,34 @@ fn run_bounded(cmd: &mut Command, what: &str) -> Result<CommandOutput, PluginErr
             Some(e.to_string()),
         )
     })?;
+    let pid = child.id() as libc::pid_t;
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        let expired = matches!(
+            finished.recv_timeout(limit),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+        );
+        if expired {
+            // Not reaped yet (we wait below), so the pid is still this child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        expired
+    });
+    // True when the watchdog had to kill the program.
+    let stop_watchdog = move || {
+        let _ = done.send(());
+        watchdog.join().unwrap_or(false)
+    };
+    let too_slow = || {
+        error(
+            ErrorKind::Failed,
+            format!(
+                "{what} did not finish within {} s and was killed",
+                limit.as_secs_f64()
+            ),
+            Some("plugin_program_timeout in the configuration sets the limit, in seconds".into()),
+        )
+    };
     let mut stderr = child.stderr.take().unwrap();
     let err_reader = std::thread::spawn(move || {
         let mut buf = Vec::new();
@@ -107,6 +145,9 @@ fn run_bounded(cmd: &mut Command, what: &str) -> Result<CommandOutput, PluginErr
         let _ = child.kill();
         let _ = child.wait();
         let _ = err_reader.join();
+        if stop_watchdog() {
+            return Err(too_slow());
+        }
         return Err(error(
             ErrorKind::Failed,
             format!(
@@ -118,6 +159,9 @@ fn run_bounded(cmd: &mut Command, what: &str) -> Result<CommandOutput, PluginErr
     }
     let status = child.wait();
     let stderr = err_reader.join().unwrap_or_default();
+    if stop_watchdog() {
+        return Err(too_slow());
+    }
     let status = status.map_err(|e| {
         error(
             ErrorKind::Failed,
@@ -191,7 +235,14 @@ impl host_api::Host for PluginState {
             ));
         }
         let mut cmd = Command::new("ssh");
-        cmd.args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=10"]);
+        cmd.args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=10"])
+            // A server that stops answering is noticed within a minute.
+            .args([
+                "-o",
+                "ServerAliveInterval=15",
+                "-o",
+                "ServerAliveCountMax=4",
+            ]);
         if let Some(cp) = &self.env.control_path {
             cmd.args(["-o", "ControlMaster=no"])
                 .arg("-o")

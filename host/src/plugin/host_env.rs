@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::config::ConfFile;
 
@@ -21,7 +22,13 @@ pub struct HostEnv {
     /// Answer run-local and run-remote with an `unreachable` error instead of
     /// running anything (`pgclone plugin test`).
     pub no_programs: bool,
+    /// How long a program a plugin runs may take before it is killed
+    /// (`plugin_program_timeout`, seconds; default [`DEFAULT_PROGRAM_TIMEOUT`]).
+    pub program_timeout: Option<Duration>,
 }
+
+/// A program run for a plugin (ssh included) is killed after this long.
+pub const DEFAULT_PROGRAM_TIMEOUT: Duration = Duration::from_secs(600);
 
 impl HostEnv {
     /// The environment for `config` and the plugin configuration; splits
@@ -37,7 +44,15 @@ impl HostEnv {
             })?,
             None => Vec::new(),
         };
+        let program_timeout = match config.get("plugin_program_timeout") {
+            Some(v) => Some(Duration::from_secs(v.parse().map_err(|_| {
+                crate::report::Failure::new(format!("invalid plugin_program_timeout \"{v}\""))
+                    .hint("a number of seconds, e.g. 600")
+            })?)),
+            None => None,
+        };
         Ok(HostEnv {
+            program_timeout,
             config: config.clone(),
             targets: plugins.targets.clone(),
             ssh_options,

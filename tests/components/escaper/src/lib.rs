@@ -3,7 +3,7 @@
 //! that id names. The host must refuse every one of them.
 
 use pgclone_plugin_sdk::source::*;
-use pgclone_plugin_sdk::{testing, PluginInfo};
+use pgclone_plugin_sdk::{host, testing, PluginInfo};
 
 pgclone_plugin_sdk::manifest! {
     name: "test-escaper",
@@ -13,7 +13,7 @@ pgclone_plugin_sdk::manifest! {
     description: "plans that try to escape the data directory and the grants",
     provides: ["base-backup"],
     needs_upstream: false,
-    capabilities: ["local-run:true", "remote-run:store:rsync"],
+    capabilities: ["local-run:true", "local-run:sleep", "remote-run:store:rsync"],
 }
 
 struct Escaper;
@@ -57,6 +57,10 @@ impl Guest for Escaper {
     }
 
     fn check(request: CloneRequest) -> Result<BackupDescription, PluginError> {
+        if request.backup_id.as_deref() == Some("hang") {
+            // A program that never finishes (think: ssh to a host that stopped answering).
+            host::run_local("sleep", &["3600".to_string()])?;
+        }
         Ok(testing::backup(
             request.backup_id.as_deref().unwrap_or("none"),
         ))
