@@ -395,3 +395,74 @@ fn rsync_killed_during_the_transfer_ends_in_error_with_nothing_left() {
     );
     assert_eq!(std::fs::read_dir(&target).unwrap().count(), 0);
 }
+
+#[test]
+fn external_config_files_come_over_ssh_from_a_remote_upstream() {
+    let sc = Scratch::new("extremote");
+    let mut primary = Pg::init(&sc, "primary");
+    sc.mkdir("etc");
+    let ident = sc.write(
+        "etc/ident_ext.conf",
+        "# external ident map\nmap1 os_user db_user\n",
+    );
+    // 127.0.0.2 is not this host for pgclone: the file must come over ssh.
+    primary.append_conf(&format!(
+        "ident_file = '{}'\nlisten_addresses = '127.0.0.1,127.0.0.2'\n",
+        ident.display()
+    ));
+    primary.hba_prepend("host all all 127.0.0.0/8 trust");
+    primary.hba_prepend("host replication all 127.0.0.0/8 trust");
+    primary.start();
+    let sshd = Sshd::start_for(&sc, "/usr/bin:/bin", true);
+    // ssh_options from the configuration reach this ssh too (ssh reads the
+    // account's real ~/.ssh/config, which a test must not touch).
+    let ssh_config = sc.write(
+        "ssh_upstream.conf",
+        &format!(
+            "Host 127.0.0.2\n  HostName 127.0.0.1\n  Port {}\n  User postgres\n  IdentityFile {}\n  \
+             StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n",
+            sshd.port,
+            sc.path("ssh/client_key").display()
+        ),
+    );
+    let cfg = sc.write(
+        "pgclone.conf",
+        &format!(
+            "node_id=2\nnode_name=node2\nssh_options='-F {}'\n",
+            ssh_config.display()
+        ),
+    );
+    let target = sc.path("standby");
+    let port = primary.port.to_string();
+    let out = pgclone(
+        &sc,
+        &[
+            "-f",
+            s(&cfg),
+            "standby",
+            "clone",
+            "-h",
+            "127.0.0.2",
+            "-p",
+            &port,
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-D",
+            s(&target),
+            "--copy-external-config-files=pgdata",
+        ],
+        &[],
+    );
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("copied \"") && err.contains("ident_ext.conf"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(target.join("ident_ext.conf")).unwrap(),
+        "# external ident map\nmap1 os_user db_user\n"
+    );
+}

@@ -38,6 +38,7 @@ pub async fn copy(
     mode: &ExternalConfig,
     u: &Upstream,
     host: &str,
+    ssh_options: &[String],
     datadir: &Path,
 ) -> anyhow::Result<()> {
     if u.data_directory.is_none() {
@@ -60,7 +61,9 @@ pub async fn copy(
             })?
         } else {
             let out = tokio::process::Command::new("ssh")
-                .args(["-o", "BatchMode=yes", "--", host, "cat", "--"])
+                .args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=10"])
+                .args(ssh_options)
+                .args(["--", host, "cat", "--"])
                 .arg(shell_quote(&file.to_string_lossy()))
                 .output()
                 .await?;

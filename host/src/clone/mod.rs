@@ -783,7 +783,7 @@ pub async fn run(
                 verify_backup(&env, &target.real, facts.server_version).await?;
             }
             if let (Some(mode), Some(u)) = (&o.copy_external_config_files, &up.info) {
-                external::copy(mode, u, &upstream_host, &target.real).await?;
+                external::copy(mode, u, &upstream_host, &env.ssh_options, &target.real).await?;
             }
         }
         let existing = read_existing(&target.real, "postgresql.auto.conf")?;
