@@ -28,6 +28,7 @@ fn escaper(rt: &Runtime) -> Plugin {
     cand.grants = Some(vec![
         Capability::LocalRun("true".into()),
         Capability::LocalRun("sleep".into()),
+        Capability::LocalRun("yes".into()),
         Capability::RemoteRun {
             target: "store".into(),
             program: "rsync".into(),
@@ -238,4 +239,22 @@ fn a_program_that_never_finishes_is_killed_at_its_limit() {
         "{e}"
     );
     assert!(e.contains("plugin_program_timeout"), "{e}");
+}
+
+#[test]
+fn a_program_with_endless_output_is_cut_off() {
+    let rt = Runtime::new(None).unwrap();
+    let p = escaper(&rt);
+    let mut req = support::plugin_request();
+    req.backup_id = Some("flood".into());
+    let e = p
+        .session(&rt, Arc::new(HostEnv::default()))
+        .unwrap()
+        .check(&req)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("wrote more than 16 MiB to standard output"),
+        "{e}"
+    );
 }

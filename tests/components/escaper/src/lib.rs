@@ -13,7 +13,7 @@ pgclone_plugin_sdk::manifest! {
     description: "plans that try to escape the data directory and the grants",
     provides: ["base-backup"],
     needs_upstream: false,
-    capabilities: ["local-run:true", "local-run:sleep", "remote-run:store:rsync"],
+    capabilities: ["local-run:true", "local-run:sleep", "local-run:yes", "remote-run:store:rsync"],
 }
 
 struct Escaper;
@@ -60,6 +60,10 @@ impl Guest for Escaper {
         if request.backup_id.as_deref() == Some("hang") {
             // A program that never finishes (think: ssh to a host that stopped answering).
             host::run_local("sleep", &["3600".to_string()])?;
+        }
+        if request.backup_id.as_deref() == Some("flood") {
+            // A program whose output never ends.
+            host::run_local("yes", &[])?;
         }
         Ok(testing::backup(
             request.backup_id.as_deref().unwrap_or("none"),
