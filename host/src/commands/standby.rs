@@ -11,12 +11,16 @@ use super::Context;
 
 #[derive(Subcommand)]
 pub enum StandbyCommand {
-    /// Clone a standby from the upstream (pg_basebackup) or from Barman, and
-    /// write its recovery configuration.
+    /// Clone a standby from the upstream (pg_basebackup), from Barman or from
+    /// another backup source, and write its recovery configuration.
     ///
     /// Every check runs before anything is touched; -F empties the target only
     /// after all of them passed; the recovery configuration is written last,
     /// after a verified copy. Accepts `repmgr standby clone`'s flags.
+    ///
+    /// The source: Barman when barman_host and barman_server are set (unless
+    /// --without-barman), else pg_basebackup; or any installed backup source
+    /// plugin named by backup_source (e.g. backup_source=pgbackrest).
     ///
     /// Example: pgclone -f /etc/repmgr.conf standby clone -h node1 -U repmgr -d repmgr
     #[command(disable_help_flag = true)]
