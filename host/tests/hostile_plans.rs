@@ -184,6 +184,7 @@ fn a_hostile_source_installed_by_an_operator_changes_nothing() {
         ("huge-plan", "the plan has 20000 steps"),
         ("panic", "plan-clone"),
         ("program-path", "may not"),
+        ("tablespace-grab", "has no tablespace_mapping"),
     ] {
         // No upstream at all: the source does not need one.
         let out = pgclone(
@@ -210,6 +211,10 @@ fn a_hostile_source_installed_by_an_operator_changes_nothing() {
         );
         assert!(!target.exists(), "{case}: {err}");
         assert!(!sc.path("escaped").exists(), "{case}: {err}");
+        assert!(
+            !std::path::Path::new("/tmp/pgclone-grabbed").exists(),
+            "{case}: {err}"
+        );
     }
 }
 

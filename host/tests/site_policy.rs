@@ -87,7 +87,15 @@ fn the_site_policy_is_installed_verified_and_enforced() {
     );
 
     // A changed plugin file is refused by verify and by a clone.
-    let installed = sc.path("etc/plugins/site-policy.wasm");
+    let installed = std::fs::read_dir(sc.path("etc/plugins"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("site-policy-"))
+        .expect("the installed file, named after the plugin and its sha256");
+    assert!(toml.contains(&format!(
+        "file = \"{}\"",
+        installed.file_name().unwrap().to_string_lossy()
+    )));
     let mut bytes = std::fs::read(&installed).unwrap();
     bytes.extend_from_slice(b"\0");
     std::fs::write(&installed, bytes).unwrap();

@@ -9,7 +9,7 @@ pub fn quote_value(value: &str) -> String {
     let plain = !value.is_empty()
         && value
             .chars()
-            .all(|c| !c.is_whitespace() && c != '\'' && c != '\\' && c != '=');
+            .all(|c| !c.is_ascii_whitespace() && c != '\'' && c != '\\' && c != '=');
     if plain {
         return value.to_string();
     }
@@ -39,7 +39,7 @@ pub fn parse(text: &str) -> Result<Vec<ConnParam>, String> {
     let mut out = Vec::new();
     let mut chars = text.chars().peekable();
     loop {
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+        while chars.peek().is_some_and(|c| c.is_ascii_whitespace()) {
             chars.next();
         }
         if chars.peek().is_none() {
@@ -47,19 +47,19 @@ pub fn parse(text: &str) -> Result<Vec<ConnParam>, String> {
         }
         let mut key = String::new();
         while let Some(&c) = chars.peek() {
-            if c == '=' || c.is_whitespace() {
+            if c == '=' || c.is_ascii_whitespace() {
                 break;
             }
             key.push(c);
             chars.next();
         }
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+        while chars.peek().is_some_and(|c| c.is_ascii_whitespace()) {
             chars.next();
         }
         if chars.next() != Some('=') {
             return Err(format!("missing \"=\" after \"{key}\""));
         }
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+        while chars.peek().is_some_and(|c| c.is_ascii_whitespace()) {
             chars.next();
         }
         let mut value = String::new();
@@ -75,12 +75,13 @@ pub fn parse(text: &str) -> Result<Vec<ConnParam>, String> {
             }
         } else {
             while let Some(&c) = chars.peek() {
-                if c.is_whitespace() {
+                if c.is_ascii_whitespace() {
                     break;
                 }
                 chars.next();
                 if c == '\\' {
-                    value.push(chars.next().ok_or("trailing backslash")?);
+                    // libpq keeps a trailing backslash as it is.
+                    value.push(chars.next().unwrap_or('\\'));
                 } else {
                     value.push(c);
                 }
@@ -93,18 +94,31 @@ pub fn parse(text: &str) -> Result<Vec<ConnParam>, String> {
     }
 }
 
-/// The value of `key`, if present.
+/// The value of `key`, if present: the last one when it is repeated, as
+/// libpq reads it.
 pub fn get<'a>(params: &'a [ConnParam], key: &str) -> Option<&'a str> {
     params
         .iter()
+        .rev()
         .find(|p| p.key == key)
         .map(|p| p.value.as_str())
 }
 
-/// Sets `key` to `value`: replaces it in place when present, appends it otherwise.
+/// Sets `key` to `value`: in place of its first occurrence (later ones are
+/// removed, so no repeated key can override it), appended otherwise.
 pub fn set(params: &mut Vec<ConnParam>, key: &str, value: &str) {
-    match params.iter_mut().find(|p| p.key == key) {
-        Some(p) => p.value = value.to_string(),
+    match params.iter().position(|p| p.key == key) {
+        Some(i) => {
+            params[i].value = value.to_string();
+            let mut seen = 0;
+            params.retain(|p| {
+                if p.key != key {
+                    return true;
+                }
+                seen += 1;
+                seen == 1
+            });
+        }
         None => params.push(ConnParam {
             key: key.to_string(),
             value: value.to_string(),
@@ -148,6 +162,18 @@ mod tests {
         assert_eq!(parse(&render(&p)).unwrap(), p);
         assert!(parse("host").is_err());
         assert!(parse("host='x").is_err());
+    }
+
+    #[test]
+    fn a_repeated_key_reads_as_libpq_reads_it() {
+        let mut p = parse("sslmode=verify-full host=h sslmode=disable").unwrap();
+        assert_eq!(get(&p, "sslmode"), Some("disable"));
+        set(&mut p, "sslmode", "verify-full");
+        assert_eq!(render(&p), "sslmode=verify-full host=h");
+        // Only ASCII whitespace separates; a trailing backslash is kept.
+        let p = parse("application_name=a\u{a0}b passfile=c:\\").unwrap();
+        assert_eq!(get(&p, "application_name"), Some("a\u{a0}b"));
+        assert_eq!(get(&p, "passfile"), Some("c:\\"));
     }
 
     #[test]

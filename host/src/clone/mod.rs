@@ -17,7 +17,8 @@ pub mod upstream;
 pub mod verify;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio_postgres::Client;
@@ -385,6 +386,48 @@ fn plan_source(
     // Where each tablespace goes on this host.
     let mut tablespace_dirs: BTreeMap<u32, PathBuf> = BTreeMap::new();
     for t in &backup.tablespaces {
+        // Where files go is the operator's decision, not a plugin's: a
+        // location must be a plain absolute path, of a tablespace the upstream
+        // has (when it can be asked), and a site or vendor source's
+        // tablespaces must be mapped explicitly.
+        let loc = Path::new(&t.location);
+        let plain = loc.is_absolute()
+            && loc
+                .components()
+                .all(|c| !matches!(c, std::path::Component::ParentDir));
+        if !plain {
+            checks.fail(format!(
+                "the backup's tablespace {} has location \"{}\", not a plain absolute path",
+                t.oid,
+                t.location.escape_debug()
+            ));
+            continue;
+        }
+        if let Some(u) = &up.info {
+            if !u.tablespaces.iter().any(|ut| ut.oid == t.oid) {
+                checks.fail_hint(
+                    format!(
+                        "the backup has tablespace {} (\"{}\"), which the upstream does not have",
+                        t.oid, t.name
+                    ),
+                    "the backup and the upstream must be of the same database system",
+                );
+                continue;
+            }
+        }
+        if !source_plugin.origin_is_builtin() && !mappings.contains_key(&t.location) {
+            checks.fail_hint(
+                format!(
+                    "tablespace \"{}\" ({}) of plugin \"{}\" has no tablespace_mapping",
+                    t.name, t.location, source_plugin.name
+                ),
+                format!(
+                    "a site or vendor source does not choose where files go: tablespace_mapping='{}=/new/location'",
+                    t.location
+                ),
+            );
+            continue;
+        }
         match (
             mappings.get(&t.location),
             is_local(&upstream_host) && !node.from_backup,
@@ -743,6 +786,18 @@ pub async fn run(
             if let (Some(w), true) = (&node.waldir, node.barman_mode) {
                 target::link_waldir(&target.real, w)?;
             }
+            // Every place steps may write exists before the first step, so
+            // that writes can be checked against the real directories.
+            for d in &planned.tablespace_dirs {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(d)
+                    .map_err(|e| {
+                        Failure::new(format!("could not create directory \"{}\"", d.display()))
+                            .detail(e.to_string())
+                    })?;
+            }
         }
         if let (Some(slot), Some(c)) = (&node.slot_name, &up.client) {
             if upstream::slot_state(c, slot).await?.is_none() {
@@ -810,6 +865,12 @@ pub async fn run(
         if let (Some(w), false) = (&node.waldir, o.replication_conf_only) {
             // It was empty (or held this node's old WAL) before the clone.
             let _ = target::empty_dir(w);
+        }
+        if !o.replication_conf_only && !planned.delta {
+            // They were checked empty before the clone.
+            for d in &planned.tablespace_dirs {
+                let _ = target::empty_dir(d);
+            }
         }
         if !o.replication_conf_only && target.real.is_dir() {
             match target::empty_dir(&target.real) {

@@ -94,7 +94,8 @@ pub const MAX_WRITE_FILE: usize = 1 << 20;
 /// Refuses `path` when what exists of it leads outside `roots` — through a
 /// symbolic link that an earlier step (an rsync'ed tree, say) put there.
 /// Paths were checked lexically when the plan was validated; this is the
-/// check at the moment of writing.
+/// check at the moment of writing. The roots exist by then (the clone
+/// creates them before the first step).
 pub fn confined(path: &Path, roots: &[PathBuf]) -> Result<(), Failure> {
     let mut existing = path.to_path_buf();
     while std::fs::symlink_metadata(&existing).is_err() {
@@ -103,11 +104,9 @@ pub fn confined(path: &Path, roots: &[PathBuf]) -> Result<(), Failure> {
         }
     }
     let real = std::fs::canonicalize(&existing).unwrap_or(existing);
-    let inside = roots.iter().any(|r| {
-        let r = std::fs::canonicalize(r).unwrap_or_else(|_| r.clone());
-        // Either inside the root, or an ancestor of a root not created yet.
-        real.starts_with(&r) || r.starts_with(&real)
-    });
+    let inside = roots
+        .iter()
+        .any(|r| std::fs::canonicalize(r).is_ok_and(|r| real.starts_with(r)));
     if inside {
         Ok(())
     } else {
@@ -297,6 +296,7 @@ pub async fn execute(
                 local,
                 files,
             } => {
+                confined(local, &ctx.roots)?;
                 std::fs::create_dir_all(local).map_err(|e| {
                     Failure::new(format!(
                         "could not create directory \"{}\"",
@@ -438,9 +438,15 @@ mod confinement_tests {
         std::fs::create_dir_all(&data).unwrap();
         std::fs::create_dir_all(&outside).unwrap();
         std::os::unix::fs::symlink(&outside, data.join("evil")).unwrap();
-        let roots = vec![data.clone(), t.path().join("ts/not-yet")];
+        let ts = t.path().join("ts");
+        std::fs::create_dir_all(&ts).unwrap();
+        let roots = vec![data.clone(), ts.clone()];
         assert!(confined(&data.join("base/1"), &roots).is_ok());
-        assert!(confined(&t.path().join("ts/not-yet/PG_15"), &roots).is_ok());
+        assert!(confined(&ts.join("PG_15/16384"), &roots).is_ok());
+        // A link to the root directory cannot reach an ancestor of a root.
+        std::os::unix::fs::symlink("/", data.join("slash")).unwrap();
+        assert!(confined(&data.join("slash/tmp/new-file"), &roots).is_err());
+        assert!(confined(&t.path().join("elsewhere"), &roots).is_err());
         let e = confined(&data.join("evil/passwd"), &roots).unwrap_err();
         assert!(e.to_string().contains("outside the data directory"), "{e}");
         assert!(confined(&data.join("evil"), &roots).is_err());

@@ -37,7 +37,7 @@ pub enum PluginCommand {
     /// Shows who the plugin is and every capability it requests (read from
     /// its manifest, before anything of it runs), checks that this pgclone
     /// accepts it, copies it into the plugin directory
-    /// (plugin_dir, by default plugins/ beside plugins.toml) as NAME.wasm,
+    /// (plugin_dir, by default plugins/ beside plugins.toml) as NAME-SHA.wasm,
     /// and pin its sha256 and your grants in plugins.toml. Installing again
     /// (a new version) replaces the file, the pin and the grants.
     ///

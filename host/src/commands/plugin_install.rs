@@ -135,17 +135,27 @@ pub fn install(
     let dir = cfg
         .plugin_dir()
         .unwrap_or_else(|| toml_path.parent().unwrap_or(Path::new(".")).join("plugins"));
-    let dest = dir.join(format!("{name}.wasm"));
-    copy_atomically(&bytes, &dest)?;
-    // Relative `file`s are found in the plugin directory.
-    write_entry(
+    // A file name of its own per version: until plugins.toml names it, the
+    // previous version's file and pin stay as they were, so a failure at any
+    // point leaves the installed plugin working.
+    let file_name = format!("{name}-{}.wasm", &sha[..12]);
+    let dest = dir.join(&file_name);
+    let (doc, previous) = new_config(
         toml_path,
         &name,
-        Path::new(&format!("{name}.wasm")),
+        Path::new(&file_name),
         &sha,
         &granted,
         o.chain && plugin.contract.kind == PluginKind::Policy,
     )?;
+    copy_atomically(&bytes, &dest)?;
+    persist_config(toml_path, &doc)?;
+    if let Some(old) = previous.map(|f| dir.join(f)).filter(|f| *f != dest) {
+        // Only a file of the plugin directory that this pin named.
+        if old.parent() == Some(dir.as_path()) {
+            let _ = std::fs::remove_file(old);
+        }
+    }
 
     println!(
         "installed:    {} (pinned in {})",
@@ -202,16 +212,17 @@ fn copy_atomically(bytes: &[u8], dest: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Records the pin and grants in plugins.toml, keeping everything else in the
-/// file (comments included); written atomically.
-fn write_entry(
+/// plugins.toml with the pin and grants recorded, everything else in the file
+/// kept (comments, other keys of the plugin's section such as timeout_ms),
+/// checked to load; and the file the previous pin named.
+fn new_config(
     toml_path: &Path,
     name: &str,
     file: &Path,
     sha: &str,
     grants: &[Capability],
     chain: bool,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<(toml_edit::DocumentMut, Option<String>)> {
     let text = match std::fs::read_to_string(toml_path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
@@ -246,7 +257,14 @@ fn write_entry(
     if let Some(t) = plugins.as_table_mut() {
         t.set_implicit(true);
     }
-    let mut entry = toml_edit::Table::new();
+    if !plugins.get(name).is_some_and(|i| i.is_table()) {
+        plugins[name] = toml_edit::Item::Table(toml_edit::Table::new());
+    }
+    let previous = plugins[name]
+        .get("file")
+        .and_then(|f| f.as_str())
+        .map(str::to_string);
+    let entry = &mut plugins[name];
     entry["file"] = toml_edit::value(file.display().to_string());
     entry["sha256"] = toml_edit::value(sha);
     let mut arr = toml_edit::Array::new();
@@ -254,9 +272,13 @@ fn write_entry(
         arr.push(g.to_string());
     }
     entry["grants"] = toml_edit::value(arr);
-    plugins[name] = toml_edit::Item::Table(entry);
     // What is written must load.
     PluginsConfig::parse(toml_path, &doc.to_string())?;
+    Ok((doc, previous))
+}
+
+/// Writes plugins.toml atomically, readable by the user that clones.
+fn persist_config(toml_path: &Path, doc: &toml_edit::DocumentMut) -> anyhow::Result<()> {
     if let Some(dir) = toml_path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }

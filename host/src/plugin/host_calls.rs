@@ -88,9 +88,14 @@ fn run_bounded(
     what: &str,
     limit: std::time::Duration,
 ) -> Result<CommandOutput, PluginError> {
+    use std::os::unix::process::CommandExt;
+    // A process group of its own: the watchdog kills the program and whatever
+    // it started (a grandchild holding the pipes would otherwise keep us
+    // reading).
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .stderr(Stdio::piped())
+        .process_group(0);
     let mut child = cmd.spawn().map_err(|e| {
         error(
             ErrorKind::NotFound,
@@ -106,8 +111,9 @@ fn run_bounded(
             Err(std::sync::mpsc::RecvTimeoutError::Timeout)
         );
         if expired {
-            // Not reaped yet (we wait below), so the pid is still this child.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+            // The child is reaped only after the watchdog stopped, so its pid
+            // (and group) cannot belong to another process yet.
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
         }
         expired
     });
@@ -142,10 +148,11 @@ fn run_bounded(
         .take(MAX_STDOUT as u64 + 1)
         .read_to_end(&mut stdout);
     if stdout.len() > MAX_STDOUT {
-        let _ = child.kill();
-        let _ = child.wait();
+        unsafe { libc::kill(-pid, libc::SIGKILL) };
         let _ = err_reader.join();
-        if stop_watchdog() {
+        let timed_out = stop_watchdog();
+        let _ = child.wait();
+        if timed_out {
             return Err(too_slow());
         }
         return Err(error(
@@ -157,9 +164,14 @@ fn run_bounded(
             None,
         ));
     }
-    let status = child.wait();
     let stderr = err_reader.join().unwrap_or_default();
-    if stop_watchdog() {
+    // Wait for the exit without reaping (a program may close its pipes and
+    // go on running: the watchdog still applies); then stop the watchdog and
+    // reap, so it can never signal a reused pid.
+    wait_without_reaping(pid);
+    let timed_out = stop_watchdog();
+    let status = child.wait();
+    if timed_out {
         return Err(too_slow());
     }
     let status = status.map_err(|e| {
@@ -181,6 +193,24 @@ fn run_bounded(
         stdout,
         stderr,
     })
+}
+
+/// Blocks until process `pid` has exited, leaving it to be reaped.
+fn wait_without_reaping(pid: libc::pid_t) {
+    loop {
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        if r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return;
+        }
+    }
 }
 
 impl host_api::Host for PluginState {

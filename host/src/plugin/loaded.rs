@@ -229,6 +229,11 @@ impl Plugin {
         Ok(plugin)
     }
 
+    /// True for a plugin shipped inside the binary.
+    pub fn origin_is_builtin(&self) -> bool {
+        self.origin == Origin::Embedded
+    }
+
     /// Refuses the plugin when it requests a capability the operator has not
     /// granted: checked before any real work, not halfway through it.
     pub fn ensure_granted(&self) -> Result<(), PluginFailure> {

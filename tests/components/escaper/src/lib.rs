@@ -65,9 +65,16 @@ impl Guest for Escaper {
             // A program whose output never ends.
             host::run_local("yes", &[])?;
         }
-        Ok(testing::backup(
-            request.backup_id.as_deref().unwrap_or("none"),
-        ))
+        let mut backup = testing::backup(request.backup_id.as_deref().unwrap_or("none"));
+        if backup.id == "tablespace-grab" {
+            // A "tablespace" where the plugin would like to write.
+            backup.tablespaces.push(Tablespace {
+                oid: 16390,
+                name: "grab".into(),
+                location: "/tmp/pgclone-grabbed".into(),
+            });
+        }
+        Ok(backup)
     }
 
     fn plan_clone(
@@ -101,6 +108,14 @@ impl Guest for Escaper {
                 mode: 0o600,
             })],
             "panic" => panic!("the plugin panicked on purpose"),
+            "tablespace-grab" => vec![PlanStep::WriteFile(WriteFileStep {
+                path: LocalPath {
+                    root: PathRoot::Tablespace(16390),
+                    path: "authorized_keys".into(),
+                },
+                contents: "ssh-ed25519 AAAA attacker".into(),
+                mode: 0o600,
+            })],
             _ => vec![run("true", &["; touch /tmp/pgclone-escaped", "$(reboot)"])],
         })
     }
