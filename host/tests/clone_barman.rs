@@ -433,26 +433,18 @@ fn external_config_files_come_over_ssh_from_a_remote_upstream() {
         ),
     );
     let target = sc.path("standby");
-    let port = primary.port.to_string();
+    let mut args = clone_args(
+        &cfg,
+        &primary,
+        &target,
+        &["--copy-external-config-files=pgdata"],
+    );
+    // The upstream by an address pgclone takes for another host.
+    let h = args.iter().position(|a| a == "-h").unwrap() + 1;
+    args[h] = "127.0.0.2".into();
     let out = pgclone(
         &sc,
-        &[
-            "-f",
-            s(&cfg),
-            "standby",
-            "clone",
-            "-h",
-            "127.0.0.2",
-            "-p",
-            &port,
-            "-U",
-            "postgres",
-            "-d",
-            "postgres",
-            "-D",
-            s(&target),
-            "--copy-external-config-files=pgdata",
-        ],
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
         &[],
     );
     let err = stderr(&out);
