@@ -120,3 +120,42 @@ fn the_site_policy_is_installed_verified_and_enforced() {
     assert!(err.contains("changed since it was pinned"), "{err}");
     assert!(!target2.exists());
 }
+
+#[test]
+fn on_a_terminal_install_asks_for_each_capability() {
+    let sc = Scratch::new("askinstall");
+    let wasm = sc.path("pgbackrest-source.wasm");
+    std::fs::copy(
+        Path::new(pgclone::plugin::catalog::GUEST_DIR).join("example_source_pgbackrest.wasm"),
+        &wasm,
+    )
+    .unwrap();
+    run_ok(
+        std::process::Command::new("chown")
+            .arg("postgres")
+            .arg(&wasm),
+    );
+    let plugins = sc.path("etc/plugins.toml");
+    let cfg = sc.write(
+        "pgclone.conf",
+        &format!("plugins_config='{}'\n", plugins.display()),
+    );
+    // Yes to running pgbackrest and reading the stanza, no to the rest.
+    let out = pgclone_on_terminal_with_input(
+        &sc,
+        &["-f", s(&cfg), "plugin", "install", s(&wasm)],
+        "y\ny\nn\nn\nn\n",
+    );
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("grant local-run:pgbackrest? [y/N]"), "{text}");
+    assert!(
+        text.contains("NOT granted:  read-config:pgbackrest_config"),
+        "{text}"
+    );
+    let toml = std::fs::read_to_string(&plugins).unwrap();
+    assert!(
+        toml.contains("grants = [\"local-run:pgbackrest\", \"read-config:pgbackrest_stanza\"]"),
+        "{toml}"
+    );
+}

@@ -384,6 +384,11 @@ pub fn standby_clone(
 /// `pgclone` as above with its standard streams on a terminal (a pty made
 /// by `script`), as a person running it sees it; everything is in stdout.
 pub fn pgclone_on_terminal(s: &Scratch, args: &[&str]) -> Output {
+    pgclone_on_terminal_with_input(s, args, "")
+}
+
+/// The same, with `input` typed on the terminal.
+pub fn pgclone_on_terminal_with_input(s: &Scratch, args: &[&str], input: &str) -> Output {
     let line = [
         "env".to_string(),
         "-i".into(),
@@ -401,7 +406,19 @@ pub fn pgclone_on_terminal(s: &Scratch, args: &[&str]) -> Output {
     .map(|a| shell_words::quote(&a).into_owned())
     .collect::<Vec<_>>()
     .join(" ");
-    run(as_pg("script").args(["-qefc", &line, "/dev/null"]))
+    let mut child = as_pg("script")
+        .args(["-qefc", &line, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(input.as_bytes()).unwrap();
+    }
+    child.wait_with_output().unwrap()
 }
 
 /// `pgclone` as above, on another thread: for tests that kill something it
