@@ -159,3 +159,37 @@ fn on_a_terminal_install_asks_for_each_capability() {
         "{toml}"
     );
 }
+
+#[test]
+fn a_backup_source_that_is_not_one_is_refused_before_anything_happens() {
+    let sc = Scratch::new("badsource");
+    let target = sc.path("standby");
+    for (source, want) in [
+        ("nosuch", "plugin \"nosuch\" is not configured"),
+        ("recovery-standard", "does not provide base backups"),
+    ] {
+        let cfg = sc.write(
+            "pgclone.conf",
+            &format!("node_id=2\nnode_name=node2\nbackup_source={source}\n"),
+        );
+        let out = pgclone(
+            &sc,
+            &[
+                "-f",
+                s(&cfg),
+                "standby",
+                "clone",
+                "-h",
+                "/nonexistent",
+                "-D",
+                s(&target),
+            ],
+            &[],
+        );
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{source}: {err}");
+        assert!(err.contains(want), "{source}: {err}");
+        assert!(err.contains("HINT:"), "{source}: {err}");
+        assert!(!target.exists(), "{source}: {err}");
+    }
+}
