@@ -258,25 +258,8 @@ fn barman_not_installed_on_the_host_is_reported_as_such() {
         &format!("node_id=2\nnode_name=node2\nbarman_host=barmansrv\nbarman_server=pg\nssh_options='-F {}'\n", sshd.ssh_config.display()),
     );
     let target = sc.path("standby");
-    let port = primary.port.to_string();
-    let out = pgclone(
-        &sc,
-        &[
-            "-f",
-            s(&cfg),
-            "standby",
-            "clone",
-            "-h",
-            s(&sc.dir),
-            "-p",
-            &port,
-            "-U",
-            "postgres",
-            "-D",
-            s(&target),
-        ],
-        &[],
-    );
+    let out = standby_clone(&sc, &cfg, &primary, &target, &[], &[]);
+
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(

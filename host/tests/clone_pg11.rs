@@ -37,28 +37,7 @@ fn a_postgresql_11_standby_gets_recovery_conf_and_streams() {
         "node_id=2\nnode_name=node2\nuse_replication_slots=true\n",
     );
     let target = sc.path("standby");
-    let port = p.port.to_string();
-    let out = pgclone(
-        &sc,
-        &[
-            "-f",
-            cfg.to_str().unwrap(),
-            "standby",
-            "clone",
-            "-h",
-            sc.dir.to_str().unwrap(),
-            "-p",
-            &port,
-            "-U",
-            "postgres",
-            "-d",
-            "postgres",
-            "-D",
-            target.to_str().unwrap(),
-            "--fast-checkpoint",
-        ],
-        &[],
-    );
+    let out = standby_clone(&sc, &cfg, &p, &target, &["--fast-checkpoint"], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("upstream is PostgreSQL 11.22"),

@@ -14,26 +14,6 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// `standby clone` from `p` over the socket as postgres into `target`.
-fn clone_args<'a>(cfg: &'a str, p: &'a Pg, port: &'a str, target: &'a str) -> Vec<&'a str> {
-    vec![
-        "-f",
-        cfg,
-        "standby",
-        "clone",
-        "-h",
-        s(&p.socket_dir),
-        "-p",
-        port,
-        "-U",
-        "postgres",
-        "-d",
-        "postgres",
-        "-D",
-        target,
-    ]
-}
-
 fn auto_conf(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("postgresql.auto.conf")).unwrap()
 }
@@ -46,8 +26,7 @@ fn a_clone_starts_streams_and_replays_new_rows() {
     p.sql("CREATE TABLE t(i int); INSERT INTO t SELECT generate_series(1, 1000)");
     let cfg = sc.write("pgclone.conf", "node_id=2\nnode_name='node2'\n");
     let target = sc.path("standby");
-    let port = p.port.to_string();
-    let out = pgclone(&sc, &clone_args(s(&cfg), &p, &port, s(&target)), &[]);
+    let out = standby_clone(&sc, &cfg, &p, &target, &[], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(
@@ -207,8 +186,7 @@ fn a_replication_slot_is_created_and_used() {
         "node_id=3\nnode_name=node3\nuse_replication_slots=true\n",
     );
     let target = sc.path("standby");
-    let port = p.port.to_string();
-    let out = pgclone(&sc, &clone_args(s(&cfg), &p, &port, s(&target)), &[]);
+    let out = standby_clone(&sc, &cfg, &p, &target, &[], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(auto_conf(&target).contains("primary_slot_name = 'repmgr_slot_3'"));
     assert_eq!(
@@ -232,12 +210,11 @@ fn tablespaces_are_mapped_and_never_cloned_onto_themselves() {
     let ts = sc.mkdir("ts_primary");
     p.sql(&format!("CREATE TABLESPACE ts LOCATION '{}'", ts.display()));
     p.sql("CREATE TABLE tt(i int) TABLESPACE ts; INSERT INTO tt SELECT generate_series(1, 500)");
-    let port = p.port.to_string();
     let target = sc.path("standby");
 
     // Same host, no mapping: refused before anything is touched.
     let cfg = sc.write("nomap.conf", "node_id=2\nnode_name=node2\n");
-    let out = pgclone(&sc, &clone_args(s(&cfg), &p, &port, s(&target)), &[]);
+    let out = standby_clone(&sc, &cfg, &p, &target, &[], &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("would be cloned onto itself"),
@@ -255,7 +232,7 @@ fn tablespaces_are_mapped_and_never_cloned_onto_themselves() {
             mapped.display()
         ),
     );
-    let out = pgclone(&sc, &clone_args(s(&cfg), &p, &port, s(&target)), &[]);
+    let out = standby_clone(&sc, &cfg, &p, &target, &[], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let oid = p.sql("SELECT oid FROM pg_tablespace WHERE spcname = 'ts'");
     assert_eq!(
@@ -278,10 +255,9 @@ fn a_populated_directory_needs_force_and_dry_run_changes_nothing() {
         "pgclone.conf",
         "node_id=4\nnode_name=node4\nuse_replication_slots=true\n",
     );
-    let port = p.port.to_string();
-    let args = clone_args(s(&cfg), &p, &port, s(&target));
+    let run = |extra: &[&str]| standby_clone(&sc, &cfg, &p, &target, extra, &[]);
 
-    let out = pgclone(&sc, &args, &[]);
+    let out = run(&[]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(err.contains("ERROR: destination directory"), "{err}");
@@ -290,9 +266,7 @@ fn a_populated_directory_needs_force_and_dry_run_changes_nothing() {
 
     // --dry-run with -F: every check, the plan, the files; nothing changes.
     let before = snapshot(&sc.dir);
-    let mut dry = args.clone();
-    dry.extend(["-F", "--dry-run"]);
-    let out = pgclone(&sc, &dry, &[]);
+    let out = run(&["-F", "--dry-run"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let plan = stdout(&out);
     assert!(plan.contains("pg_basebackup --pgdata"), "{plan}");
@@ -311,9 +285,7 @@ fn a_populated_directory_needs_force_and_dry_run_changes_nothing() {
     assert_eq!(before, after);
     assert_eq!(p.sql("SELECT count(*) FROM pg_replication_slots"), "0");
 
-    let mut force = args.clone();
-    force.push("-F");
-    let out = pgclone(&sc, &force, &[]);
+    let out = run(&["-F"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!target.join("precious.txt").exists());
     assert!(target.join("PG_VERSION").exists());
@@ -362,10 +334,7 @@ fn replication_conf_only_configures_an_existing_copy() {
     )
     .unwrap();
     let cfg = sc.write("pgclone.conf", "node_id=2\nnode_name=node2\n");
-    let port = p.port.to_string();
-    let mut args = clone_args(s(&cfg), &p, &port, s(&target));
-    args.push("--recovery-conf-only");
-    let out = pgclone(&sc, &args, &[]);
+    let out = standby_clone(&sc, &cfg, &p, &target, &["--recovery-conf-only"], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let auto = auto_conf(&target);
     assert!(auto.contains("work_mem = '7MB'"), "{auto}");
@@ -471,10 +440,7 @@ fn a_running_server_in_the_target_is_refused_even_with_force() {
     let mut other = Pg::init(&sc, "other");
     other.start();
     let cfg = sc.write("pgclone.conf", "node_id=2\nnode_name=node2\n");
-    let port = p.port.to_string();
-    let mut args = clone_args(s(&cfg), &p, &port, s(&other.data));
-    args.push("-F");
-    let out = pgclone(&sc, &args, &[]);
+    let out = standby_clone(&sc, &cfg, &p, &other.data, &["-F"], &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("is running in"), "{}", stderr(&out));
     assert_eq!(other.sql("SELECT 1"), "1");
@@ -494,13 +460,8 @@ fn a_killed_pg_basebackup_ends_in_error_with_nothing_left_behind() {
         "node_id=5\nnode_name=node5\nuse_replication_slots=true\npg_basebackup_options='--max-rate=2M'\n",
     );
     let target = sc.path("standby");
-    let port = p.port.to_string();
-    let mut args: Vec<String> = clone_args(s(&cfg), &p, &port, s(&target))
-        .iter()
-        .map(|a| a.to_string())
-        .collect();
     // A fast checkpoint: a spread one after writing 40 MB takes minutes.
-    args.push("--fast-checkpoint".into());
+    let args = clone_args(&cfg, &p, &target, &["--fast-checkpoint"]);
     let handle = pgclone_in_background(&sc, args);
     // Wait for the copy to be under way, then kill pg_basebackup.
     let started = std::time::Instant::now();
@@ -556,10 +517,7 @@ fn upstream_node_id_takes_conninfo_and_replication_user_from_repmgr() {
     );
     let cfg = sc.write("node2.conf", "node_id=2\nnode_name=node2\n");
     let target = sc.path("standby");
-    let port = p.port.to_string();
-    let mut args = clone_args(s(&cfg), &p, &port, s(&target));
-    args.extend(["--upstream-node-id", "1"]);
-    let out = pgclone(&sc, &args, &[]);
+    let out = standby_clone(&sc, &cfg, &p, &target, &["--upstream-node-id", "1"], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let auto = auto_conf(&target);
     assert!(auto.contains("user=repl"), "{auto}");
@@ -584,10 +542,14 @@ fn verify_backup_and_external_config_files() {
     p.start();
     let cfg = sc.write("pgclone.conf", "node_id=2\nnode_name=node2\n");
     let target = sc.path("standby");
-    let port = p.port.to_string();
-    let mut args = clone_args(s(&cfg), &p, &port, s(&target));
-    args.extend(["--verify-backup", "--copy-external-config-files=pgdata"]);
-    let out = pgclone(&sc, &args, &[]);
+    let out = standby_clone(
+        &sc,
+        &cfg,
+        &p,
+        &target,
+        &["--verify-backup", "--copy-external-config-files=pgdata"],
+        &[],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(

@@ -89,7 +89,7 @@ fn archive_recovery_replays_fifty_segments_through_wal_restore() {
     lab.primary.sql("INSERT INTO t VALUES (1000)");
     lab.barman.archive_now();
 
-    let mut st = restore_for_archive_recovery(&lab, lab.primary.port, "pgclone_target");
+    let mut st = restore_for_archive_recovery(&lab, &lab.primary, "pgclone_target");
     st.start();
     st.wait_for("SELECT pg_is_in_recovery()", "f", Duration::from_secs(180));
     assert_eq!(st.sql("SELECT count(*) FROM t"), "60");
@@ -102,11 +102,11 @@ fn archive_recovery_replays_fifty_segments_through_wal_restore() {
     );
 }
 
-/// Clones Barman's latest backup of `pg` (the upstream listening on `port`)
+/// Clones Barman's latest backup of `pg` (the upstream is `upstream`)
 /// and turns the copy into an archive recovery only: no primary_conninfo,
 /// WAL through `pgclone wal-restore` up to the restore point `target_name`,
 /// then promote. The server is not started.
-fn restore_for_archive_recovery(lab: &Lab, port: u16, target_name: &str) -> Pg {
+fn restore_for_archive_recovery(lab: &Lab, upstream: &Pg, target_name: &str) -> Pg {
     let target = lab.sc.path("standby");
     let cfg = lab.sc.write(
         "pgclone.conf",
@@ -116,25 +116,7 @@ fn restore_for_archive_recovery(lab: &Lab, port: u16, target_name: &str) -> Pg {
             lab.sshd.ssh_config.display()
         ),
     );
-    let port = port.to_string();
-    let out = pgclone(
-        &lab.sc,
-        &[
-            "-f",
-            cfg.to_str().unwrap(),
-            "standby",
-            "clone",
-            "-h",
-            lab.sc.dir.to_str().unwrap(),
-            "-p",
-            &port,
-            "-U",
-            "postgres",
-            "-D",
-            target.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let out = standby_clone(&lab.sc, &cfg, upstream, &target, &[], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     // Archive recovery only: no primary_conninfo, a recovery target, then promote.
     std::fs::remove_file(target.join("standby.signal")).unwrap();
@@ -176,25 +158,7 @@ fn archive_recovery_follows_a_timeline_switch() {
     // A streaming standby of the primary, then a failover to it: timeline 2.
     let conf = lab.sc.write("node3.conf", "node_id=3\nnode_name=node3\n");
     let new_dir = lab.sc.path("new_primary");
-    let port = lab.primary.port.to_string();
-    let out = pgclone(
-        &lab.sc,
-        &[
-            "-f",
-            conf.to_str().unwrap(),
-            "standby",
-            "clone",
-            "-h",
-            lab.sc.dir.to_str().unwrap(),
-            "-p",
-            &port,
-            "-U",
-            "postgres",
-            "-D",
-            new_dir.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let out = standby_clone(&lab.sc, &conf, &lab.primary, &new_dir, &[], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let mut new_primary = Pg::existing(&lab.sc, new_dir);
     new_primary.start();
@@ -221,7 +185,7 @@ fn archive_recovery_follows_a_timeline_switch() {
     lab.barman.archive_now();
 
     // The backup from timeline 1 is restored and follows the history to timeline 2.
-    let mut st = restore_for_archive_recovery(&lab, new_primary.port, "after_failover");
+    let mut st = restore_for_archive_recovery(&lab, &new_primary, "after_failover");
     st.start();
     st.wait_for("SELECT pg_is_in_recovery()", "f", Duration::from_secs(180));
     assert_eq!(st.sql("SELECT count(*) FROM t"), "6");

@@ -276,6 +276,7 @@ async fn check_upstream(
 }
 
 /// The source plugin's checked plan.
+#[derive(Default)]
 struct Planned {
     steps: Vec<steps::Step>,
     /// `-F` over a data directory of the same system: copy only what changed.
@@ -339,13 +340,7 @@ fn plan_source(
         slot_name: node.slot_name.clone(),
         interactive: std::io::IsTerminal::is_terminal(&std::io::stderr()),
     };
-    let mut planned = Planned {
-        steps: Vec::new(),
-        delta: false,
-        server_version: None,
-        size_bytes: 0,
-        tablespace_dirs: Vec::new(),
-    };
+    let mut planned = Planned::default();
     let mut session = source_plugin.session(rt, env.clone())?;
     let backup = match session.check(&request) {
         Ok(b) => b,
@@ -669,13 +664,7 @@ pub async fn run(
         host_env.control_path = m.ready();
     }
     let env = Arc::new(host_env);
-    let mut planned = Planned {
-        steps: Vec::new(),
-        delta: false,
-        server_version: None,
-        size_bytes: 0,
-        tablespace_dirs: Vec::new(),
-    };
+    let mut planned = Planned::default();
     if !o.replication_conf_only {
         let source_plugin = source_plugin.expect("loaded unless --replication-conf-only");
         planned = plan_source(

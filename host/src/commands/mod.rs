@@ -45,13 +45,17 @@ impl Context {
             },
         };
         let conf = ConfFile::load(&path)?;
-        // Keys that plugins were granted to read are theirs, not unknown.
-        let plugin_keys: Vec<String> = self
-            .plugins(&conf)
-            .map(|p| p.granted_config_keys())
-            .unwrap_or_default();
-        for w in conf.unknown_key_warnings(&plugin_keys) {
-            report::warning(&w, None);
+        // Keys that plugins were granted to read are theirs, not unknown; the
+        // plugin configuration is only read when there is a key to excuse
+        // (wal-restore runs once per WAL segment).
+        if !conf.unknown_key_warnings(&[]).is_empty() {
+            let plugin_keys: Vec<String> = self
+                .plugins(&conf)
+                .map(|p| p.granted_config_keys())
+                .unwrap_or_default();
+            for w in conf.unknown_key_warnings(&plugin_keys) {
+                report::warning(&w, None);
+            }
         }
         Ok(conf)
     }

@@ -84,15 +84,6 @@ pub fn install(
                 .into())
         }
     }
-    // The contract version comes from the component's type: still nothing of
-    // the plugin has run.
-    if let Ok(c) = rt
-        .component(&bytes, &sha)
-        .map_err(|e| e.to_string())
-        .and_then(|c| pgclone::plugin::contract::inspect(&rt.engine, &c).map_err(|e| e.to_string()))
-    {
-        println!("contract:     pgclone:plugin@{} ({})", c.version, c.kind);
-    }
     // Compiles it, checks the contract version and that describe() agrees
     // with the manifest; nothing is granted while it runs.
     let plugin = Plugin::load(
@@ -102,7 +93,8 @@ pub fn install(
     let name = plugin.name.clone();
     let requested = plugin.caps.declared.clone();
     println!(
-        "accepted:     this pgclone supports its contract, and describe() matches its manifest"
+        "contract:     pgclone:plugin@{} ({}), accepted by this pgclone; describe() matches the manifest",
+        plugin.contract.version, plugin.contract.kind
     );
     if catalog::is_builtin(&name) {
         return Err(
