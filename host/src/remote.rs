@@ -9,6 +9,20 @@ pub const FAST_CIPHER: [&str; 2] = [
     "Ciphers=^aes128-gcm@openssh.com,aes256-gcm@openssh.com",
 ];
 
+/// ssh options that bound the time to reach a host (`ConnectTimeout` covers
+/// the TCP connection and the server's banner) and notice one that stops
+/// answering (four missed keepalives 15 s apart).
+pub fn liveness_options(connect_timeout_secs: u32) -> Vec<String> {
+    vec![
+        "-o".into(),
+        format!("ConnectTimeout={connect_timeout_secs}"),
+        "-o".into(),
+        "ServerAliveInterval=15".into(),
+        "-o".into(),
+        "ServerAliveCountMax=4".into(),
+    ]
+}
+
 /// The command that starts a shared ssh connection to `dest` in the
 /// background (`-fN`): later ssh commands reach it through `control_path`
 /// with `ControlMaster=no` and skip the handshake. Its standard streams are

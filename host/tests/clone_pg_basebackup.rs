@@ -3,6 +3,8 @@
 
 mod support;
 
+mod safety;
+
 use std::path::Path;
 use std::time::Duration;
 

@@ -58,7 +58,7 @@ pub async fn copy(
     let control_path = ctx.control_path.as_deref();
     let lists = split(files, jobs);
     let ssh = std::iter::once(format!(
-        "ssh -o BatchMode=yes -o ServerAliveInterval=15 -o ServerAliveCountMax=4 {}",
+        "ssh -o BatchMode=yes {}",
         crate::remote::FAST_CIPHER.join(" ")
     ))
     .chain(
@@ -94,6 +94,7 @@ pub async fn copy(
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            .process_group(0)
             .kill_on_drop(true);
         let child = cmd.spawn().map_err(|e| {
             Failure::new("could not run rsync")
@@ -106,6 +107,10 @@ pub async fn copy(
         super::progress::Progress::new(children.len(), copied_before, ctx.expected_bytes);
     let shown = ctx.show_progress.then(|| progress.show());
     // Wait for all; the first failure wins, and dropping the rest kills them.
+    // The waits run as tasks, which outlive this future if it is dropped
+    // (a failure elsewhere, an interruption): the guards stay here and kill
+    // each stream's process group (rsync and its ssh) then.
+    let mut guards: Vec<_> = children.iter().map(super::group::GroupGuard::new).collect();
     let mut futures = Vec::new();
     for (i, mut child) in children.into_iter().enumerate() {
         let progress = progress.clone();
@@ -140,6 +145,7 @@ pub async fn copy(
     let mut failure: Option<Failure> = None;
     for (i, f) in futures.into_iter().enumerate() {
         let (status, out, err) = f.await?;
+        guards[i].finished();
         let status = status?;
         if !status.success() && failure.is_none() {
             let how = crate::report::exit_text(&status);

@@ -38,6 +38,7 @@ pub async fn copy(
     mode: &ExternalConfig,
     u: &Upstream,
     host: &str,
+    local: bool,
     ssh_options: &[String],
     datadir: &Path,
 ) -> anyhow::Result<()> {
@@ -49,7 +50,6 @@ pub async fn copy(
                 .into(),
         );
     }
-    let local = host.starts_with('/') || matches!(host, "localhost" | "127.0.0.1" | "::1");
     for file in external_files(u) {
         let dest = match mode {
             ExternalConfig::Samepath => file.clone(),
@@ -61,7 +61,7 @@ pub async fn copy(
             })?
         } else {
             let out = tokio::process::Command::new("ssh")
-                .args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=10"])
+                .args(["-o", "BatchMode=yes"])
                 .args(ssh_options)
                 .args(["--", host, "cat", "--"])
                 .arg(shell_quote(&file.to_string_lossy()))

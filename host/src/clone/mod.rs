@@ -8,7 +8,10 @@
 pub mod checks;
 pub mod copy_tree;
 pub mod external;
+pub mod group;
+pub mod interrupt;
 pub mod progress;
+pub mod safety;
 pub mod settings;
 pub mod ssh_master;
 pub mod steps;
@@ -110,9 +113,18 @@ fn params(c: &ConnInfo) -> Vec<ConnParam> {
         .collect()
 }
 
-/// True when `host` names this machine (so paths on the upstream are ours too).
-fn is_local(host: &str) -> bool {
-    host.starts_with('/') || matches!(host, "localhost" | "127.0.0.1" | "::1")
+impl UpstreamSide {
+    /// True when the upstream runs on this machine, so that its paths are
+    /// ours too: its postmaster was found here, or it was reached through a
+    /// Unix socket (always local, even when its process cannot be seen).
+    fn is_local(&self) -> bool {
+        self.local.is_some()
+            || self
+                .meta
+                .params
+                .get("host")
+                .is_some_and(|h| h.starts_with('/'))
+    }
 }
 
 /// The upstream as pgclone sees it.
@@ -124,6 +136,8 @@ struct UpstreamSide {
     /// What primary_conninfo is built from (no password).
     primary_conninfo: ConnInfo,
     replication_user: Option<String>,
+    /// The upstream's postmaster when it runs on this machine.
+    local: Option<upstream::LocalServer>,
 }
 
 /// Connects to the upstream and learns what the checks need. A failure is
@@ -185,12 +199,17 @@ async fn connect_upstream(o: &CloneOptions, node: &NodeSettings) -> anyhow::Resu
         Some(c) => Some(upstream::inspect(c).await?),
         None => None,
     };
+    let local = match (&client, &info) {
+        (Some(c), Some(u)) => upstream::find_local(c, u.data_directory.as_deref()).await,
+        _ => None,
+    };
     Ok(UpstreamSide {
         meta,
         client,
         info,
         primary_conninfo,
         replication_user,
+        local,
     })
 }
 
@@ -303,7 +322,6 @@ fn plan_source(
     o: &CloneOptions,
 ) -> anyhow::Result<Planned> {
     source_plugin.ensure_granted()?;
-    let upstream_host = up.meta.params.get("host").unwrap_or("").to_string();
     let mappings: BTreeMap<String, String> = conf
         .get_all("tablespace_mapping")
         .iter()
@@ -425,7 +443,7 @@ fn plan_source(
         }
         match (
             mappings.get(&t.location),
-            is_local(&upstream_host) && !node.from_backup,
+            up.is_local() && !node.from_backup,
         ) {
             (None, true) => checks.fail_hint(
                 format!(
@@ -439,6 +457,10 @@ fn plan_source(
             ),
             (mapped, _) => {
                 let dir = PathBuf::from(mapped.cloned().unwrap_or_else(|| t.location.clone()));
+                if let Err(f) = safety::check_writable_root(&dir, safety::Role::Tablespace) {
+                    checks.fail_error(&f.into());
+                    continue;
+                }
                 let populated = std::fs::read_dir(&dir).is_ok_and(|mut rd| rd.next().is_some());
                 if populated && !planned.delta {
                     checks.fail_hint(
@@ -469,6 +491,38 @@ fn plan_source(
     Ok(planned)
 }
 
+/// The configuration's values that end up in the standby's settings, read
+/// as PostgreSQL will read them: a standby that cannot start is a failed clone.
+fn check_config_values(checks: &mut Checks, conf: &ConfFile, node: &NodeSettings, version: u32) {
+    if version == 0 {
+        return;
+    }
+    // (configuration key, the parameter it becomes, value)
+    let mut values: Vec<(&str, &str, &str)> = [
+        "recovery_min_apply_delay",
+        "restore_command",
+        "archive_cleanup_command",
+    ]
+    .into_iter()
+    .filter_map(|k| conf.get(k).map(|v| (k, k, v)))
+    .collect();
+    if let Some(slot) = &node.slot_name {
+        values.push((
+            "replication_slot_name (or node_id)",
+            "primary_slot_name",
+            slot,
+        ));
+    }
+    for (key, param, value) in values {
+        if let Err(why) = recovery::gucs::check_value(param, value, version) {
+            checks.fail_hint(
+                format!("{why} (from \"{}\")", conf.path.display()),
+                format!("fix {key} in the configuration file; PostgreSQL {} would not start the standby with it", version / 10000),
+            );
+        }
+    }
+}
+
 /// Runs the recovery policies: the standard one, then the site's.
 fn decide_recovery(
     checks: &mut Checks,
@@ -487,11 +541,27 @@ fn decide_recovery(
     }
 }
 
-/// The whole command.
+/// The whole command. A signal before anything was changed ends it at once
+/// (the scratch directory is removed); one during the copy ends the copy and
+/// runs the same clean-up as a failure.
 pub async fn run(
     conf: &ConfFile,
     plugins_cfg: &PluginsConfig,
     o: &CloneOptions,
+) -> anyhow::Result<()> {
+    let executing = std::sync::atomic::AtomicBool::new(false);
+    tokio::select! {
+        biased;
+        r = run_phases(conf, plugins_cfg, o, &executing) => r,
+        sig = interrupt::wait_unless(&executing) => Err(interrupt::failure(sig)),
+    }
+}
+
+async fn run_phases(
+    conf: &ConfFile,
+    plugins_cfg: &PluginsConfig,
+    o: &CloneOptions,
+    executing: &std::sync::atomic::AtomicBool,
 ) -> anyhow::Result<()> {
     if unsafe { libc::geteuid() } == 0 {
         return Err(Failure::new("pgclone standby clone must not be run as root")
@@ -549,7 +619,12 @@ pub async fn run(
         node.barman_mode && !o.replication_conf_only,
         host_env.ssh_destination("barman"),
     ) {
-        (true, Some(dest)) => SshMaster::start(&dest, &host_env.ssh_options, scratch.path()),
+        (true, Some(dest)) => SshMaster::start(
+            &dest,
+            &host_env.ssh_options,
+            scratch.path(),
+            host_env.ssh_connect_timeout,
+        ),
         _ => None,
     };
     let mut checks = Checks::default();
@@ -604,12 +679,7 @@ pub async fn run(
 
     // The target directory.
     let upstream_host = up.meta.params.get("host").unwrap_or("").to_string();
-    let source_dir = up
-        .info
-        .as_ref()
-        .and_then(|u| u.data_directory.clone())
-        .filter(|_| is_local(&upstream_host));
-    let target = target::inspect(&data_dir, source_dir.as_deref())?;
+    let target = target::inspect(&data_dir, up.local.as_ref())?;
     let mut server_version = up.info.as_ref().map(|u| u.version_num);
     if o.replication_conf_only {
         let TargetState::Populated {
@@ -628,13 +698,38 @@ pub async fn run(
             .into());
         };
         if let Some(pid) = target::running_postmaster(&target.real) {
+            // Reconfiguring a running standby is what --replication-conf-only
+            // is for; making a running primary a standby at its next start is not.
+            if !target::is_standby(&target.real) {
+                return Err(Failure::new(format!(
+                    "refusing to write a standby configuration into \"{}\"",
+                    data_dir.display()
+                ))
+                .detail(format!(
+                    "a PostgreSQL server (PID {pid}) runs there and it is not a standby (no standby.signal or recovery.conf)"
+                ))
+                .hint("--replication-conf-only reconfigures a standby; check -D and data_directory")
+                .into());
+            }
             report::warning(
                 &format!(
-                    "a server (PID {pid}) is running in \"{}\"",
+                    "a standby (PID {pid}) is running in \"{}\"",
                     data_dir.display()
                 ),
                 Some("the new configuration takes effect at its next start"),
             );
+        }
+        if let (Some(id), Some(own)) = (&identity, target::system_identifier(&target.real)) {
+            if id.system_identifier != own {
+                checks.fail_hint(
+                    format!(
+                        "\"{}\" belongs to another database system (system identifier {own}, the upstream's is {})",
+                        data_dir.display(),
+                        id.system_identifier
+                    ),
+                    "a standby must be a copy of its upstream: clone it again without --replication-conf-only",
+                );
+            }
         }
         if server_version.is_none() {
             server_version = Some(version_from_dir(v)?);
@@ -717,6 +812,7 @@ pub async fn run(
         passfile: node.passfile.clone(),
         password: password.clone(),
     };
+    check_config_values(&mut checks, conf, &node, facts.server_version);
     if o.dry_run {
         // What is shown never contains the password itself.
         facts.password = password.as_ref().map(|_| "********".to_string());
@@ -764,7 +860,9 @@ pub async fn run(
             .collect(),
     };
     let mut created_slot: Option<String> = None;
-    let result: anyhow::Result<()> = async {
+    executing.store(true, std::sync::atomic::Ordering::SeqCst);
+    let result: anyhow::Result<()> = tokio::select! {
+        r = async {
         if !o.replication_conf_only {
             if planned.delta {
                 target.prepare_for_delta()?;
@@ -827,7 +925,15 @@ pub async fn run(
                 verify_backup(&env, &target.real, facts.server_version).await?;
             }
             if let (Some(mode), Some(u)) = (&o.copy_external_config_files, &up.info) {
-                external::copy(mode, u, &upstream_host, &env.ssh_options, &target.real).await?;
+                external::copy(
+                    mode,
+                    u,
+                    &upstream_host,
+                    up.is_local(),
+                    &env.ssh_options,
+                    &target.real,
+                )
+                .await?;
             }
         }
         let existing = read_existing(&target.real, "postgresql.auto.conf")?;
@@ -837,8 +943,9 @@ pub async fn run(
             info(&format!("wrote \"{}/{name}\"", target.real.display()));
         }
         Ok(())
-    }
-    .await;
+        } => r,
+        sig = interrupt::wait() => Err(interrupt::failure(sig)),
+    };
 
     if let Err(e) = result {
         let mut notes = Vec::new();

@@ -42,13 +42,21 @@ fn waldir_option(conf: &ConfFile) -> anyhow::Result<Option<PathBuf>> {
             .detail(e.to_string())
             .hint("quote values that contain spaces, e.g. --label='my backup'")
     })?;
+    // getopt_long accepts any unambiguous prefix (`--wald`), and 9.6's name.
+    let is_waldir = |name: &str| {
+        (name.len() >= 4 && "waldir".starts_with(name))
+            || (name.len() >= 5 && "xlogdir".starts_with(name))
+    };
     let mut dir = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        if let Some(v) = a.strip_prefix("--waldir=") {
-            dir = Some(v.to_string());
-        } else if a == "--waldir" {
-            dir = it.next().cloned();
+        let Some(body) = a.strip_prefix("--") else {
+            continue;
+        };
+        match body.split_once('=') {
+            Some((name, v)) if is_waldir(name) => dir = Some(v.to_string()),
+            None if is_waldir(body) => dir = it.next().cloned(),
+            _ => {}
         }
     }
     match dir.map(PathBuf::from) {

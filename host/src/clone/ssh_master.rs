@@ -3,6 +3,7 @@
 //! rsync stream skip the handshake; closed when the clone ends.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// A shared ssh connection for the barman commands of one clone, closed when
 /// the clone ends.
@@ -10,10 +11,20 @@ pub struct SshMaster {
     child: std::sync::Mutex<std::process::Child>,
     path: PathBuf,
     ssh_options: Vec<String>,
+    /// How long the connection may take before it is given up.
+    bound: Duration,
+    started: Instant,
 }
 
 impl SshMaster {
-    pub fn start(dest: &str, ssh_options: &[String], dir: &Path) -> Option<SshMaster> {
+    /// `connect_timeout` is ssh's own (in `ssh_options`); the master is given
+    /// up a little after it, whatever ssh does.
+    pub fn start(
+        dest: &str,
+        ssh_options: &[String],
+        dir: &Path,
+        connect_timeout: u32,
+    ) -> Option<SshMaster> {
         let path = dir.join("ssh-master");
         let log = std::fs::File::create(dir.join("ssh-master.log")).ok()?;
         let child = crate::remote::master_command(dest, None, ssh_options, &path, 30, log)
@@ -23,13 +34,31 @@ impl SshMaster {
             child: std::sync::Mutex::new(child),
             path,
             ssh_options: ssh_options.to_vec(),
+            bound: Duration::from_secs(connect_timeout as u64 + 5),
+            started: Instant::now(),
         })
     }
 
     /// The control path once the connection is up; `None` if it failed (the
     /// commands then connect on their own and report what ssh says).
     pub fn ready(&self) -> Option<PathBuf> {
-        let ok = self.child.lock().ok()?.wait().ok()?.success();
+        let mut child = self.child.lock().ok()?;
+        let ok = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break status.success(),
+                Ok(None) if self.started.elapsed() < self.bound => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                // Hung (a host that swallows packets): the commands that
+                // follow connect on their own, under the same timeout, and
+                // report what ssh says.
+                Ok(None) | Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break false;
+                }
+            }
+        };
         (ok && self.path.exists()).then(|| self.path.clone())
     }
 }

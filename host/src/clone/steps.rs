@@ -330,7 +330,11 @@ pub async fn execute(
             } => {
                 eprintln!("NOTICE: {description}");
                 let mut cmd = tokio::process::Command::new(program);
-                cmd.args(args).stdin(Stdio::null()).kill_on_drop(true);
+                cmd.args(args)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .process_group(0)
+                    .kill_on_drop(true);
                 if *uses_password {
                     if let Some(pw) = &auth.password {
                         cmd.env("PGPASSWORD", pw);
@@ -349,6 +353,7 @@ pub async fn execute(
                     Failure::new(format!("could not run \"{}\"", program.display()))
                         .detail(e.to_string())
                 })?;
+                let mut group = super::group::GroupGuard::new(&child);
                 // Keep the end of its stderr for the error message.
                 let mut tail = Vec::new();
                 if let Some(mut err) = child.stderr.take() {
@@ -365,6 +370,7 @@ pub async fn execute(
                     }
                 }
                 let status = child.wait().await?;
+                group.finished();
                 if !status.success() {
                     let name = program
                         .file_name()

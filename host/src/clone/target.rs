@@ -4,38 +4,9 @@
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use super::safety::{self, normalize, Role};
+use super::upstream::LocalServer;
 use crate::report::Failure;
-
-/// Directories that are never a data directory, whatever the flags say.
-const SYSTEM_DIRS: &[&str] = &[
-    "/",
-    "/bin",
-    "/boot",
-    "/dev",
-    "/etc",
-    "/home",
-    "/lib",
-    "/lib32",
-    "/lib64",
-    "/libx32",
-    "/media",
-    "/mnt",
-    "/opt",
-    "/proc",
-    "/root",
-    "/run",
-    "/sbin",
-    "/srv",
-    "/sys",
-    "/tmp",
-    "/usr",
-    "/usr/local",
-    "/var",
-    "/var/lib",
-    "/var/lib/postgresql",
-    "/var/log",
-    "/var/tmp",
-];
 
 /// What the target directory is before the clone.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,33 +34,18 @@ pub struct Target {
 
 /// The PID of a live postmaster that owns `dir`, if there is one.
 pub fn running_postmaster(dir: &Path) -> Option<i32> {
-    let text = std::fs::read_to_string(dir.join("postmaster.pid")).ok()?;
-    let pid: i32 = text.lines().next()?.trim().parse().ok()?;
-    if pid <= 0 {
-        return None;
-    }
-    // Signal 0 checks for existence; EPERM still means it exists.
-    let alive = unsafe { libc::kill(pid, 0) } == 0
-        || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
-    alive.then_some(pid)
+    safety::live_pid_file(dir).map(|p| p.pid)
 }
 
-fn home_dirs() -> Vec<PathBuf> {
-    let mut v = Vec::new();
-    if let Some(h) = std::env::var_os("HOME") {
-        v.push(PathBuf::from(h));
-    }
-    let pw = unsafe { libc::getpwuid(libc::geteuid()) };
-    if !pw.is_null() {
-        let dir = unsafe { std::ffi::CStr::from_ptr((*pw).pw_dir) };
-        v.push(PathBuf::from(dir.to_string_lossy().into_owned()));
-    }
-    v
+/// True when `dir` is configured as a standby (PostgreSQL 12+'s signal
+/// file, or an older server's recovery.conf).
+pub fn is_standby(dir: &Path) -> bool {
+    dir.join("standby.signal").exists() || dir.join("recovery.conf").exists()
 }
 
 /// Inspects `dir` without changing anything. Refuses what may never be a
 /// target, whatever `-F` says.
-pub fn inspect(dir: &Path, source_data_dir: Option<&Path>) -> anyhow::Result<Target> {
+pub fn inspect(dir: &Path, upstream: Option<&LocalServer>) -> anyhow::Result<Target> {
     if !dir.is_absolute() {
         return Err(Failure::new(format!(
             "data directory \"{}\" is not an absolute path",
@@ -100,38 +56,17 @@ pub fn inspect(dir: &Path, source_data_dir: Option<&Path>) -> anyhow::Result<Tar
     }
     let given = normalize(dir);
     let real = std::fs::canonicalize(&given).unwrap_or_else(|_| given.clone());
-    for candidate in [&given, &real] {
-        let s = candidate.to_string_lossy();
-        let s = s.trim_end_matches('/');
-        let s = if s.is_empty() { "/" } else { s };
-        if SYSTEM_DIRS.contains(&s) {
-            return Err(Failure::new(format!(
-                "refusing to use \"{}\" as a data directory",
-                dir.display()
-            ))
-            .detail(format!("\"{}\" is a system directory", candidate.display()))
-            .hint("give -D a dedicated directory, e.g. /var/lib/postgresql/15/main")
-            .into());
-        }
-        if home_dirs().iter().any(|h| normalize(h) == **candidate) {
-            return Err(Failure::new(format!(
-                "refusing to use \"{}\" as a data directory",
-                dir.display()
-            ))
-            .detail("it is a home directory")
-            .hint("give -D a dedicated directory below it instead")
-            .into());
-        }
-    }
-    if let Some(src) = source_data_dir {
-        let src_real = std::fs::canonicalize(src).unwrap_or_else(|_| src.to_path_buf());
-        if src_real == real || normalize(src) == given {
-            return Err(
-                Failure::new(format!("refusing to clone into \"{}\"", dir.display()))
-                    .detail("it is the data directory of the server being cloned")
-                    .into(),
-            );
-        }
+    safety::check_location(&given, Role::DataDirectory)?;
+    if let Some(up) = upstream.filter(|u| u.data_dir == real) {
+        return Err(
+            Failure::new(format!("refusing to clone into \"{}\"", dir.display()))
+                .detail(format!(
+                    "it is the data directory of the server being cloned (PID {} on this machine)",
+                    up.pid
+                ))
+                .hint("give the standby its own data directory with -D or data_directory")
+                .into(),
+        );
     }
     let state = match std::fs::metadata(&real) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => TargetState::Missing,
@@ -171,21 +106,6 @@ pub fn inspect(dir: &Path, source_data_dir: Option<&Path>) -> anyhow::Result<Tar
         }
     };
     Ok(Target { given, real, state })
-}
-
-/// Removes `.` and `..` lexically and trailing slashes.
-fn normalize(p: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            std::path::Component::CurDir => {}
-            c => out.push(c.as_os_str()),
-        }
-    }
-    out
 }
 
 impl Target {
@@ -308,6 +228,7 @@ impl Target {
 /// linked to it. Returns what the check saw, for the list of checks.
 pub fn check_waldir(waldir: &Path, target: &Target, delta: bool) -> Result<String, Failure> {
     let abs = normalize(waldir);
+    safety::check_writable_root(waldir, Role::WalDir)?;
     if abs.starts_with(&target.real) || abs.starts_with(&target.given) {
         return Err(Failure::new(format!(
             "--waldir \"{}\" is inside the data directory",

@@ -150,14 +150,31 @@ pub async fn create_slot(c: &Client, name: &str) -> anyhow::Result<()> {
 }
 
 /// Drops slot `name` (after a failed clone).
+/// A copy that was just stopped may still hold the slot for a moment (its
+/// walsender ends when it notices the closed connection): an active slot is
+/// tried again for up to ten seconds.
 pub async fn drop_slot(c: &Client, name: &str) -> anyhow::Result<()> {
-    c.execute("SELECT pg_drop_replication_slot($1)", &[&name])
-        .await
-        .map_err(|e| {
-            Failure::new(format!("could not drop replication slot \"{name}\""))
-                .detail(error_text(&e))
-        })?;
-    Ok(())
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match c
+            .execute("SELECT pg_drop_replication_slot($1)", &[&name])
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(e)
+                if error_text(&e).contains("is active") && std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => {
+                return Err(
+                    Failure::new(format!("could not drop replication slot \"{name}\""))
+                        .detail(error_text(&e))
+                        .into(),
+                )
+            }
+        }
+    }
 }
 
 /// The result of a replication connection: `IDENTIFY_SYSTEM`'s answer.
@@ -179,6 +196,8 @@ pub async fn identify_system(
     ci.set("replication", "true");
     ci.set("dbname", "replication");
     ci.set_default("application_name", "pgclone");
+    // libpq's default is to wait forever for a host that does not answer.
+    ci.set_default("connect_timeout", "10");
     let mut cmd = tokio::process::Command::new(psql);
     cmd.args([
         "-X",
@@ -232,4 +251,59 @@ pub async fn identify_system(
         system_identifier: fields[0].to_string(),
         timeline: fields[1].parse().unwrap_or(0),
     })
+}
+
+/// The upstream's postmaster, when it runs on this machine: found by what the
+/// server is (its backend's parent process, its port and start time, its
+/// `postmaster.pid`), never by how its host was spelled (`127.1`, a name, a
+/// socket path, `::ffff:127.0.0.1` all reach the same server).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalServer {
+    pub pid: i32,
+    /// Its data directory, symbolic links resolved.
+    pub data_dir: PathBuf,
+}
+
+/// Looks for the upstream's postmaster among this machine's processes.
+pub async fn find_local(
+    c: &Client,
+    data_directory: Option<&std::path::Path>,
+) -> Option<LocalServer> {
+    let row = c
+        .query_one(
+            "SELECT pg_backend_pid(), current_setting('port')::int,
+                    extract(epoch FROM pg_postmaster_start_time())::int8",
+            &[],
+        )
+        .await
+        .ok()?;
+    let backend: i32 = row.get(0);
+    let port: i32 = row.get(1);
+    let started: i64 = row.get(2);
+    let postmaster = parent_pid(backend)?;
+    // The postmaster works in its data directory.
+    let cwd = std::fs::read_link(format!("/proc/{postmaster}/cwd")).ok();
+    for dir in cwd.iter().map(|p| p.as_path()).chain(data_directory) {
+        let Some(pf) = super::safety::live_pid_file(dir) else {
+            continue;
+        };
+        let same = pf.pid == postmaster
+            && pf.port == Some(port as u16)
+            && pf.start.is_some_and(|s| (s - started).abs() <= 5);
+        if same {
+            return Some(LocalServer {
+                pid: postmaster,
+                data_dir: std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf()),
+            });
+        }
+    }
+    None
+}
+
+/// The parent of process `pid` on this machine (field 4 of /proc/PID/stat,
+/// after the command name in parentheses, which may itself hold any byte).
+fn parent_pid(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(1)?.parse().ok()
 }

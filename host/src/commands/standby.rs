@@ -124,6 +124,10 @@ pub fn run(ctx: &Context, cmd: StandbyCommand) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    rt.block_on(clone::run(&conf, &plugins, &opts))?;
+    let result = rt.block_on(clone::run(&conf, &plugins, &opts));
+    // An interrupted plugin call may still be running on a blocking thread:
+    // do not wait for it.
+    rt.shutdown_background();
+    result?;
     Ok(ExitCode::SUCCESS)
 }

@@ -19,6 +19,8 @@ pub struct Entry {
     pub key: String,
     pub value: String,
     pub line: usize,
+    /// The file it is in (an included file, or the configuration file).
+    pub file: PathBuf,
 }
 
 /// A syntax error, with the file and line it is in.
@@ -43,24 +45,13 @@ impl ConfFile {
         Ok(Self::parse(path, &text)?)
     }
 
-    /// Parses `text`; `path` is only used in messages.
+    /// Parses `text` (the contents of `path`). `include`, `include_if_exists`
+    /// and `include_dir` are followed as PostgreSQL and repmgr follow them:
+    /// relative to the including file, a directory's `*.conf` files in name
+    /// order, at most 10 levels deep.
     pub fn parse(path: &Path, text: &str) -> Result<Self, ConfError> {
         let mut entries = Vec::new();
-        for (i, raw) in text.lines().enumerate() {
-            let line = i + 1;
-            let err = |message: &str| ConfError {
-                path: path.to_path_buf(),
-                line,
-                message: message.to_string(),
-            };
-            if let Some(entry) = parse_line(raw).map_err(|m| err(&m))? {
-                entries.push(Entry {
-                    key: entry.0,
-                    value: entry.1,
-                    line,
-                });
-            }
-        }
+        parse_into(path, text, 0, &mut entries)?;
         Ok(ConfFile {
             path: path.to_path_buf(),
             entries,
@@ -92,6 +83,7 @@ impl ConfFile {
             key: key.to_string(),
             value: value.to_string(),
             line: 0,
+            file: self.path.clone(),
         });
     }
 
@@ -112,12 +104,93 @@ impl ConfFile {
                 format!(
                     "unknown configuration key \"{}\" in \"{}\" line {} is ignored",
                     e.key,
-                    self.path.display(),
+                    e.file.display(),
                     e.line
                 )
             })
             .collect()
     }
+}
+
+/// How deep includes may nest (PostgreSQL's limit).
+const MAX_INCLUDE_DEPTH: usize = 10;
+
+fn parse_into(
+    path: &Path,
+    text: &str,
+    depth: usize,
+    entries: &mut Vec<Entry>,
+) -> Result<(), ConfError> {
+    for (i, raw) in text.lines().enumerate() {
+        let line = i + 1;
+        let err = |message: String| ConfError {
+            path: path.to_path_buf(),
+            line,
+            message,
+        };
+        let Some((key, value)) = parse_line(raw).map_err(err)? else {
+            continue;
+        };
+        match key.as_str() {
+            "include" | "include_if_exists" | "include_dir" => {
+                if depth >= MAX_INCLUDE_DEPTH {
+                    return Err(err(format!(
+                        "\"{value}\": includes nested more than {MAX_INCLUDE_DEPTH} deep"
+                    )));
+                }
+                let dir = path.parent().unwrap_or(Path::new("/"));
+                let target = dir.join(&value);
+                let files = if key == "include_dir" {
+                    conf_files_in(&target).map_err(|e| {
+                        err(format!(
+                            "cannot read include_dir \"{}\": {e}",
+                            target.display()
+                        ))
+                    })?
+                } else {
+                    vec![target]
+                };
+                for file in files {
+                    match std::fs::read_to_string(&file) {
+                        Ok(text) => parse_into(&file, &text, depth + 1, entries)?,
+                        Err(e)
+                            if key == "include_if_exists"
+                                && e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => {
+                            return Err(err(format!(
+                                "cannot read included file \"{}\": {e}",
+                                file.display()
+                            )))
+                        }
+                    }
+                }
+            }
+            _ => entries.push(Entry {
+                key,
+                value,
+                line,
+                file: path.to_path_buf(),
+            }),
+        }
+    }
+    Ok(())
+}
+
+/// The `*.conf` files of `dir` (not hidden), in name order.
+fn conf_files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            !name.starts_with('.') && name.ends_with(".conf") && p.is_file()
+        })
+        .collect();
+    v.sort();
+    Ok(v)
 }
 
 /// Parses one line into `(key, value)`, `None` for blank and comment lines.
@@ -192,6 +265,43 @@ mod tests {
 
     fn parse(text: &str) -> Result<ConfFile, ConfError> {
         ConfFile::parse(Path::new("/etc/repmgr.conf"), text)
+    }
+
+    #[test]
+    fn includes_are_followed_like_postgresql_follows_them() {
+        let t = tempfile::tempdir().unwrap();
+        let main = t.path().join("repmgr.conf");
+        std::fs::create_dir(t.path().join("conf.d")).unwrap();
+        std::fs::write(t.path().join("conf.d/b.conf"), "node_name=b\n").unwrap();
+        std::fs::write(t.path().join("conf.d/a.conf"), "node_name=a\nnode_id=7\n").unwrap();
+        std::fs::write(t.path().join("conf.d/.hidden.conf"), "node_id=99\n").unwrap();
+        std::fs::write(
+            t.path().join("extra.conf"),
+            "barman_server=pg\nbogus_key=1\n",
+        )
+        .unwrap();
+        std::fs::write(
+            &main,
+            "node_id=1\ninclude 'extra.conf'\ninclude_dir = 'conf.d'\ninclude_if_exists '/nonexistent/x.conf'\n",
+        )
+        .unwrap();
+        let c = ConfFile::load(&main).unwrap();
+        assert_eq!(c.get("barman_server"), Some("pg"));
+        assert_eq!(c.get("node_id"), Some("7"));
+        assert_eq!(c.get("node_name"), Some("b"));
+        // Warnings name the file the key is in.
+        let w = c.unknown_key_warnings(&[]);
+        assert!(w[0].contains("extra.conf\" line 2"), "{w:?}");
+        // A missing include is an error naming the line that asked for it.
+        std::fs::write(&main, "node_id=1\ninclude 'missing.conf'\n").unwrap();
+        let e = ConfFile::load(&main).unwrap_err().to_string();
+        assert!(e.contains("line 2") && e.contains("missing.conf"), "{e}");
+        // An include of itself ends at the depth limit instead of looping.
+        std::fs::write(&main, "include 'repmgr.conf'\n").unwrap();
+        assert!(ConfFile::load(&main)
+            .unwrap_err()
+            .to_string()
+            .contains("nested"));
     }
 
     #[test]

@@ -100,6 +100,7 @@ const PGCLONE_KEYS: &[&str] = &[
     "backup_source",
     "clone_jobs",
     "plugin_program_timeout",
+    "ssh_connect_timeout",
     "plugins_config",
     "replication_slot_name",
     "wal_restore_spool_dir",

@@ -44,10 +44,24 @@ pub async fn connect(r: &Resolved) -> anyhow::Result<Client> {
         .filter(|t| *t > 0)
         .unwrap_or(10);
     cfg.connect_timeout(Duration::from_secs(timeout));
+    // A server that stops answering mid-query is noticed within about 30 s.
+    cfg.keepalives(true)
+        .keepalives_idle(Duration::from_secs(15))
+        .keepalives_interval(Duration::from_secs(5))
+        .keepalives_retries(3);
     if let Some(pw) = &r.password {
         cfg.password(pw.as_bytes());
     }
-    let (client, conn) = cfg.connect(NoTls).await.map_err(|e| {
+    // tokio-postgres bounds only the TCP connection; libpq's connect_timeout
+    // bounds the whole start-up, so a host that accepts and never answers
+    // (a stuck proxy, a frozen server) is bounded here the same way.
+    let connecting = tokio::time::timeout(Duration::from_secs(timeout), cfg.connect(NoTls));
+    let connected = connecting.await.map_err(|_| {
+        Failure::new(format!("could not connect to {target}"))
+            .detail(format!("no answer within {timeout} s (connect_timeout)"))
+            .hint("check that the host and port are right and reachable from here; connect_timeout in the conninfo (or PGCONNECT_TIMEOUT) sets the limit")
+    })?;
+    let (client, conn) = connected.map_err(|e| {
         let mut f = Failure::new(format!("could not connect to {target}")).detail(error_text(&e));
         if r.password.is_none() && error_text(&e).contains("password") {
             f = f

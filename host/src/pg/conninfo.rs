@@ -13,15 +13,84 @@ pub struct ConnInfo {
 #[error("invalid connection string: {0}")]
 pub struct ConnInfoError(pub String);
 
+/// Every keyword libpq knows (PostgreSQL 9.6 to 18): libpq refuses any other
+/// (`invalid connection option`), so pgclone does too, before it is written
+/// into a `primary_conninfo` the standby could not use.
+const KEYWORDS: &[&str] = &[
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "passfile",
+    "require_auth",
+    "channel_binding",
+    "connect_timeout",
+    "client_encoding",
+    "options",
+    "application_name",
+    "fallback_application_name",
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_count",
+    "tcp_user_timeout",
+    "replication",
+    "gssencmode",
+    "sslmode",
+    "sslnegotiation",
+    "sslcompression",
+    "sslcert",
+    "sslkey",
+    "sslpassword",
+    "sslcertmode",
+    "sslrootcert",
+    "sslcrl",
+    "sslcrldir",
+    "sslsni",
+    "sslkeylogfile",
+    "requirepeer",
+    "ssl_min_protocol_version",
+    "ssl_max_protocol_version",
+    "min_protocol_version",
+    "max_protocol_version",
+    "krbsrvname",
+    "gsslib",
+    "gssdelegation",
+    "service",
+    "target_session_attrs",
+    "load_balance_hosts",
+    "scram_client_key",
+    "scram_server_key",
+    "oauth_issuer",
+    "oauth_client_id",
+    "oauth_client_secret",
+    "oauth_scope",
+    "authtype",
+    "tty",
+];
+
 impl ConnInfo {
     /// Parses a keyword/value string or a `postgresql://`/`postgres://` URI.
     pub fn parse(s: &str) -> Result<ConnInfo, ConnInfoError> {
         let t = s.trim();
-        if t.starts_with("postgresql://") || t.starts_with("postgres://") {
-            parse_uri(t)
+        let c = if t.starts_with("postgresql://") || t.starts_with("postgres://") {
+            parse_uri(t)?
         } else {
-            parse_kv(t)
+            parse_kv(t)?
+        };
+        if let Some((k, _)) = c
+            .params
+            .iter()
+            .find(|(k, _)| !KEYWORDS.contains(&k.as_str()))
+        {
+            return Err(ConnInfoError(format!(
+                "invalid connection option \"{}\" (not a libpq keyword)",
+                k.escape_debug()
+            )));
         }
+        Ok(c)
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
@@ -251,6 +320,25 @@ fn parse_uri(s: &str) -> Result<ConnInfo, ConnInfoError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keywords_libpq_does_not_know_are_refused_in_every_spelling() {
+        for bad in [
+            "host=a sslmod=require",
+            "postgresql://a/db?sslmod=require",
+            "postgresql://a/db?ssl%6dode%3D=require",
+            "postgresql://a/db?application%20name=x",
+        ] {
+            let e = ConnInfo::parse(bad).unwrap_err();
+            assert!(
+                e.to_string().contains("invalid connection option"),
+                "{bad}: {e}"
+            );
+        }
+        // A percent-encoded keyword that decodes to a real one is fine, as in libpq.
+        let c = ConnInfo::parse("postgresql://a/db?ssl%6dode=require").unwrap();
+        assert_eq!(c.get("sslmode"), Some("require"));
+    }
 
     #[test]
     fn keyword_value_strings() {

@@ -265,14 +265,8 @@ impl host_api::Host for PluginState {
             ));
         }
         let mut cmd = Command::new("ssh");
-        cmd.args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=10"])
-            // A server that stops answering is noticed within a minute.
-            .args([
-                "-o",
-                "ServerAliveInterval=15",
-                "-o",
-                "ServerAliveCountMax=4",
-            ]);
+        // The connect timeout and keepalives come with `ssh_options`.
+        cmd.args(["-o", "BatchMode=yes"]);
         if let Some(cp) = &self.env.control_path {
             cmd.args(["-o", "ControlMaster=no"])
                 .arg("-o")

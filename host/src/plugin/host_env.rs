@@ -14,7 +14,8 @@ pub struct HostEnv {
     pub config: ConfFile,
     /// Logical ssh targets from `plugins.toml` `[targets]`.
     pub targets: BTreeMap<String, String>,
-    /// Extra ssh options (`ssh_options` in the configuration), already split.
+    /// Extra ssh options (`ssh_options` in the configuration), already split,
+    /// followed by pgclone's connect timeout and liveness options.
     pub ssh_options: Vec<String>,
     /// A shared ssh connection (ControlPath) remote calls go through when it
     /// exists; without it they connect directly.
@@ -25,7 +26,12 @@ pub struct HostEnv {
     /// How long a program a plugin runs may take before it is killed
     /// (`plugin_program_timeout`, seconds; default [`DEFAULT_PROGRAM_TIMEOUT`]).
     pub program_timeout: Option<Duration>,
+    /// Seconds an ssh connection may take to be established.
+    pub ssh_connect_timeout: u32,
 }
+
+/// Seconds an ssh connection may take to be established (`ssh_connect_timeout`).
+pub const DEFAULT_SSH_CONNECT_TIMEOUT: u32 = 10;
 
 /// A program run for a plugin (ssh included) is killed after this long.
 pub const DEFAULT_PROGRAM_TIMEOUT: Duration = Duration::from_secs(600);
@@ -44,6 +50,19 @@ impl HostEnv {
             })?,
             None => Vec::new(),
         };
+        // Every ssh of a clone gives up on a host that does not answer (a
+        // dropped SYN, a server stuck before its banner) within the connect
+        // timeout, and on one that stops answering within a minute. After
+        // the operator's own options, so that theirs take precedence.
+        let connect_timeout = match config.get("ssh_connect_timeout") {
+            Some(v) => v.parse::<u32>().ok().filter(|t| *t > 0).ok_or_else(|| {
+                crate::report::Failure::new(format!("invalid ssh_connect_timeout \"{v}\""))
+                    .hint("a number of seconds greater than 0, e.g. 10")
+            })?,
+            None => DEFAULT_SSH_CONNECT_TIMEOUT,
+        };
+        let mut ssh_options = ssh_options;
+        ssh_options.extend(crate::remote::liveness_options(connect_timeout));
         let program_timeout = match config.get("plugin_program_timeout") {
             Some(v) => Some(Duration::from_secs(v.parse().map_err(|_| {
                 crate::report::Failure::new(format!("invalid plugin_program_timeout \"{v}\""))
@@ -53,6 +72,7 @@ impl HostEnv {
         };
         Ok(HostEnv {
             program_timeout,
+            ssh_connect_timeout: connect_timeout,
             config: config.clone(),
             targets: plugins.targets.clone(),
             ssh_options,

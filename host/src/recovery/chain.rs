@@ -44,12 +44,7 @@ pub fn validate(config: &RecoveryConfig, version: u32) -> Result<(), String> {
         if !seen.insert(s.name.as_str()) {
             return Err(format!("\"{}\" is set twice", s.name));
         }
-        if s.value.chars().any(|c| c.is_control()) {
-            return Err(format!(
-                "the value of \"{}\" contains a control character",
-                s.name
-            ));
-        }
+        gucs::check_value(&s.name, &s.value, version)?;
     }
     Ok(())
 }
