@@ -81,11 +81,31 @@ extern "C" fn on_signal(sig: libc::c_int) {
     }
     let child = CHILD.load(Ordering::SeqCst);
     if child > 0 {
-        unsafe { libc::kill(child, libc::SIGTERM) };
+        stop_child(child);
     }
     unsafe {
         libc::signal(sig, libc::SIG_DFL);
         libc::raise(sig);
+    }
+}
+
+/// SIGTERM, up to a second to go, then SIGKILL; reaped either way, so that
+/// no ssh outlives this process (async-signal-safe calls only).
+fn stop_child(child: i32) {
+    unsafe {
+        libc::kill(child, libc::SIGTERM);
+        let pause = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 20_000_000,
+        };
+        for _ in 0..50 {
+            if libc::waitpid(child, std::ptr::null_mut(), libc::WNOHANG) != 0 {
+                return;
+            }
+            libc::nanosleep(&pause, std::ptr::null_mut());
+        }
+        libc::kill(child, libc::SIGKILL);
+        libc::waitpid(child, std::ptr::null_mut(), 0);
     }
 }
 
