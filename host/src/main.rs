@@ -65,7 +65,7 @@ fn main() -> ExitCode {
         // the end of the archive (clap would exit 2).
         Err(e) if e.use_stderr() && std::env::args().nth(1).is_some() && is_wal_restore() => {
             let _ = e.print();
-            let dest = std::env::args().last().unwrap_or_default();
+            let dest = std::env::args().next_back().unwrap_or_default();
             return ExitCode::from(pgclone::walrestore::refusal_code(std::path::Path::new(
                 &dest,
             )));

@@ -331,10 +331,9 @@ fn remove_old_layout(top: &Path) {
     for e in rd.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         let old_log = name.starts_with("ssh-") && name.ends_with(".log");
-        if is_segment_name(&name) || OLD_LAYOUT.contains(&name.as_str()) || old_log {
-            if e.file_type().is_ok_and(|t| t.is_file()) {
-                let _ = std::fs::remove_file(e.path());
-            }
+        let old = is_segment_name(&name) || OLD_LAYOUT.contains(&name.as_str()) || old_log;
+        if old && e.file_type().is_ok_and(|t| t.is_file()) {
+            let _ = std::fs::remove_file(e.path());
         }
     }
 }
