@@ -100,9 +100,12 @@ fn main() {
     rows.push(("barman-wal-restore".into(), bwr(None)));
     rows.push(("barman-wal-restore --parallel 4".into(), bwr(Some("4"))));
 
+    // pgclone's spools: it trusts a spool only under directories no other
+    // user controls, and the scratch directory is postgres's, not root's.
+    let spools = tempfile::tempdir().unwrap();
     // pgclone wal-restore at several prefetch depths (a fresh spool each).
     for depth in ["0", "4", "16", "32"] {
-        let spool = sc.path(&format!("pgclone-spool-{depth}"));
+        let spool = spools.path().join(format!("pgclone-spool-{depth}"));
         let _ = std::fs::remove_dir_all(&spool);
         let rate = restore_all(&names, &out_dir, |n, dest| {
             let mut c = Command::new(exe);
@@ -146,14 +149,22 @@ fn main() {
     let _ = std::fs::remove_dir_all(&cp_dir);
 
     // Spool hits: wait until the next segment is spooled, then time the whole process.
-    let spool = sc.path("pgclone-spool-hits");
+    let spool = spools.path().join("pgclone-spool-hits");
     let hit_names = &names[..names.len().min(60)];
     let mut hits = Vec::new();
     let dest = out_dir.join("RECOVERYXLOG");
     for (i, n) in hit_names.iter().enumerate() {
         if i > 0 {
             let start = Instant::now();
-            while !spool.join(n).exists() && start.elapsed() < Duration::from_secs(10) {
+            // Each source has its own directory in the spool.
+            let spooled = || {
+                std::fs::read_dir(&spool)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .any(|d| d.path().join(n).exists())
+            };
+            while !spooled() && start.elapsed() < Duration::from_secs(10) {
                 std::thread::sleep(Duration::from_millis(2));
             }
         }

@@ -54,8 +54,24 @@ enum Command {
     Plugin(commands::plugin::PluginCommand),
 }
 
+fn is_wal_restore() -> bool {
+    std::env::args().any(|a| a == "wal-restore")
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // restore_command: in a targeted recovery a bad flag must not read as
+        // the end of the archive (clap would exit 2).
+        Err(e) if e.use_stderr() && std::env::args().nth(1).is_some() && is_wal_restore() => {
+            let _ = e.print();
+            let dest = std::env::args().next_back().unwrap_or_default();
+            return ExitCode::from(pgclone::walrestore::refusal_code(std::path::Path::new(
+                &dest,
+            )));
+        }
+        Err(e) => e.exit(),
+    };
     let filter = match cli.verbose {
         0 => "warn",
         1 => "info",

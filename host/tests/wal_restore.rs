@@ -63,14 +63,42 @@ impl Lab {
     }
 }
 
-fn restore_command(lab: &Lab) -> String {
+fn restore_command(lab: &Lab, extra: &str) -> String {
     format!(
-        "{} wal-restore --ssh-option=-F{} -c {} --spool-dir {} barmansrv pg %f %p",
+        "{} wal-restore --ssh-option=-F{} -c {} --spool-dir {} {extra} barmansrv pg %f %p",
         env!("CARGO_BIN_EXE_pgclone"),
         lab.sshd.ssh_config.display(),
         lab.barman.config.display(),
         lab.sc.path("spool").display()
     )
+}
+
+/// Every file in the spool, in whichever source's directory it is.
+fn spooled(top: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(top).into_iter().flatten().flatten() {
+        if e.path().is_dir() {
+            out.extend(
+                std::fs::read_dir(e.path())
+                    .unwrap()
+                    .flatten()
+                    .map(|f| f.path()),
+            );
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
+}
+
+/// The source directories in the spool whose names start with `prefix`.
+fn source_dirs(top: &Path, prefix: &str) -> Vec<PathBuf> {
+    std::fs::read_dir(top)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+        .map(|e| e.path())
+        .collect()
 }
 
 #[test]
@@ -89,7 +117,8 @@ fn archive_recovery_replays_fifty_segments_through_wal_restore() {
     lab.primary.sql("INSERT INTO t VALUES (1000)");
     lab.barman.archive_now();
 
-    let mut st = restore_for_archive_recovery(&lab, &lab.primary, "pgclone_target");
+    let mut st =
+        restore_for_archive_recovery(&lab, &lab.primary, "standby", Some("pgclone_target"), "");
     st.start();
     st.wait_for("SELECT pg_is_in_recovery()", "f", Duration::from_secs(180));
     assert_eq!(st.sql("SELECT count(*) FROM t"), "60");
@@ -102,12 +131,19 @@ fn archive_recovery_replays_fifty_segments_through_wal_restore() {
     );
 }
 
-/// Clones Barman's latest backup of `pg` (the upstream is `upstream`)
-/// and turns the copy into an archive recovery only: no primary_conninfo,
-/// WAL through `pgclone wal-restore` up to the restore point `target_name`,
-/// then promote. The server is not started.
-fn restore_for_archive_recovery(lab: &Lab, upstream: &Pg, target_name: &str) -> Pg {
-    let target = lab.sc.path("standby");
+/// Clones Barman's latest backup of `pg` (the upstream is `upstream`) into
+/// `dir` and turns the copy into an archive recovery only: no
+/// primary_conninfo, WAL through `pgclone wal-restore` (with `extra` flags) up
+/// to the restore point `target_name` (else to the end of the archive), then
+/// promote. The server is not started.
+fn restore_for_archive_recovery(
+    lab: &Lab,
+    upstream: &Pg,
+    dir: &str,
+    target_name: Option<&str>,
+    extra: &str,
+) -> Pg {
+    let target = lab.sc.path(dir);
     let cfg = lab.sc.write(
         "pgclone.conf",
         &format!(
@@ -127,12 +163,15 @@ fn restore_for_archive_recovery(lab: &Lab, upstream: &Pg, target_name: &str) -> 
         .filter(|l| !l.starts_with("primary_conninfo"))
         .map(|l| format!("{l}\n"))
         .collect();
+    let target_line = target_name
+        .map(|t| format!("recovery_target_name = '{t}'\n"))
+        .unwrap_or_default();
     std::fs::write(
         target.join("postgresql.auto.conf"),
         format!(
-            "{auto}restore_command = '{}'\nrecovery_target_name = '{target_name}'\n\
+            "{auto}restore_command = '{}'\n{target_line}\
              recovery_target_timeline = 'latest'\nrecovery_target_action = 'promote'\n",
-            restore_command(lab)
+            restore_command(lab, extra)
         ),
     )
     .unwrap();
@@ -185,7 +224,8 @@ fn archive_recovery_follows_a_timeline_switch() {
     lab.barman.archive_now();
 
     // The backup from timeline 1 is restored and follows the history to timeline 2.
-    let mut st = restore_for_archive_recovery(&lab, &new_primary, "after_failover");
+    let mut st =
+        restore_for_archive_recovery(&lab, &new_primary, "standby", Some("after_failover"), "");
     st.start();
     st.wait_for("SELECT pg_is_in_recovery()", "f", Duration::from_secs(180));
     assert_eq!(st.sql("SELECT count(*) FROM t"), "6");
@@ -203,15 +243,12 @@ fn archive_recovery_follows_a_timeline_switch() {
         "{log}"
     );
     // History files are never kept in the spool.
-    let spooled: Vec<String> = std::fs::read_dir(lab.sc.path("spool"))
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
+    let spooled = spooled(&lab.sc.path("spool"));
+    assert!(!spooled.is_empty());
     assert!(
-        !spooled.iter().any(|n| n.contains("history")),
+        !spooled
+            .iter()
+            .any(|n| n.file_name().unwrap().to_string_lossy().contains("history")),
         "{spooled:?}"
     );
 }
@@ -323,15 +360,11 @@ fn prefetched_segments_are_handed_over_and_concurrent_calls_agree() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let spool = lab.sc.path("spool");
     let start = std::time::Instant::now();
-    while !spool.join(&names[3]).exists() {
+    while !spooled(&spool).iter().any(|p| p.ends_with(&names[3])) {
         assert!(
             start.elapsed() < Duration::from_secs(30),
-            "the prefetcher never filled the spool: {:?}\n{}",
-            std::fs::read_dir(&spool)
-                .unwrap()
-                .map(|e| e.unwrap().file_name())
-                .collect::<Vec<_>>(),
-            std::fs::read_to_string(spool.join("prefetch.log")).unwrap_or_default()
+            "the prefetcher never filled the spool: {:?}",
+            spooled(&spool)
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -474,4 +507,643 @@ fn partial_segments_only_with_dash_p() {
     let out = lab.wal_restore(&["-p", "0", "-P"], &current, &dest);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(std::fs::metadata(&dest).unwrap().len(), 16 << 20);
+}
+
+/// `pgclone` as the postgres user (as [`pgclone`] runs it), killed after
+/// `limit` seconds so that a hang fails the test instead of stalling it;
+/// with how long it ran.
+fn pgclone_bounded(sc: &Scratch, args: &[String], limit: u64) -> (Output, Duration) {
+    let t = std::time::Instant::now();
+    let out = run(as_pg("timeout")
+        .args(["-s", "KILL", &limit.to_string(), "env", "-i"])
+        .arg(format!("HOME={}", sc.dir.display()))
+        .arg("PATH=/usr/local/bin:/usr/bin:/bin")
+        .arg(env!("CARGO_BIN_EXE_pgclone"))
+        .args(args));
+    (out, t.elapsed())
+}
+
+/// A directory that restore_command takes for a data directory (PG_VERSION,
+/// pg_wal/, `files`, and a copy of `pg_control` if given); returns %p in it.
+fn fake_data_dir(
+    sc: &Scratch,
+    name: &str,
+    version: &str,
+    files: &[&str],
+    pg_control: Option<&Path>,
+) -> PathBuf {
+    let dir = sc.mkdir(name);
+    std::fs::create_dir_all(dir.join("pg_wal")).unwrap();
+    std::fs::write(dir.join("PG_VERSION"), format!("{version}\n")).unwrap();
+    for f in files {
+        let (file, text) = f.split_once(':').unwrap_or((f, ""));
+        std::fs::write(dir.join(file), text).unwrap();
+    }
+    if let Some(control) = pg_control {
+        std::fs::create_dir_all(dir.join("global")).unwrap();
+        std::fs::copy(control, dir.join("global/pg_control")).unwrap();
+    }
+    run_ok(
+        std::process::Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(&dir),
+    );
+    dir.join("pg_wal/RECOVERYXLOG")
+}
+
+/// The pids of processes whose command line has every one of `parts`, the
+/// first being the program's name.
+fn processes_with(parts: &[&str]) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+                return false;
+            };
+            let args: Vec<String> = raw
+                .split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            args.first()
+                .is_some_and(|a0| a0.rsplit('/').next() == Some(parts[0]))
+                && parts[1..].iter().all(|p| args.iter().any(|a| a == p))
+        })
+        .collect()
+}
+
+fn temp_files_under(dir: &Path) -> Vec<PathBuf> {
+    snapshot(dir)
+        .into_iter()
+        .map(|(p, _, _)| p)
+        .filter(|p| p.to_string_lossy().contains(".tmp."))
+        .collect()
+}
+
+#[test]
+fn a_host_that_never_answers_is_reported_within_the_bound() {
+    let sc = Scratch::new("walblackhole");
+    // The kernel accepts connections on it and nothing ever answers: ssh
+    // waits in its banner exchange, as with a host that drops packets.
+    let hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = hole.local_addr().unwrap().port().to_string();
+    let conf = sc.write("empty.conf", "");
+    let name = "000000010000000000000005";
+    let args = |spool: &str, dest: &Path, extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = [
+            "-f",
+            conf.to_str().unwrap(),
+            "wal-restore",
+            "--ssh-option=-oStrictHostKeyChecking=no",
+            "--ssh-option=-oUserKnownHostsFile=/dev/null",
+            "-p",
+            "0",
+            "--port",
+            &port,
+            "--spool-dir",
+            sc.path(spool).to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v.extend([
+            "barman@127.0.0.1".into(),
+            "pg".into(),
+            name.into(),
+            dest.display().to_string(),
+        ]);
+        v
+    };
+
+    // Not a data directory, and a standby: 3 within the connect timeout,
+    // naming the host and what was being done.
+    let plain = sc.mkdir("plain").join("RECOVERYXLOG");
+    let standby = fake_data_dir(
+        &sc,
+        "standby",
+        "15",
+        &["recovery.signal", "standby.signal"],
+        None,
+    );
+    let pg11_standby = fake_data_dir(
+        &sc,
+        "standby11",
+        "11",
+        &["recovery.conf:standby_mode = 'on'\n"],
+        None,
+    );
+    for dest in [&plain, &standby, &pg11_standby] {
+        let (out, took) =
+            pgclone_bounded(&sc, &args("spool", dest, &["--connect-timeout", "2"]), 60);
+        assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+        assert!(took < Duration::from_secs(10), "took {took:?}");
+        let err = stderr(&out);
+        assert!(
+            err.contains("barman@127.0.0.1") && err.contains(&port),
+            "{err}"
+        );
+        assert!(err.contains(&format!("fetching {name}")), "{err}");
+        assert!(!dest.exists());
+    }
+
+    // Targeted recovery (PITR): retried for --retry-for, then the status
+    // that makes PostgreSQL stop recovery instead of promoting early.
+    let pitr = fake_data_dir(&sc, "pitr", "15", &["recovery.signal"], None);
+    let pitr11 = fake_data_dir(
+        &sc,
+        "pitr11",
+        "11",
+        &["recovery.conf:restore_command = 'x'\n"],
+        None,
+    );
+    for dest in [&pitr, &pitr11] {
+        let (out, took) = pgclone_bounded(
+            &sc,
+            &args(
+                "spool",
+                dest,
+                &["--connect-timeout", "2", "--retry-for", "5"],
+            ),
+            60,
+        );
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(128), "{err}");
+        assert!(
+            took >= Duration::from_secs(5) && took < Duration::from_secs(20),
+            "took {took:?}"
+        );
+        assert!(err.contains("retrying"), "{err}");
+        assert!(
+            err.contains("stopping recovery") && err.contains("barman@127.0.0.1"),
+            "{err}"
+        );
+        assert!(err.contains("HINT: tried for"), "{err}");
+        assert!(!dest.exists());
+    }
+
+    // SIGTERM (PostgreSQL shutting down) while ssh waits: the process ends at
+    // once and leaves neither its ssh nor a temporary file behind.
+    let term_dest = sc.mkdir("term").join("RECOVERYXLOG");
+    let term_args = args(
+        "spool-term",
+        &term_dest,
+        &["--connect-timeout", "60", "--timeout", "60"],
+    );
+    let spool_arg = sc.path("spool-term").display().to_string();
+    let bg = {
+        let dir = sc.dir.clone();
+        std::thread::spawn(move || {
+            let sc = std::mem::ManuallyDrop::new(Scratch { dir });
+            pgclone_bounded(&sc, &term_args, 120)
+        })
+    };
+    let start = std::time::Instant::now();
+    let ssh = loop {
+        let found = processes_with(&["ssh", "-p", &port]);
+        if !found.is_empty() {
+            break found;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "ssh never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let pgclone_pid = processes_with(&["pgclone", &spool_arg]);
+    assert_eq!(pgclone_pid.len(), 1, "{pgclone_pid:?}");
+    let signalled = std::time::Instant::now();
+    unsafe { libc::kill(pgclone_pid[0], libc::SIGTERM) };
+    let (out, _) = bg.join().unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(signalled.elapsed() < Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(500));
+    let left: Vec<i32> = ssh
+        .iter()
+        .copied()
+        .filter(|p| Path::new(&format!("/proc/{p}")).exists())
+        .collect();
+    assert!(left.is_empty(), "ssh left running: {left:?}");
+    assert!(!term_dest.exists());
+    let tmp = temp_files_under(&sc.dir);
+    assert!(tmp.is_empty(), "{tmp:?}");
+    drop(hole);
+}
+
+#[test]
+fn spools_another_user_could_write_are_refused_and_nothing_is_delivered() {
+    let sc = Scratch::new("walspooltrust");
+    let conf = sc.write("empty.conf", "");
+    let name = "000000010000000000000005";
+    let planted = "planted by another user";
+    let args = |spool: &Path, dest: &Path| -> Vec<String> {
+        [
+            "-f",
+            conf.to_str().unwrap(),
+            "wal-restore",
+            "-p",
+            "0",
+            "--connect-timeout",
+            "2",
+            "--port",
+            "1",
+            "--spool-dir",
+            spool.to_str().unwrap(),
+            "barman@127.0.0.1",
+            "pg",
+            name,
+            dest.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let dest = sc.mkdir("pg_wal").join("RECOVERYXLOG");
+    // Another user got there first (any user can make /var/tmp/walrestore).
+    let theirs =
+        std::env::temp_dir().join(format!("pgclone-test-{}-nobody-spool", std::process::id()));
+    let _ = std::fs::remove_dir_all(&theirs);
+    let q = |p: &Path| shell_words::quote(p.to_str().unwrap()).into_owned();
+    run_ok(as_user("nobody", "sh").arg("-c").arg(format!(
+        "mkdir -m 0777 {d} && printf '{planted}' > {d}/{name} && chmod 0666 {d}/{name}",
+        d = q(&theirs)
+    )));
+    // Ours, but writable by everyone.
+    let open = sc.mkdir("open-spool");
+    chmod(&open, 0o777);
+    plant(&open.join(name), planted);
+    // A symlink to theirs.
+    let link = sc.path("link-spool");
+    std::os::unix::fs::symlink(&theirs, &link).unwrap();
+    run_ok(
+        std::process::Command::new("chown")
+            .args(["-h", "postgres:postgres"])
+            .arg(&link),
+    );
+    // Ours, inside a directory another user can rename it out of.
+    let loose = sc.mkdir("loose");
+    chmod(&loose, 0o777);
+    let under_loose = loose.join("spool");
+    std::fs::create_dir(&under_loose).unwrap();
+    chmod(&under_loose, 0o700);
+    plant(&under_loose.join(name), planted);
+    run_ok(
+        std::process::Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(&loose),
+    );
+    // A good spool whose source directory is another user's.
+    let good = sc.mkdir("good-spool");
+    chmod(&good, 0o700);
+    let out = pgclone(&sc, &to_refs(&args(&good, &dest)), &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let source = source_dirs(&good, "barman-pg-");
+    assert_eq!(source.len(), 1, "{:?}", spooled(&good));
+    plant(&source[0].join(name), planted);
+    run_ok(
+        std::process::Command::new("chown")
+            .args(["-R", "nobody"])
+            .arg(&source[0]),
+    );
+    chmod(&source[0], 0o777);
+
+    for spool in [&theirs, &open, &link, &under_loose, &good] {
+        let out = pgclone(&sc, &to_refs(&args(spool, &dest)), &[]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{}: {err}", spool.display());
+        assert!(err.contains("refusing to use the spool directory"), "{err}");
+        assert!(
+            err.contains("HINT: remove it or choose another with --spool-dir"),
+            "{err}"
+        );
+        assert!(!dest.exists(), "delivered from {}", spool.display());
+    }
+    // In a targeted recovery the refusal stops recovery rather than end it.
+    let pitr = fake_data_dir(&sc, "pitr", "15", &["recovery.signal"], None);
+    let out = pgclone(&sc, &to_refs(&args(&theirs, &pitr)), &[]);
+    assert_eq!(out.status.code(), Some(128), "{}", stderr(&out));
+    assert!(!pitr.exists());
+    std::fs::remove_dir_all(&theirs).unwrap();
+}
+
+fn to_refs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+fn as_user(user: &str, program: &str) -> std::process::Command {
+    let mut c = std::process::Command::new("runuser");
+    c.args(["-u", user, "--", program]);
+    c
+}
+
+fn chmod(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Writes `contents` at `p`, owned by postgres (or its directory's owner).
+fn plant(p: &Path, contents: impl AsRef<[u8]>) {
+    std::fs::write(p, contents).unwrap();
+    run_ok(
+        std::process::Command::new("chown")
+            .arg("postgres:postgres")
+            .arg(p),
+    );
+}
+
+impl Lab {
+    /// `wal_restore` for another Barman server of the same Barman host.
+    fn wal_restore_server(&self, server: &str, extra: &[&str], name: &str, dest: &Path) -> Output {
+        let cfg = format!("--ssh-option=-F{}", self.sshd.ssh_config.display());
+        let spool = self.sc.path("spool");
+        let conf = self.sc.write("empty.conf", "");
+        let mut args = vec![
+            "-f",
+            conf.to_str().unwrap(),
+            "wal-restore",
+            &cfg,
+            "-c",
+            self.barman.config.to_str().unwrap(),
+            "--spool-dir",
+            spool.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        args.extend(["barmansrv", server, name, dest.to_str().unwrap()]);
+        pgclone(&self.sc, &args, &[])
+    }
+
+    fn archived_file(&self, server: &str, name: &str) -> PathBuf {
+        self.barman
+            .home
+            .join(server)
+            .join("wals")
+            .join(&name[..16])
+            .join(name)
+    }
+
+    /// Writes and switches `n` segments; returns their names.
+    fn switch_segments(&self, n: usize) -> Vec<String> {
+        let mut names = Vec::new();
+        for i in 0..n {
+            self.primary.sql(&format!(
+                "CREATE TABLE IF NOT EXISTS s(i int); INSERT INTO s VALUES ({i})"
+            ));
+            names.push(
+                self.primary
+                    .sql("SELECT pg_walfile_name(pg_current_wal_lsn())"),
+            );
+            self.primary.sql("SELECT pg_switch_wal()");
+        }
+        self.barman.archive_now();
+        names
+    }
+}
+
+#[test]
+fn one_barman_server_s_segments_and_facts_never_serve_another() {
+    let lab = lab("walsources");
+    // Segments only `pg` has: `pg2` starts archiving after them.
+    let only_pg = lab.switch_segments(7);
+    lab.barman.add_server("pg2", "");
+    let both = lab.switch_segments(1);
+    lab.barman.ok(&[
+        "switch-wal",
+        "--force",
+        "--archive",
+        "--archive-timeout",
+        "60",
+        "pg2",
+    ]);
+    let listing = || format!("{:?} / {:?}", snapshot(&lab.barman.home.join("pg2")), both);
+    assert!(
+        !lab.archived_file("pg2", &only_pg[1]).exists(),
+        "{}",
+        listing()
+    );
+    assert!(lab.archived_file("pg2", &both[0]).exists(), "{}", listing());
+    let dir = lab.sc.mkdir("pg_wal");
+    let dest = dir.join("RECOVERYXLOG");
+
+    // pg: delivered, and its prefetcher spools what follows.
+    let out = lab.wal_restore(&["-p", "4"], &only_pg[0], &dest);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    std::fs::remove_file(&dest).unwrap();
+    let spool = lab.sc.path("spool");
+    let start = std::time::Instant::now();
+    while !spooled(&spool).iter().any(|p| p.ends_with(&only_pg[1])) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{:?}",
+            spooled(&spool)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // pg2 has no such segment: not pg's spooled one, not from pg's WAL
+    // directory (whose location pg's requests cached).
+    for name in [&only_pg[1], &only_pg[6]] {
+        let out = lab.wal_restore_server("pg2", &["-p", "0"], name, &dest);
+        assert_eq!(out.status.code(), Some(1), "{name}: {}", stderr(&out));
+        assert!(!dest.exists(), "pg's {name} was delivered for pg2");
+    }
+    // What pg2 has, it gets from its own archive.
+    let out = lab.wal_restore_server("pg2", &["-p", "0"], &both[0], &dest);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read(&dest).unwrap(),
+        std::fs::read(lab.archived_file("pg2", &both[0])).unwrap()
+    );
+    // Each source has its own directory, and its own facts.
+    let pg = source_dirs(&spool, "barman-pg-");
+    let pg2 = source_dirs(&spool, "barman-pg2-");
+    assert_eq!((pg.len(), pg2.len()), (1, 1), "{:?}", spooled(&spool));
+    let info = std::fs::read_to_string(pg2[0].join("server.info")).unwrap();
+    assert!(info.contains("/pg2/wals"), "{info}");
+    assert!(pg2[0].join(&only_pg[1]).symlink_metadata().is_err());
+    // pg's spooled segment is still pg's, and still delivered to pg.
+    let out = lab.wal_restore(&["-p", "0"], &only_pg[1], &dest);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
+fn planted_damaged_or_foreign_segments_are_never_delivered() {
+    let lab = lab("walplant");
+    let name = lab.switch_segments(1).remove(0);
+    let real = std::fs::read(lab.archived_file("pg", &name)).unwrap();
+    // A second cluster (its own initdb, its own system identifier) with a
+    // segment of the same name.
+    let mut other = Pg::init(&lab.sc, "other");
+    other.start();
+    loop {
+        other.sql("CREATE TABLE IF NOT EXISTS o(i int); INSERT INTO o VALUES (1)");
+        let current = other.sql("SELECT pg_walfile_name(pg_current_wal_lsn())");
+        if current > name {
+            break;
+        }
+        other.sql("SELECT pg_switch_wal()");
+    }
+    let foreign = std::fs::read(other.data.join("pg_wal").join(&name))
+        .unwrap_or_else(|e| panic!("{name}: {e}: {:?}", snapshot(&other.data.join("pg_wal"))));
+    assert_eq!(foreign.len(), real.len());
+    assert_ne!(foreign[24..32], real[24..32], "the same system identifier?");
+    // restore_command's view: a data directory of the primary's cluster.
+    let dest = fake_data_dir(
+        &lab.sc,
+        "data",
+        "15",
+        &[],
+        Some(&lab.primary.data.join("global/pg_control")),
+    );
+    let out = lab.wal_restore(&["-p", "0"], &name, &dest);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    std::fs::remove_file(&dest).unwrap();
+    let source = source_dirs(&lab.sc.path("spool"), "barman-pg-").remove(0);
+
+    // Planted in the spool: discarded, and the archived file delivered.
+    let truncated = real[..1 << 20].to_vec();
+    let garbage = vec![0x5a; real.len()];
+    let elsewhere = lab.sc.path("elsewhere");
+    plant(&elsewhere, &real);
+    for (what, bytes) in [
+        ("truncated", Some(truncated)),
+        ("garbage", Some(garbage)),
+        ("another cluster's", Some(foreign.clone())),
+        ("a symlink", None),
+    ] {
+        match bytes {
+            Some(b) => plant(&source.join(&name), b),
+            None => {
+                std::os::unix::fs::symlink(&elsewhere, source.join(&name)).unwrap();
+                run_ok(
+                    std::process::Command::new("chown")
+                        .args(["-h", "postgres:postgres"])
+                        .arg(source.join(&name)),
+                );
+            }
+        }
+        let out = lab.wal_restore(&["-p", "0"], &name, &dest);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(0), "{what}: {err}");
+        assert!(
+            err.contains(&format!("discarded the spooled {name}")),
+            "{what}: {err}"
+        );
+        let meta = std::fs::symlink_metadata(&dest).unwrap();
+        assert!(meta.is_file(), "{what}: %p is not a regular file");
+        assert!(
+            std::fs::read(&dest).unwrap() == real,
+            "{what} was delivered"
+        );
+        std::fs::remove_file(&dest).unwrap();
+    }
+    assert!(elsewhere.exists());
+
+    // Another cluster's segment in the archive itself: never delivered.
+    let archived = lab.archived_file("pg", &name);
+    std::fs::write(&archived, &foreign).unwrap();
+    let out = lab.wal_restore(&["-p", "0"], &name, &dest);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(
+        err.contains("not delivered") && err.contains("database system"),
+        "{err}"
+    );
+    assert!(!dest.exists());
+    // In a targeted recovery it stops recovery (4 would end it and promote).
+    std::fs::write(
+        dest.parent()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .join("recovery.signal"),
+        "",
+    )
+    .unwrap();
+    let out = lab.wal_restore(&["-p", "0"], &name, &dest);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(128), "{err}");
+    assert!(err.contains("stopping recovery: not delivered"), "{err}");
+    assert!(!dest.exists());
+    std::fs::write(&archived, &real).unwrap();
+}
+
+/// Waits until the server's log shows at least `n` restored files.
+fn wait_restored(st: &Pg, n: usize) {
+    let start = std::time::Instant::now();
+    loop {
+        let log = std::fs::read_to_string(&st.log).unwrap_or_default();
+        if log.matches("restored log file").count() >= n {
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "{log}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn pitr_outlasts_a_barman_outage_and_stops_without_promoting_when_barman_stays_away() {
+    let mut lab = lab("walpitr");
+    lab.primary.sql("CREATE TABLE t(i int)");
+    lab.barman.backup();
+    for i in 0..40 {
+        lab.primary.sql(&format!(
+            "INSERT INTO t VALUES ({i}); SELECT pg_switch_wal()"
+        ));
+    }
+    lab.primary
+        .sql("SELECT pg_create_restore_point('pitr_target')");
+    lab.primary.sql("INSERT INTO t VALUES (1000)");
+    lab.barman.archive_now();
+
+    // Barman's host goes away midway and comes back within --retry-for:
+    // recovery waits, then reaches its target.
+    let flags = "-p 0 --connect-timeout 2 --retry-for 40";
+    let mut st =
+        restore_for_archive_recovery(&lab, &lab.primary, "pitr", Some("pitr_target"), flags);
+    st.start_nowait();
+    wait_restored(&st, 5);
+    lab.sshd.stop();
+    std::thread::sleep(Duration::from_secs(8));
+    // Still recovering, not promoted.
+    let log = std::fs::read_to_string(&st.log).unwrap();
+    assert!(log.contains("retrying (recovery stops in"), "{log}");
+    assert!(!st.data.join("pg_wal/00000002.history").exists(), "{log}");
+    assert!(!log.contains("archive recovery complete"), "{log}");
+    assert!(st.data.join("postmaster.pid").exists(), "{log}");
+    lab.sshd.restart();
+    st.wait_for("SELECT pg_is_in_recovery()", "f", Duration::from_secs(180));
+    assert_eq!(st.sql("SELECT count(*) FROM t"), "40");
+    let log = std::fs::read_to_string(&st.log).unwrap();
+    assert!(
+        log.contains("recovery stopping at restore point \"pitr_target\""),
+        "{log}"
+    );
+    st.stop();
+
+    // Barman's host goes away for good, in a recovery to the end of the
+    // archive (the case where PostgreSQL 13+ does not object to ending
+    // early): recovery stops; the server neither promotes nor runs on.
+    let flags = "-p 0 --connect-timeout 2 --retry-for 4";
+    let mut st = restore_for_archive_recovery(&lab, &lab.primary, "pitr2", None, flags);
+    st.start_nowait();
+    wait_restored(&st, 5);
+    lab.sshd.stop();
+    let start = std::time::Instant::now();
+    while st.data.join("postmaster.pid").exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the server still runs:\n{}",
+            std::fs::read_to_string(&st.log).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let log = std::fs::read_to_string(&st.log).unwrap();
+    assert!(log.contains("stopping recovery"), "{log}");
+    assert!(log.contains("could not restore file"), "{log}");
+    assert!(!log.contains("selected new timeline ID"), "{log}");
+    assert!(!log.contains("archive recovery complete"), "{log}");
+    assert!(!st.data.join("pg_wal/00000002.history").exists(), "{log}");
+    let control = run_ok(as_pg(pg_bindir().join("pg_controldata")).arg(&st.data));
+    assert!(control.contains("in archive recovery"), "{control}");
+    lab.sshd.restart();
 }

@@ -16,9 +16,12 @@ use super::Context;
 ///   restore_command = 'pgclone -f /etc/repmgr.conf wal-restore %f %p'   (host and server from the file)
 ///
 /// Exit codes: 0 the checked file is at %p; 1 not in the archive (normal at
-/// its end); 2 invalid arguments or configuration; 3 Barman unreachable or
-/// failing; 4 the archived file is damaged and was not delivered. None is above
-/// 125, so PostgreSQL never aborts recovery because of pgclone.
+/// its end); 2 invalid arguments, configuration or spool; 3 Barman unreachable
+/// or failing; 4 the archived file is damaged or of another cluster and was not
+/// delivered. In a targeted recovery (recovery.signal without standby.signal),
+/// where PostgreSQL would take 2-4 as the end of the archive and promote early,
+/// they become 128 (after retrying an unreachable Barman for --retry-for
+/// seconds), which makes PostgreSQL stop recovery instead.
 #[derive(Args)]
 pub struct WalRestoreArgs {
     /// BARMAN_HOST SERVER WAL_NAME WAL_DEST, or WAL_NAME WAL_DEST with
@@ -61,11 +64,60 @@ pub struct WalRestoreArgs {
     /// Extra ssh option (repeatable; default: ssh_options from the configuration).
     #[arg(long = "ssh-option", value_name = "OPT", allow_hyphen_values = true)]
     ssh_option: Vec<String>,
+    /// Seconds ssh may take to connect to the Barman host (default: ssh_connect_timeout, else 10).
+    #[arg(long, value_name = "SECONDS")]
+    connect_timeout: Option<u64>,
+    /// Seconds one remote operation may take before it is stopped (default: wal_restore_timeout, else 120).
+    #[arg(long, value_name = "SECONDS")]
+    timeout: Option<u64>,
+    /// Targeted recovery: seconds to retry an unreachable or failing Barman before stopping
+    /// recovery (default: wal_restore_retry_seconds, else 60).
+    #[arg(long, value_name = "SECONDS")]
+    retry_for: Option<u64>,
     #[arg(long, hide = true)]
     prefetch_daemon: bool,
 }
 
+/// In a targeted recovery even an invalid command line must not read as the
+/// end of the archive: [`walrestore::refusal_code`] says which status.
 pub fn run(ctx: &Context, a: WalRestoreArgs) -> anyhow::Result<ExitCode> {
+    let dest = a.args.last().cloned().unwrap_or_default();
+    let code = match run_inner(ctx, a) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{}", pgclone::report::render(&e));
+            exit::USAGE
+        }
+    };
+    if code == exit::USAGE {
+        return Ok(ExitCode::from(walrestore::refusal_code(
+            std::path::Path::new(&dest),
+        )));
+    }
+    Ok(ExitCode::from(code))
+}
+
+/// A number of seconds from a flag, else a configuration key, else a default.
+fn seconds(
+    flag: Option<u64>,
+    conf: &pgclone::config::ConfFile,
+    key: &str,
+    default: u64,
+) -> anyhow::Result<u64> {
+    if let Some(v) = flag {
+        return Ok(v);
+    }
+    match conf.get(key) {
+        None => Ok(default),
+        Some(v) => v.trim().parse().map_err(|_| {
+            pgclone::report::Failure::new(format!("invalid value for {key}: \"{v}\""))
+                .hint("give a whole number of seconds")
+                .into()
+        }),
+    }
+}
+
+fn run_inner(ctx: &Context, a: WalRestoreArgs) -> anyhow::Result<u8> {
     let conf = ctx.config()?;
     let (host, server, name, dest) = match a.args.as_slice() {
         [h, s, n, d] => (h.clone(), s.clone(), n.clone(), d.clone()),
@@ -74,16 +126,16 @@ pub fn run(ctx: &Context, a: WalRestoreArgs) -> anyhow::Result<ExitCode> {
             (Some(h), Some(s)) => (h.to_string(), s.to_string(), n.clone(), d.clone()),
             _ => {
                 eprintln!("ERROR: pgclone wal-restore: give BARMAN_HOST SERVER %f %p, or set barman_host and barman_server");
-                return Ok(ExitCode::from(exit::USAGE));
+                return Ok(exit::USAGE);
             }
         },
         [] if a.test => match (conf.get("barman_host"), conf.get("barman_server")) {
             (Some(h), Some(s)) => (h.to_string(), s.to_string(), String::new(), String::new()),
-            _ => return Ok(ExitCode::from(exit::USAGE)),
+            _ => return Ok(exit::USAGE),
         },
         _ => {
             eprintln!("ERROR: pgclone wal-restore: expected BARMAN_HOST SERVER WAL_NAME WAL_DEST");
-            return Ok(ExitCode::from(exit::USAGE));
+            return Ok(exit::USAGE);
         }
     };
     let explicit_host = a.args.len() == 4 || (a.test && a.args.len() == 2);
@@ -117,12 +169,15 @@ pub fn run(ctx: &Context, a: WalRestoreArgs) -> anyhow::Result<ExitCode> {
         .or_else(|| conf.get("barman_config").map(str::to_string));
     let o = Options {
         remote: remote::Remote {
-            control_path: remote::control_path(&spool, &dest_host, a.port.as_deref()),
+            // Set once the source's spool directory is known.
+            control_path: PathBuf::new(),
             dest: dest_host,
             port: a.port,
             ssh_options,
             barman_config,
             server,
+            connect_timeout: seconds(a.connect_timeout, &conf, "ssh_connect_timeout", 10)?,
+            timeout: seconds(a.timeout, &conf, "wal_restore_timeout", 120)?,
         },
         spool,
         prefetch,
@@ -130,12 +185,12 @@ pub fn run(ctx: &Context, a: WalRestoreArgs) -> anyhow::Result<ExitCode> {
         test: a.test,
         wal_name: name,
         wal_dest: PathBuf::from(dest),
+        retry_for: seconds(a.retry_for, &conf, "wal_restore_retry_seconds", 60)?,
     };
     let _ = (a.gzip, a.bzip2, a.keep_compression, a.sleep);
-    let code = if a.prefetch_daemon {
+    Ok(if a.prefetch_daemon {
         walrestore::prefetch_daemon(&o)
     } else {
         walrestore::run(&o)
-    };
-    Ok(ExitCode::from(code))
+    })
 }

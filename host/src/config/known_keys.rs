@@ -105,6 +105,9 @@ const PGCLONE_KEYS: &[&str] = &[
     "replication_slot_name",
     "wal_restore_spool_dir",
     "wal_restore_prefetch",
+    "wal_restore_retry_seconds",
+    "wal_restore_timeout",
+    "ssh_connect_timeout",
 ];
 
 /// True when `key` is a key repmgr or pgclone knows.

@@ -2,9 +2,16 @@
 //! every `wal-restore` process (ControlMaster, kept for a minute after the
 //! last use), Barman's WAL directory read directly (no Barman process per
 //! segment), and `barman get-wal` only where that is not possible.
+//!
+//! Every ssh is bounded: `ConnectTimeout` (connection, banner and key
+//! exchange), `ServerAlive*` (a connection that stops answering), and a
+//! watchdog that kills the ssh after the operation's bound.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
+use std::time::Duration;
+
+use super::guard::{ChildGuard, Watchdog};
 
 use crate::remote::shell_quote;
 use crate::report::Failure;
@@ -16,11 +23,15 @@ pub struct Remote {
     pub dest: String,
     pub port: Option<String>,
     pub ssh_options: Vec<String>,
-    /// The ssh control socket (in the spool directory).
+    /// The ssh control socket (in the source's spool directory).
     pub control_path: PathBuf,
     /// Barman's configuration file on its host (`-c`).
     pub barman_config: Option<String>,
     pub server: String,
+    /// Seconds ssh may take to connect (TCP, banner, key exchange).
+    pub connect_timeout: u64,
+    /// Seconds one remote operation may take before its ssh is killed.
+    pub timeout: u64,
 }
 
 /// What `barman show-server` says about where WAL lives.
@@ -40,6 +51,54 @@ pub struct FetchError {
 }
 
 impl Remote {
+    /// The source, for the spool's key and for people: everything that
+    /// decides which files a request gets.
+    pub fn source(&self) -> String {
+        format!(
+            "barman host={} port={} server={} config={} ssh_options={:?}",
+            self.dest,
+            self.port.as_deref().unwrap_or(""),
+            self.server,
+            self.barman_config.as_deref().unwrap_or(""),
+            self.ssh_options
+        )
+    }
+
+    /// The Barman host as messages name it.
+    pub fn host(&self) -> String {
+        match &self.port {
+            Some(p) => format!("\"{}\" (port {p})", self.dest),
+            None => format!("\"{}\"", self.dest),
+        }
+    }
+
+    /// Options every ssh gets: a connect timeout and a liveness bound
+    /// (a silent connection is dropped after about the connect timeout).
+    fn bounds(&self) -> Vec<String> {
+        let alive = self.connect_timeout.div_ceil(3).max(1);
+        vec![
+            "-o".into(),
+            format!("ConnectTimeout={}", self.connect_timeout.max(1)),
+            "-o".into(),
+            format!("ServerAliveInterval={alive}"),
+            "-o".into(),
+            "ServerAliveCountMax=3".into(),
+        ]
+    }
+
+    /// How long starting the shared connection may take: the connect timeout
+    /// plus time to log in.
+    fn master_bound(&self) -> Duration {
+        Duration::from_secs(self.connect_timeout.max(1) + 10)
+    }
+
+    fn failure(&self, missing: bool, f: Failure) -> FetchError {
+        FetchError {
+            missing,
+            failure: f,
+        }
+    }
+
     /// Starts the shared connection if there is none: `ssh -fN` in the
     /// background, stdio detached (a master holding a caller's pipe open would
     /// make every caller wait for it), kept for a minute after the last use.
@@ -48,43 +107,73 @@ impl Remote {
             return Ok(());
         }
         let log = self.control_path.with_extension("log");
-        let err_file = std::fs::File::create(&log).map_err(|e| FetchError {
-            missing: false,
-            failure: Failure::new("cannot write to the spool directory").detail(e.to_string()),
+        let err_file = std::fs::File::create(&log).map_err(|e| {
+            self.failure(
+                false,
+                Failure::new("cannot write to the spool directory").detail(e.to_string()),
+            )
         })?;
-        let mut c = crate::remote::master_command(
-            &self.dest,
-            self.port.as_deref(),
-            &self.ssh_options,
-            &self.control_path,
-            60,
-            err_file,
-        );
-        let status = c.status().map_err(|e| FetchError {
-            missing: false,
-            failure: Failure::new("could not run ssh").detail(e.to_string()),
+        let mut c = std::process::Command::new("ssh");
+        c.args(["-o", "BatchMode=yes", "-o", "ControlMaster=yes", "-f", "-N"])
+            .args(["-o", "ControlPersist=60s"])
+            .args(self.bounds())
+            .args(crate::remote::FAST_CIPHER)
+            .arg("-o")
+            .arg(format!("ControlPath={}", self.control_path.display()));
+        if let Some(p) = &self.port {
+            c.args(["-p", p]);
+        }
+        c.args(&self.ssh_options)
+            .arg("--")
+            .arg(&self.dest)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(err_file);
+        let mut child = c.spawn().map_err(|e| {
+            self.failure(
+                false,
+                Failure::new("could not run ssh").detail(e.to_string()),
+            )
         })?;
-        if !status.success() {
-            let detail = std::fs::read_to_string(&log)
-                .unwrap_or_default()
-                .trim()
-                .to_string();
-            return Err(FetchError {
-                missing: false,
-                failure: Failure::new(format!(
-                    "could not connect to the Barman host \"{}\" over ssh",
-                    self.dest
+        let _guard = ChildGuard::register(child.id());
+        let dog = Watchdog::arm(child.id(), self.master_bound());
+        // `ssh -f` returns once logged in; the master lives on in its own session.
+        let status = child.wait();
+        let timed_out = dog.disarm();
+        let detail = std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        if timed_out {
+            return Err(self.failure(
+                false,
+                Failure::new(format!(
+                    "connecting to the Barman host {} timed out after {} s",
+                    self.host(),
+                    self.master_bound().as_secs()
+                ))
+                .detail(detail)
+                .hint("check that the host is up and reachable, or raise ssh_connect_timeout"),
+            ));
+        }
+        match status {
+            Ok(s) if s.success() => Ok(()),
+            _ => Err(self.failure(
+                false,
+                Failure::new(format!(
+                    "could not connect to the Barman host {} over ssh",
+                    self.host()
                 ))
                 .detail(detail),
-            });
+            )),
         }
-        Ok(())
     }
 
     /// An ssh command through the shared connection (direct if it is gone).
     pub fn ssh(&self) -> std::process::Command {
         let mut c = std::process::Command::new("ssh");
         c.args(["-o", "BatchMode=yes", "-o", "ControlMaster=no"])
+            .args(self.bounds())
             .args(crate::remote::FAST_CIPHER)
             .arg("-o")
             .arg(format!("ControlPath={}", self.control_path.display()));
@@ -96,39 +185,82 @@ impl Remote {
         c
     }
 
-    /// Runs `argv` remotely (each argument quoted for the remote shell).
+    /// Runs `argv` remotely (each argument quoted for the remote shell),
+    /// killed after the operation's bound.
     pub fn run(&self, argv: &[&str]) -> Result<Vec<u8>, FetchError> {
         self.ensure_master()?;
-        let out = self
-            .ssh()
-            .args(argv.iter().map(|a| shell_quote(a)))
-            .output()
-            .map_err(|e| FetchError {
-                missing: false,
-                failure: Failure::new("could not run ssh").detail(e.to_string()),
-            })?;
-        if out.status.success() {
-            return Ok(out.stdout);
+        let (status, stdout, stderr, timed_out) = self.run_bounded(argv).map_err(|e| {
+            self.failure(
+                false,
+                Failure::new("could not run ssh").detail(e.to_string()),
+            )
+        })?;
+        let stderr = String::from_utf8_lossy(&stderr).trim().to_string();
+        if timed_out {
+            return Err(self.failure(
+                false,
+                Failure::new(format!(
+                    "{} on the Barman host {} did not finish within {} s and was stopped",
+                    argv[0],
+                    self.host(),
+                    self.timeout
+                ))
+                .detail(stderr)
+                .hint("check the Barman host and the network, or raise wal_restore_timeout"),
+            ));
         }
-        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        if status.success() {
+            return Ok(stdout);
+        }
         let missing = stderr.contains("No such file")
             || stderr.contains("not found in archive")
             || stderr.contains("WAL file not found");
-        let f = match out.status.code() {
+        let f = match status.code() {
             Some(255) => Failure::new(format!(
-                "could not connect to the Barman host \"{}\" over ssh",
-                self.dest
+                "could not connect to the Barman host {} over ssh",
+                self.host()
             )),
             Some(c) => Failure::new(format!(
-                "{} on \"{}\" failed with status {c}",
-                argv[0], self.dest
+                "{} on {} failed with status {c}",
+                argv[0],
+                self.host()
             )),
-            None => Failure::new(format!("ssh to \"{}\" was killed", self.dest)),
+            None => Failure::new(format!("ssh to {} was killed", self.host())),
         };
-        Err(FetchError {
-            missing,
-            failure: f.detail(stderr),
-        })
+        Err(self.failure(missing, f.detail(stderr)))
+    }
+
+    /// Runs the ssh, reading both of its outputs, under a watchdog.
+    fn run_bounded(
+        &self,
+        argv: &[&str],
+    ) -> std::io::Result<(std::process::ExitStatus, Vec<u8>, Vec<u8>, bool)> {
+        use std::io::Read;
+        let mut child = self
+            .ssh()
+            .args(argv.iter().map(|a| shell_quote(a)))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let _guard = ChildGuard::register(child.id());
+        let dog = Watchdog::arm(child.id(), Duration::from_secs(self.timeout.max(1)));
+        let mut err_pipe = child.stderr.take().unwrap();
+        let (err_tx, err_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut b = Vec::new();
+            let _ = err_pipe.read_to_end(&mut b);
+            let _ = err_tx.send(b);
+        });
+        let mut out = Vec::new();
+        let _ = child.stdout.take().unwrap().read_to_end(&mut out);
+        // Disarmed before the child is reaped: the pid cannot have been reused.
+        let timed_out = dog.disarm();
+        let status = child.wait()?;
+        // A ProxyCommand outliving a killed ssh may hold stderr open: do not wait on it.
+        let err = err_rx
+            .recv_timeout(Duration::from_secs(2))
+            .unwrap_or_default();
+        Ok((status, out, err, timed_out))
     }
 
     fn barman_argv<'a>(&'a self, args: &[&'a str]) -> Vec<&'a str> {
@@ -314,12 +446,4 @@ pub fn decompress(info: &ServerInfo, data: Vec<u8>) -> Result<Vec<u8>, FetchErro
     }
     let _ = info;
     Ok(data)
-}
-
-/// The spool path of the control socket for `dest` (short: sockets have a
-/// path limit of about 100 bytes).
-pub fn control_path(spool: &Path, dest: &str, port: Option<&str>) -> PathBuf {
-    use sha2::{Digest, Sha256};
-    let h = hex::encode(&Sha256::digest(format!("{dest}:{}", port.unwrap_or("")))[..6]);
-    spool.join(format!("ssh-{h}"))
 }

@@ -7,17 +7,34 @@ use super::names::{self, WalName};
 /// XLP_LONG_HEADER: the first page of a segment has the long header.
 const XLP_LONG_HEADER: u16 = 0x0002;
 
-/// Why a file is not the segment it claims to be.
-pub fn check_segment(name: &str, bytes: &[u8]) -> Result<(), String> {
+/// Bytes of a segment's start that [`check_header`] reads: the long page
+/// header up to xlp_xlog_blcksz.
+pub const HEADER_LEN: usize = 40;
+
+/// Why a file is not the segment it claims to be. `sysid` is the system
+/// identifier of the cluster it is for, when known: a segment of another
+/// cluster is never delivered.
+pub fn check_segment(name: &str, bytes: &[u8], sysid: Option<u64>) -> Result<(), String> {
+    check_header(
+        name,
+        &bytes[..bytes.len().min(HEADER_LEN)],
+        bytes.len() as u64,
+        sysid,
+    )
+}
+
+/// The same check from the first [`HEADER_LEN`] bytes of a file of `len`
+/// bytes (a spooled segment is checked without reading it whole).
+pub fn check_header(name: &str, header: &[u8], len: u64, sysid: Option<u64>) -> Result<(), String> {
     let Some(WalName::Segment { tli, log, seg }) = names::parse(name) else {
         return Ok(());
     };
-    if bytes.len() < 40 {
+    if header.len() < HEADER_LEN {
         return Err(format!(
-            "{name} is {} bytes long, too short for a WAL segment",
-            bytes.len()
+            "{name} is {len} bytes long, too short for a WAL segment"
         ));
     }
+    let bytes = header;
     let u16_at = |o: usize| u16::from_le_bytes(bytes[o..o + 2].try_into().unwrap());
     let u32_at = |o: usize| u32::from_le_bytes(bytes[o..o + 4].try_into().unwrap());
     let u64_at = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().unwrap());
@@ -36,10 +53,9 @@ pub fn check_segment(name: &str, bytes: &[u8]) -> Result<(), String> {
             "{name} declares an impossible segment size {seg_size}"
         ));
     }
-    if bytes.len() as u64 != seg_size {
+    if len != seg_size {
         return Err(format!(
-            "{name} is {} bytes long, its header says {seg_size}",
-            bytes.len()
+            "{name} is {len} bytes long, its header says {seg_size}"
         ));
     }
     let want = names::start_lsn(log, seg, seg_size);
@@ -53,7 +69,31 @@ pub fn check_segment(name: &str, bytes: &[u8]) -> Result<(), String> {
             u32_at(4)
         ));
     }
+    // XLogLongPageHeaderData: the short header (xlp_magic u16, xlp_info u16,
+    // xlp_tli u32, xlp_pageaddr u64, xlp_rem_len u32, 4 bytes of padding),
+    // then xlp_sysid u64 at 24. With the same cluster the segment size is the
+    // cluster's too (one cluster, one wal_segment_size).
+    if let Some(want) = sysid {
+        let got = u64_at(24);
+        if got != want {
+            return Err(format!(
+                "{name} belongs to the database system {got}, not to this one ({want})"
+            ));
+        }
+    }
     Ok(())
+}
+
+/// The system identifier of the cluster in `data_dir`: the first 8 bytes of
+/// global/pg_control, in every PostgreSQL version.
+pub fn system_identifier(data_dir: &std::path::Path) -> Option<u64> {
+    use std::io::Read;
+    let mut b = [0u8; 8];
+    std::fs::File::open(data_dir.join("global/pg_control"))
+        .ok()?
+        .read_exact(&mut b)
+        .ok()?;
+    Some(u64::from_le_bytes(b))
 }
 
 #[cfg(test)]
@@ -67,9 +107,13 @@ pub fn fake_segment(name: &str, seg_size: usize) -> Vec<u8> {
     b[4..8].copy_from_slice(&tli.to_le_bytes());
     b[8..16].copy_from_slice(&names::start_lsn(log, seg, seg_size as u64).to_le_bytes());
     b[32..36].copy_from_slice(&(seg_size as u32).to_le_bytes());
+    b[24..32].copy_from_slice(&FAKE_SYSID.to_le_bytes());
     b[36..40].copy_from_slice(&8192u32.to_le_bytes());
     b
 }
+
+#[cfg(test)]
+pub const FAKE_SYSID: u64 = 7_300_000_000_000_000_001;
 
 #[cfg(test)]
 mod tests {
@@ -79,23 +123,39 @@ mod tests {
 
     #[test]
     fn a_good_segment_passes() {
-        check_segment(N, &fake_segment(N, 16 << 20)).unwrap();
+        check_segment(N, &fake_segment(N, 16 << 20), None).unwrap();
+        check_segment(N, &fake_segment(N, 16 << 20), Some(FAKE_SYSID)).unwrap();
+        let seg = fake_segment(N, 16 << 20);
+        check_header(N, &seg[..HEADER_LEN], 16 << 20, Some(FAKE_SYSID)).unwrap();
+    }
+
+    #[test]
+    fn a_segment_of_another_cluster_fails() {
+        let seg = fake_segment(N, 16 << 20);
+        let e = check_segment(N, &seg, Some(FAKE_SYSID + 1)).unwrap_err();
+        assert!(e.contains("database system"), "{e}");
+        assert!(check_header(N, &seg[..HEADER_LEN], 1 << 20, None).is_err());
     }
 
     #[test]
     fn truncated_corrupted_or_misnamed_segments_fail() {
         let good = fake_segment(N, 16 << 20);
-        assert!(check_segment(N, &good[..1 << 20]).is_err());
+        assert!(check_segment(N, &good[..1 << 20], None).is_err());
         let mut bad = good.clone();
         bad[0] = 0;
         bad[1] = 0;
-        assert!(check_segment(N, &bad).is_err());
-        assert!(check_segment("000000010000000000000004", &good).is_err());
-        assert!(check_segment(N, &[]).is_err());
+        assert!(check_segment(N, &bad, None).is_err());
+        assert!(check_segment("000000010000000000000004", &good, None).is_err());
+        assert!(check_segment(N, &[], None).is_err());
     }
 
     #[test]
     fn history_files_are_not_segments() {
-        check_segment("00000002.history", b"1\t0/3000000\tno recovery target\n").unwrap();
+        check_segment(
+            "00000002.history",
+            b"1\t0/3000000\tno recovery target\n",
+            Some(1),
+        )
+        .unwrap();
     }
 }

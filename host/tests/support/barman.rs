@@ -40,6 +40,8 @@ pub struct Sshd {
     /// The client configuration (`ssh -F`), owned by postgres.
     pub ssh_config: PathBuf,
     child: Child,
+    config: PathBuf,
+    log: PathBuf,
 }
 
 impl Sshd {
@@ -108,21 +110,8 @@ impl Sshd {
             ),
         )
         .unwrap();
-        let child = Command::new("/usr/sbin/sshd")
-            .args(["-D", "-f"])
-            .arg(&config)
-            .arg("-E")
-            .arg(dir.join(format!("sshd_{port}.log")))
-            .spawn()
-            .unwrap();
-        let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "sshd did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let log = dir.join(format!("sshd_{port}.log"));
+        let child = spawn_sshd(&config, &log, port);
         let ssh_config = dir.join(format!("ssh_config_{port}"));
         std::fs::write(
             &ssh_config,
@@ -145,8 +134,69 @@ impl Sshd {
             port,
             ssh_config,
             child,
+            config,
+            log,
         }
     }
+
+    /// Stops sshd and every connection it serves (each is a process of its
+    /// own, which outlives the listener): the Barman host is gone.
+    pub fn stop(&mut self) {
+        let mut pids = vec![self.child.id() as i32];
+        let mut i = 0;
+        while i < pids.len() {
+            pids.extend(children_of(pids[i]));
+            i += 1;
+        }
+        for pid in pids {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        let _ = self.child.wait();
+    }
+
+    /// Starts sshd again on the same port with the same configuration.
+    pub fn restart(&mut self) {
+        self.child = spawn_sshd(&self.config, &self.log, self.port);
+    }
+}
+
+fn spawn_sshd(config: &Path, log: &Path, port: u16) -> Child {
+    let child = Command::new("/usr/sbin/sshd")
+        .args(["-D", "-f"])
+        .arg(config)
+        .arg("-E")
+        .arg(log)
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "sshd did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
+/// The processes whose parent is `pid`.
+fn children_of(pid: i32) -> Vec<i32> {
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|p| {
+            // /proc/PID/stat: "pid (comm) state ppid ..."; comm may hold spaces.
+            std::fs::read_to_string(format!("/proc/{p}/stat"))
+                .ok()
+                .and_then(|s| {
+                    let rest = &s[s.rfind(')')? + 2..];
+                    rest.split(' ').nth(1)?.parse::<i32>().ok()
+                })
+                == Some(pid)
+        })
+        .collect()
 }
 
 impl Drop for Sshd {

@@ -215,6 +215,21 @@ impl Pg {
         self.running = true;
     }
 
+    /// Starts the server without waiting for it to accept connections (a
+    /// recovery that the test watches through the log).
+    pub fn start_nowait(&mut self) {
+        let opts = format!("-p {} -k {}", self.port, self.socket_dir.display());
+        run_ok(
+            as_pg(self.bindir.join("pg_ctl"))
+                .args(["-W", "-D"])
+                .arg(&self.data)
+                .arg("-l")
+                .arg(&self.log)
+                .args(["-o", &opts, "start"]),
+        );
+        self.running = true;
+    }
+
     pub fn reload(&self) {
         run_ok(
             as_pg(self.bindir.join("pg_ctl"))
