@@ -11,7 +11,7 @@ use pgclone::plugin::catalog::{self, Candidate};
 use pgclone::plugin::contract::PluginKind;
 use pgclone::plugin::manifest;
 use pgclone::plugin::{Plugin, Runtime};
-use pgclone::report::Failure;
+use pgclone::report::{escape, Failure};
 
 /// What `plugin install` was asked.
 pub struct InstallOptions {
@@ -31,10 +31,12 @@ fn read_plugin(path: &Path) -> anyhow::Result<Vec<u8>> {
 
 /// Shows the manifest, which is read without running anything of the plugin.
 fn show_manifest(m: &manifest::Manifest, sha: &str) {
-    println!("plugin:       {} {}", m.name, m.version);
-    println!("vendor:       {}", m.vendor);
-    println!("license:      {}", m.license);
-    println!("description:  {}", m.description);
+    // The manifest is the plugin's own text: escaped, so that it cannot hide
+    // the lines below (or the grant questions) from the operator.
+    println!("plugin:       {} {}", escape(&m.name), escape(&m.version));
+    println!("vendor:       {}", escape(&m.vendor));
+    println!("license:      {}", escape(&m.license));
+    println!("description:  {}", escape(&m.description));
     println!("sha256:       {sha}");
     println!("requests:");
     if m.capabilities.is_empty() {
