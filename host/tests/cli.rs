@@ -359,3 +359,37 @@ fn plugin_files_another_user_could_change_are_refused() {
         );
     }
 }
+
+/// A policy needs no capability to make PostgreSQL run commands: inspect (and
+/// check, and install) say so; a source's inspection does not.
+#[test]
+fn inspecting_a_policy_says_its_settings_can_run_commands() {
+    let env = Env::new("");
+    let out = env.run(&["plugin", "inspect", "recovery-standard"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for word in [
+        "NOTE: a recovery policy needs no capability",
+        "restore_command",
+        "archive_cleanup_command",
+        "recovery_end_command",
+    ] {
+        assert!(stdout.contains(word), "{word}: {stdout}");
+    }
+    let out = env.run(&[
+        "plugin",
+        "check",
+        guest("example_site_policy").to_str().unwrap(),
+    ]);
+    assert!(
+        text(&out.stdout).contains("NOTE: a recovery policy"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = env.run(&["plugin", "inspect", "barman"]);
+    assert!(
+        !text(&out.stdout).contains("NOTE: a recovery policy"),
+        "{}",
+        text(&out.stdout)
+    );
+}

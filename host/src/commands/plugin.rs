@@ -248,6 +248,9 @@ fn show(p: &Plugin) {
     for line in capability_lines(p) {
         println!("  {line}");
     }
+    if p.contract.kind == pgclone::plugin::contract::PluginKind::Policy {
+        println!("\n{}", super::plugin_install::policy_power());
+    }
 }
 
 fn inspect(rt: &Runtime, cfg: &PluginsConfig, what: &str) -> anyhow::Result<ExitCode> {

@@ -58,6 +58,18 @@ fn explain(c: &Capability) -> String {
     }
 }
 
+/// What a recovery policy can do without any capability, said before the
+/// operator grants or chains it.
+pub fn policy_power() -> String {
+    format!(
+        "NOTE: a recovery policy needs no capability to make PostgreSQL run commands: its \
+         settings may include {} (run by the server as its operating-system user, e.g. \
+         postgres). Review what it sets: `pgclone standby clone --dry-run` shows the settings, \
+         and a clone names each command a site or vendor policy sets.",
+        pgclone::recovery::chain::COMMAND_SETTINGS.join(", ")
+    )
+}
+
 /// Asks on the terminal whether to grant `c`.
 fn ask(c: &Capability) -> bool {
     eprint!("grant {c}? [y/N] ");
@@ -98,6 +110,9 @@ pub fn install(
         "contract:     pgclone:plugin@{} ({}), accepted by this pgclone; describe() matches the manifest",
         plugin.contract.version, plugin.contract.kind
     );
+    if plugin.contract.kind == PluginKind::Policy {
+        println!("{}", policy_power());
+    }
     if catalog::is_builtin(&name) {
         return Err(
             Failure::new(format!("\"{name}\" is the name of a built-in plugin"))

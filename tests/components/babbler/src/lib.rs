@@ -48,7 +48,9 @@ impl Guest for Babbler {
             }
             _ => {}
         }
-        Ok(testing::backup(request.backup_id.as_deref().unwrap_or("none")))
+        Ok(testing::backup(
+            request.backup_id.as_deref().unwrap_or("none"),
+        ))
     }
 
     fn plan_clone(
