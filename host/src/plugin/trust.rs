@@ -52,14 +52,14 @@ pub fn check(path: &Path, want_dir: bool, owner: Owner, follow: bool) -> Result<
     Ok(())
 }
 
-/// Refuses `path` (`what` it is, for the message) unless it and its directory
-/// are trusted ([`Owner::MeOrRoot`]).
+/// Refuses `path` (`what` it is, for the message) unless it and the
+/// directory it is in are trusted ([`Owner::MeOrRoot`]); through a symbolic
+/// link, the file it leads to and that file's directory.
 pub fn require(path: &Path, what: &str) -> Result<(), Failure> {
-    check(path, false, Owner::MeOrRoot, true).map_err(|u| refusal(path, what, u))?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+    let real =
+        std::fs::canonicalize(path).map_err(|e| refusal(path, what, Untrusted::Unreadable(e)))?;
+    check(&real, false, Owner::MeOrRoot, true).map_err(|u| refusal(&real, what, u))?;
+    let dir = real.parent().unwrap_or(Path::new("/"));
     check(dir, true, Owner::MeOrRoot, true)
         .map_err(|u| refusal(dir, &format!("directory of the {what}"), u))
 }
