@@ -19,6 +19,7 @@ const GUESTS: &[&str] = &[
     "test-echo",
     "test-escaper",
     "test-liar",
+    "test-babbler",
 ];
 
 fn main() {

@@ -232,3 +232,164 @@ fn plugin_test_exits_non_zero_when_a_host_would_refuse_something() {
         "{stdout}"
     );
 }
+
+/// Gives `path` to the `nobody` user (a real second user).
+fn give_to_nobody(path: &Path) {
+    let st = Command::new("chown")
+        .arg("nobody")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(st.success(), "chown nobody {}", path.display());
+}
+
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// plugins.toml, a pinned plugin file and its directory decide what pgclone
+/// runs: if another user could change one of them, it is refused (as the
+/// component cache is), with what to do, and nothing is changed.
+#[test]
+fn plugin_files_another_user_could_change_are_refused() {
+    let file = guest("test_echo");
+    let sha = sha256_hex(&std::fs::read(&file).unwrap());
+    let toml = format!(
+        "[plugin.test-echo]\nfile = \"test-echo.wasm\"\nsha256 = \"{sha}\"\ngrants = [\"read-config:barman_server\"]\n"
+    );
+    let env = Env::new(&toml);
+    let wasm = env.path("plugins/test-echo.wasm");
+    std::fs::copy(&file, &wasm).unwrap();
+    chmod(&wasm, 0o644);
+    chmod(&env.path("plugins.toml"), 0o644);
+    let verify = |env: &Env| env.run(&["plugin", "verify"]);
+    let out = verify(&env);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+
+    let toml_path = env.path("plugins.toml");
+    let plugin_dir = env.path("plugins");
+    for (what, path, setup, want_detail, want_hint) in [
+        (
+            "plugins.toml of another user",
+            &toml_path,
+            0,
+            "is owned by uid",
+            "chown root",
+        ),
+        (
+            "world-writable plugins.toml",
+            &toml_path,
+            0o666,
+            "mode is 0666",
+            "chmod go-w",
+        ),
+        (
+            "plugin file of another user",
+            &wasm,
+            0,
+            "is owned by uid",
+            "chown root",
+        ),
+        (
+            "group-writable plugin file",
+            &wasm,
+            0o664,
+            "mode is 0664",
+            "chmod go-w",
+        ),
+        (
+            "world-writable plugin directory",
+            &plugin_dir,
+            0o777,
+            "mode is 0777",
+            "chmod go-w",
+        ),
+    ] {
+        if setup == 0 {
+            give_to_nobody(path);
+        } else {
+            chmod(path, setup);
+        }
+        let out = verify(&env);
+        let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert_eq!(out.status.code(), Some(1), "{what}: {all}");
+        assert!(
+            all.contains("another user could change it"),
+            "{what}: {all}"
+        );
+        assert!(all.contains(path.to_str().unwrap()), "{what}: {all}");
+        assert!(
+            all.contains(want_detail) && all.contains(want_hint),
+            "{what}: {all}"
+        );
+        assert!(
+            all.contains("DETAIL:") && all.contains("HINT:"),
+            "{what}: {all}"
+        );
+        if path == &toml_path {
+            // Nothing is installed through a configuration that is not trusted.
+            let before = std::fs::read(&toml_path).unwrap();
+            let echo = guest("test_echo");
+            let out = env.run(&["plugin", "install", echo.to_str().unwrap(), "--grant-all"]);
+            assert_eq!(out.status.code(), Some(1), "{what}");
+            assert!(text(&out.stderr).contains("another user could change it"));
+            assert_eq!(std::fs::read(&toml_path).unwrap(), before, "{what}");
+            assert_eq!(std::fs::read_dir(&plugin_dir).unwrap().count(), 1, "{what}");
+        }
+        // Put it right again: accepted.
+        let st = Command::new("chown")
+            .arg("root")
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        chmod(path, if path == &plugin_dir { 0o755 } else { 0o644 });
+        let out = verify(&env);
+        assert!(
+            out.status.success(),
+            "{what} put right: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+    }
+}
+
+/// A policy needs no capability to make PostgreSQL run commands: inspect (and
+/// check, and install) say so; a source's inspection does not.
+#[test]
+fn inspecting_a_policy_says_its_settings_can_run_commands() {
+    let env = Env::new("");
+    let out = env.run(&["plugin", "inspect", "recovery-standard"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for word in [
+        "NOTE: a recovery policy needs no capability",
+        "restore_command",
+        "archive_cleanup_command",
+        "recovery_end_command",
+    ] {
+        assert!(stdout.contains(word), "{word}: {stdout}");
+    }
+    let out = env.run(&[
+        "plugin",
+        "check",
+        guest("example_site_policy").to_str().unwrap(),
+    ]);
+    assert!(
+        text(&out.stdout).contains("NOTE: a recovery policy"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = env.run(&["plugin", "inspect", "barman"]);
+    assert!(
+        !text(&out.stdout).contains("NOTE: a recovery policy"),
+        "{}",
+        text(&out.stdout)
+    );
+}

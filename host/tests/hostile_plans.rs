@@ -77,6 +77,14 @@ fn every_escaping_plan_is_refused_with_what_was_wrong() {
         ("empty", "the plan is empty"),
         ("huge-plan", "the plan has 20000 steps"),
         ("huge-file", "a write-file step of 8388608 bytes"),
+        // A control character in any name of any step, before anything runs.
+        ("cr-file", "base/1\\r../../etc/cron.d/x"),
+        ("cr-exclude", "pg_wal\\u{85}x"),
+        ("del-remote", "contains a control character"),
+        ("newline-dir", "base\\nx"),
+        ("tab-write", "tablespace_map\\t"),
+        ("c1-local", "base\\u{9b}2J"),
+        ("escape-arg", "contains a control character"),
     ] {
         let e = validate(&rt, case).expect_err(case);
         assert!(e.contains(want), "{case}: {e}");
@@ -262,4 +270,120 @@ fn a_program_with_endless_output_is_cut_off() {
         e.contains("wrote more than 16 MiB to standard output"),
         "{e}"
     );
+}
+
+/// Everything a plugin says reaches the operator escaped: its manifest and
+/// describe() (install, inspect, list, check, test), its errors, its step
+/// descriptions in a dry run. A raw escape sequence or carriage return could
+/// hide the capability lines and the grant question, or forge output.
+#[test]
+fn what_a_plugin_says_is_shown_escaped() {
+    use support::{pgclone, pgclone_on_terminal_with_input, stderr, stdout, Scratch};
+    let sc = Scratch::new("babbler");
+    let wasm = sc.path("babbler.wasm");
+    std::fs::copy(guest("test_babbler"), &wasm).unwrap();
+    let cfg = sc.write(
+        "pgclone.conf",
+        &format!(
+            "node_id=2\nnode_name=node2\nbackup_source=test-babbler\nplugins_config='{}'\n",
+            sc.path("etc/plugins.toml").display()
+        ),
+    );
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let (cfg, wasm, target) = (s(&cfg), s(&wasm), s(&sc.path("standby")));
+    let clean = |what: &str, out: &std::process::Output| {
+        for (stream, bytes) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+            let text = String::from_utf8_lossy(bytes);
+            assert!(
+                !bytes
+                    .iter()
+                    .any(|b| *b == 0x1b || *b == b'\r' || *b == 0x7f),
+                "{what}: raw control characters on {stream}: {text:?}"
+            );
+            assert!(!text.contains('\u{9b}'), "{what}: {text:?}");
+        }
+        format!("{}{}", stdout(out), stderr(out))
+    };
+
+    // On a terminal, answering the grant questions: the manifest cannot hide them.
+    let out =
+        pgclone_on_terminal_with_input(&sc, &["-f", &cfg, "plugin", "install", &wasm], "y\ny\n");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        !out.stdout.contains(&0x1b),
+        "install on a terminal: {text:?}"
+    );
+    assert!(
+        text.contains("harmless\\x1b[8m\\rnothing to see"),
+        "{text:?}"
+    );
+    assert!(text.contains("grant local-run:sleep? [y/N]"), "{text:?}");
+
+    let out = pgclone(
+        &sc,
+        &["-f", &cfg, "plugin", "install", &wasm, "--grant-all"],
+        &[],
+    );
+    let text = clean("install", &out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("vendor:       pgclone tests\\x1b]0;owned\\x07"),
+        "{text}"
+    );
+
+    for args in [
+        vec!["plugin", "inspect", "test-babbler"],
+        vec!["plugin", "list"],
+        vec!["plugin", "check", &wasm],
+    ] {
+        let out = pgclone(&sc, &[&["-f", cfg.as_str()][..], &args].concat(), &[]);
+        let text = clean(&args.join(" "), &out);
+        assert!(out.status.success(), "{args:?}: {text}");
+        assert!(text.contains("0.0.1\\x1b[8m"), "{args:?}: {text}");
+    }
+    let out = pgclone(&sc, &["plugin", "test", &wasm], &[]);
+    let text = clean("plugin test", &out);
+    assert!(text.contains("test-babbler"), "{text}");
+
+    // A dry run shows the step's description escaped.
+    let clone = |id: &str, extra: &[&str]| {
+        let args = [
+            &[
+                "-f",
+                cfg.as_str(),
+                "standby",
+                "clone",
+                "-h",
+                "/nonexistent",
+                "-D",
+            ][..],
+            &[target.as_str(), "--backup-id", id],
+            extra,
+        ]
+        .concat();
+        pgclone(&sc, &args, &[])
+    };
+    let out = clone("fine", &["--dry-run"]);
+    let text = clean("dry run", &out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("(copying\\x1b[8m\\rrm -rf /\\x1b[2K)"),
+        "{text}"
+    );
+    // And its errors, message, detail and hint: none can forge a line.
+    let out = clone("error", &[]);
+    let text = clean("clone", &out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("\\x1b[2J\\x1b[1;1Hall is well\\r"), "{text}");
+    assert!(text.contains("\\x9b2Jhint\\x7f"), "{text}");
+    assert!(
+        !text.lines().any(|l| l.starts_with("HINT: \\x1b[8mforged")),
+        "{text}"
+    );
+    assert!(!std::path::Path::new(&target).exists(), "{text}");
+    // Another run: the clone itself, with the step's NOTICE.
+    let out = clone("fine", &[]);
+    let text = clean("clone", &out);
+    assert!(text.contains("copying\\x1b[8m"), "{text}");
 }

@@ -93,6 +93,80 @@ fn a_plugin_that_loops_forever_is_stopped_at_its_deadline() {
     host_still_works(&rt);
 }
 
+/// The babbler, granted what it asks for, with a deadline of `timeout_ms`.
+fn babbler(rt: &Runtime, timeout_ms: u64) -> Plugin {
+    let mut cand = pinned("test-babbler", "test_babbler");
+    cand.timeout_ms = timeout_ms;
+    cand.grants = Some(vec![
+        Capability::LocalRun("true".into()),
+        Capability::LocalRun("sleep".into()),
+    ]);
+    Plugin::load(rt, &cand).unwrap()
+}
+
+#[test]
+fn a_plugin_asleep_in_a_wasi_call_is_stopped_at_its_deadline() {
+    let rt = runtime();
+    let p = babbler(&rt, 1000);
+    let mut req = support::plugin_request();
+    req.backup_id = Some("wasi-sleep".into());
+    let mut session = p.session(&rt, env_with("")).unwrap();
+    let started = std::time::Instant::now();
+    let err = session.check(&req).unwrap_err();
+    let took = started.elapsed();
+    // It sleeps for an hour; the epoch check cannot see it, the deadline does.
+    assert!(took < std::time::Duration::from_secs(2), "{took:?}: {err}");
+    assert!(took >= std::time::Duration::from_secs(1), "{took:?}: {err}");
+    assert!(
+        matches!(
+            err,
+            PluginFailure::Timeout {
+                call: "check",
+                limit_ms: 1000,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("\"test-babbler\"") && text.contains("check()"),
+        "{text}"
+    );
+    // The abandoned instance is not called again; the host goes on working.
+    let again = session.check(&support::plugin_request()).unwrap_err();
+    assert!(
+        again.to_string().contains("cannot be called again"),
+        "{again}"
+    );
+    host_still_works(&rt);
+}
+
+#[test]
+fn programs_run_one_after_another_cannot_stretch_a_call() {
+    let rt = runtime();
+    let p = babbler(&rt, 1000);
+    let env = Arc::new(HostEnv {
+        program_timeout: Some(std::time::Duration::from_secs(2)),
+        ..Default::default()
+    });
+    let mut req = support::plugin_request();
+    req.backup_id = Some("programs".into());
+    let started = std::time::Instant::now();
+    // 60 programs of 1 s each, every one shorter than plugin_program_timeout:
+    // together they get plugin_program_timeout, not 60 s.
+    let err = p.session(&rt, env).unwrap().check(&req).unwrap_err();
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(4), "{took:?}: {err}");
+    let text = err.to_string();
+    assert!(text.contains("plugin_program_timeout"), "{text}");
+    assert!(
+        text.contains("test-babbler") && text.contains("check()"),
+        "{text}"
+    );
+    host_still_works(&rt);
+}
+
 #[test]
 fn a_plugin_that_allocates_without_bound_hits_its_memory_limit() {
     let rt = runtime();

@@ -47,6 +47,13 @@ fn the_site_policy_is_installed_verified_and_enforced() {
     assert!(out.status.success(), "{}{text}", stderr(&out));
     assert!(text.contains("plugin:       site-policy 1.0.0"), "{text}");
     assert!(text.contains("nothing: it cannot run programs"), "{text}");
+    // ... but as a policy, its settings can make PostgreSQL run commands: said.
+    assert!(
+        text.contains(
+            "NOTE: a recovery policy needs no capability to make PostgreSQL run commands"
+        ) && text.contains("archive_cleanup_command"),
+        "{text}"
+    );
     let toml = std::fs::read_to_string(&plugins).unwrap();
     assert!(toml.contains("policies = [\"site-policy\"]"), "{toml}");
     assert!(toml.contains("[plugin.site-policy]"), "{toml}");
@@ -77,6 +84,10 @@ fn the_site_policy_is_installed_verified_and_enforced() {
     let out = clone(&["--upstream-conninfo", &upstream]);
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("NOTICE: recovery policy \"site-policy\" sets archive_cleanup_command = '"),
+        "{err}"
+    );
     let auto = std::fs::read_to_string(target.join("postgresql.auto.conf")).unwrap();
     assert!(auto.contains("sslmode=verify-full"), "{auto}");
     assert!(!auto.contains("s3cret"), "{auto}");

@@ -71,7 +71,8 @@ impl Checks {
                 Status::Warn => "warn",
                 Status::Fail(_) => "FAIL",
             };
-            eprintln!("  {tag}  {what}");
+            // Checks quote what plugins said (names, locations): escaped.
+            eprintln!("  {tag}  {}", report::escape(what));
         }
         for (s, what) in &self.items {
             if *s == Status::Warn {

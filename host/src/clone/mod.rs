@@ -69,7 +69,7 @@ pub struct CloneOptions {
 }
 
 fn info(msg: &str) {
-    eprintln!("INFO: {msg}");
+    eprintln!("INFO: {}", report::escape_text(msg));
 }
 
 /// The upstream's connection parameters from -d/-h/-p/-U.
@@ -1057,7 +1057,11 @@ async fn print_plan(
         );
     }
     for (i, s) in planned.steps.iter().enumerate() {
-        println!("  {}. {s}", i + 1);
+        // Arguments, paths and descriptions come from the source plugin.
+        println!("  {}. {}", i + 1, report::escape(&s.to_string()));
+        if let steps::Step::Run { description, .. } = s {
+            println!("     ({})", report::escape(description));
+        }
     }
     let existing = if o.replication_conf_only {
         read_existing(&target.real, "postgresql.auto.conf")?

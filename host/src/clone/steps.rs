@@ -92,18 +92,32 @@ pub const MAX_STEPS: usize = 10_000;
 pub const MAX_WRITE_FILE: usize = 1 << 20;
 
 /// Refuses `path` when what exists of it leads outside `roots` — through a
-/// symbolic link that an earlier step (an rsync'ed tree, say) put there.
-/// Paths were checked lexically when the plan was validated; this is the
-/// check at the moment of writing. The roots exist by then (the clone
-/// creates them before the first step).
+/// symbolic link that an earlier step (an rsync'ed tree, say) put there — or
+/// when it cannot be resolved fully (a dangling link, a loop, a chain of links
+/// whose real path is longer than PATH_MAX): a path that cannot be checked is
+/// never used as given. Paths were checked lexically when the plan was
+/// validated; this is the check at the moment of writing. The roots exist by
+/// then (the clone creates them before the first step).
 pub fn confined(path: &Path, roots: &[PathBuf]) -> Result<(), Failure> {
+    let unresolved = |at: &Path, e: std::io::Error| {
+        Failure::new(format!(
+            "refusing to write \"{}\": it cannot be resolved to a real path",
+            path.display()
+        ))
+        .detail(format!("\"{}\": {e}", at.display()))
+        .hint("a symbolic link in the copy leads somewhere that cannot be checked; nothing was written there")
+    };
     let mut existing = path.to_path_buf();
-    while std::fs::symlink_metadata(&existing).is_err() {
-        if !existing.pop() {
-            break;
+    loop {
+        match std::fs::symlink_metadata(&existing) {
+            Ok(_) => break,
+            // Only what does not exist yet is skipped: any other error (a name
+            // too long, a loop, no permission) leaves the path unchecked.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && existing.pop() => {}
+            Err(e) => return Err(unresolved(&existing, e)),
         }
     }
-    let real = std::fs::canonicalize(&existing).unwrap_or(existing);
+    let real = std::fs::canonicalize(&existing).map_err(|e| unresolved(&existing, e))?;
     let inside = roots
         .iter()
         .any(|r| std::fs::canonicalize(r).is_ok_and(|r| real.starts_with(r)));
@@ -117,6 +131,22 @@ pub fn confined(path: &Path, roots: &[PathBuf]) -> Result<(), Failure> {
         ))
         .hint("a symbolic link in the copy points outside it; nothing was written there"))
     }
+}
+
+/// True for a name a plan may use: no control character (a line break in a
+/// name would split an rsync file list; an escape sequence would reach the
+/// terminal).
+fn clean_name(s: &str) -> bool {
+    !s.chars().any(char::is_control)
+}
+
+/// A relative path of plain names: no `..`, no root, no control characters.
+fn plain_relative(s: &str) -> bool {
+    clean_name(s)
+        && !s.is_empty()
+        && Path::new(s)
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)))
 }
 
 /// A plugin path inside its root: relative, no `..`, no empty components.
@@ -136,11 +166,12 @@ fn resolve(
         })?,
     };
     let rel = Path::new(&p.path);
-    if p.path.contains('\0') || rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+    // The empty path is the root itself (a copy into the data directory).
+    if !clean_name(&p.path) || rel.components().any(|c| !matches!(c, Component::Normal(_))) {
         return Err(malformed(
             plugin,
             format!(
-                "path \"{}\" is not a plain relative path",
+                "path \"{}\" is not a plain relative path without control characters",
                 p.path.escape_debug()
             ),
         ));
@@ -179,8 +210,8 @@ pub fn validate(
                         .hint(format!("grant it in plugins.toml if you trust the plugin: [plugin.{name}] grants = [\"{cap}\"]"))
                         .into());
                 }
-                if r.args.iter().any(|a| a.contains('\0')) {
-                    return Err(malformed(name, "an argument contains a NUL byte".into()).into());
+                if let Some(a) = r.args.iter().find(|a| !clean_name(a)) {
+                    return Err(malformed(name, format!("argument \"{}\" contains a control character", a.escape_debug())).into());
                 }
                 let program = env.find_program(&r.program).ok_or_else(|| {
                     Failure::new(format!("program \"{}\" not found", r.program))
@@ -226,14 +257,11 @@ pub fn validate(
                 if dest.starts_with('-') || dest.contains(char::is_whitespace) {
                     return Err(Failure::new(format!("invalid ssh destination \"{dest}\"")).into());
                 }
-                if !c.remote_path.starts_with('/') || c.remote_path.contains(['\0', '\n']) {
-                    return Err(malformed(name, format!("remote path \"{}\" is not absolute", c.remote_path.escape_debug())).into());
+                if !c.remote_path.starts_with('/') || !clean_name(&c.remote_path) {
+                    return Err(malformed(name, format!("remote path \"{}\" is not absolute or contains a control character", c.remote_path.escape_debug())).into());
                 }
-                for f in &c.files {
-                    let rel = Path::new(f);
-                    if f.contains(['\0', '\n']) || rel.components().any(|c| !matches!(c, Component::Normal(_))) {
-                        return Err(malformed(name, format!("file \"{}\" is not a plain relative path", f.escape_debug())).into());
-                    }
+                if let Some(f) = c.files.iter().chain(&c.exclude).find(|f| !plain_relative(f)) {
+                    return Err(malformed(name, format!("file \"{}\" is not a plain relative path (or contains a control character)", f.escape_debug())).into());
                 }
                 if c.files.is_empty() {
                     return Err(malformed(name, "a copy-tree step without a file list".into()).into());
@@ -328,7 +356,7 @@ pub async fn execute(
                 description,
                 uses_password,
             } => {
-                eprintln!("NOTICE: {description}");
+                crate::report::notice(&crate::report::escape(description));
                 let mut cmd = tokio::process::Command::new(program);
                 cmd.args(args)
                     .stdin(Stdio::null())
@@ -477,5 +505,62 @@ mod confinement_tests {
         };
         assert!(rt.block_on(execute(&[step], &ctx)).is_err());
         assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+    }
+
+    /// A chain of links whose real path is longer than PATH_MAX: the kernel
+    /// follows it, realpath() cannot resolve it. Such a path must be refused,
+    /// not checked as given (which looks inside the data directory).
+    #[test]
+    fn a_path_that_cannot_be_resolved_is_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let data = t.path().join("data");
+        let out = t.path().join("out");
+        std::fs::create_dir_all(&data).unwrap();
+        // 12 levels of 250-byte names, twice: over 6000 bytes when resolved.
+        let deep: PathBuf = std::iter::repeat_n("a".repeat(250), 12).collect();
+        std::fs::create_dir_all(out.join(&deep)).unwrap();
+        std::os::unix::fs::symlink(&deep, out.join("s1")).unwrap();
+        std::fs::create_dir_all(out.join("s1").join(&deep)).unwrap();
+        std::os::unix::fs::symlink(&deep, out.join("s1/s2")).unwrap();
+        std::os::unix::fs::symlink(out.join("s1/s2"), data.join("evil")).unwrap();
+        // The kernel gets there; realpath() does not.
+        assert!(std::fs::metadata(data.join("evil")).unwrap().is_dir());
+        assert!(std::fs::canonicalize(data.join("evil")).is_err());
+        // A dangling link cannot be checked either.
+        std::os::unix::fs::symlink(t.path().join("nothing"), data.join("dangling")).unwrap();
+
+        let roots = vec![data.clone()];
+        let e = confined(&data.join("evil/authorized_keys"), &roots).unwrap_err();
+        assert!(e.to_string().contains("cannot be resolved"), "{e}");
+        assert!(e.hint.is_some() && e.detail.is_some(), "{e}");
+        assert!(confined(&data.join("dangling/x"), &roots).is_err());
+        assert!(confined(&data.join("base/1"), &roots).is_ok());
+
+        let ctx = ExecContext {
+            roots,
+            ..Default::default()
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        for step in [
+            Step::WriteFile {
+                path: data.join("evil/authorized_keys"),
+                contents: "ssh-ed25519 AAAA attacker".into(),
+                mode: 0o600,
+            },
+            Step::CreateDir {
+                path: data.join("evil/sub"),
+                mode: 0o700,
+            },
+        ] {
+            let e = rt.block_on(execute(&[step], &ctx)).unwrap_err();
+            assert!(
+                crate::report::render(&e).contains("cannot be resolved"),
+                "{e}"
+            );
+        }
+        let written = data.join("evil/authorized_keys");
+        assert!(!written.exists() && !data.join("evil/sub").exists());
     }
 }

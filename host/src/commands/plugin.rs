@@ -10,7 +10,7 @@ use pgclone::plugin::bindings::types::Provides;
 use pgclone::plugin::cache;
 use pgclone::plugin::catalog::{self, Candidate};
 use pgclone::plugin::{Plugin, Runtime};
-use pgclone::report::Failure;
+use pgclone::report::{escape, escape_text, Failure};
 
 use super::Context;
 
@@ -176,7 +176,7 @@ fn list(rt: &Runtime, cfg: &PluginsConfig) -> anyhow::Result<ExitCode> {
                 println!(
                     "{:<20} {:<8} {:<9} {:<16} {:<16} {:<12} {}",
                     p.name,
-                    p.info.version,
+                    escape(&p.info.version),
                     p.contract.version.to_string(),
                     p.contract.kind.to_string(),
                     provides_text(p.info.provides),
@@ -217,10 +217,12 @@ fn list(rt: &Runtime, cfg: &PluginsConfig) -> anyhow::Result<ExitCode> {
 
 fn show(p: &Plugin) {
     println!("name:         {}", p.name);
-    println!("version:      {}", p.info.version);
-    println!("vendor:       {}", p.info.vendor);
-    println!("license:      {}", p.info.license);
-    println!("description:  {}", p.info.description);
+    // Everything but the name (checked to be a plain word) is the plugin's own
+    // text.
+    println!("version:      {}", escape(&p.info.version));
+    println!("vendor:       {}", escape(&p.info.vendor));
+    println!("license:      {}", escape(&p.info.license));
+    println!("description:  {}", escape(&p.info.description));
     println!("kind:         {}", p.contract.kind);
     println!("contract:     pgclone:plugin@{}", p.contract.version);
     println!("provides:     {}", provides_text(p.info.provides));
@@ -245,6 +247,9 @@ fn show(p: &Plugin) {
     println!("capabilities:");
     for line in capability_lines(p) {
         println!("  {line}");
+    }
+    if p.contract.kind == pgclone::plugin::contract::PluginKind::Policy {
+        println!("\n{}", super::plugin_install::policy_power());
     }
 }
 
@@ -311,7 +316,7 @@ fn conformance(
             Verdict::Warn => "WARN",
             Verdict::Fail => "FAIL",
         };
-        println!("{v}  {:<44} {}", f.case, f.what);
+        println!("{v}  {:<44} {}", escape(&f.case), escape_text(&f.what));
     }
     let failed = report.failures();
     println!(
@@ -319,7 +324,7 @@ fn conformance(
         if report.plugin.is_empty() {
             file.display().to_string()
         } else {
-            report.plugin.clone()
+            escape(&report.plugin).into_owned()
         },
         report.findings.len()
     );

@@ -11,7 +11,7 @@ use pgclone::plugin::catalog::{self, Candidate};
 use pgclone::plugin::contract::PluginKind;
 use pgclone::plugin::manifest;
 use pgclone::plugin::{Plugin, Runtime};
-use pgclone::report::Failure;
+use pgclone::report::{escape, Failure};
 
 /// What `plugin install` was asked.
 pub struct InstallOptions {
@@ -31,10 +31,12 @@ fn read_plugin(path: &Path) -> anyhow::Result<Vec<u8>> {
 
 /// Shows the manifest, which is read without running anything of the plugin.
 fn show_manifest(m: &manifest::Manifest, sha: &str) {
-    println!("plugin:       {} {}", m.name, m.version);
-    println!("vendor:       {}", m.vendor);
-    println!("license:      {}", m.license);
-    println!("description:  {}", m.description);
+    // The manifest is the plugin's own text: escaped, so that it cannot hide
+    // the lines below (or the grant questions) from the operator.
+    println!("plugin:       {} {}", escape(&m.name), escape(&m.version));
+    println!("vendor:       {}", escape(&m.vendor));
+    println!("license:      {}", escape(&m.license));
+    println!("description:  {}", escape(&m.description));
     println!("sha256:       {sha}");
     println!("requests:");
     if m.capabilities.is_empty() {
@@ -54,6 +56,18 @@ fn explain(c: &Capability) -> String {
         Capability::LocalRun(p) => format!("run \"{p}\" on this host (no shell)"),
         Capability::ReadConfig(k) => format!("read the configuration key \"{k}\""),
     }
+}
+
+/// What a recovery policy can do without any capability, said before the
+/// operator grants or chains it.
+pub fn policy_power() -> String {
+    format!(
+        "NOTE: a recovery policy needs no capability to make PostgreSQL run commands: its \
+         settings may include {} (run by the server as its operating-system user, e.g. \
+         postgres). Review what it sets: `pgclone standby clone --dry-run` shows the settings, \
+         and a clone names each command a site or vendor policy sets.",
+        pgclone::recovery::chain::COMMAND_SETTINGS.join(", ")
+    )
 }
 
 /// Asks on the terminal whether to grant `c`.
@@ -96,6 +110,9 @@ pub fn install(
         "contract:     pgclone:plugin@{} ({}), accepted by this pgclone; describe() matches the manifest",
         plugin.contract.version, plugin.contract.kind
     );
+    if plugin.contract.kind == PluginKind::Policy {
+        println!("{}", policy_power());
+    }
     if catalog::is_builtin(&name) {
         return Err(
             Failure::new(format!("\"{name}\" is the name of a built-in plugin"))

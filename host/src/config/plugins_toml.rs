@@ -64,8 +64,12 @@ pub struct PluginEntry {
 }
 
 impl PluginsConfig {
-    /// Reads and validates `path`.
+    /// Reads and validates `path`; refuses it when another user could have
+    /// changed it (it says which plugins run with which grants).
     pub fn load(path: &Path) -> anyhow::Result<Self> {
+        if path.exists() {
+            crate::plugin::trust::require(path, "plugin configuration")?;
+        }
         let text = std::fs::read_to_string(path).map_err(|e| {
             let f = Failure::new(format!(
                 "could not read plugin configuration \"{}\"",

@@ -6,7 +6,7 @@
 
 use std::hash::{Hash, Hasher};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use wasmtime::component::Component;
@@ -99,11 +99,8 @@ impl ComponentCache {
     }
 }
 
-/// Owned by the effective user and not writable by group or others.
+/// Owned by the effective user and not writable by group or others (the rule
+/// of [`super::trust`], without root: the cache is the user's own).
 fn trusted(path: &Path, want_dir: bool) -> bool {
-    let Ok(m) = std::fs::symlink_metadata(path) else {
-        return false;
-    };
-    let euid = unsafe { libc::geteuid() };
-    m.is_dir() == want_dir && m.uid() == euid && m.mode() & 0o022 == 0
+    super::trust::check(path, want_dir, super::trust::Owner::Me, false).is_ok()
 }

@@ -60,6 +60,10 @@ pub struct Candidate {
     pub grants: Option<Vec<Capability>>,
     pub timeout_ms: u64,
     pub memory_mib: u64,
+    /// Named by plugins.toml: the file (and its directory) must be trusted
+    /// (see [`super::trust`]). A file given on the command line to be
+    /// checked, tested or installed is judged by its contents alone.
+    pub configured: bool,
     embedded: Option<&'static [u8]>,
 }
 
@@ -78,6 +82,7 @@ impl Candidate {
             grants: None,
             timeout_ms: DEFAULT_TIMEOUT_MS,
             memory_mib: DEFAULT_MEMORY_MIB,
+            configured: false,
             embedded: None,
         }
     }
@@ -123,6 +128,7 @@ pub fn candidates(cfg: &PluginsConfig) -> Vec<Candidate> {
                 memory_mib: entry
                     .and_then(|e| e.memory_mib)
                     .unwrap_or(DEFAULT_MEMORY_MIB),
+                configured: false,
                 embedded: Some(bytes),
             }
         })
@@ -142,6 +148,7 @@ pub fn candidates(cfg: &PluginsConfig) -> Vec<Candidate> {
             grants: cfg.grants_for(name),
             timeout_ms: entry.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS),
             memory_mib: entry.memory_mib.unwrap_or(DEFAULT_MEMORY_MIB),
+            configured: true,
             embedded: None,
         });
     }

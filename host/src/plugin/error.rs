@@ -22,7 +22,7 @@ pub enum PluginFailure {
         detail: Option<String>,
         hint: Option<String>,
     },
-    /// A call ran out of guest time.
+    /// A call ran out of its own time (code and WASI waits), wall clock.
     Timeout {
         plugin: String,
         call: &'static str,
@@ -71,7 +71,20 @@ impl PluginFailure {
         }
     }
 
+    /// The message, DETAIL and HINT, with what the plugin said escaped: a
+    /// plugin's text never reaches a terminal raw, and cannot add lines that
+    /// pass for pgclone's own (DETAIL and HINT keep their lines, indented).
     fn parts(&self) -> (String, Option<String>, Option<String>) {
+        use crate::report::{escape, escape_block};
+        let (message, detail, hint) = self.raw_parts();
+        (
+            escape(&message).into_owned(),
+            detail.map(|d| escape_block(&d)),
+            hint.map(|h| escape_block(&h)),
+        )
+    }
+
+    fn raw_parts(&self) -> (String, Option<String>, Option<String>) {
         match self {
             PluginFailure::Refused {
                 plugin,
@@ -89,7 +102,11 @@ impl PluginFailure {
                 limit_ms,
             } => (
                 format!("plugin \"{plugin}\" exceeded its time limit of {limit_ms} ms in {call}()"),
-                None,
+                Some(
+                    "the call was interrupted; its own time counts (its code and its waits, a sleep \
+                     included); programs it runs are limited apart, by plugin_program_timeout"
+                        .into(),
+                ),
                 Some(format!(
                     "raise timeout_ms in [plugin.{plugin}] of plugins.toml if the plugin needs more time"
                 )),

@@ -4,7 +4,6 @@
 
 use std::io::Read;
 use std::process::{Command, Stdio};
-use std::time::Instant;
 
 use super::bindings::host_api;
 use super::bindings::types::{self, CommandOutput, ErrorKind, LogLevel, PluginError};
@@ -68,15 +67,25 @@ fn clean(s: &str) -> String {
 }
 
 impl PluginState {
-    /// Runs `cmd`, counting the time as host time and bounding its output.
+    /// Runs `cmd`, bounding its output, and its time by what is left of the
+    /// call's `plugin_program_timeout` (shared by all programs of one call, so
+    /// that a plugin cannot stretch a call by running programs one after
+    /// another). That time does not count against the plugin's deadline.
     fn run(&mut self, mut cmd: Command, what: &str) -> Result<CommandOutput, PluginError> {
-        let started = Instant::now();
-        let limit = self
-            .env
-            .program_timeout
-            .unwrap_or(super::host_env::DEFAULT_PROGRAM_TIMEOUT);
+        let limit = self.program_time_left();
+        if limit.is_zero() {
+            return Err(error(
+                ErrorKind::Failed,
+                format!(
+                    "{what} was not run: the programs of this call used up plugin_program_timeout ({} s)",
+                    self.program_budget().as_secs_f64()
+                ),
+                None,
+            ));
+        }
+        self.clock.program_started();
         let result = run_bounded(&mut cmd, what, limit);
-        self.host_time += started.elapsed();
+        self.clock.program_ended();
         result
     }
 }
@@ -129,7 +138,7 @@ fn run_bounded(
                 "{what} did not finish within {} s and was killed",
                 limit.as_secs_f64()
             ),
-            Some("plugin_program_timeout in the configuration sets the limit, in seconds".into()),
+            Some("plugin_program_timeout in the configuration sets the limit, in seconds, for all the programs of one plugin call together".into()),
         )
     };
     let mut stderr = child.stderr.take().unwrap();

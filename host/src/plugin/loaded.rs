@@ -7,9 +7,9 @@ use std::time::Duration;
 use wasmtime::component::Component;
 use wasmtime::{Store, UpdateDeadline};
 
-use super::bindings::policy::RecoveryPolicy;
+use super::bindings::policy::{RecoveryPolicy, RecoveryPolicyPre};
 use super::bindings::policy_api::{RecoveryConfig, RecoveryFacts};
-use super::bindings::source::BackupSource;
+use super::bindings::source::{BackupSource, BackupSourcePre};
 use super::bindings::types::{
     BackupDescription, CloneRequest, PlanStep, PluginError, PluginInfo, WalLocation,
 };
@@ -21,20 +21,10 @@ use super::host_env::HostEnv;
 use super::runtime::Runtime;
 use super::state::PluginState;
 
-/// Runs a guest call on a thread of its own when the caller is inside a tokio
-/// runtime (`standby clone` is): WASI's synchronous host functions (a guest
-/// writing its panic message to stderr, say) drive futures with a runtime of
-/// their own, which tokio refuses to start inside another. Elsewhere the
-/// call runs in place.
-fn off_runtime<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    if tokio::runtime::Handle::try_current().is_err() {
-        return f();
-    }
-    std::thread::scope(|scope| match scope.spawn(f).join() {
-        Ok(r) => r,
-        Err(panic) => std::panic::resume_unwind(panic),
-    })
-}
+/// How long past its deadline a call blocked outside its own code (in a WASI
+/// wait) is given before it is abandoned; code that runs is stopped by the
+/// epoch check within a tick.
+const BLOCKED_GRACE: Duration = Duration::from_millis(100);
 
 /// A plugin that passed every load-time check.
 pub struct Plugin {
@@ -86,6 +76,15 @@ impl Plugin {
     /// name the plugin gives itself (for `plugin check`).
     pub fn load(rt: &Runtime, cand: &Candidate) -> Result<Plugin, PluginFailure> {
         let name = cand.name.as_str();
+        if let (Origin::File(path), true) = (&cand.origin, cand.configured) {
+            // A component another user could replace is not run, pinned or not.
+            super::trust::require(path, "plugin file").map_err(|f| PluginFailure::Refused {
+                plugin: name.into(),
+                reason: f.message,
+                detail: f.detail,
+                hint: f.hint,
+            })?;
+        }
         let bytes = cand.bytes().map_err(|e| PluginFailure::Refused {
             plugin: name.into(),
             reason: format!("cannot read {}", cand.origin),
@@ -279,24 +278,33 @@ impl Plugin {
                 Ok(UpdateDeadline::Continue(1))
             }
         });
-        store.set_epoch_deadline(1);
-        store.data_mut().begin_call();
-        let instance = match self.contract.kind {
-            PluginKind::Source => {
-                off_runtime(|| BackupSource::instantiate(&mut store, &self.component, &rt.linker))
-                    .map(Instance::Source)
-            }
-            PluginKind::Policy => {
-                off_runtime(|| RecoveryPolicy::instantiate(&mut store, &self.component, &rt.linker))
-                    .map(Instance::Policy)
-            }
-        };
         let mut session = Session {
             plugin: self.name.clone(),
-            store,
+            store: Some(store),
             instance: None,
         };
-        let instance = session.outcome("instantiate", instance)?;
+        let pre = rt
+            .linker
+            .instantiate_pre(&self.component)
+            .map_err(|e| PluginFailure::Trap {
+                plugin: self.name.clone(),
+                call: "instantiate",
+                trap: format!("{e:#}"),
+            })?;
+        let instance = match self.contract.kind {
+            PluginKind::Source => {
+                let pre = BackupSourcePre::new(pre);
+                session.call("instantiate", move |store| {
+                    pre?.instantiate(store).map(Instance::Source)
+                })
+            }
+            PluginKind::Policy => {
+                let pre = RecoveryPolicyPre::new(pre);
+                session.call("instantiate", move |store| {
+                    pre?.instantiate(store).map(Instance::Policy)
+                })
+            }
+        }?;
         session.instance = Some(instance);
         Ok(session)
     }
@@ -310,7 +318,8 @@ enum Instance {
 /// One instance of a plugin. After any failure the instance is not used again.
 pub struct Session {
     plugin: String,
-    store: Store<PluginState>,
+    /// `None` once a call was abandoned at its deadline (its thread keeps it).
+    store: Option<Store<PluginState>>,
     instance: Option<Instance>,
 }
 
@@ -322,7 +331,10 @@ impl Session {
         result: wasmtime::Result<T>,
     ) -> Result<T, PluginFailure> {
         let plugin = self.plugin.clone();
-        let state = self.store.data();
+        let Some(store) = &self.store else {
+            return Err(self.gone(call));
+        };
+        let state = store.data();
         if let Some(v) = &state.violation {
             self.instance = None;
             return Err(PluginFailure::Denied {
@@ -380,26 +392,86 @@ impl Session {
         }
     }
 
-    fn begin(&mut self) {
-        self.store.data_mut().begin_call();
-        self.store.set_epoch_deadline(1);
+    /// Runs `f` (a call into the guest) on a thread of its own and waits for
+    /// it no longer than the plugin's deadline allows. Code that runs is
+    /// stopped by the epoch check; a call blocked outside its code (a sleep in
+    /// WASI) is abandoned with its store, so the wait is bounded by the
+    /// deadline whatever the plugin does. Programs it runs are killed at what
+    /// is left of `plugin_program_timeout`, so a call returns within
+    /// `timeout_ms` + `plugin_program_timeout`. A thread of its own also keeps
+    /// WASI's synchronous functions (which drive futures on a runtime of their
+    /// own) out of the caller's tokio runtime.
+    fn call<R: Send + 'static>(
+        &mut self,
+        call: &'static str,
+        f: impl FnOnce(&mut Store<PluginState>) -> wasmtime::Result<R> + Send + 'static,
+    ) -> Result<R, PluginFailure> {
+        let Some(mut store) = self.store.take() else {
+            return Err(self.gone(call));
+        };
+        store.data_mut().begin_call();
+        store.set_epoch_deadline(1);
+        let clock = store.data().clock.clone();
+        let timeout = store.data().timeout;
+        let backstop = timeout + store.data().program_budget() + BLOCKED_GRACE;
+        let (done, finished) = std::sync::mpsc::channel();
+        let worker = std::thread::Builder::new()
+            .name(format!("pgclone-plugin-{call}"))
+            .spawn(move || {
+                let result = f(&mut store);
+                let _ = done.send((store, result));
+            });
+        if let Err(e) = worker {
+            self.instance = None;
+            return Err(PluginFailure::Trap {
+                plugin: self.plugin.clone(),
+                call,
+                trap: format!("could not start a thread for the call: {e}"),
+            });
+        }
+        loop {
+            let left = (timeout + BLOCKED_GRACE).saturating_sub(clock.own());
+            let wait = left.clamp(Duration::from_millis(5), Duration::from_millis(100));
+            match finished.recv_timeout(wait) {
+                Ok((store, result)) => {
+                    self.store = Some(store);
+                    return self.outcome(call, result);
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    if clock.own() > timeout + BLOCKED_GRACE || clock.wall() > backstop {
+                        self.instance = None;
+                        return Err(PluginFailure::Timeout {
+                            plugin: self.plugin.clone(),
+                            call,
+                            limit_ms: timeout.as_millis(),
+                        });
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    self.instance = None;
+                    return Err(PluginFailure::Trap {
+                        plugin: self.plugin.clone(),
+                        call,
+                        trap: "the call failed in the host".into(),
+                    });
+                }
+            }
+        }
     }
 
     /// `describe`, for either kind of plugin.
     pub fn describe(&mut self) -> Result<PluginInfo, PluginFailure> {
-        self.begin();
-        let r = match &self.instance {
+        match &self.instance {
             Some(Instance::Source(s)) => {
                 let f = s.pgclone_plugin_source().clone();
-                off_runtime(|| f.call_describe(&mut self.store))
+                self.call("describe", move |store| f.call_describe(store))
             }
             Some(Instance::Policy(p)) => {
                 let f = p.pgclone_plugin_policy().clone();
-                off_runtime(|| f.call_describe(&mut self.store))
+                self.call("describe", move |store| f.call_describe(store))
             }
-            None => return Err(self.gone("describe")),
-        };
-        self.outcome("describe", r)
+            None => Err(self.gone("describe")),
+        }
     }
 
     fn source(&self, call: &'static str) -> Result<&BackupSource, PluginFailure> {
@@ -417,10 +489,9 @@ impl Session {
 
     /// `source.check`.
     pub fn check(&mut self, req: &CloneRequest) -> Result<BackupDescription, PluginFailure> {
-        self.begin();
         let s = self.source("check")?.pgclone_plugin_source().clone();
-        let r = off_runtime(|| s.call_check(&mut self.store, req));
-        let r = self.outcome("check", r);
+        let req = req.clone();
+        let r = self.call("check", move |store| s.call_check(store, &req));
         self.returned("check", r)
     }
 
@@ -430,19 +501,19 @@ impl Session {
         req: &CloneRequest,
         backup: &BackupDescription,
     ) -> Result<Vec<PlanStep>, PluginFailure> {
-        self.begin();
         let s = self.source("plan-clone")?.pgclone_plugin_source().clone();
-        let r = off_runtime(|| s.call_plan_clone(&mut self.store, req, backup));
-        let r = self.outcome("plan-clone", r);
+        let (req, backup) = (req.clone(), backup.clone());
+        let r = self.call("plan-clone", move |store| {
+            s.call_plan_clone(store, &req, &backup)
+        });
         self.returned("plan-clone", r)
     }
 
     /// `source.locate-wal`.
     pub fn wal_location(&mut self, name: &str) -> Result<WalLocation, PluginFailure> {
-        self.begin();
         let s = self.source("locate-wal")?.pgclone_plugin_source().clone();
-        let r = off_runtime(|| s.call_locate_wal(&mut self.store, name));
-        let r = self.outcome("locate-wal", r);
+        let name = name.to_string();
+        let r = self.call("locate-wal", move |store| s.call_locate_wal(store, &name));
         self.returned("locate-wal", r)
     }
 
@@ -452,7 +523,6 @@ impl Session {
         facts: &RecoveryFacts,
         previous: &RecoveryConfig,
     ) -> Result<RecoveryConfig, PluginFailure> {
-        self.begin();
         let p = match &self.instance {
             Some(Instance::Policy(p)) => p.pgclone_plugin_policy().clone(),
             Some(Instance::Source(_)) => {
@@ -463,8 +533,10 @@ impl Session {
             }
             None => return Err(self.gone("recovery-settings")),
         };
-        let r = off_runtime(|| p.call_recovery_settings(&mut self.store, facts, previous));
-        let r = self.outcome("recovery-settings", r);
+        let (facts, previous) = (facts.clone(), previous.clone());
+        let r = self.call("recovery-settings", move |store| {
+            p.call_recovery_settings(store, &facts, &previous)
+        });
         self.returned("recovery-settings", r)
     }
 }

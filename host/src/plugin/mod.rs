@@ -14,6 +14,7 @@ pub mod loaded;
 pub mod manifest;
 pub mod runtime;
 pub mod state;
+pub mod trust;
 
 pub use capability::Capability;
 pub use catalog::{Candidate, Origin};

@@ -1,7 +1,7 @@
 //! What a plugin's store holds: its sandbox (an empty WASI context), its limits,
 //! its capabilities, and the bookkeeping that turns misbehaviour into errors.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
@@ -51,6 +51,72 @@ impl wasmtime::ResourceLimiter for MemoryCap {
     }
 }
 
+/// The clock of the current call, shared with the thread that waits for the
+/// call: the plugin's own time (its code, and its waits in WASI calls such as
+/// a sleep) counts against its deadline; time in the programs it runs is
+/// counted apart, against `plugin_program_timeout`.
+#[derive(Debug)]
+pub struct CallClock(Mutex<ClockState>);
+
+#[derive(Debug, Clone, Copy)]
+struct ClockState {
+    started: Instant,
+    in_programs: Duration,
+    program_since: Option<Instant>,
+}
+
+impl Default for CallClock {
+    fn default() -> Self {
+        CallClock(Mutex::new(ClockState {
+            started: Instant::now(),
+            in_programs: Duration::ZERO,
+            program_since: None,
+        }))
+    }
+}
+
+impl CallClock {
+    fn state(&self) -> std::sync::MutexGuard<'_, ClockState> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A new call starts now.
+    pub fn begin(&self) {
+        *self.state() = ClockState {
+            started: Instant::now(),
+            in_programs: Duration::ZERO,
+            program_since: None,
+        };
+    }
+
+    /// Wall time since the call started.
+    pub fn wall(&self) -> Duration {
+        self.state().started.elapsed()
+    }
+
+    /// Time the programs of this call ran, the running one included.
+    pub fn in_programs(&self) -> Duration {
+        let s = *self.state();
+        s.in_programs + s.program_since.map_or(Duration::ZERO, |t| t.elapsed())
+    }
+
+    /// The plugin's own time: wall time less the time in programs.
+    pub fn own(&self) -> Duration {
+        self.wall().saturating_sub(self.in_programs())
+    }
+
+    pub fn program_started(&self) {
+        self.state().program_since = Some(Instant::now());
+    }
+
+    pub fn program_ended(&self) {
+        let mut s = self.state();
+        if let Some(t) = s.program_since.take() {
+            s.in_programs += t.elapsed();
+        }
+    }
+}
+
 /// The data of one plugin's store.
 pub struct PluginState {
     /// The plugin's name, for messages.
@@ -60,12 +126,10 @@ pub struct PluginState {
     pub memory: MemoryCap,
     /// The first refused capability of the current call.
     pub violation: Option<Violation>,
-    /// Guest time allowed per call.
+    /// The plugin's own time allowed per call (its code and its WASI waits).
     pub timeout: Duration,
-    /// When the current call started, and how much of it was spent in host calls
-    /// (ssh, programs): that time does not count against the plugin.
-    pub call_started: Instant,
-    pub host_time: Duration,
+    /// The current call's clock.
+    pub clock: Arc<CallClock>,
     wasi: WasiCtx,
     table: ResourceTable,
 }
@@ -88,8 +152,7 @@ impl PluginState {
             },
             violation: None,
             timeout,
-            call_started: Instant::now(),
-            host_time: Duration::ZERO,
+            clock: Arc::new(CallClock::default()),
             // No preopened directories, no environment, no arguments, no
             // network: WASI is there only because Rust's std links against it.
             wasi: WasiCtx::builder().build(),
@@ -100,13 +163,25 @@ impl PluginState {
     /// Resets the per-call bookkeeping before a call into the guest.
     pub fn begin_call(&mut self) {
         self.violation = None;
-        self.call_started = Instant::now();
-        self.host_time = Duration::ZERO;
+        self.clock.begin();
     }
 
-    /// Guest time used by the current call so far.
+    /// The plugin's own time used by the current call so far.
     pub fn guest_elapsed(&self) -> Duration {
-        self.call_started.elapsed().saturating_sub(self.host_time)
+        self.clock.own()
+    }
+
+    /// What programs may still use of this call's `plugin_program_timeout`.
+    pub fn program_time_left(&self) -> Duration {
+        self.program_budget()
+            .saturating_sub(self.clock.in_programs())
+    }
+
+    /// The time all programs of one call may take together.
+    pub fn program_budget(&self) -> Duration {
+        self.env
+            .program_timeout
+            .unwrap_or(super::host_env::DEFAULT_PROGRAM_TIMEOUT)
     }
 
     /// Checks `cap` against both locks, recording a refusal.

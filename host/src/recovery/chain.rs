@@ -21,6 +21,23 @@ pub fn settings_file(version: u32) -> SettingsFile {
     }
 }
 
+/// Settings that make PostgreSQL run a shell command as the server's user:
+/// a policy that sets them decides what runs there.
+pub const COMMAND_SETTINGS: &[&str] = &[
+    "restore_command",
+    "archive_cleanup_command",
+    "recovery_end_command",
+];
+
+fn command_settings(config: &RecoveryConfig) -> Vec<(String, String)> {
+    config
+        .settings
+        .iter()
+        .filter(|s| COMMAND_SETTINGS.contains(&s.name.as_str()))
+        .map(|s| (s.name.clone(), s.value.clone()))
+        .collect()
+}
+
 /// Checks a policy's answer: the right file for the version, known parameters,
 /// each at most once, values that fit on one line.
 pub fn validate(config: &RecoveryConfig, version: u32) -> Result<(), String> {
@@ -64,12 +81,24 @@ pub fn decide(
     for policy in policies {
         policy.ensure_granted()?;
         let mut session = policy.session(rt, env.clone())?;
+        let before = command_settings(&config);
         config = session.recovery_settings(facts, &config)?;
         validate(&config, facts.server_version).map_err(|problem| PluginFailure::Malformed {
             plugin: policy.name.clone(),
             call: "recovery-settings",
             problem,
         })?;
+        // What a site or vendor policy makes PostgreSQL run is said plainly.
+        if !policy.origin_is_builtin() {
+            for (name, value) in command_settings(&config) {
+                if !before.contains(&(name.clone(), value.clone())) {
+                    crate::report::notice(&format!(
+                        "recovery policy \"{}\" sets {name} = '{value}': PostgreSQL will run this command as its own operating-system user",
+                        policy.name
+                    ));
+                }
+            }
+        }
     }
     Ok(config)
 }

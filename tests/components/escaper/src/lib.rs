@@ -108,6 +108,36 @@ impl Guest for Escaper {
                 mode: 0o600,
             })],
             "panic" => panic!("the plugin panicked on purpose"),
+            // Control characters: a carriage return that rsync's --files-from
+            // would read as two names, a line break, a tab, an escape
+            // sequence, DEL, a C1 control; in every kind of step.
+            "cr-file" => vec![copy(
+                "store",
+                "/srv/backup",
+                &["base/1\r../../etc/cron.d/x"],
+            )],
+            "cr-exclude" => vec![PlanStep::CopyTree(CopyTreeStep {
+                exclude: vec!["pg_wal\u{85}x".into()],
+                ..match copy("store", "/srv/backup", &["PG_VERSION"]) {
+                    PlanStep::CopyTree(c) => c,
+                    _ => unreachable!(),
+                }
+            })],
+            "del-remote" => vec![copy("store", "/srv/backup\x7f", &["PG_VERSION"])],
+            "newline-dir" => vec![dir("base\nx")],
+            "tab-write" => vec![PlanStep::WriteFile(WriteFileStep {
+                path: at("tablespace_map\t"),
+                contents: "x".into(),
+                mode: 0o600,
+            })],
+            "c1-local" => vec![PlanStep::CopyTree(CopyTreeStep {
+                local: at("base\u{9b}2J"),
+                ..match copy("store", "/srv/backup", &["PG_VERSION"]) {
+                    PlanStep::CopyTree(c) => c,
+                    _ => unreachable!(),
+                }
+            })],
+            "escape-arg" => vec![run("true", &["\x1b]0;owned\x07"])],
             "tablespace-grab" => vec![PlanStep::WriteFile(WriteFileStep {
                 path: LocalPath {
                     root: PathRoot::Tablespace(16390),
