@@ -58,6 +58,8 @@ pub struct CloneOptions {
     pub replication_conf_only: bool,
     pub replication_user: Option<String>,
     pub superuser: Option<String>,
+    /// The user for ssh to the upstream host (--copy-external-config-files).
+    pub remote_user: Option<String>,
     pub verify_backup: bool,
     /// Barman mode: the backup to clone (default: the latest).
     pub backup_id: Option<String>,
@@ -66,7 +68,7 @@ pub struct CloneOptions {
 }
 
 fn info(msg: &str) {
-    eprintln!("INFO: {msg}");
+    report::info(msg);
 }
 
 /// The upstream's connection parameters from -d/-h/-p/-U.
@@ -827,7 +829,8 @@ pub async fn run(
                 verify_backup(&env, &target.real, facts.server_version).await?;
             }
             if let (Some(mode), Some(u)) = (&o.copy_external_config_files, &up.info) {
-                external::copy(mode, u, &upstream_host, &env.ssh_options, &target.real).await?;
+                let dest = external::ssh_dest(&upstream_host, o.remote_user.as_deref());
+                external::copy(mode, u, &dest, &env.ssh_options, &target.real).await?;
             }
         }
         let existing = read_existing(&target.real, "postgresql.auto.conf")?;
@@ -899,7 +902,10 @@ pub async fn run(
             other => format!("standby clone (from backup source \"{other}\") complete"),
         });
         report::notice("you can now start your PostgreSQL server");
-        eprintln!("HINT: for example: pg_ctl -D {} start", data_dir.display());
+        report::hint(&format!(
+            "for example: pg_ctl -D {} start",
+            data_dir.display()
+        ));
     }
     if node.barman_mode && conf.get("restore_command").is_none() {
         report::warning(
@@ -951,6 +957,17 @@ async fn print_plan(
     }
     for (i, s) in planned.steps.iter().enumerate() {
         println!("  {}. {s}", i + 1);
+    }
+    if let (Some(mode), Some(u), false) = (
+        &o.copy_external_config_files,
+        &up.info,
+        o.replication_conf_only,
+    ) {
+        let host = up.meta.params.get("host").unwrap_or("");
+        let dest = external::ssh_dest(host, o.remote_user.as_deref());
+        for line in external::plan(mode, u, &dest, &target.real) {
+            println!("  {line}");
+        }
     }
     let existing = if o.replication_conf_only {
         read_existing(&target.real, "postgresql.auto.conf")?
