@@ -611,6 +611,35 @@ fn repmgr_option_lines_verbatim_reach_the_upstream_and_shape_the_plan() {
         &cfg,
     ));
     assert!(!err.contains("INFO:"), "{err}");
+
+    // -b/--pg_bindir and --recovery-min-apply-delay override those keys.
+    let bin = n.sc.mkdir("bin");
+    std::os::unix::fs::symlink(
+        support::pg_bindir().join("pg_basebackup"),
+        bin.join("pg_basebackup"),
+    )
+    .unwrap();
+    let line = format!(
+        "repmgr -h node1 -U repmgr -d repmgr -f /etc/repmgr.conf -b {} standby clone --recovery-min-apply-delay=5min --dry-run",
+        bin.display()
+    );
+    let (plan, _) = ok(&n.run(&line, &cfg));
+    assert!(
+        plan.contains(&format!("run {}/pg_basebackup ", bin.display())),
+        "{plan}"
+    );
+    assert!(plan.contains("recovery_min_apply_delay = '5min'"), "{plan}");
+
+    // --log-to-file: the messages go to log_file.
+    let log = n.sc.path("repmgr.log");
+    let cfg = n.conf(&format!("log_file='{}'\n", log.display()));
+    let (_, err) = ok(&n.run(
+        "repmgr -h node1 -U repmgr -d repmgr -f /etc/repmgr.conf standby clone --dry-run --log-to-file",
+        &cfg,
+    ));
+    assert!(err.is_empty(), "{err}");
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("NOTICE: dry run complete"), "{logged}");
     assert!(!n.standby().exists());
 }
 
