@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 /// An error the operator reads: what went wrong, what was seen, what to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,15 +132,84 @@ pub fn exit_text(status: &std::process::ExitStatus) -> String {
     }
 }
 
+/// How much is said on standard error: repmgr's log levels (-L/--log-level,
+/// -q, -v). Errors are always shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Debug = 0,
+    Info = 1,
+    Notice = 2,
+    Warning = 3,
+    Error = 4,
+}
+
+impl std::str::FromStr for Level {
+    type Err = String;
+
+    /// repmgr's names, case-insensitively; ALERT, CRIT and EMERG show errors only.
+    fn from_str(s: &str) -> Result<Level, String> {
+        Ok(match s.to_ascii_uppercase().as_str() {
+            "DEBUG" => Level::Debug,
+            "INFO" => Level::Info,
+            "NOTICE" => Level::Notice,
+            "WARNING" => Level::Warning,
+            "ERROR" | "ALERT" | "CRIT" | "EMERG" => Level::Error,
+            _ => {
+                return Err(format!(
+                    "invalid log level \"{s}\" (available values: DEBUG, INFO, NOTICE, WARNING, ERROR, ALERT, CRIT or EMERG)"
+                ))
+            }
+        })
+    }
+}
+
+static LEVEL: AtomicU8 = AtomicU8::new(Level::Info as u8);
+static TERSE: AtomicBool = AtomicBool::new(false);
+
+/// Sets the lowest level shown (default: INFO, everything but debug output).
+pub fn set_level(level: Level) {
+    LEVEL.store(level as u8, Ordering::Relaxed);
+}
+
+/// repmgr's -t/--terse: no hints with notices and warnings. An error keeps its
+/// DETAIL and HINT: they say what went wrong and what to do.
+pub fn set_terse(terse: bool) {
+    TERSE.store(terse, Ordering::Relaxed);
+}
+
+/// Whether messages of `level` are shown.
+pub fn shown(level: Level) -> bool {
+    level as u8 >= LEVEL.load(Ordering::Relaxed)
+}
+
+/// `INFO: ...` on standard error.
+pub fn info(message: &str) {
+    if shown(Level::Info) {
+        eprintln!("INFO: {}", escape_text(message));
+    }
+}
+
 /// `NOTICE: ...` on standard error.
 pub fn notice(message: &str) {
-    eprintln!("NOTICE: {}", escape_text(message));
+    if shown(Level::Notice) {
+        eprintln!("NOTICE: {}", escape_text(message));
+    }
+}
+
+/// A `HINT: ...` after a notice (not with -t/--terse).
+pub fn hint(message: &str) {
+    if shown(Level::Notice) && !TERSE.load(Ordering::Relaxed) {
+        eprintln!("HINT: {}", escape_text(message));
+    }
 }
 
 /// `WARNING: ...` (and an optional hint) on standard error.
 pub fn warning(message: &str, hint: Option<&str>) {
+    if !shown(Level::Warning) {
+        return;
+    }
     eprintln!("WARNING: {}", escape_text(message));
-    if let Some(h) = hint {
+    if let (Some(h), false) = (hint, TERSE.load(Ordering::Relaxed)) {
         eprintln!("HINT: {}", escape_text(h));
     }
 }

@@ -393,3 +393,445 @@ fn inspecting_a_policy_says_its_settings_can_run_commands() {
         text(&out.stdout)
     );
 }
+
+// ---------------------------------------------------------------------------
+// repmgr's command lines, verbatim.
+
+mod support;
+
+use support::{Pg, Scratch};
+
+/// Runs the binary without a configuration (the command line is what is tested).
+fn bare(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pgclone"))
+        .args(args)
+        .env("PGCLONE_CONFIG", "/nonexistent/pgclone.conf")
+        .env_remove("PGCLONE_PLUGINS_CONFIG")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn no_command_or_standby_without_clone_is_a_usage_error_not_help() {
+    for args in [
+        vec![],
+        vec!["standby"],
+        vec!["-f", "/etc/repmgr.conf"],
+        vec!["-h", "node1", "-U", "repmgr", "-d", "repmgr", "standby"],
+    ] {
+        let out = bare(&args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}: {}", text(&out.stdout));
+        assert!(err.starts_with("error: no "), "{args:?}: {err}");
+        assert!(err.contains("Usage: pgclone"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn help_is_dash_question_mark_or_dash_dash_help_and_h_is_never_help() {
+    for args in [
+        vec!["-?"],
+        vec!["--help"],
+        vec!["help"],
+        vec!["standby", "clone", "-?"],
+        vec!["-h", "node1", "standby", "clone", "--help"],
+        vec!["help", "standby", "clone"],
+        vec!["wal-restore", "-?"],
+    ] {
+        let out = bare(&args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert!(text(&out.stdout).contains("Usage: pgclone"), "{args:?}");
+    }
+    let out = bare(&["standby", "clone", "-?"]);
+    let help = text(&out.stdout);
+    assert!(help.contains("-h, --host <HOST>"), "{help}");
+    assert!(help.contains("-t, --terse"), "{help}");
+    let out = bare(&["--help"]);
+    assert!(
+        text(&out.stdout).contains("work in any position"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn unknown_options_stray_arguments_and_missing_values_are_errors() {
+    for args in [
+        vec!["standby", "clone", "--bogus"],
+        vec!["--bogus", "standby", "clone"],
+        vec!["standby", "clone", "node1", "node2"],
+        vec!["standby", "promote"],
+        vec!["primary", "register"],
+        vec!["standby", "clone", "-h"],
+        vec!["-h"],
+        vec!["-U", "repmgr", "-h"],
+        vec!["standby", "clone", "-h", "--dry-run"],
+        vec!["--node-id=3", "standby", "clone", "--dry-run"],
+        vec!["standby", "clone", "--copy-external-config-files=elsewhere"],
+        vec!["standby", "clone", "-L", "LOUD"],
+        vec!["standby", "clone", "--upstream-node-id=two"],
+    ] {
+        let out = bare(&args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}: {}", text(&out.stdout));
+        assert!(err.starts_with("error: "), "{args:?}: {err}");
+    }
+    // repmgr's `standby clone HOST` and -h together: which one was meant?
+    let out = bare(&["-h", "node1", "standby", "clone", "node2"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("host name provided both with -h/--host and as an extra parameter"),
+        "{err}"
+    );
+}
+
+#[test]
+fn options_that_mean_nothing_to_a_command_are_errors() {
+    for (args, flag) in [
+        (
+            vec!["-p", "5432", "wal-restore", "h", "s", "f", "p"],
+            "-p/--port",
+        ),
+        (
+            vec!["-U", "repmgr", "wal-restore", "h", "s", "f", "p"],
+            "-U/--username",
+        ),
+        (
+            vec!["-c", "wal-restore", "h", "s", "f", "p"],
+            "-c/--fast-checkpoint",
+        ),
+        (vec!["-t", "wal-restore", "h", "s", "f", "p"], "-t/--terse"),
+        (
+            vec!["wal-restore", "-v", "h", "s", "f", "p"],
+            "-v/--verbose",
+        ),
+        (
+            vec!["-L", "DEBUG", "wal-restore", "h", "s", "f", "p"],
+            "-L/--log-level",
+        ),
+        (vec!["-F", "plugin", "list"], "-F/--force"),
+        (vec!["plugin", "list", "--log-to-file"], "--log-to-file"),
+        (vec!["-h", "node1", "plugin", "list"], "-h/--host"),
+    ] {
+        let out = bare(&args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(&format!("takes no {flag}")), "{args:?}: {err}");
+    }
+}
+
+/// A primary as in repmgr's quick start: a `repmgr` superuser and database,
+/// reached as host "node1" (PGHOSTADDR points the name at this server, so
+/// repmgr's documented command lines run unchanged), trusted over TCP.
+struct Node1 {
+    sc: Scratch,
+    pg: Pg,
+}
+
+impl Node1 {
+    fn start(name: &str) -> Node1 {
+        let sc = Scratch::new(name);
+        let mut pg = Pg::init(&sc, "node1");
+        pg.hba_prepend("host all all 127.0.0.1/32 trust\nhost replication all 127.0.0.1/32 trust");
+        pg.start();
+        pg.sql("CREATE ROLE repmgr SUPERUSER REPLICATION LOGIN");
+        pg.sql("CREATE DATABASE repmgr OWNER repmgr");
+        Node1 { sc, pg }
+    }
+
+    /// repmgr.conf for node2, as in the quick start; `extra` is appended.
+    fn conf(&self, extra: &str) -> PathBuf {
+        self.sc.write(
+            "repmgr.conf",
+            &format!(
+                "node_id=2\nnode_name='node2'\n\
+                 conninfo='host=node2 user=repmgr dbname=repmgr connect_timeout=2'\n\
+                 data_directory='{}'\n{extra}",
+                self.standby().display()
+            ),
+        )
+    }
+
+    fn standby(&self) -> PathBuf {
+        self.sc.path("standby")
+    }
+
+    /// Runs a command line from repmgr's documentation with pgclone in place of
+    /// repmgr and the test's file for /etc/repmgr.conf, as the postgres user;
+    /// every other word is as documented.
+    fn run(&self, line: &str, cfg: &Path) -> Output {
+        let words = shell_words::split(line).unwrap();
+        assert_eq!(words[0], "repmgr");
+        let args: Vec<String> = words[1..]
+            .iter()
+            .map(|w| w.replace("/etc/repmgr.conf", cfg.to_str().unwrap()))
+            .collect();
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let port = self.pg.port.to_string();
+        support::pgclone(
+            &self.sc,
+            &refs,
+            &[
+                ("PGHOSTADDR", "127.0.0.1"),
+                ("PGPORT", &port),
+                ("PGCLONE_CONFIG", cfg.to_str().unwrap()),
+            ],
+        )
+    }
+}
+
+fn ok(out: &Output) -> (String, String) {
+    let (o, e) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{o}\n{e}");
+    (o, e)
+}
+
+fn plan_conninfo(plan: &str) -> &str {
+    plan.lines()
+        .find(|l| l.contains("primary_conninfo"))
+        .unwrap_or_else(|| panic!("no primary_conninfo in the plan:\n{plan}"))
+}
+
+#[test]
+fn repmgr_quick_start_lines_verbatim_dry_run_then_clone() {
+    if !support::is_root() {
+        return;
+    }
+    let n = Node1::start("argv-quickstart");
+    n.pg.sql("CREATE TABLE t(i int); INSERT INTO t SELECT generate_series(1, 100)");
+    let cfg = n.conf("");
+
+    let out = n.run(
+        "repmgr -h node1 -U repmgr -d repmgr -f /etc/repmgr.conf standby clone --dry-run",
+        &cfg,
+    );
+    let (plan, err) = ok(&out);
+    assert!(err.contains("connecting to upstream node"), "{err}");
+    assert!(err.contains("as user \"repmgr\""), "{err}");
+    assert!(
+        plan.contains("run ") && plan.contains("pg_basebackup"),
+        "{plan}"
+    );
+    assert!(!plan.contains("--checkpoint"), "{plan}");
+    let conninfo = plan_conninfo(&plan);
+    assert!(
+        conninfo.contains("host=node1") && conninfo.contains("user=repmgr"),
+        "{conninfo}"
+    );
+    assert!(
+        !n.standby().exists(),
+        "a dry run created the data directory"
+    );
+
+    let out = n.run(
+        "repmgr -h node1 -U repmgr -d repmgr -f /etc/repmgr.conf standby clone",
+        &cfg,
+    );
+    let (_, err) = ok(&out);
+    assert!(
+        err.contains("standby clone (using pg_basebackup) complete"),
+        "{err}"
+    );
+    let mut st = Pg::existing(&n.sc, n.standby());
+    st.start();
+    st.wait_for(
+        "SELECT status FROM pg_stat_wal_receiver",
+        "streaming",
+        std::time::Duration::from_secs(60),
+    );
+    n.pg.sql("INSERT INTO t VALUES (101)");
+    st.wait_for(
+        "SELECT count(*) FROM t",
+        "101",
+        std::time::Duration::from_secs(60),
+    );
+}
+
+#[test]
+fn repmgr_force_line_verbatim_reclones_over_a_populated_directory() {
+    if !support::is_root() {
+        return;
+    }
+    let n = Node1::start("argv-force");
+    n.pg.sql("CREATE DATABASE pgbench");
+    let cfg = n.conf("");
+    let stale = n.sc.mkdir("standby");
+    n.sc.write("standby/stale-file", "from an earlier standby");
+    assert!(stale.join("stale-file").exists());
+    // Without -F the populated directory is refused...
+    let out = n.run(
+        "repmgr -h node1 -U repmgr -d repmgr -f /etc/repmgr.conf standby clone",
+        &cfg,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(stale.join("stale-file").exists());
+    // ...with it (repmgr's README: options before the command, -R, --verbose,
+    // --force, and the upstream's host as the last word) it is replaced.
+    let line = format!(
+        "repmgr -D {} -d pgbench -p {} -U repmgr -R postgres --verbose --force standby clone node1",
+        n.standby().display(),
+        n.pg.port
+    );
+    let out = n.run(&line, &cfg);
+    let (_, err) = ok(&out);
+    assert!(
+        err.contains("standby clone (using pg_basebackup) complete"),
+        "{err}"
+    );
+    assert!(!stale.join("stale-file").exists());
+    assert!(n.standby().join("standby.signal").exists());
+    let auto = std::fs::read_to_string(n.standby().join("postgresql.auto.conf")).unwrap();
+    assert!(auto.contains("host=node1"), "{auto}");
+    // And -F after `standby clone`, with -c, on the clone just made.
+    let out = n.run(
+        "repmgr -h node1 -U repmgr -d repmgr -f /etc/repmgr.conf standby clone -F -c",
+        &cfg,
+    );
+    let (_, err) = ok(&out);
+    assert!(err.contains("complete"), "{err}");
+    let mut st = Pg::existing(&n.sc, n.standby());
+    st.start();
+    st.wait_for(
+        "SELECT status FROM pg_stat_wal_receiver",
+        "streaming",
+        std::time::Duration::from_secs(60),
+    );
+}
+
+#[test]
+fn repmgr_option_lines_verbatim_reach_the_upstream_and_shape_the_plan() {
+    if !support::is_root() {
+        return;
+    }
+    let n = Node1::start("argv-options");
+    n.pg.sql("CREATE ROLE repl REPLICATION LOGIN");
+    let ext = n.sc.mkdir("etc");
+    n.sc.write("etc/extra.conf", "work_mem = '5MB'\n");
+    n.pg.append_conf(&format!("include = '{}/extra.conf'\n", ext.display()));
+    n.pg.reload();
+    let cfg = n.conf("");
+
+    // -c/--fast-checkpoint, before and after the command.
+    for line in [
+        "repmgr -h node1 -U repmgr -d repmgr -f /etc/repmgr.conf standby clone -c --dry-run",
+        "repmgr -c -h node1 -U repmgr -d repmgr -f /etc/repmgr.conf standby clone --dry-run",
+        "repmgr -h node1 -U repmgr -d repmgr -f /etc/repmgr.conf standby clone --fast-checkpoint --dry-run",
+    ] {
+        let (plan, _) = ok(&n.run(line, &cfg));
+        assert!(plan.contains("--checkpoint fast"), "{line}:\n{plan}");
+    }
+
+    // --replication-user: the replication connection and primary_conninfo.
+    let (plan, err) = ok(&n.run(
+        "repmgr -h node1 -U repmgr -d repmgr -f /etc/repmgr.conf standby clone --replication-user repl --dry-run",
+        &cfg,
+    ));
+    assert!(
+        err.contains("replication connection as \"repl\" works"),
+        "{err}"
+    );
+    assert!(plan_conninfo(&plan).contains("user=repl "), "{plan}");
+
+    // --upstream-conninfo: primary_conninfo as given.
+    let (plan, _) = ok(&n.run(
+        "repmgr -h node1 -U repmgr -d repmgr -f /etc/repmgr.conf standby clone --upstream-conninfo='host=node9 port=5439 user=repl' --dry-run",
+        &cfg,
+    ));
+    let conninfo = plan_conninfo(&plan);
+    assert!(
+        conninfo.contains("host=node9") && conninfo.contains("port=5439"),
+        "{conninfo}"
+    );
+
+    // --copy-external-config-files, to the same path (default) or into PGDATA.
+    let (plan, _) = ok(&n.run(
+        "repmgr -h node1 -U repmgr -d repmgr -f /etc/repmgr.conf standby clone --copy-external-config-files --dry-run",
+        &cfg,
+    ));
+    let want = format!(
+        "copy external configuration file {0}/extra.conf from node1 over ssh to {0}/extra.conf",
+        ext.display()
+    );
+    assert!(plan.contains(&want), "{plan}");
+    let (plan, _) = ok(&n.run(
+        "repmgr -h node1 -U repmgr -d repmgr -f /etc/repmgr.conf -R postgres standby clone --copy-external-config-files=pgdata --dry-run",
+        &cfg,
+    ));
+    let want = format!(
+        "from postgres@node1 over ssh to {}/extra.conf",
+        n.standby().display()
+    );
+    assert!(plan.contains(&want), "{plan}");
+
+    // Logging options in any position: -L NOTICE hides INFO, -t the hints.
+    let (_, err) = ok(&n.run(
+        "repmgr -L NOTICE -h node1 -U repmgr -d repmgr -f /etc/repmgr.conf standby clone --dry-run --terse",
+        &cfg,
+    ));
+    assert!(!err.contains("INFO:"), "{err}");
+
+    // -b/--pg_bindir and --recovery-min-apply-delay override those keys.
+    let bin = n.sc.mkdir("bin");
+    std::os::unix::fs::symlink(
+        support::pg_bindir().join("pg_basebackup"),
+        bin.join("pg_basebackup"),
+    )
+    .unwrap();
+    let line = format!(
+        "repmgr -h node1 -U repmgr -d repmgr -f /etc/repmgr.conf -b {} standby clone --recovery-min-apply-delay=5min --dry-run",
+        bin.display()
+    );
+    let (plan, _) = ok(&n.run(&line, &cfg));
+    assert!(
+        plan.contains(&format!("run {}/pg_basebackup ", bin.display())),
+        "{plan}"
+    );
+    assert!(plan.contains("recovery_min_apply_delay = '5min'"), "{plan}");
+
+    // --log-to-file: the messages go to log_file.
+    let log = n.sc.path("repmgr.log");
+    let cfg = n.conf(&format!("log_file='{}'\n", log.display()));
+    let (_, err) = ok(&n.run(
+        "repmgr -h node1 -U repmgr -d repmgr -f /etc/repmgr.conf standby clone --dry-run --log-to-file",
+        &cfg,
+    ));
+    assert!(err.is_empty(), "{err}");
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("NOTICE: dry run complete"), "{logged}");
+    assert!(!n.standby().exists());
+}
+
+#[test]
+fn repmgr_barman_lines_verbatim_go_to_barman_or_not() {
+    if !support::is_root() {
+        return;
+    }
+    let n = Node1::start("argv-barman");
+    // The chapter's settings: a Barman host that this test machine does not have.
+    let cfg = n.conf(
+        "barman_host=barmansrv.invalid\nbarman_server=somedb\n\
+         restore_command='/usr/bin/barman-wal-restore barmansrv somedb %f %p'\n",
+    );
+    let out = n.run(
+        "repmgr -f /etc/repmgr.conf -h node1 -U repmgr -d repmgr standby clone",
+        &cfg,
+    );
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.starts_with("INFO:") || err.starts_with("NOTICE:"),
+        "{err}"
+    );
+    assert!(err.contains("barmansrv.invalid"), "{err}");
+    assert!(!n.standby().exists());
+
+    let (plan, _) = ok(&n.run(
+        "repmgr -f /etc/repmgr.conf -h node1 -U repmgr -d repmgr standby clone --without-barman --dry-run",
+        &cfg,
+    ));
+    assert!(plan.contains("pg_basebackup"), "{plan}");
+    assert!(!plan.contains("barmansrv.invalid"), "{plan}");
+}

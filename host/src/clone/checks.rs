@@ -64,6 +64,17 @@ impl Checks {
 
     /// Prints the checklist on standard error.
     pub fn print(&self) {
+        if report::shown(report::Level::Info) {
+            self.print_list();
+        }
+        for (s, what) in &self.items {
+            if *s == Status::Warn {
+                report::warning(what, None);
+            }
+        }
+    }
+
+    fn print_list(&self) {
         eprintln!("INFO: preflight checks:");
         for (s, what) in &self.items {
             let tag = match s {
@@ -73,11 +84,6 @@ impl Checks {
             };
             // Checks quote what plugins said (names, locations): escaped.
             eprintln!("  {tag}  {}", report::escape(what));
-        }
-        for (s, what) in &self.items {
-            if *s == Status::Warn {
-                report::warning(what, None);
-            }
         }
     }
 }

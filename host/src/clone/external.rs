@@ -13,7 +13,8 @@ use crate::report::Failure;
 pub enum ExternalConfig {
     /// The same path as on the upstream.
     Samepath,
-    /// Into the new data directory.
+    /// Into the new data directory (repmgr also calls it data_directory).
+    #[value(alias = "data_directory")]
     Pgdata,
 }
 
@@ -31,6 +32,57 @@ pub fn external_files(u: &Upstream) -> Vec<PathBuf> {
     v.sort();
     v.dedup();
     v
+}
+
+/// Where ssh goes for the upstream `host`: `-R/--remote-user`@host, unless
+/// the host already names a user.
+/// `local`: the upstream runs on this machine (see `UpstreamSide::is_local`).
+pub fn ssh_dest(host: &str, remote_user: Option<&str>, local: bool) -> String {
+    match remote_user {
+        Some(u) if !host.contains('@') && !local => format!("{u}@{host}"),
+        _ => host.to_string(),
+    }
+}
+
+fn destination(mode: &ExternalConfig, file: &Path, datadir: &Path) -> PathBuf {
+    match mode {
+        ExternalConfig::Samepath => file.to_path_buf(),
+        ExternalConfig::Pgdata => datadir.join(file.file_name().unwrap_or_default()),
+    }
+}
+
+/// `--dry-run`'s lines for --copy-external-config-files.
+pub fn plan(
+    mode: &ExternalConfig,
+    u: &Upstream,
+    host: &str,
+    local: bool,
+    datadir: &Path,
+) -> Vec<String> {
+    if u.data_directory.is_none() {
+        return vec!["copy external configuration files: their locations are unknown (needs a superuser, see --superuser)".into()];
+    }
+    let from = if local {
+        "this host".to_string()
+    } else {
+        format!("{host} over ssh")
+    };
+    let files = external_files(u);
+    if files.is_empty() {
+        return vec![
+            "copy external configuration files: none (all are in the data directory)".into(),
+        ];
+    }
+    files
+        .iter()
+        .map(|f| {
+            format!(
+                "copy external configuration file {} from {from} to {} (--copy-external-config-files)",
+                f.display(),
+                destination(mode, f, datadir).display()
+            )
+        })
+        .collect()
 }
 
 /// Copies them.
@@ -51,10 +103,7 @@ pub async fn copy(
         );
     }
     for file in external_files(u) {
-        let dest = match mode {
-            ExternalConfig::Samepath => file.clone(),
-            ExternalConfig::Pgdata => datadir.join(file.file_name().unwrap_or_default()),
-        };
+        let dest = destination(mode, &file, datadir);
         let bytes = if local {
             std::fs::read(&file).map_err(|e| {
                 Failure::new(format!("could not read \"{}\"", file.display())).detail(e.to_string())
@@ -76,10 +125,10 @@ pub async fn copy(
             out.stdout
         };
         if local && dest == file {
-            eprintln!(
-                "INFO: \"{}\" is already in place (same host, same path)",
+            crate::report::info(&format!(
+                "\"{}\" is already in place (same host, same path)",
                 file.display()
-            );
+            ));
             continue;
         }
         if let Some(parent) = dest.parent() {
@@ -93,11 +142,11 @@ pub async fn copy(
                 Failure::new(format!("could not write \"{}\"", dest.display()))
                     .detail(e.to_string())
             })?;
-        eprintln!(
-            "INFO: copied \"{}\" to \"{}\"",
+        crate::report::info(&format!(
+            "copied \"{}\" to \"{}\"",
             file.display(),
             dest.display()
-        );
+        ));
     }
     Ok(())
 }

@@ -61,6 +61,8 @@ pub struct CloneOptions {
     pub replication_conf_only: bool,
     pub replication_user: Option<String>,
     pub superuser: Option<String>,
+    /// The user for ssh to the upstream host (--copy-external-config-files).
+    pub remote_user: Option<String>,
     pub verify_backup: bool,
     /// Barman mode: the backup to clone (default: the latest).
     pub backup_id: Option<String>,
@@ -69,7 +71,7 @@ pub struct CloneOptions {
 }
 
 fn info(msg: &str) {
-    eprintln!("INFO: {}", report::escape_text(msg));
+    report::info(msg);
 }
 
 /// The upstream's connection parameters from -d/-h/-p/-U.
@@ -925,15 +927,9 @@ async fn run_phases(
                 verify_backup(&env, &target.real, facts.server_version).await?;
             }
             if let (Some(mode), Some(u)) = (&o.copy_external_config_files, &up.info) {
-                external::copy(
-                    mode,
-                    u,
-                    &upstream_host,
-                    up.is_local(),
-                    &env.ssh_options,
-                    &target.real,
-                )
-                .await?;
+                let local = up.is_local();
+                let dest = external::ssh_dest(&upstream_host, o.remote_user.as_deref(), local);
+                external::copy(mode, u, &dest, local, &env.ssh_options, &target.real).await?;
             }
         }
         let existing = read_existing(&target.real, "postgresql.auto.conf")?;
@@ -1006,7 +1002,10 @@ async fn run_phases(
             other => format!("standby clone (from backup source \"{other}\") complete"),
         });
         report::notice("you can now start your PostgreSQL server");
-        eprintln!("HINT: for example: pg_ctl -D {} start", data_dir.display());
+        report::hint(&format!(
+            "for example: pg_ctl -D {} start",
+            data_dir.display()
+        ));
     }
     if node.barman_mode && conf.get("restore_command").is_none() {
         report::warning(
@@ -1061,6 +1060,17 @@ async fn print_plan(
         println!("  {}. {}", i + 1, report::escape(&s.to_string()));
         if let steps::Step::Run { description, .. } = s {
             println!("     ({})", report::escape(description));
+        }
+    }
+    if let (Some(mode), Some(u), false) = (
+        &o.copy_external_config_files,
+        &up.info,
+        o.replication_conf_only,
+    ) {
+        let host = up.meta.params.get("host").unwrap_or("");
+        let dest = external::ssh_dest(host, o.remote_user.as_deref(), up.is_local());
+        for line in external::plan(mode, u, &dest, up.is_local(), &target.real) {
+            println!("  {line}");
         }
     }
     let existing = if o.replication_conf_only {

@@ -332,20 +332,20 @@ pub async fn execute(
                     ))
                     .detail(e.to_string())
                 })?;
-                eprintln!(
-                    "NOTICE: copying {} files from {dest}:{remote_path} with {} parallel rsync streams",
+                crate::report::notice(&format!(
+                    "copying {} files from {dest}:{remote_path} with {} parallel rsync streams",
                     files.len(),
                     ctx.jobs.min(files.len()).max(1)
-                );
+                ));
                 let s =
                     super::copy_tree::copy(dest, remote_path, local, files, ctx, stats.total_bytes)
                         .await?;
-                eprintln!(
-                    "INFO: {} files, {:.1} MiB ({:.1} MiB sent over the wire)",
+                crate::report::info(&format!(
+                    "{} files, {:.1} MiB ({:.1} MiB sent over the wire)",
                     s.files,
                     s.total_bytes as f64 / 1048576.0,
                     s.literal_bytes as f64 / 1048576.0
-                );
+                ));
                 stats.files += s.files;
                 stats.total_bytes += s.total_bytes;
                 stats.literal_bytes += s.literal_bytes;

@@ -14,6 +14,8 @@ pub mod wal_restore;
 pub struct Context {
     pub config_file: Option<PathBuf>,
     pub plugins_config: Option<PathBuf>,
+    /// repmgr's --log-to-file (standby clone only).
+    pub log_to_file: bool,
 }
 
 impl Context {

@@ -15,6 +15,10 @@ use super::Context;
 ///   restore_command = 'pgclone wal-restore barmansrv pg %f %p'
 ///   restore_command = 'pgclone -f /etc/repmgr.conf wal-restore %f %p'   (host and server from the file)
 ///
+/// Options after `wal-restore` are barman-wal-restore's, not repmgr's: -p is
+/// --parallel, -U the user on the Barman host, -c Barman's configuration file,
+/// -t --test. Before `wal-restore` only -f and --plugins-config apply.
+///
 /// Exit codes: 0 the checked file is at %p; 1 not in the archive (normal at
 /// its end); 2 invalid arguments, configuration or spool; 3 Barman unreachable
 /// or failing; 4 the archived file is damaged or of another cluster and was not

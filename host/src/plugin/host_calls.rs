@@ -228,8 +228,8 @@ impl host_api::Host for PluginState {
         match level {
             LogLevel::Debug => tracing::debug!("{line}"),
             LogLevel::Info => tracing::info!("{line}"),
-            LogLevel::Notice => eprintln!("NOTICE: {line}"),
-            LogLevel::Warning => eprintln!("WARNING: {line}"),
+            LogLevel::Notice => crate::report::notice(&line),
+            LogLevel::Warning => crate::report::warning(&line, None),
         }
     }
 
