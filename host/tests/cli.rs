@@ -751,8 +751,11 @@ fn repmgr_option_lines_verbatim_reach_the_upstream_and_shape_the_plan() {
         "repmgr -h node1 -U repmgr -d repmgr -f /etc/repmgr.conf standby clone --copy-external-config-files --dry-run",
         &cfg,
     ));
+    // "node1" is this machine (PGHOSTADDR=127.0.0.1): pgclone finds the
+    // upstream's postmaster here, whatever the host is called, and reads the
+    // files locally.
     let want = format!(
-        "copy external configuration file {0}/extra.conf from node1 over ssh to {0}/extra.conf",
+        "copy external configuration file {0}/extra.conf from this host to {0}/extra.conf",
         ext.display()
     );
     assert!(plan.contains(&want), "{plan}");
@@ -760,10 +763,7 @@ fn repmgr_option_lines_verbatim_reach_the_upstream_and_shape_the_plan() {
         "repmgr -h node1 -U repmgr -d repmgr -f /etc/repmgr.conf -R postgres standby clone --copy-external-config-files=pgdata --dry-run",
         &cfg,
     ));
-    let want = format!(
-        "from postgres@node1 over ssh to {}/extra.conf",
-        n.standby().display()
-    );
+    let want = format!("from this host to {}/extra.conf", n.standby().display());
     assert!(plan.contains(&want), "{plan}");
 
     // Logging options in any position: -L NOTICE hides INFO, -t the hints.

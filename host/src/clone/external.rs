@@ -150,3 +150,20 @@ pub async fn copy(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_remote_user_goes_to_a_remote_upstream_only() {
+        assert_eq!(ssh_dest("node1", Some("postgres"), false), "postgres@node1");
+        assert_eq!(
+            ssh_dest("admin@node1", Some("postgres"), false),
+            "admin@node1"
+        );
+        assert_eq!(ssh_dest("node1", None, false), "node1");
+        // An upstream on this machine is read locally, however it is named.
+        assert_eq!(ssh_dest("node1", Some("postgres"), true), "node1");
+    }
+}
