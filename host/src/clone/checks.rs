@@ -8,6 +8,9 @@ enum Status {
     Ok,
     Warn,
     Fail(Failure),
+    /// A failure a person must fix before any other (the target directory's
+    /// safety): it heads the error whatever its place in the list.
+    FailFirst(Failure),
 }
 
 /// The results of the preflight checks, in order.
@@ -48,17 +51,33 @@ impl Checks {
         self.fail(report::render(e).replacen("ERROR: ", "", 1));
     }
 
+    /// Records an error that heads the list of failures (see [`Status::FailFirst`]).
+    pub fn fail_error_first(&mut self, e: &anyhow::Error) {
+        self.fail_error(e);
+        if let Some((s @ Status::Fail(_), _)) = self.items.last_mut() {
+            if let Status::Fail(f) = s.clone() {
+                *s = Status::FailFirst(f);
+            }
+        }
+    }
+
     pub fn failures(&self) -> usize {
         self.items
             .iter()
-            .filter(|(s, _)| matches!(s, Status::Fail(_)))
+            .filter(|(s, _)| matches!(s, Status::Fail(_) | Status::FailFirst(_)))
             .count()
     }
 
     pub fn first_failure(&self) -> Option<Failure> {
-        self.items.iter().find_map(|(s, _)| match s {
-            Status::Fail(f) => Some(f.clone()),
+        let first = self.items.iter().find_map(|(s, _)| match s {
+            Status::FailFirst(f) => Some(f.clone()),
             _ => None,
+        });
+        first.or_else(|| {
+            self.items.iter().find_map(|(s, _)| match s {
+                Status::Fail(f) => Some(f.clone()),
+                _ => None,
+            })
         })
     }
 
@@ -77,13 +96,20 @@ impl Checks {
     fn print_list(&self) {
         eprintln!("INFO: preflight checks:");
         for (s, what) in &self.items {
-            let tag = match s {
-                Status::Ok => "ok  ",
-                Status::Warn => "warn",
-                Status::Fail(_) => "FAIL",
+            let (tag, why) = match s {
+                Status::Ok => ("ok  ", None),
+                Status::Warn => ("warn", None),
+                Status::Fail(f) | Status::FailFirst(f) => ("FAIL", f.detail.as_deref()),
             };
             // Checks quote what plugins said (names, locations): escaped.
             eprintln!("  {tag}  {}", report::escape(what));
+            // Every failure with its reason, not only the one that heads the error.
+            if let Some(why) = why {
+                eprintln!(
+                    "          {}",
+                    report::escape_block(why).replace("\n  ", "\n          ")
+                );
+            }
         }
     }
 }
@@ -96,8 +122,9 @@ impl Failure {
         } else {
             "nothing was changed".to_string()
         };
+        // On the DETAIL's own line: no bare line between DETAIL and HINT.
         let detail = match self.detail.clone() {
-            Some(d) => format!("{d}\n{note}"),
+            Some(d) => format!("{d}; {note}"),
             None => note,
         };
         let mut f = self;

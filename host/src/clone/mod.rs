@@ -380,7 +380,7 @@ fn plan_source(
                 format!("\"{}\"", node.source)
             },
             backup.id,
-            backup.server_version,
+            version_text(backup.server_version),
             backup.timeline,
             backup.begin_wal
         ));
@@ -460,7 +460,7 @@ fn plan_source(
             (mapped, _) => {
                 let dir = PathBuf::from(mapped.cloned().unwrap_or_else(|| t.location.clone()));
                 if let Err(f) = safety::check_writable_root(&dir, safety::Role::Tablespace) {
-                    checks.fail_error(&f.into());
+                    checks.fail_error_first(&f.into());
                     continue;
                 }
                 let populated = std::fs::read_dir(&dir).is_ok_and(|mut rd| rd.next().is_some());
@@ -577,10 +577,15 @@ async fn run_phases(
         "destination directory \"{}\" provided",
         data_dir.display()
     ));
-    if !node.barman_mode && node.source != "pg-basebackup" {
+    if !node.barman_mode && node.source != "pg-basebackup" && !o.replication_conf_only {
         info(&format!("cloning with backup source \"{}\"", node.source));
     }
-    if node.barman_mode {
+    if node.barman_mode && o.fast_checkpoint && !o.replication_conf_only {
+        report::notice(
+            "-c/--fast-checkpoint does not apply to a clone from Barman: its backup was taken already",
+        );
+    }
+    if node.barman_mode && !o.replication_conf_only {
         info(&format!(
             "cloning from Barman server \"{}\" on \"{}\"",
             conf.get("barman_server").unwrap_or(""),
@@ -718,7 +723,7 @@ async fn run_phases(
                     "a standby (PID {pid}) is running in \"{}\"",
                     data_dir.display()
                 ),
-                Some("the new configuration takes effect at its next start"),
+                Some("the new configuration takes effect at its next start or reload"),
             );
         }
         if let (Some(id), Some(own)) = (&identity, target::system_identifier(&target.real)) {
@@ -752,7 +757,7 @@ async fn run_phases(
                     format!("\"{}\" is not empty: -F given", data_dir.display())
                 }
             }),
-            Err(e) => checks.fail_error(&e),
+            Err(e) => checks.fail_error_first(&e),
         }
     }
 
@@ -783,7 +788,7 @@ async fn run_phases(
         if let Some(w) = &node.waldir {
             match target::check_waldir(w, &target, planned.delta) {
                 Ok(m) => checks.ok(m),
-                Err(f) => checks.fail_error(&f.into()),
+                Err(f) => checks.fail_error_first(&f.into()),
             }
         }
     }
@@ -995,6 +1000,13 @@ async fn run_phases(
             "replication configuration written to \"{}\"",
             data_dir.display()
         ));
+        if target::running_postmaster(&target.real).is_some() {
+            report::hint(if facts.server_version >= 130000 {
+                "the standby runs: a reload (pg_ctl reload) applies a new primary_conninfo or primary_slot_name; other changes need a restart"
+            } else {
+                "the standby runs: restart it (pg_ctl restart) to apply the new configuration"
+            });
+        }
     } else {
         report::notice(&match node.source.as_str() {
             "barman" => "standby clone (from Barman) complete".to_string(),
@@ -1006,6 +1018,13 @@ async fn run_phases(
             "for example: pg_ctl -D {} start",
             data_dir.display()
         ));
+        // A repmgr configuration (it has repmgr's own conninfo key): the node
+        // is not part of the repmgr cluster until it is registered.
+        if conf.get("conninfo").is_some() {
+            report::hint(
+                "after starting the server, you need to register this standby with \"repmgr standby register\"",
+            );
+        }
     }
     if node.barman_mode && conf.get("restore_command").is_none() {
         report::warning(
@@ -1115,6 +1134,15 @@ async fn repmgr_node(
     })?;
     let repluser: Option<String> = row.get(1);
     Ok((ci, repluser.filter(|u| !u.is_empty())))
+}
+
+/// 150018 → "15.18", 90624 → "9.6.24": versions as PostgreSQL writes them.
+fn version_text(num: u32) -> String {
+    if num >= 100000 {
+        format!("{}.{}", num / 10000, num % 10000)
+    } else {
+        format!("{}.{}.{}", num / 10000, num / 100 % 100, num % 100)
+    }
 }
 
 /// "15" → 150000, "9.6" → 90600.

@@ -411,3 +411,45 @@ fn a_barman_host_that_never_answers_is_named_within_its_timeout() {
     assert!(!target.exists());
     assert!(entries(&tmp).is_empty());
 }
+
+#[test]
+fn the_headline_error_is_the_running_server_not_the_slot() {
+    let sc = Scratch::new("safety-headline");
+    let mut p = Pg::init(&sc, "primary");
+    p.start();
+    // A running standby that holds its slot, active.
+    let cfg = sc.write(
+        "node2.conf",
+        "node_id=2\nnode_name=node2\nuse_replication_slots=true\n",
+    );
+    let target = sc.path("standby");
+    let out = standby_clone(&sc, &cfg, &p, &target, &[], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut st = Pg::existing(&sc, target.clone());
+    st.start();
+    p.wait_for(
+        "SELECT active FROM pg_replication_slots WHERE slot_name = 'repmgr_slot_2'",
+        "t",
+        Duration::from_secs(60),
+    );
+    // The same node cloned again over it: two failures, listed with reasons.
+    let out = standby_clone(&sc, &cfg, &p, &target, &["-F"], &[]);
+    let err = assert_refused(&out, &["2 preflight checks failed"]);
+    let headline = err.lines().find(|l| l.starts_with("ERROR: ")).unwrap();
+    assert!(headline.contains("is running in"), "{err}");
+    assert!(
+        err.contains("FAIL  replication slot \"repmgr_slot_2\""),
+        "{err}"
+    );
+    // No bare line between DETAIL and HINT.
+    let detail = err.lines().position(|l| l.starts_with("DETAIL: ")).unwrap();
+    assert!(
+        err.lines().nth(detail + 1).unwrap().starts_with("HINT: "),
+        "{err}"
+    );
+    st.wait_for(
+        "SELECT status FROM pg_stat_wal_receiver",
+        "streaming",
+        Duration::from_secs(60),
+    );
+}
