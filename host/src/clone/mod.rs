@@ -96,6 +96,13 @@ fn source_conninfo(o: &CloneOptions) -> anyhow::Result<ConnInfo> {
     if let Some(u) = &o.user {
         c.set("user", u);
     }
+    if let Some(s) = &o.upstream_conninfo {
+        // The site's TLS rule for the standby binds the copy and pgclone's
+        // own connections too: pg_basebackup must not escape it.
+        if let Ok(up) = ConnInfo::parse(s) {
+            inherit_tls(&mut c, &up);
+        }
+    }
     let from_env = std::env::var_os("PGHOST").is_some() || std::env::var_os("PGSERVICE").is_some();
     if c.get("host").is_none() && c.get("service").is_none() && !from_env {
         return Err(Failure::new("no upstream server given")
@@ -103,6 +110,28 @@ fn source_conninfo(o: &CloneOptions) -> anyhow::Result<ConnInfo> {
             .into());
     }
     Ok(c)
+}
+
+/// Fills `to`'s unset TLS parameters from `from`, and raises its sslmode to
+/// `from`'s when that is stricter.
+fn inherit_tls(to: &mut ConnInfo, from: &ConnInfo) {
+    const RANK: &[&str] = &[
+        "disable",
+        "allow",
+        "prefer",
+        "require",
+        "verify-ca",
+        "verify-full",
+    ];
+    let rank = |m: Option<&str>| RANK.iter().position(|r| Some(*r) == m.or(Some("prefer")));
+    if from.get("sslmode").is_some() && rank(from.get("sslmode")) > rank(to.get("sslmode")) {
+        to.set("sslmode", from.get("sslmode").unwrap_or("prefer"));
+    }
+    for (k, v) in from.params() {
+        if k.starts_with("ssl") {
+            to.set_default(k, v);
+        }
+    }
 }
 
 fn params(c: &ConnInfo) -> Vec<ConnParam> {
@@ -195,6 +224,8 @@ async fn connect_upstream(o: &CloneOptions, node: &NodeSettings) -> anyhow::Resu
             replication_user = repluser;
         }
     }
+    // The standby is held to the TLS settings pgclone connected with.
+    inherit_tls(&mut primary_conninfo, &meta.params);
     primary_conninfo.remove("password");
     primary_conninfo.remove("passfile");
     let info = match &client {
