@@ -675,7 +675,11 @@ async fn run_phases(
     if let Some(u) = &up.replication_user {
         repl_ci.set("user", u);
     }
-    let repl = libpq::resolve(&repl_ci, true)?;
+    let mut repl = libpq::resolve(&repl_ci, true)?;
+    // Resolving took the key's passphrase out of the parameters.
+    if repl.sslpassword.is_none() {
+        repl.sslpassword = up.meta.sslpassword.clone();
+    }
     let identity = match &up.info {
         None => None,
         Some(_) => {
@@ -683,7 +687,9 @@ async fn run_phases(
                 Failure::new("program \"psql\" not found")
                     .hint("install postgresql-client, or set pg_bindir")
             })?;
-            match upstream::identify_system(&psql, &repl, node.passfile.as_deref()).await {
+            match upstream::identify_system(&psql, &repl, node.passfile.as_deref(), scratch.path())
+                .await
+            {
                 Ok(id) => {
                     checks.ok(format!(
                         "replication connection as \"{}\" works (system identifier {}, timeline {})",
@@ -849,6 +855,9 @@ async fn run_phases(
     if o.dry_run {
         // What is shown never contains the password itself.
         facts.password = password.as_ref().map(|_| "********".to_string());
+        for p in facts.upstream.iter_mut().filter(|p| p.key == "sslpassword") {
+            p.value = "********".into();
+        }
     }
     let recovery_config = if facts.server_version == 0 {
         checks.fail(
@@ -880,6 +889,7 @@ async fn run_phases(
                 None
             },
             passfile: node.passfile.clone(),
+            service_file: repl.child_service_file(scratch.path())?,
         },
         jobs: node.jobs,
         ssh_options: env.ssh_options.clone(),

@@ -21,7 +21,7 @@ pub async fn connect(r: &Resolved) -> anyhow::Result<Client> {
         tls::mode(p)?;
         tls::Tls::off()
     } else {
-        tls::settings(p)?
+        tls::settings(p, r.sslpassword.as_deref())?
     };
     let (mut cfg, timeout) = config(r)?;
     if tls.direct {

@@ -92,7 +92,7 @@ pub fn mode(p: &ConnInfo) -> anyhow::Result<Mode> {
 }
 
 /// Builds the connector for `p`, or None when TLS is off.
-pub fn settings(p: &ConnInfo) -> anyhow::Result<Tls> {
+pub fn settings(p: &ConnInfo, sslpassword: Option<&str>) -> anyhow::Result<Tls> {
     let mode = mode(p)?;
     let direct = match p.get("sslnegotiation") {
         None | Some("postgres") => false,
@@ -122,14 +122,15 @@ pub fn settings(p: &ConnInfo) -> anyhow::Result<Tls> {
             connector: None,
         });
     }
-    let connector = connector(p, mode, direct).map_err(|e| match e.downcast::<Failure>() {
-        Ok(f) => f.into(),
-        Err(e) => fail(
-            "could not set up TLS",
-            e.to_string(),
-            "check sslcert, sslkey, sslrootcert and sslcrl",
-        ),
-    })?;
+    let connector =
+        connector(p, sslpassword, mode, direct).map_err(|e| match e.downcast::<Failure>() {
+            Ok(f) => f.into(),
+            Err(e) => fail(
+                "could not set up TLS",
+                e.to_string(),
+                "check sslcert, sslkey, sslrootcert and sslcrl",
+            ),
+        })?;
     Ok(Tls {
         mode,
         direct,
@@ -137,7 +138,12 @@ pub fn settings(p: &ConnInfo) -> anyhow::Result<Tls> {
     })
 }
 
-fn connector(p: &ConnInfo, mode: Mode, direct: bool) -> anyhow::Result<MakeTlsConnector> {
+fn connector(
+    p: &ConnInfo,
+    sslpassword: Option<&str>,
+    mode: Mode,
+    direct: bool,
+) -> anyhow::Result<MakeTlsConnector> {
     let mut b = SslConnector::builder(SslMethod::tls_client())?;
     if direct {
         postgres_openssl::set_postgresql_alpn(&mut b)?;
@@ -152,7 +158,7 @@ fn connector(p: &ConnInfo, mode: Mode, direct: bool) -> anyhow::Result<MakeTlsCo
     } else {
         b.set_verify(SslVerifyMode::NONE);
     }
-    client_cert(p, &mut b)?;
+    client_cert(p, sslpassword, &mut b)?;
     let mut c = MakeTlsConnector::new(b.build());
     // libpq checks the host name only under verify-full.
     let full = mode == Mode::VerifyFull;
@@ -265,7 +271,11 @@ fn crl(p: &ConnInfo, b: &mut openssl::ssl::SslConnectorBuilder) -> anyhow::Resul
 
 /// The client certificate (`sslcert`, default `~/.postgresql/postgresql.crt`)
 /// and its key: as in libpq, no certificate file means none is sent.
-fn client_cert(p: &ConnInfo, b: &mut openssl::ssl::SslConnectorBuilder) -> anyhow::Result<()> {
+fn client_cert(
+    p: &ConnInfo,
+    sslpassword: Option<&str>,
+    b: &mut openssl::ssl::SslConnectorBuilder,
+) -> anyhow::Result<()> {
     let Some(cert) = p
         .get("sslcert")
         .map(PathBuf::from)
@@ -290,7 +300,7 @@ fn client_cert(p: &ConnInfo, b: &mut openssl::ssl::SslConnectorBuilder) -> anyho
         .unwrap_or_default();
     check_key_file(&key)?;
     let pem = std::fs::read(&key)?;
-    let pkey = match p.get("sslpassword") {
+    let pkey = match sslpassword {
         Some(pw) => PKey::private_key_from_pem_passphrase(&pem, pw.as_bytes()),
         None => PKey::private_key_from_pem_callback(&pem, |_| Ok(0)),
     }
@@ -298,7 +308,7 @@ fn client_cert(p: &ConnInfo, b: &mut openssl::ssl::SslConnectorBuilder) -> anyho
         fail(
             &format!("could not load private key file \"{}\"", key.display()),
             e.to_string(),
-            if p.get("sslpassword").is_some() {
+            if sslpassword.is_some() {
                 "check that sslpassword is the key's passphrase"
             } else {
                 "an encrypted key needs its passphrase in sslpassword"
