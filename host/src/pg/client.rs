@@ -175,10 +175,14 @@ pub fn error_text(e: &tokio_postgres::Error) -> String {
             let mut s = e.to_string();
             let mut src = std::error::Error::source(e);
             while let Some(c) = src {
-                s = format!("{s}: {c}");
+                // TLS errors repeat their cause in their own text.
+                let t = c.to_string();
+                if !s.contains(&t) {
+                    s = format!("{s}: {t}");
+                }
                 src = c.source();
             }
-            s
+            tls::tidy(&s)
         }
     }
 }

@@ -365,6 +365,57 @@ fn check_key_file(key: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// OpenSSL's error stack shortened to what libpq says: "certificate verify
+/// failed: <why>" (the file and line of OpenSSL's source help no one).
+pub fn tidy(text: &str) -> String {
+    const FAILED: &str = "certificate verify failed";
+    if !text.contains(FAILED) {
+        return text.to_string();
+    }
+    // postgres-openssl appends the verification result after ":: ".
+    let why = text
+        .split_once(":: ")
+        .map(|(_, rest)| rest.split(": error:").next().unwrap_or(rest).trim());
+    match why {
+        Some(w) if !w.is_empty() => format!("TLS handshake failed: {FAILED}: {w}"),
+        _ => format!("TLS handshake failed: {FAILED}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ci(s: &str) -> ConnInfo {
+        ConnInfo::parse(s).unwrap()
+    }
+
+    #[test]
+    fn sslmodes_as_libpq_reads_them() {
+        assert_eq!(mode(&ci("host=a")).unwrap(), Mode::Prefer);
+        assert_eq!(mode(&ci("sslmode=verify-ca")).unwrap(), Mode::VerifyCa);
+        assert_eq!(mode(&ci("sslrootcert=system")).unwrap(), Mode::VerifyFull);
+        assert!(mode(&ci("sslrootcert=system sslmode=require")).is_err());
+        assert!(mode(&ci("sslmode=verify")).is_err());
+        assert!(settings(&ci("sslmode=prefer sslnegotiation=direct"), None).is_err());
+        assert!(settings(&ci("sslnegotiation=sometimes"), None).is_err());
+        assert!(settings(&ci("sslmode=require ssl_min_protocol_version=TLSv9"), None).is_err());
+    }
+
+    #[test]
+    fn openssl_noise_is_trimmed() {
+        let raw = "error performing TLS handshake: error:0A000086:SSL routines:tls_post_process_server_certificate:certificate verify failed:../ssl/statem/statem_clnt.c:1889:: hostname mismatch: error:0A000086:SSL routines:x";
+        assert_eq!(
+            tidy(raw),
+            "TLS handshake failed: certificate verify failed: hostname mismatch"
+        );
+        assert_eq!(
+            tidy("server does not support TLS"),
+            "server does not support TLS"
+        );
+    }
+}
+
 /// A hint for a failed connection whose message says what TLS went wrong.
 pub fn hint_for(text: &str) -> Option<&'static str> {
     let t = text.to_ascii_lowercase();

@@ -212,6 +212,17 @@ fn pgssl_variables_and_home_defaults_and_an_encrypted_key_work() {
     // The plan's pg_basebackup gets the same TLS parameters.
     assert!(so.contains("sslmode=verify-full"), "{so}");
     assert!(!target.exists());
+    // For real: pg_basebackup can only copy if it decrypts the key, with the
+    // passphrase it gets from pgclone without it being on its command line.
+    let out = clone_with(&s, &ci, &target, &[], &env);
+    let (err, so) = (stderr(&out), stdout(&out));
+    assert!(out.status.success(), "{err}\n{so}");
+    assert!(
+        !err.contains("s3cret") && !so.contains("s3cret"),
+        "{err}\n{so}"
+    );
+    assert!(target.join("PG_VERSION").exists());
+    std::fs::remove_dir_all(&target).unwrap();
 
     // The wrong passphrase: an error naming the key.
     let ci = format!(
@@ -293,6 +304,19 @@ fn tls_problems_are_named_and_change_nothing() {
             vec!["root certificate file", "does not exist", "HINT: "],
         ),
     ];
+    // A server without TLS at all, and sslmode=require.
+    let mut plain = Pg::init(&s.sc, "plain");
+    plain.start();
+    let cases = cases.into_iter().chain([(
+        format!(
+            "host=127.0.0.1 port={} user=postgres dbname=postgres sslmode=require",
+            plain.port
+        ),
+        vec![
+            "server does not support TLS",
+            "HINT: enable ssl on the server",
+        ],
+    )]);
     let target = s.sc.path("standby");
     for (ci, wants) in cases {
         let out = clone_with(&s, &ci, &target, &[], &[]);
