@@ -382,6 +382,29 @@ pub fn tidy(text: &str) -> String {
     }
 }
 
+/// A hint for a failed connection whose message says what TLS went wrong.
+pub fn hint_for(text: &str) -> Option<&'static str> {
+    let t = text.to_ascii_lowercase();
+    if t.contains("hostname mismatch") || t.contains("ip address mismatch") {
+        Some("sslmode=verify-full checks that the host name given is in the server's certificate: connect with a name (or address) the certificate names")
+    } else if t.contains("certificate verify failed")
+        || t.contains("unable to get local issuer")
+        || t.contains("self-signed certificate")
+    {
+        Some("check sslrootcert: it must hold the CA that signed the server's certificate")
+    } else if t.contains("server does not support tls") {
+        Some("enable ssl on the server, or use a weaker sslmode")
+    } else if t.contains("client certificate") || t.contains("certificate authentication failed") {
+        Some("give the client's certificate and key with sslcert and sslkey (defaults ~/.postgresql/postgresql.crt and .key)")
+    } else if t.contains("no encryption") {
+        Some("the server accepts only TLS connections (hostssl) here: use sslmode=prefer or stricter")
+    } else if t.contains("tls") || t.contains("ssl") {
+        Some("check sslmode, sslrootcert, sslcert and sslkey against the server's TLS settings")
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -413,28 +436,5 @@ mod tests {
             tidy("server does not support TLS"),
             "server does not support TLS"
         );
-    }
-}
-
-/// A hint for a failed connection whose message says what TLS went wrong.
-pub fn hint_for(text: &str) -> Option<&'static str> {
-    let t = text.to_ascii_lowercase();
-    if t.contains("hostname mismatch") || t.contains("ip address mismatch") {
-        Some("sslmode=verify-full checks that the host name given is in the server's certificate: connect with a name (or address) the certificate names")
-    } else if t.contains("certificate verify failed")
-        || t.contains("unable to get local issuer")
-        || t.contains("self-signed certificate")
-    {
-        Some("check sslrootcert: it must hold the CA that signed the server's certificate")
-    } else if t.contains("server does not support tls") {
-        Some("enable ssl on the server, or use a weaker sslmode")
-    } else if t.contains("client certificate") || t.contains("certificate authentication failed") {
-        Some("give the client's certificate and key with sslcert and sslkey (defaults ~/.postgresql/postgresql.crt and .key)")
-    } else if t.contains("no encryption") {
-        Some("the server accepts only TLS connections (hostssl) here: use sslmode=prefer or stricter")
-    } else if t.contains("tls") || t.contains("ssl") {
-        Some("check sslmode, sslrootcert, sslcert and sslkey against the server's TLS settings")
-    } else {
-        None
     }
 }
