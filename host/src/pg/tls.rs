@@ -276,6 +276,18 @@ fn client_cert(
     sslpassword: Option<&str>,
     b: &mut openssl::ssl::SslConnectorBuilder,
 ) -> anyhow::Result<()> {
+    match p.get("sslcertmode") {
+        // libpq: never send a client certificate.
+        Some("disable") => return Ok(()),
+        None | Some("allow") | Some("require") => {}
+        Some(other) => {
+            return Err(fail(
+                &format!("invalid sslcertmode value: \"{other}\""),
+                "libpq knows disable, allow and require".into(),
+                "fix sslcertmode in the conninfo, the service file or PGSSLCERTMODE",
+            ))
+        }
+    }
     let Some(cert) = p
         .get("sslcert")
         .map(PathBuf::from)
@@ -422,6 +434,7 @@ mod tests {
         assert!(mode(&ci("sslmode=verify")).is_err());
         assert!(settings(&ci("sslmode=prefer sslnegotiation=direct"), None).is_err());
         assert!(settings(&ci("sslnegotiation=sometimes"), None).is_err());
+        assert!(settings(&ci("sslcertmode=maybe"), None).is_err());
         assert!(settings(&ci("sslmode=require ssl_min_protocol_version=TLSv9"), None).is_err());
     }
 
