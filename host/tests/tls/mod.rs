@@ -328,3 +328,36 @@ fn tls_problems_are_named_and_change_nothing() {
         assert!(!target.exists(), "{ci}");
     }
 }
+
+/// The default `prefer` and `allow` reach a TLS-only primary (`allow` after
+/// the plain attempt is refused); `prefer` falls back to plain text only when
+/// TLS fails, and then both failures are reported.
+#[test]
+fn prefer_and_allow_reach_a_tls_only_primary() {
+    let s = tls_primary("tls-prefer");
+    let (crt, key) = (s.c("client.crt"), s.c("client.key"));
+    let target = s.sc.path("standby");
+    for mode in ["", " sslmode=prefer", " sslmode=allow", " sslmode=require"] {
+        let ci = format!(
+            "host=127.0.0.1 port={} user=postgres dbname=postgres sslcert={crt} sslkey={key}{mode}",
+            s.p.port
+        );
+        let out = clone_with(&s, &ci, &target, &["--dry-run"], &[]);
+        assert!(out.status.success(), "{ci}: {}", stderr(&out));
+        assert!(stdout(&out).contains("sslcert="), "{}", stdout(&out));
+    }
+    // ~/.postgresql/root.crt makes prefer verify the chain, as in libpq: the
+    // wrong CA there fails TLS, and the plain retry is refused by pg_hba.
+    let home = s.sc.mkdir(".postgresql");
+    std::fs::copy(s.certs.join("otherca.crt"), home.join("root.crt")).unwrap();
+    let ci = format!(
+        "host=127.0.0.1 port={} user=postgres dbname=postgres sslcert={crt} sslkey={key}",
+        s.p.port
+    );
+    let out = clone_with(&s, &ci, &target, &["--dry-run"], &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("certificate verify failed"), "{err}");
+    assert!(err.contains("no encryption"), "{err}");
+    assert!(!target.exists());
+}
