@@ -5,6 +5,8 @@ mod support;
 
 mod safety;
 
+mod tls;
+
 use std::path::Path;
 use std::time::Duration;
 

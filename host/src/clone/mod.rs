@@ -96,6 +96,13 @@ fn source_conninfo(o: &CloneOptions) -> anyhow::Result<ConnInfo> {
     if let Some(u) = &o.user {
         c.set("user", u);
     }
+    if let Some(s) = &o.upstream_conninfo {
+        // The site's TLS rule for the standby binds the copy and pgclone's
+        // own connections too: pg_basebackup must not escape it.
+        if let Ok(up) = ConnInfo::parse(s) {
+            inherit_tls(&mut c, &up);
+        }
+    }
     let from_env = std::env::var_os("PGHOST").is_some() || std::env::var_os("PGSERVICE").is_some();
     if c.get("host").is_none() && c.get("service").is_none() && !from_env {
         return Err(Failure::new("no upstream server given")
@@ -103,6 +110,28 @@ fn source_conninfo(o: &CloneOptions) -> anyhow::Result<ConnInfo> {
             .into());
     }
     Ok(c)
+}
+
+/// Fills `to`'s unset TLS parameters from `from`, and raises its sslmode to
+/// `from`'s when that is stricter.
+fn inherit_tls(to: &mut ConnInfo, from: &ConnInfo) {
+    const RANK: &[&str] = &[
+        "disable",
+        "allow",
+        "prefer",
+        "require",
+        "verify-ca",
+        "verify-full",
+    ];
+    let rank = |m: Option<&str>| RANK.iter().position(|r| Some(*r) == m.or(Some("prefer")));
+    if from.get("sslmode").is_some() && rank(from.get("sslmode")) > rank(to.get("sslmode")) {
+        to.set("sslmode", from.get("sslmode").unwrap_or("prefer"));
+    }
+    for (k, v) in from.params() {
+        if k.starts_with("ssl") {
+            to.set_default(k, v);
+        }
+    }
 }
 
 fn params(c: &ConnInfo) -> Vec<ConnParam> {
@@ -195,6 +224,8 @@ async fn connect_upstream(o: &CloneOptions, node: &NodeSettings) -> anyhow::Resu
             replication_user = repluser;
         }
     }
+    // The standby is held to the TLS settings pgclone connected with.
+    inherit_tls(&mut primary_conninfo, &meta.params);
     primary_conninfo.remove("password");
     primary_conninfo.remove("passfile");
     let info = match &client {
@@ -649,7 +680,11 @@ async fn run_phases(
     if let Some(u) = &up.replication_user {
         repl_ci.set("user", u);
     }
-    let repl = libpq::resolve(&repl_ci, true)?;
+    let mut repl = libpq::resolve(&repl_ci, true)?;
+    // Resolving took the key's passphrase out of the parameters.
+    if repl.sslpassword.is_none() {
+        repl.sslpassword = up.meta.sslpassword.clone();
+    }
     let identity = match &up.info {
         None => None,
         Some(_) => {
@@ -657,7 +692,9 @@ async fn run_phases(
                 Failure::new("program \"psql\" not found")
                     .hint("install postgresql-client, or set pg_bindir")
             })?;
-            match upstream::identify_system(&psql, &repl, node.passfile.as_deref()).await {
+            match upstream::identify_system(&psql, &repl, node.passfile.as_deref(), scratch.path())
+                .await
+            {
                 Ok(id) => {
                     checks.ok(format!(
                         "replication connection as \"{}\" works (system identifier {}, timeline {})",
@@ -823,6 +860,9 @@ async fn run_phases(
     if o.dry_run {
         // What is shown never contains the password itself.
         facts.password = password.as_ref().map(|_| "********".to_string());
+        for p in facts.upstream.iter_mut().filter(|p| p.key == "sslpassword") {
+            p.value = "********".into();
+        }
     }
     let recovery_config = if facts.server_version == 0 {
         checks.fail(
@@ -854,6 +894,7 @@ async fn run_phases(
                 None
             },
             passfile: node.passfile.clone(),
+            service_file: repl.child_service_file(scratch.path())?,
         },
         jobs: node.jobs,
         ssh_options: env.ssh_options.clone(),

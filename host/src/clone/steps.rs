@@ -285,6 +285,8 @@ pub struct ChildAuth {
     pub password: Option<String>,
     /// Set as PGPASSFILE (the `passfile` configuration key).
     pub passfile: Option<String>,
+    /// Set as PGSERVICEFILE (with PGSERVICE=pgclone): `sslpassword`.
+    pub service_file: Option<PathBuf>,
 }
 
 /// How steps run.
@@ -369,6 +371,9 @@ pub async fn execute(
                     }
                     if let Some(pf) = &auth.passfile {
                         cmd.env("PGPASSFILE", pf);
+                    }
+                    if let Some(sf) = &auth.service_file {
+                        cmd.env("PGSERVICEFILE", sf).env("PGSERVICE", "pgclone");
                     }
                 }
                 let interactive = std::io::stderr().is_terminal();

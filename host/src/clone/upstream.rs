@@ -191,6 +191,7 @@ pub async fn identify_system(
     psql: &std::path::Path,
     repl: &Resolved,
     passfile: Option<&str>,
+    scratch: &std::path::Path,
 ) -> anyhow::Result<Identity> {
     let mut ci: ConnInfo = repl.params.clone();
     ci.set("replication", "true");
@@ -219,6 +220,9 @@ pub async fn identify_system(
     }
     if let Some(pf) = passfile {
         cmd.env("PGPASSFILE", pf);
+    }
+    if let Some(sf) = repl.child_service_file(scratch)? {
+        cmd.env("PGSERVICEFILE", sf).env("PGSERVICE", "pgclone");
     }
     let out = cmd.output().await.map_err(|e| {
         Failure::new(format!("could not run \"{}\"", psql.display())).detail(e.to_string())

@@ -3,30 +3,131 @@
 
 use std::time::Duration;
 
+use tokio_postgres::config::SslMode;
 use tokio_postgres::{Client, NoTls};
 
 use super::libpq::Resolved;
+use super::tls::{self, Mode};
 use crate::report::Failure;
 
-/// Connects; the connection is driven by a background task.
+/// Connects; the connection is driven by a background task. TLS follows
+/// libpq's `sslmode` (see `tls`).
 pub async fn connect(r: &Resolved) -> anyhow::Result<Client> {
     let p = &r.params;
     let target = describe(r);
-    match p.get("sslmode") {
-        Some("require") | Some("verify-ca") | Some("verify-full") => {
-            return Err(Failure::new(format!("cannot connect to {target}"))
-                .detail(format!(
-                    "sslmode={} needs TLS, which pgclone's own connections do not support yet",
-                    p.get("sslmode").unwrap()
-                ))
-                .hint("use sslmode=prefer for the connection pgclone makes; primary_conninfo keeps your sslmode")
-                .into());
-        }
-        _ => {}
+    // libpq never uses TLS over a Unix socket, whatever sslmode says.
+    let unix = p.get("hostaddr").is_none() && p.get("host").is_some_and(|h| h.starts_with('/'));
+    let tls = if unix {
+        tls::mode(p)?;
+        tls::Tls::off()
+    } else {
+        tls::settings(p, r.sslpassword.as_deref())?
+    };
+    let (mut cfg, timeout) = config(r)?;
+    if tls.direct {
+        cfg.ssl_negotiation(tokio_postgres::config::SslNegotiation::Direct);
     }
+    let with_tls = |cfg: &mut tokio_postgres::Config, mode| {
+        cfg.ssl_mode(mode);
+        let c = tls.connector.clone().expect("TLS is on");
+        attempt(cfg.clone(), c, timeout)
+    };
+    let outcome = match tls.mode {
+        Mode::Disable => attempt(cfg.clone(), NoTls, timeout).await,
+        // allow: plain first, TLS if the server refuses it.
+        Mode::Allow => match attempt(cfg.clone(), NoTls, timeout).await {
+            Err(Attempt::Failed(first)) => with_tls(&mut cfg, SslMode::Require)
+                .await
+                .map_err(|e| e.after(&first)),
+            other => other,
+        },
+        // prefer: TLS when the server has it; plain if that fails (libpq too).
+        Mode::Prefer => match with_tls(&mut cfg, SslMode::Prefer).await {
+            Err(Attempt::Failed(first)) => {
+                cfg.ssl_mode(SslMode::Disable);
+                attempt(cfg.clone(), NoTls, timeout)
+                    .await
+                    .map_err(|e| e.after(&first))
+            }
+            other => other,
+        },
+        Mode::Require | Mode::VerifyCa | Mode::VerifyFull => {
+            with_tls(&mut cfg, SslMode::Require).await
+        }
+    };
+    outcome.map_err(|e| match e {
+        Attempt::Timeout => Failure::new(format!("could not connect to {target}"))
+            .detail(format!("no answer within {timeout} s (connect_timeout)"))
+            .hint("check that the host and port are right and reachable from here; connect_timeout in the conninfo (or PGCONNECT_TIMEOUT) sets the limit")
+            .into(),
+        Attempt::Failed(text) => failure(r, &target, &text),
+    })
+}
+
+/// The failure of a connection, with a hint for a TLS or password problem.
+fn failure(r: &Resolved, target: &str, text: &str) -> anyhow::Error {
+    let mut f = Failure::new(format!("could not connect to {target}")).detail(text.to_string());
+    if let Some(h) = tls::hint_for(text) {
+        f = f.hint(h);
+    } else if r.password.is_none() && text.contains("password") {
+        f = f.hint("put the password in ~/.pgpass (or the file named by passfile / PGPASSFILE)");
+    }
+    f.into()
+}
+
+/// Why one connection attempt failed.
+enum Attempt {
+    Timeout,
+    Failed(String),
+}
+
+impl Attempt {
+    /// A second attempt's failure, after a first one (as libpq reports both).
+    fn after(self, first: &str) -> Attempt {
+        match self {
+            Attempt::Failed(t) if t != first => Attempt::Failed(format!("{first}; then: {t}")),
+            other => other,
+        }
+    }
+}
+
+/// One connection attempt, bounded as a whole: tokio-postgres bounds only the
+/// TCP connection; libpq's connect_timeout bounds the whole start-up, so a
+/// host that accepts and never answers (a stuck proxy, a frozen server) is
+/// bounded here the same way.
+async fn attempt<T>(cfg: tokio_postgres::Config, tls: T, timeout: u64) -> Result<Client, Attempt>
+where
+    T: tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket> + 'static + Send,
+    T::Stream: Send + 'static,
+{
+    let connecting = tokio::time::timeout(Duration::from_secs(timeout), cfg.connect(tls));
+    let connected = connecting.await.map_err(|_| Attempt::Timeout)?;
+    let (client, conn) = connected.map_err(|e| Attempt::Failed(error_text(&e)))?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!("connection closed: {e}");
+        }
+    });
+    Ok(client)
+}
+
+/// tokio-postgres' configuration from libpq's parameters, and the timeout.
+fn config(r: &Resolved) -> anyhow::Result<(tokio_postgres::Config, u64)> {
+    let p = &r.params;
     let mut cfg = tokio_postgres::Config::new();
-    let host = p.get("hostaddr").or(p.get("host")).unwrap_or("localhost");
+    // The host name stays the name TLS verifies; hostaddr, when given, is
+    // where the connection goes (as in libpq).
+    let host = p.get("host").unwrap_or("localhost");
     cfg.host(host);
+    if let Some(a) = p.get("hostaddr") {
+        let ip = a
+            .parse()
+            .map_err(|_| Failure::new(format!("invalid hostaddr \"{a}\"")))?;
+        cfg.hostaddr(ip);
+        if p.get("host").is_none() {
+            cfg.host(a);
+        }
+    }
     let port: u16 =
         p.get("port").unwrap_or("5432").parse().map_err(|_| {
             Failure::new(format!("invalid port \"{}\"", p.get("port").unwrap_or("")))
@@ -52,29 +153,7 @@ pub async fn connect(r: &Resolved) -> anyhow::Result<Client> {
     if let Some(pw) = &r.password {
         cfg.password(pw.as_bytes());
     }
-    // tokio-postgres bounds only the TCP connection; libpq's connect_timeout
-    // bounds the whole start-up, so a host that accepts and never answers
-    // (a stuck proxy, a frozen server) is bounded here the same way.
-    let connecting = tokio::time::timeout(Duration::from_secs(timeout), cfg.connect(NoTls));
-    let connected = connecting.await.map_err(|_| {
-        Failure::new(format!("could not connect to {target}"))
-            .detail(format!("no answer within {timeout} s (connect_timeout)"))
-            .hint("check that the host and port are right and reachable from here; connect_timeout in the conninfo (or PGCONNECT_TIMEOUT) sets the limit")
-    })?;
-    let (client, conn) = connected.map_err(|e| {
-        let mut f = Failure::new(format!("could not connect to {target}")).detail(error_text(&e));
-        if r.password.is_none() && error_text(&e).contains("password") {
-            f = f
-                .hint("put the password in ~/.pgpass (or the file named by passfile / PGPASSFILE)");
-        }
-        f
-    })?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::debug!("connection closed: {e}");
-        }
-    });
-    Ok(client)
+    Ok((cfg, timeout))
 }
 
 /// `server "host:port" as user "u"`, for messages.
@@ -96,10 +175,14 @@ pub fn error_text(e: &tokio_postgres::Error) -> String {
             let mut s = e.to_string();
             let mut src = std::error::Error::source(e);
             while let Some(c) = src {
-                s = format!("{s}: {c}");
+                // TLS errors repeat their cause in their own text.
+                let t = c.to_string();
+                if !s.contains(&t) {
+                    s = format!("{s}: {t}");
+                }
                 src = c.source();
             }
-            s
+            tls::tidy(&s)
         }
     }
 }

@@ -152,7 +152,7 @@ impl fmt::Display for ConnInfo {
             .params
             .iter()
             .map(|(k, v)| {
-                if k == "password" {
+                if k == "password" || k == "sslpassword" {
                     format!("{k}=********")
                 } else {
                     format!("{k}={}", quote(v))

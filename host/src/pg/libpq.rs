@@ -16,6 +16,17 @@ const ENV_DEFAULTS: &[(&str, &str)] = &[
     ("user", "PGUSER"),
     ("passfile", "PGPASSFILE"),
     ("sslmode", "PGSSLMODE"),
+    ("sslnegotiation", "PGSSLNEGOTIATION"),
+    ("sslcompression", "PGSSLCOMPRESSION"),
+    ("sslcert", "PGSSLCERT"),
+    ("sslkey", "PGSSLKEY"),
+    ("sslcertmode", "PGSSLCERTMODE"),
+    ("sslrootcert", "PGSSLROOTCERT"),
+    ("sslcrl", "PGSSLCRL"),
+    ("sslcrldir", "PGSSLCRLDIR"),
+    ("sslsni", "PGSSLSNI"),
+    ("ssl_min_protocol_version", "PGSSLMINPROTOCOLVERSION"),
+    ("ssl_max_protocol_version", "PGSSLMAXPROTOCOLVERSION"),
     ("connect_timeout", "PGCONNECT_TIMEOUT"),
     ("application_name", "PGAPPNAME"),
     ("options", "PGOPTIONS"),
@@ -34,6 +45,31 @@ pub struct Resolved {
     pub password: Option<String>,
     /// Where the password came from, for messages ("PGPASSWORD", a file, ...).
     pub password_source: Option<String>,
+    /// The client key's passphrase, as secret as the password.
+    pub sslpassword: Option<String>,
+}
+
+impl Resolved {
+    /// For a libpq child: a service file (mode 0600, in `dir`) that gives it
+    /// `sslpassword`, which libpq takes from no environment variable and
+    /// which must never be on argv. Set PGSERVICEFILE to it and PGSERVICE
+    /// to `pgclone`.
+    pub fn child_service_file(&self, dir: &std::path::Path) -> anyhow::Result<Option<PathBuf>> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let Some(pw) = &self.sslpassword else {
+            return Ok(None);
+        };
+        let path = dir.join("pgclone-tls.conf");
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)?;
+        f.write_all(format!("[pgclone]\nsslpassword={pw}\n").as_bytes())?;
+        Ok(Some(path))
+    }
 }
 
 impl std::fmt::Debug for Resolved {
@@ -41,6 +77,10 @@ impl std::fmt::Debug for Resolved {
         f.debug_struct("Resolved")
             .field("params", &self.params)
             .field("password", &self.password.as_ref().map(|_| "********"))
+            .field(
+                "sslpassword",
+                &self.sslpassword.as_ref().map(|_| "********"),
+            )
             .finish()
     }
 }
@@ -140,6 +180,8 @@ pub fn resolve(given: &ConnInfo, replication: bool) -> anyhow::Result<Resolved> 
         .as_ref()
         .map(|_| "the connection string".to_string());
     c.remove("password");
+    let sslpassword = c.get("sslpassword").map(str::to_string);
+    c.remove("sslpassword");
     if password.is_none() {
         if let Ok(p) = std::env::var("PGPASSWORD") {
             password = Some(p);
@@ -174,5 +216,6 @@ pub fn resolve(given: &ConnInfo, replication: bool) -> anyhow::Result<Resolved> 
         params: c,
         password,
         password_source: source,
+        sslpassword,
     })
 }

@@ -6,6 +6,7 @@ pub mod client;
 pub mod conninfo;
 pub mod libpq;
 pub mod passfile;
+pub mod tls;
 
 pub use conninfo::ConnInfo;
 pub use libpq::Resolved;
