@@ -453,33 +453,11 @@ fn a_running_server_in_the_target_is_refused_even_with_force() {
 #[test]
 fn a_killed_pg_basebackup_ends_in_error_with_nothing_left_behind() {
     let sc = Scratch::new("killed");
-    let mut p = Pg::init(&sc, "primary");
-    p.start();
-    // About 40 MB, copied at 2 MB/s: long enough to be killed midway.
-    p.sql(
-        "CREATE TABLE big AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, 150000) g",
-    );
-    let cfg = sc.write(
-        "pgclone.conf",
-        "node_id=5\nnode_name=node5\nuse_replication_slots=true\npg_basebackup_options='--max-rate=2M'\n",
-    );
-    let target = sc.path("standby");
-    // A fast checkpoint: a spread one after writing 40 MB takes minutes.
-    let args = clone_args(&cfg, &p, &target, &["--fast-checkpoint"]);
-    let handle = pgclone_in_background(&sc, args);
-    // Wait for the copy to be under way, then kill pg_basebackup.
-    let started = std::time::Instant::now();
-    while !target.join("base").exists() {
-        if handle.is_finished() {
-            let out = handle.join().unwrap();
-            panic!(
-                "pgclone ended before the copy could be killed:\n{}",
-                stderr(&out)
-            );
-        }
-        assert!(started.elapsed() < WAIT, "the copy never started");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let SlowClone {
+        primary: p,
+        target,
+        handle,
+    } = slow_clone(&sc, 5, Vec::new());
     std::thread::sleep(Duration::from_millis(500));
     let pattern = format!("pg_basebackup --pgdata {}", target.display());
     run_ok(std::process::Command::new("pkill").args(["-9", "-f", &pattern]));

@@ -257,39 +257,13 @@ fn entries(dir: &Path) -> Vec<PathBuf> {
 #[test]
 fn an_interrupted_clone_removes_what_it_made() {
     let sc = Scratch::new("safety-interrupt");
-    let mut p = Pg::init(&sc, "primary");
-    p.start();
-    // About 40 MB, copied at 2 MB/s: long enough to be interrupted midway.
-    p.sql(
-        "CREATE TABLE big AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, 150000) g",
-    );
-    let cfg = sc.write(
-        "pgclone.conf",
-        "node_id=6\nnode_name=node6\nuse_replication_slots=true\npg_basebackup_options='--max-rate=2M'\n",
-    );
-    let target = sc.path("standby");
     let tmp = sc.mkdir("tmp");
-    let args = clone_args(&cfg, &p, &target, &["--fast-checkpoint"]);
-    let dir = sc.dir.clone();
-    let tmp_env = format!("TMPDIR={}", tmp.display());
-    let handle = std::thread::spawn(move || {
-        let sc = std::mem::ManuallyDrop::new(Scratch { dir });
-        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        let (k, v) = tmp_env.split_once('=').unwrap();
-        pgclone(&sc, &refs, &[(k, v)])
-    });
-    let started = Instant::now();
-    while !target.join("base").exists() {
-        assert!(
-            !handle.is_finished(),
-            "pgclone ended before it could be interrupted"
-        );
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the copy never started"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let tmp_env = ("TMPDIR".to_string(), tmp.display().to_string());
+    let SlowClone {
+        primary: p,
+        target,
+        handle,
+    } = slow_clone(&sc, 6, vec![tmp_env]);
     assert!(
         !entries(&tmp).is_empty(),
         "pgclone's scratch directory should be in TMPDIR"

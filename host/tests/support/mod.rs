@@ -439,13 +439,71 @@ pub fn pgclone_on_terminal_with_input(s: &Scratch, args: &[&str], input: &str) -
 /// `pgclone` as above, on another thread: for tests that kill something it
 /// started while it runs.
 pub fn pgclone_in_background(s: &Scratch, args: Vec<String>) -> std::thread::JoinHandle<Output> {
+    pgclone_in_background_with_env(s, args, Vec::new())
+}
+
+/// The same, with environment variables.
+pub fn pgclone_in_background_with_env(
+    s: &Scratch,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+) -> std::thread::JoinHandle<Output> {
     // The scratch directory outlives the thread: only its path is shared.
     let dir = s.dir.clone();
     std::thread::spawn(move || {
         let sc = std::mem::ManuallyDrop::new(Scratch { dir });
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        pgclone(&sc, &refs, &[])
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        pgclone(&sc, &refs, &env)
     })
+}
+
+/// A clone under way and slow enough to be killed or interrupted midway.
+pub struct SlowClone {
+    pub primary: Pg,
+    pub target: PathBuf,
+    pub handle: std::thread::JoinHandle<Output>,
+}
+
+/// Starts a primary with about 40 MB of data and clones it as node
+/// `node_id` (with a slot) at 2 MB/s, in the background; returns once the
+/// copy is under way.
+pub fn slow_clone(sc: &Scratch, node_id: u32, env: Vec<(String, String)>) -> SlowClone {
+    let mut primary = Pg::init(sc, "primary");
+    primary.start();
+    primary.sql(
+        "CREATE TABLE big AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, 150000) g",
+    );
+    let cfg = sc.write(
+        "pgclone.conf",
+        &format!(
+            "node_id={node_id}\nnode_name=node{node_id}\nuse_replication_slots=true\npg_basebackup_options='--max-rate=2M'\n"
+        ),
+    );
+    let target = sc.path("standby");
+    // A fast checkpoint: a spread one after writing 40 MB takes minutes.
+    let args = clone_args(&cfg, &primary, &target, &["--fast-checkpoint"]);
+    let handle = pgclone_in_background_with_env(sc, args, env);
+    let started = Instant::now();
+    while !target.join("base").exists() {
+        if handle.is_finished() {
+            let out = handle.join().unwrap();
+            panic!(
+                "pgclone ended before the copy was under way:\n{}",
+                stderr(&out)
+            );
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the copy never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    SlowClone {
+        primary,
+        target,
+        handle,
+    }
 }
 
 pub fn stderr(o: &Output) -> String {
