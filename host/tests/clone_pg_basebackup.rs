@@ -543,3 +543,99 @@ fn verify_backup_and_external_config_files() {
         "# external ident map\nmap1 os_user db_user\n"
     );
 }
+
+#[test]
+fn password_problems_name_the_user_and_where_the_password_came_from() {
+    let sc = Scratch::new("passwords");
+    let mut p = Pg::init(&sc, "primary");
+    p.start();
+    p.sql("CREATE ROLE repl REPLICATION LOGIN PASSWORD 'r3pl'; CREATE ROLE meta SUPERUSER LOGIN PASSWORD 'm3ta'");
+    let port = p.port.to_string();
+    let target = sc.path("standby");
+    let run = |cfg: &Path, env: &[(&str, &str)]| {
+        pgclone(
+            &sc,
+            &[
+                "-f",
+                s(cfg),
+                "standby",
+                "clone",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                "meta",
+                "-d",
+                "postgres",
+                "-D",
+                s(&target),
+                "--dry-run",
+            ],
+            env,
+        )
+    };
+    let never_shown = |err: &str| {
+        for secret in ["wr0ng", "m3ta", "r3pl'"] {
+            assert!(!err.contains(secret), "a password was printed:\n{err}");
+        }
+    };
+
+    // The replication user's password is in the configured passfile, and wrong.
+    let pgpass = sc.write(
+        "pgpass",
+        &format!("127.0.0.1:{port}:postgres:meta:m3ta\n127.0.0.1:{port}:replication:repl:wr0ng\n"),
+    );
+    let cfg = sc.write(
+        "pgclone.conf",
+        &format!(
+            "node_id=2\nnode_name=node2\nreplication_user=repl\npassfile='{}'\n",
+            pgpass.display()
+        ),
+    );
+    let out = run(&cfg, &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "refused the password of user \"repl\" taken from password file \"{}\"",
+            pgpass.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("HINT: correct the password for \"repl\""),
+        "{err}"
+    );
+    assert!(!err.contains("~/.pgpass"), "{err}");
+    never_shown(&err);
+
+    // No password anywhere: which user, where pgclone looked, the line to add.
+    let cfg = sc.write("nopass.conf", "node_id=2\nnode_name=node2\n");
+    let out = run(&cfg, &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("asks user \"meta\" for a password and none was found"),
+        "{err}"
+    );
+    assert!(!err.contains("invalid configuration"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "HINT: add the line 127.0.0.1:{port}:postgres:meta:PASSWORD to"
+        )),
+        "{err}"
+    );
+
+    // A wrong superuser password from PGPASSWORD.
+    let out = run(&cfg, &[("PGPASSWORD", "wr0ng")]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("refused the password of user \"meta\" taken from PGPASSWORD"),
+        "{err}"
+    );
+    assert!(err.contains("HINT: "), "{err}");
+    never_shown(&err);
+    assert!(!target.exists());
+}

@@ -31,11 +31,26 @@ impl Checks {
     pub fn fail(&mut self, what: String) {
         let first = what.lines().next().unwrap_or("").to_string();
         let mut f = Failure::new(first.clone());
+        // A DETAIL or HINT of several lines keeps all of them.
+        let add = |part: &mut Option<String>, line: &str| match part {
+            Some(p) => {
+                p.push('\n');
+                p.push_str(line);
+            }
+            None => *part = Some(line.to_string()),
+        };
+        let mut in_hint = false;
         for line in what.lines().skip(1) {
             if let Some(d) = line.strip_prefix("DETAIL: ") {
-                f = f.detail(d);
+                in_hint = false;
+                add(&mut f.detail, d);
             } else if let Some(h) = line.strip_prefix("HINT: ") {
-                f = f.hint(h);
+                in_hint = true;
+                add(&mut f.hint, h);
+            } else if in_hint {
+                add(&mut f.hint, line);
+            } else {
+                add(&mut f.detail, line);
             }
         }
         self.items.push((Status::Fail(f), first));

@@ -237,8 +237,8 @@ pub async fn identify_system(
                 "allow it in the upstream's pg_hba.conf: host replication {} <this host>/32 scram-sha-256",
                 repl.params.get("user").unwrap_or("")
             ))
-        } else if stderr.contains("password") {
-            f.hint("put the replication user's password in ~/.pgpass with database \"replication\"")
+        } else if let Some((detail, hint)) = repl.password_problem(&stderr, true) {
+            f.detail(format!("{stderr}\n{detail}")).hint(hint)
         } else {
             f.hint("check that the upstream is running and accepts connections")
         };

@@ -69,8 +69,10 @@ fn failure(r: &Resolved, target: &str, text: &str) -> anyhow::Error {
     let mut f = Failure::new(format!("could not connect to {target}")).detail(text.to_string());
     if let Some(h) = tls::hint_for(text) {
         f = f.hint(h);
-    } else if r.password.is_none() && text.contains("password") {
-        f = f.hint("put the password in ~/.pgpass (or the file named by passfile / PGPASSFILE)");
+    } else if let Some((detail, hint)) = r.password_problem(text, false) {
+        // tokio-postgres' own words ("invalid configuration: password
+        // missing") say nothing to an operator.
+        f = f.detail(detail).hint(hint);
     }
     f.into()
 }

@@ -219,3 +219,53 @@ pub fn resolve(given: &ConnInfo, replication: bool) -> anyhow::Result<Resolved> 
         sslpassword,
     })
 }
+
+impl Resolved {
+    /// The password file libpq reads for this connection.
+    pub fn password_file(&self) -> Option<PathBuf> {
+        self.params
+            .get("passfile")
+            .map(PathBuf::from)
+            .or_else(|| home().map(|h| h.join(".pgpass")))
+    }
+
+    /// For a connection refused over its password: what was seen and what
+    /// to do, naming the user and where the password came from (never the
+    /// password). `None` when `error` is not about the password.
+    pub fn password_problem(&self, error: &str, replication: bool) -> Option<(String, String)> {
+        let user = self.params.get("user").unwrap_or("");
+        let file = self
+            .password_file()
+            .map(|f| f.display().to_string())
+            .unwrap_or_else(|| "~/.pgpass".into());
+        let db = if replication {
+            "replication"
+        } else {
+            self.params.get("dbname").unwrap_or("*")
+        };
+        let host = match self.params.get("host") {
+            Some(h) if h.starts_with('/') => "localhost",
+            Some(h) => h,
+            None => "*",
+        };
+        let port = self.params.get("port").unwrap_or("*");
+        let refused = error.contains("password authentication failed")
+            || error.contains("authentication failed for user");
+        let missing = error.contains("password missing") || error.contains("no password supplied");
+        match (&self.password_source, refused, missing) {
+            (Some(src), true, _) => Some((
+                format!("the server refused the password of user \"{user}\" taken from {src}"),
+                format!("correct the password for \"{user}\" in {src} (or the user's password on the upstream)"),
+            )),
+            (None, _, true) | (None, true, _) => Some((
+                format!(
+                    "the server asks user \"{user}\" for a password and none was found: not in the connection string, not in PGPASSWORD, not in the password file \"{file}\" for {host}:{port}:{db}"
+                ),
+                format!(
+                    "add the line {host}:{port}:{db}:{user}:PASSWORD to \"{file}\" (mode 0600), or name another file with passfile in the configuration"
+                ),
+            )),
+            _ => None,
+        }
+    }
+}
