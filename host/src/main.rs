@@ -181,9 +181,11 @@ fn init_logging(g: &General) {
     });
     report::set_level(level);
     let filter = match level {
-        Level::Debug if g.verbose == 1 && g.log_level.is_none() => "info",
-        Level::Debug => "debug",
-        Level::Info if g.log_level.is_some() => "info",
+        // pgclone's own tracing only: -vv must not drown the operator in
+        // wasmtime's and cranelift's internals (PGCLONE_LOG can ask for them).
+        Level::Debug if g.verbose == 1 && g.log_level.is_none() => "warn,pgclone=info",
+        Level::Debug => "warn,pgclone=debug",
+        Level::Info if g.log_level.is_some() => "warn,pgclone=info",
         Level::Info | Level::Notice | Level::Warning => "warn",
         Level::Error => "error",
     };

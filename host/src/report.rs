@@ -182,6 +182,20 @@ pub fn shown(level: Level) -> bool {
     level as u8 >= LEVEL.load(Ordering::Relaxed)
 }
 
+/// With `-v`: `DEBUG: running ...` for each program pgclone starts, its argv
+/// quoted as a shell would read it. Secrets never are on argv (passwords go
+/// through the environment or files), so this shows nothing secret.
+pub fn running(cmd: &std::process::Command) {
+    if !shown(Level::Debug) {
+        return;
+    }
+    let argv: Vec<String> = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| shell_words::quote(&a.to_string_lossy()).into_owned())
+        .collect();
+    eprintln!("DEBUG: running {}", escape(&argv.join(" ")));
+}
+
 /// `INFO: ...` on standard error.
 pub fn info(message: &str) {
     if shown(Level::Info) {

@@ -639,3 +639,49 @@ fn password_problems_name_the_user_and_where_the_password_came_from() {
     never_shown(&err);
     assert!(!target.exists());
 }
+
+#[test]
+fn verbose_shows_each_program_pgclone_runs_and_no_engine_internals() {
+    let sc = Scratch::new("verbose");
+    let mut p = Pg::init(&sc, "primary");
+    p.start();
+    let cfg = sc.write("pgclone.conf", "node_id=2\nnode_name=node2\n");
+    let target = sc.path("standby");
+    let out = standby_clone(
+        &sc,
+        &cfg,
+        &p,
+        &target,
+        &["-v"],
+        &[("PGPASSWORD", "n0t-shown")],
+    );
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("DEBUG: running ") && err.contains("/psql -X -w"),
+        "{err}"
+    );
+    assert!(err.contains("/pg_basebackup --pgdata"), "{err}");
+    assert!(!err.contains("n0t-shown"), "{err}");
+    // -vv: pgclone's own debug output, not wasmtime's or cranelift's.
+    let out = standby_clone(
+        &sc,
+        &cfg,
+        &p,
+        &sc.path("standby2"),
+        &["-vv", "--dry-run"],
+        &[],
+    );
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("DEBUG: running "), "{err}");
+    for internal in ["cranelift", "wasmtime"] {
+        assert!(
+            !err.to_lowercase().contains(internal),
+            "{internal} in:\n{err}"
+        );
+    }
+    // Without -v, none of it.
+    let out = standby_clone(&sc, &cfg, &p, &sc.path("standby3"), &["--dry-run"], &[]);
+    assert!(!stderr(&out).contains("DEBUG:"), "{}", stderr(&out));
+}

@@ -96,6 +96,7 @@ pub async fn copy(
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
+        crate::report::running(cmd.as_std());
         let child = cmd.spawn().map_err(|e| {
             Failure::new("could not run rsync")
                 .detail(e.to_string())

@@ -109,13 +109,13 @@ pub async fn copy(
                 Failure::new(format!("could not read \"{}\"", file.display())).detail(e.to_string())
             })?
         } else {
-            let out = tokio::process::Command::new("ssh")
-                .args(["-o", "BatchMode=yes"])
+            let mut cmd = tokio::process::Command::new("ssh");
+            cmd.args(["-o", "BatchMode=yes"])
                 .args(ssh_options)
                 .args(["--", host, "cat", "--"])
-                .arg(shell_quote(&file.to_string_lossy()))
-                .output()
-                .await?;
+                .arg(shell_quote(&file.to_string_lossy()));
+            crate::report::running(cmd.as_std());
+            let out = cmd.output().await?;
             if !out.status.success() {
                 return Err(Failure::new(format!("could not copy \"{}\" from {host} over ssh", file.display()))
                     .detail(String::from_utf8_lossy(&out.stderr).trim().to_string())

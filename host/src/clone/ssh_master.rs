@@ -27,9 +27,9 @@ impl SshMaster {
     ) -> Option<SshMaster> {
         let path = dir.join("ssh-master");
         let log = std::fs::File::create(dir.join("ssh-master.log")).ok()?;
-        let child = crate::remote::master_command(dest, None, ssh_options, &path, 30, log)
-            .spawn()
-            .ok()?;
+        let mut cmd = crate::remote::master_command(dest, None, ssh_options, &path, 30, log);
+        crate::report::running(&cmd);
+        let child = cmd.spawn().ok()?;
         Some(SshMaster {
             child: std::sync::Mutex::new(child),
             path,

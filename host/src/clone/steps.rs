@@ -382,6 +382,7 @@ pub async fn execute(
                 } else {
                     Stdio::piped()
                 });
+                crate::report::running(cmd.as_std());
                 let mut child = cmd.spawn().map_err(|e| {
                     Failure::new(format!("could not run \"{}\"", program.display()))
                         .detail(e.to_string())

@@ -224,6 +224,7 @@ pub async fn identify_system(
     if let Some(sf) = repl.child_service_file(scratch)? {
         cmd.env("PGSERVICEFILE", sf).env("PGSERVICE", "pgclone");
     }
+    crate::report::running(cmd.as_std());
     let out = cmd.output().await.map_err(|e| {
         Failure::new(format!("could not run \"{}\"", psql.display())).detail(e.to_string())
     })?;

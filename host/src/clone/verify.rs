@@ -31,10 +31,10 @@ pub async fn verify_backup(env: &HostEnv, dir: &Path, version: u32) -> anyhow::R
             .hint("set pg_bindir in the configuration file")
     })?;
     super::info("verifying the copy with pg_verifybackup");
-    let out = tokio::process::Command::new(&prog)
-        .arg(dir)
-        .output()
-        .await?;
+    let mut cmd = tokio::process::Command::new(&prog);
+    cmd.arg(dir);
+    crate::report::running(cmd.as_std());
+    let out = cmd.output().await?;
     if !out.status.success() {
         return Err(Failure::new("pg_verifybackup found problems in the copy")
             .detail(String::from_utf8_lossy(&out.stderr).trim().to_string())

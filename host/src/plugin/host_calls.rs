@@ -105,6 +105,7 @@ fn run_bounded(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
+    crate::report::running(cmd);
     let mut child = cmd.spawn().map_err(|e| {
         error(
             ErrorKind::NotFound,
