@@ -3,11 +3,9 @@
 //! recovery fed only by `pgclone wal-restore` from a real Barman over sshd.
 //! scripts/test.sh fetches the binaries (PGCLONE_TEST_PG<N>_BINDIR).
 //!
-//! Barman archives with `archiver = on` (the primary's archive_command rsyncs
-//! each segment into Barman's incoming directory over ssh), not with
-//! pg_receivewal: Debian's Barman 3.4 predates PostgreSQL 17 and 18, and one
-//! way for every version keeps the matrix uniform. Barman's streaming archiver
-//! is covered for PostgreSQL 15 by the wal_restore tests.
+//! Barman (Debian's 3.4) archives as its users run it with `backup_method =
+//! postgres`: its streaming archiver, pg_receivewal from `path_prefix`, the
+//! version's own for 14+, Debian's 15 for 12 and 13.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -106,9 +104,9 @@ impl Lab {
         )
     }
 
-    /// Declares Barman server `name` for `pg`, archiving through its
-    /// incoming directory; returns that directory.
-    fn add_server(&self, name: &str, pg: &Pg, v: &Version) -> PathBuf {
+    /// Declares Barman server `name` for the running `pg` and starts its
+    /// streaming archiver (stopped when the guard drops).
+    fn add_server<'a>(&'a self, name: &str, pg: &Pg, v: &Version) -> Receiver<'a> {
         let conninfo = format!(
             "host={} port={} user=postgres",
             pg.socket_dir.display(),
@@ -119,25 +117,38 @@ impl Lab {
             conf_d.join(format!("{name}.conf")),
             format!(
                 "[{name}]\ndescription = PostgreSQL {major}\nconninfo = {conninfo} dbname=postgres\n\
-                 backup_method = rsync\nssh_command = ssh -o BatchMode=yes postgres@127.0.0.1\n\
-                 archiver = on\npath_prefix = {bin}\n",
+                 streaming_conninfo = {conninfo}\nbackup_method = postgres\nstreaming_archiver = on\n\
+                 slot_name = barman\ncreate_slot = auto\npath_prefix = {bin}\n",
                 major = v.major,
                 bin = v.client.display()
             ),
         )
         .unwrap();
         chown_barman(&conf_d);
-        // `barman check` creates the server's directories, incoming among
-        // them (it fails: this server takes no backups of its own).
-        run(Command::new("runuser")
+        self.barman(&["receive-wal", "--create-slot", name]);
+        let guard = Receiver {
+            lab: self,
+            server: name.to_string(),
+        };
+        self.barman(&["cron"]);
+        guard
+    }
+}
+
+/// A Barman server's running WAL receiver.
+struct Receiver<'a> {
+    lab: &'a Lab,
+    server: String,
+}
+
+impl Drop for Receiver<'_> {
+    fn drop(&mut self) {
+        let _ = run(Command::new("runuser")
             .args(["-u", "barman", "--"])
             .arg(barman_34())
             .arg("-c")
-            .arg(&self.barman_conf)
-            .args(["check", name]));
-        let incoming = self.barman_home.join(name).join("incoming");
-        assert!(incoming.is_dir(), "barman made no {}", incoming.display());
-        incoming
+            .arg(&self.lab.barman_conf)
+            .args(["receive-wal", "--stop", &self.server]));
     }
 }
 
@@ -209,8 +220,8 @@ fn archive_only(lab: &Lab, target: &Path, server: &str) {
     );
 }
 
-/// Waits until Barman has filed `segment` of `server` (archive_command
-/// delivered it to incoming; `barman archive-wal` files it).
+/// Waits until Barman has filed `segment` of `server` (pg_receivewal
+/// received it; `barman archive-wal` files it).
 fn wait_archived(lab: &Lab, server: &str, segment: &str) {
     let path = lab
         .barman_home
@@ -238,15 +249,9 @@ fn exercise(lab: &Lab, v: &Version) {
     } else {
         "wal_keep_size = '512MB'"
     };
-    let incoming = lab.add_server(&server, &p, v);
-    // Barman's documented archive_command: rsync each segment to incoming.
-    p.append_conf(&format!(
-        "{wal_keep}\nhot_standby = on\narchive_mode = on\n\
-         archive_command = 'rsync -a -e \"ssh -F {}\" %p barmansrv:{}/%f'\n",
-        lab.sshd.ssh_config.display(),
-        incoming.display()
-    ));
+    p.append_conf(&format!("{wal_keep}\nhot_standby = on\n"));
     p.start();
+    let receiver = lab.add_server(&server, &p, v);
     p.sql("CREATE TABLE t(i int); INSERT INTO t SELECT generate_series(1, 100)");
 
     // A pg_basebackup clone that streams.
@@ -290,6 +295,7 @@ fn exercise(lab: &Lab, v: &Version) {
         v.major
     );
     ar.stop();
+    drop(receiver);
     p.stop();
     eprintln!(
         "PostgreSQL {}: streaming clone and wal-restore archive recovery in {:.1?}",
