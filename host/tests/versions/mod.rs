@@ -318,7 +318,11 @@ fn postgresql_12_to_18_clone_stream_and_replay_wal_restore() {
         std::thread::scope(|s| {
             for v in pair {
                 let lab = &lab;
-                s.spawn(move || exercise(lab, v));
+                // Named, so that a failure says which version it was.
+                std::thread::Builder::new()
+                    .name(format!("PostgreSQL {}", v.major))
+                    .spawn_scoped(s, move || exercise(lab, v))
+                    .unwrap();
             }
         });
     }
