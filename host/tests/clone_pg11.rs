@@ -1,8 +1,10 @@
 //! The recovery.conf path: a real PostgreSQL 11 primary (embedded-postgres
 //! binaries, fetched by scripts/test.sh), cloned with Debian's pg_basebackup 15;
-//! the standby starts from pgclone's recovery.conf and streams.
+//! the standby starts from pgclone's recovery.conf and streams. The `versions`
+//! module runs the same kind of checks on PostgreSQL 12 to 18.
 
 mod support;
+mod versions;
 
 use std::path::PathBuf;
 use std::time::Duration;
