@@ -117,6 +117,16 @@ fn the_site_policy_is_installed_verified_and_enforced() {
         "{}",
         stdout(&out)
     );
+    // The command that re-pins it, with the configuration that was used.
+    assert!(
+        stdout(&out).contains(&format!(
+            "to review and pin this file: pgclone --plugins-config {} plugin install {}",
+            plugins.display(),
+            installed.display()
+        )),
+        "{}",
+        stdout(&out)
+    );
     let target2 = sc.path("standby2");
     let out = standby_clone(
         &sc,
@@ -203,4 +213,30 @@ fn a_backup_source_that_is_not_one_is_refused_before_anything_happens() {
         assert!(err.contains("HINT:"), "{source}: {err}");
         assert!(!target.exists(), "{source}: {err}");
     }
+}
+
+#[test]
+fn an_install_that_could_not_be_written_is_refused_before_the_review() {
+    let sc = Scratch::new("install-readonly");
+    let wasm = sc.path("site-policy-1.0.0.wasm");
+    std::fs::copy(example(), &wasm).unwrap();
+    run_ok(
+        std::process::Command::new("chown")
+            .arg("postgres")
+            .arg(&wasm),
+    );
+    // No plugins_config: the default /etc/pgclone/plugins.toml, which the
+    // postgres user cannot write.
+    let cfg = sc.write("pgclone.conf", "node_id=3\nnode_name=node3\n");
+    let out = pgclone(&sc, &["-f", s(&cfg), "plugin", "install", s(&wasm)], &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("is not writable by this user"), "{err}");
+    assert!(
+        err.contains("HINT: ") && err.contains("--plugins-config"),
+        "{err}"
+    );
+    // Refused before anything of the plugin was shown or run.
+    assert!(!stdout(&out).contains("contract:"), "{}", stdout(&out));
+    assert!(!stdout(&out).contains("plugin:"), "{}", stdout(&out));
 }

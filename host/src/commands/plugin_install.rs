@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use pgclone::config::PluginsConfig;
 use pgclone::plugin::capability::Capability;
-use pgclone::plugin::catalog::{self, Candidate};
+use pgclone::plugin::catalog::{self, Candidate, Origin};
 use pgclone::plugin::contract::PluginKind;
 use pgclone::plugin::manifest;
 use pgclone::plugin::{Plugin, Runtime};
@@ -78,12 +78,75 @@ fn ask(c: &Capability) -> bool {
     std::io::stdin().lock().read_line(&mut line).is_ok() && matches!(line.trim(), "y" | "Y" | "yes")
 }
 
+/// `pgclone`, with `--plugins-config FILE` when the configuration is not the
+/// default one: commands suggested in hints must work as given.
+pub fn pgclone_command(toml_path: &Path) -> String {
+    if toml_path == Path::new(DEFAULT_PLUGINS_CONFIG) {
+        "pgclone".into()
+    } else {
+        format!(
+            "pgclone --plugins-config {}",
+            shell_words::quote(&toml_path.to_string_lossy())
+        )
+    }
+}
+
+const DEFAULT_PLUGINS_CONFIG: &str = "/etc/pgclone/plugins.toml";
+
+/// The nearest existing directory at or above `p`.
+fn existing_dir(p: &Path) -> PathBuf {
+    p.ancestors()
+        .find(|a| a.is_dir())
+        .unwrap_or(Path::new("/"))
+        .to_path_buf()
+}
+
+/// Refuses an install that could not be written, before the review: the
+/// plugins.toml (or the directory it would be created in) and the plugin
+/// directory must be writable by this user.
+fn check_writable(toml_path: &Path, plugin_dir: &Path) -> anyhow::Result<()> {
+    let writable = |p: &Path| {
+        let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap_or_default();
+        unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
+    };
+    let toml_target = if toml_path.exists() {
+        toml_path.to_path_buf()
+    } else {
+        existing_dir(toml_path)
+    };
+    for (what, p) in [
+        ("the plugin configuration", toml_target),
+        ("the plugin directory", existing_dir(plugin_dir)),
+    ] {
+        if !writable(&p) {
+            return Err(Failure::new(format!(
+                "cannot install: {what} \"{}\" is not writable by this user",
+                p.display()
+            ))
+            .detail(format!(
+                "plugins.toml: {}; plugin directory: {}",
+                toml_path.display(),
+                plugin_dir.display()
+            ))
+            .hint(
+                "run the install as the user who owns them (e.g. with sudo), or keep your own with --plugins-config FILE (its plugins go into a plugins directory beside it)",
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
 pub fn install(
     rt: &Runtime,
     cfg: &PluginsConfig,
     toml_path: &Path,
     o: &InstallOptions,
 ) -> anyhow::Result<ExitCode> {
+    let plugin_dir = cfg
+        .plugin_dir()
+        .unwrap_or_else(|| toml_path.parent().unwrap_or(Path::new(".")).join("plugins"));
+    check_writable(toml_path, &plugin_dir)?;
     let bytes = read_plugin(&o.file)?;
     let sha = catalog::sha256_hex(&bytes);
     match manifest::read(&bytes) {
@@ -141,9 +204,7 @@ pub fn install(
         granted = requested.iter().filter(|c| ask(c)).cloned().collect();
     }
 
-    let dir = cfg
-        .plugin_dir()
-        .unwrap_or_else(|| toml_path.parent().unwrap_or(Path::new(".")).join("plugins"));
+    let dir = plugin_dir;
     // A file name of its own per version: until plugins.toml names it, the
     // previous version's file and pin stay as they were, so a failure at any
     // point leaves the installed plugin working.
@@ -184,7 +245,8 @@ pub fn install(
                 .join(", ")
         );
         println!(
-            "HINT: grant them with: pgclone plugin install {} --grant-all, or edit grants in {}",
+            "HINT: grant them with: {} plugin install {} --grant-all, or edit grants in {}",
+            pgclone_command(toml_path),
             o.file.display(),
             toml_path.display()
         );
@@ -327,6 +389,22 @@ pub fn verify(rt: &Runtime, cfg: &PluginsConfig) -> anyhow::Result<ExitCode> {
                 println!("REFUSED  {:<20} {}", cand.name, cand.origin);
                 for line in e.to_string().lines() {
                     println!("         {line}");
+                }
+                // A changed or unpinned file: the command that reviews and pins it.
+                let text = e.to_string();
+                if let (Origin::File(file), true) = (
+                    &cand.origin,
+                    text.contains("changed since it was pinned") || text.contains("is not pinned"),
+                ) {
+                    let toml = cfg
+                        .source
+                        .clone()
+                        .unwrap_or_else(|| DEFAULT_PLUGINS_CONFIG.into());
+                    println!(
+                        "         to review and pin this file: {} plugin install {}",
+                        pgclone_command(&toml),
+                        shell_words::quote(&file.to_string_lossy())
+                    );
                 }
             }
         }

@@ -110,7 +110,7 @@ impl Plugin {
                         reason: format!("{} changed since it was pinned", cand.origin),
                         detail: Some(format!("pinned sha256 {pin}, file has {sha256}")),
                         hint: Some(
-                            "restore the pinned file, or review the new one and update sha256 in plugins.toml"
+                            "restore the pinned file, or review the new one and pin it with `pgclone plugin install FILE` (`pgclone plugin verify` shows the command)"
                                 .into(),
                         ),
                     })
