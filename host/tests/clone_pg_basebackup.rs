@@ -18,6 +18,36 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// `standby clone` from the primary at 127.0.0.1:`port` as the user `meta`
+/// (over TCP, where passwords are asked for), into `target`.
+fn clone_as_meta_over_tcp(
+    sc: &Scratch,
+    cfg: &Path,
+    port: &str,
+    target: &Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> std::process::Output {
+    let mut args = vec![
+        "-f",
+        s(cfg),
+        "standby",
+        "clone",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        port,
+        "-U",
+        "meta",
+        "-d",
+        "postgres",
+        "-D",
+        s(target),
+    ];
+    args.extend_from_slice(extra);
+    pgclone(sc, &args, env)
+}
+
 fn auto_conf(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("postgresql.auto.conf")).unwrap()
 }
@@ -81,26 +111,7 @@ fn a_separate_replication_user_authenticates_with_a_password_file() {
     );
     let target = sc.path("standby");
     let port = p.port.to_string();
-    let out = pgclone(
-        &sc,
-        &[
-            "-f",
-            s(&cfg),
-            "standby",
-            "clone",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port,
-            "-U",
-            "meta",
-            "-d",
-            "postgres",
-            "-D",
-            s(&target),
-        ],
-        &[],
-    );
+    let out = clone_as_meta_over_tcp(&sc, &cfg, &port, &target, &[], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("replication connection as \"repl\" works"),
@@ -553,27 +564,7 @@ fn password_problems_name_the_user_and_where_the_password_came_from() {
     let port = p.port.to_string();
     let target = sc.path("standby");
     let run = |cfg: &Path, env: &[(&str, &str)]| {
-        pgclone(
-            &sc,
-            &[
-                "-f",
-                s(cfg),
-                "standby",
-                "clone",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port,
-                "-U",
-                "meta",
-                "-d",
-                "postgres",
-                "-D",
-                s(&target),
-                "--dry-run",
-            ],
-            env,
-        )
+        clone_as_meta_over_tcp(&sc, cfg, &port, &target, &["--dry-run"], env)
     };
     let never_shown = |err: &str| {
         for secret in ["wr0ng", "m3ta", "r3pl'"] {
