@@ -113,22 +113,21 @@ impl Remote {
                 Failure::new("cannot write to the spool directory").detail(e.to_string()),
             )
         })?;
-        let mut c = std::process::Command::new("ssh");
-        c.args(["-o", "BatchMode=yes", "-o", "ControlMaster=yes", "-f", "-N"])
-            .args(["-o", "ControlPersist=60s"])
-            .args(self.bounds())
-            .args(crate::remote::FAST_CIPHER)
-            .arg("-o")
-            .arg(format!("ControlPath={}", self.control_path.display()));
-        if let Some(p) = &self.port {
-            c.args(["-p", p]);
-        }
-        c.args(&self.ssh_options)
-            .arg("--")
-            .arg(&self.dest)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(err_file);
+        // The clone's master command, with wal-restore's bounds first (ssh
+        // takes the first value of an option) and kept a minute.
+        let options: Vec<String> = self
+            .bounds()
+            .into_iter()
+            .chain(self.ssh_options.iter().cloned())
+            .collect();
+        let mut c = crate::remote::master_command(
+            &self.dest,
+            self.port.as_deref(),
+            &options,
+            &self.control_path,
+            60,
+            err_file,
+        );
         let mut child = c.spawn().map_err(|e| {
             self.failure(
                 false,
