@@ -56,11 +56,16 @@ impl Lab {
             self.sshd.ssh_config.display(),
             self.barman.config.display()
         );
+        self.conf_without_restore_command(&format!("restore_command='{restore}'\n{extra}"))
+    }
+
+    /// The same without restore_command: the standby can only stream.
+    fn conf_without_restore_command(&self, extra: &str) -> PathBuf {
         self.sc.write(
             "pgclone.conf",
             &format!(
                 "node_id=2\nnode_name=node2\nbarman_host=barmansrv\nbarman_server=pg\nbarman_config='{}'\n\
-                 ssh_options='-F {}'\ntablespace_mapping='{}'\nrestore_command='{restore}'\n{extra}",
+                 ssh_options='-F {}'\ntablespace_mapping='{}'\n{extra}",
                 self.barman.config.display(),
                 self.sshd.ssh_config.display(),
                 self.ts_map
@@ -440,4 +445,157 @@ fn external_config_files_come_over_ssh_from_a_remote_upstream() {
         std::fs::read_to_string(target.join("ident_ext.conf")).unwrap(),
         "# external ident map\nmap1 os_user db_user\n"
     );
+}
+
+/// `barman show-backup`'s value of `key` (e.g. "Begin WAL").
+fn shown(lab: &Lab, id: &str, key: &str) -> String {
+    let text = lab.barman.ok(&["show-backup", "pg", id]);
+    text.lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim() == key)
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_else(|| panic!("no {key} in:\n{text}"))
+}
+
+/// Without restore_command a standby cloned from Barman can only catch up by
+/// streaming from the backup's begin on: the upstream is asked first. While it
+/// has the WAL, the clone goes ahead with a warning; once it removed it, the
+/// clone (and its dry run) is refused before anything is copied, with the line
+/// to add. A user who may not list the WAL directory gets a warning, not a
+/// refusal; a configured restore_command needs no check.
+#[test]
+fn a_barman_clone_that_could_not_catch_up_is_refused_before_copying() {
+    let lab = lab("catchup", barman_34());
+    // node 2's slot, reserving WAL from before the backup.
+    lab.primary
+        .sql("SELECT pg_create_physical_replication_slot('repmgr_slot_2', true)");
+    let id = lab.barman.backup();
+    let begin_wal = shown(&lab, &id, "Begin WAL");
+    // A user without pg_monitor: pg_ls_waldir() is not allowed.
+    lab.primary.sql("CREATE ROLE watcher LOGIN REPLICATION");
+    let cfg = lab.conf_without_restore_command("");
+    let target = lab.sc.path("standby");
+    let as_watcher = |cfg: &Path, extra: &[&str]| {
+        let mut args = clone_args(cfg, &lab.primary, &target, extra);
+        let u = args.iter().position(|a| a == "-U").unwrap() + 1;
+        args[u] = "watcher".into();
+        pgclone(
+            &lab.sc,
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+            &[],
+        )
+    };
+
+    // The WAL is there (Barman's slot and wal_keep_size hold it): cloned, with the warning.
+    let out = lab.clone(&cfg, &target, &[]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("the upstream still has the WAL from segment {begin_wal}, where backup {id} begins: its WAL directory goes back to")),
+        "{err}"
+    );
+    assert!(
+        err.contains("standby clone (from Barman) complete"),
+        "{err}"
+    );
+    assert!(err.contains("WARNING: restore_command is not set"), "{err}");
+    assert!(
+        err.contains(&format!("wal-restore %f %p' to \"{}\"", cfg.display())),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&target).unwrap();
+    std::fs::remove_dir_all(lab.sc.path("ts_standby")).unwrap();
+    // The standby's own slot retains it: that is enough, whoever asks.
+    let slot_cfg = lab.conf_without_restore_command("use_replication_slots=1\n");
+    let out = as_watcher(&slot_cfg, &["--dry-run"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(
+            "replication slot \"repmgr_slot_2\", which the standby will use, retains WAL from"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("WARNING: restore_command is not set"), "{err}");
+
+    // The primary moves on and drops old WAL: no slot, no wal_keep_size.
+    lab.barman.ok(&["receive-wal", "--stop", "pg"]);
+    lab.primary.wait_for(
+        "SELECT count(*) FROM pg_replication_slots WHERE active",
+        "0",
+        WAIT,
+    );
+    lab.primary.sql("SELECT pg_drop_replication_slot('barman')");
+    lab.primary
+        .sql("SELECT pg_drop_replication_slot('repmgr_slot_2')");
+    lab.primary
+        .append_conf("wal_keep_size = 0\nmax_wal_size = 32MB\nmin_wal_size = 32MB\n");
+    lab.primary.reload();
+    for i in 0..4 {
+        lab.primary.sql(&format!(
+            "INSERT INTO t SELECT generate_series(1, 20000); SELECT pg_switch_wal(); CHECKPOINT -- {i}"
+        ));
+    }
+    assert_eq!(
+        lab.primary.sql(&format!(
+            "SELECT count(*) FROM pg_ls_waldir() WHERE name = '{begin_wal}'"
+        )),
+        "0",
+        "the primary still has {begin_wal}"
+    );
+
+    for extra in [&[][..], &["--dry-run"][..]] {
+        let out = lab.clone(&cfg, &target, extra);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{extra:?}: {err}");
+        for want in [
+            &format!("ERROR: the standby could not catch up: the upstream no longer has the WAL from the start of backup {id}"),
+            &format!("DETAIL: the backup begins in WAL segment {begin_wal} (LSN "),
+            "the oldest segment the upstream still has is 0000000100000000000000",
+            "restore_command is not set, so the standby could only get that WAL by streaming",
+            "nothing was changed",
+            &format!("HINT: let the standby fetch the WAL from Barman: add this line to \"{}\"", cfg.display()),
+            &format!(" -f {} wal-restore %f %p'", cfg.display()),
+        ] {
+            assert!(err.contains(want), "{extra:?}: missing {want:?} in:\n{err}");
+        }
+        assert!(err.contains("\nrestore_command = '/"), "{err}");
+        assert!(!err.contains("retrieving backup"), "{err}");
+        assert!(!target.exists(), "{extra:?}: {err}");
+    }
+
+    // Without permission to look: a warning, not a refusal.
+    let out = as_watcher(&cfg, &["--dry-run"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("WARNING: could not check whether the upstream still has WAL segment {begin_wal}, where backup {id} begins: permission denied")),
+        "{err}"
+    );
+    assert!(err.contains("grant pg_monitor to \"watcher\""), "{err}");
+    // Nor when the upstream cannot be reached (a Barman clone does not need it).
+    let mut args = clone_args(&cfg, &lab.primary, &target, &["--dry-run"]);
+    let p = args.iter().position(|a| a == "-p").unwrap() + 1;
+    args[p] = "1".into();
+    let out = pgclone(
+        &lab.sc,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &[],
+    );
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("could not check whether the upstream still has WAL segment")
+            && err.contains("the upstream could not be reached"),
+        "{err}"
+    );
+
+    // With restore_command the standby gets the WAL from Barman: no check.
+    let out = lab.clone(&lab.conf(""), &target, &["--dry-run"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("could not catch up"), "{err}");
+    assert!(!err.contains("still has the WAL"), "{err}");
+    assert!(!err.contains("restore_command is not set"), "{err}");
+    assert!(!target.exists(), "{err}");
 }
