@@ -7,7 +7,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use support::barman::{barman_319, barman_34, Barman, Sshd};
+use support::barman::{barman_319, barman_34, Barman, IncrementalLab, Sshd};
 use support::*;
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -169,7 +169,7 @@ fn clone_from_barman_3_19_with_the_new_catalogue_layout() {
 #[test]
 fn barman_errors_are_distinct_and_change_nothing() {
     let lab = lab("barmanerr", barman_34());
-    lab.barman.backup();
+    let named = lab.barman.backup_with("pg", &["--name", "nightly"]);
     lab.barman.add_server("pgz", "backup_compression = gzip");
     let compressed = lab.barman.backup_of("pgz");
     let target = lab.sc.path("standby");
@@ -213,6 +213,8 @@ fn barman_errors_are_distinct_and_change_nothing() {
         &[
             &format!("backup {compressed} is compressed (gzip)"),
             "nothing was copied",
+            // Barman 3.4 names it recover (3.12+: restore).
+            "restore this one with barman recover",
         ],
     );
     // A WAL directory inside the data directory, or not empty, is refused.
@@ -249,6 +251,97 @@ fn barman_errors_are_distinct_and_change_nothing() {
         "node_id=2\nnode_name=node2\nbarman_host=barmansrv\n",
         &["barman_host and barman_server must be set together"],
     );
+
+    // --backup-id takes Barman's backup names. Barman 3.4 looks a name up in
+    // backup.info, but its `backup --name` (with backup_method = postgres)
+    // does not write it there: put it where a later Barman writes it.
+    let info = lab.barman.home.join(format!("pg/base/{named}/backup.info"));
+    let text = std::fs::read_to_string(&info).unwrap();
+    if !text.contains("backup_name=") {
+        std::fs::write(&info, format!("{text}backup_name=nightly\n")).unwrap();
+    }
+    let cfg = lab.sc.write("err.conf", &base("barmansrv", "pg"));
+    let out = lab.clone(&cfg, &target, &["--backup-id", "nightly", "--dry-run"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains(&format!("Barman backup {named} ")), "{err}");
+    // An unknown name: what Barman has instead.
+    let out = lab.clone(&cfg, &target, &["--backup-id", "weekly"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    for want in [
+        "ERROR: Barman has no backup \"weekly\" of server \"pg\"",
+        "Unknown backup 'weekly'",
+        &format!("pg {named} 'nightly'"),
+        "HINT: give --backup-id a backup id or name from this list, or latest or oldest",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+    assert!(!target.exists(), "{err}");
+}
+
+/// Barman 3.19 and a PostgreSQL 17 primary: --backup-id takes backup names
+/// and shortcuts; an incremental backup (`barman backup --incremental`) is
+/// refused before anything is copied, whether named or the latest; an unknown
+/// or ambiguous name is a clear error.
+#[test]
+fn barman_3_19_backup_names_and_incremental_backups() {
+    let lab = IncrementalLab::new("incr319", 1);
+    let (full, incr) = (&lab.full, &lab.incrementals[0]);
+    let cfg = lab.conf("");
+    let target = lab.sc.path("standby");
+    let clone = |extra: &[&str]| standby_clone(&lab.sc, &cfg, &lab.primary, &target, extra, &[]);
+
+    for extra in [&[][..], &["--backup-id", "incr-1"][..], &["--dry-run"][..]] {
+        let out = clone(extra);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{extra:?}: {err}");
+        for want in [
+            &format!("ERROR: backup {incr} is an incremental backup (of backup {full})"),
+            "DETAIL: a copy of it is not a data directory",
+            "(pg_combinebackup)",
+            "nothing was copied",
+            "HINT: choose a full backup with --backup-id",
+            // Barman 3.12+ calls it restore.
+            "restore this one with barman restore, which combines the chain",
+        ] {
+            assert!(err.contains(want), "{extra:?}: missing {want:?} in:\n{err}");
+        }
+        assert!(!target.exists(), "{extra:?}: {err}");
+    }
+    for id in ["base-full", "oldest", full.as_str()] {
+        let out = clone(&["--backup-id", id, "--dry-run"]);
+        let err = stderr(&out);
+        assert!(out.status.success(), "{id}: {err}");
+        assert!(
+            err.contains(&format!("Barman backup {full} (PostgreSQL 17.")),
+            "{id}: {err}"
+        );
+    }
+    let out = clone(&["--backup-id", "nosuch"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    for want in [
+        "ERROR: Barman has no backup \"nosuch\" of server \"pg\"",
+        &format!("pg {full} 'base-full' - F"),
+        &format!("pg {incr} 'incr-1' - I"),
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+    // Two backups of one name: Barman cannot tell which.
+    let second = lab.barman.backup_with("pg", &["--name", "base-full"]);
+    let out = clone(&["--backup-id", "base-full"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("ERROR: backup name \"base-full\" is not unique in Barman"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&second) && err.contains(full.as_str()),
+        "{err}"
+    );
+    assert!(!target.exists(), "{err}");
 }
 
 #[test]
