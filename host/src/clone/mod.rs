@@ -44,7 +44,7 @@ pub use external::ExternalConfig;
 use settings::NodeSettings;
 use ssh_master::SshMaster;
 use target::{Target, TargetState};
-use verify::{verify_backup, verify_copy};
+use verify::{verify_backup, verify_copy, verify_not_incremental};
 
 /// Everything `standby clone` was asked to do.
 #[derive(Debug, Clone, Default)]
@@ -989,6 +989,7 @@ async fn run_phases(
                     "delta copy: {removed} files that are not in the backup were removed"
                 ));
             }
+            verify_not_incremental(&target.real)?;
             verify_copy(&target.real)?;
             if o.verify_backup {
                 verify_backup(&env, &target.real, facts.server_version).await?;
