@@ -342,6 +342,58 @@ fn barman_3_19_backup_names_and_incremental_backups() {
         "{err}"
     );
     assert!(!target.exists(), "{err}");
+
+    // Whatever the source: a site plugin whose plan ends in an incremental
+    // copy (pg_basebackup --incremental, never combined) runs to its end, and
+    // the clone fails all the same, leaving nothing startable.
+    let manifest_of = lab.sc.path("full_pbb");
+    run_ok(
+        as_pg(pg17_bindir().join("pg_basebackup"))
+            .arg("-D")
+            .arg(&manifest_of)
+            .arg("-h")
+            .arg(&lab.primary.socket_dir)
+            .args(["-p", &lab.primary.port.to_string(), "-U", "postgres"])
+            .args(["--checkpoint=fast", "--no-sync", "-X", "none"]),
+    );
+    let wasm = lab.sc.path("forgetful.wasm");
+    std::fs::copy(
+        Path::new(pgclone::plugin::catalog::GUEST_DIR).join("test_forgetful.wasm"),
+        &wasm,
+    )
+    .unwrap();
+    let cfg = lab.sc.write(
+        "forgetful.conf",
+        &format!(
+            "node_id=2\nnode_name=node2\nbackup_source=test-forgetful\nincremental_manifest='{}'\n\
+             pg_bindir='{}'\nplugins_config='{}'\n",
+            manifest_of.join("backup_manifest").display(),
+            pg17_bindir().display(),
+            lab.sc.path("plugins.toml").display()
+        ),
+    );
+    let out = pgclone(
+        &lab.sc,
+        &["-f", s(&cfg), "plugin", "install", s(&wasm), "--grant-all"],
+        &[],
+    );
+    assert!(out.status.success(), "{}{}", stderr(&out), stdout(&out));
+    let out = standby_clone(&lab.sc, &cfg, &lab.primary, &target, &[], &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    for want in [
+        "ERROR: the copy is an incremental backup, not a data directory",
+        "backup_label\" says \"INCREMENTAL FROM LSN: ",
+        "HINT: combine the chain (the full backup and every incremental up to this one) with pg_combinebackup",
+        "was removed; no recovery configuration was written",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+    assert!(!err.contains("standby clone (from backup source"), "{err}");
+    assert!(
+        !target.exists() || std::fs::read_dir(&target).unwrap().count() == 0,
+        "{err}"
+    );
 }
 
 #[test]
