@@ -614,6 +614,24 @@ fn a_barman_clone_that_could_not_catch_up_is_refused_before_copying() {
     // node 2's slot, reserving WAL from before the backup.
     lab.primary
         .sql("SELECT pg_create_physical_replication_slot('repmgr_slot_2', true)");
+    // A standby from before the backup, promoted after it (below).
+    let promoted_dir = lab.sc.path("promoted");
+    run_ok(
+        as_pg(pg_bindir().join("pg_basebackup"))
+            .arg("-D")
+            .arg(&promoted_dir)
+            .arg("-h")
+            .arg(&lab.primary.socket_dir)
+            .args(["-p", &lab.primary.port.to_string(), "-U", "postgres"])
+            .args(["-R", "--checkpoint=fast", "-X", "stream", "-T"])
+            .arg(format!(
+                "{}={}",
+                lab.sc.path("ts_primary").display(),
+                lab.sc.mkdir("ts_promoted").display()
+            )),
+    );
+    let mut promoted = Pg::existing(&lab.sc, promoted_dir);
+    promoted.start();
     let id = lab.barman.backup();
     let begin_wal = shown(&lab, &id, "Begin WAL");
     // A user without pg_monitor: pg_ls_waldir() is not allowed.
@@ -662,6 +680,31 @@ fn a_barman_clone_that_could_not_catch_up_is_refused_before_copying() {
         "{err}"
     );
     assert!(err.contains("WARNING: restore_command is not set"), "{err}");
+
+    // An upstream promoted to timeline 2 since the backup (timeline 1) still
+    // has the backup's segment under its timeline-1 name: judged by segment
+    // number, not by the name pg_walfile_name() gives there.
+    let lsn = lab.primary.sql("SELECT pg_current_wal_lsn()");
+    promoted.wait_for(
+        &format!("SELECT pg_last_wal_replay_lsn() >= '{lsn}'"),
+        "t",
+        WAIT,
+    );
+    promoted.sql("SELECT pg_promote()");
+    assert_eq!(
+        promoted.sql("SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)"),
+        "00000002"
+    );
+    let out = standby_clone(&lab.sc, &cfg, &promoted, &target, &["--dry-run"], &[]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!(
+            "the upstream still has the WAL from segment {begin_wal}, where backup {id} begins: its WAL directory goes back to segment 00000001"
+        )),
+        "{err}"
+    );
+    drop(promoted);
 
     // The primary moves on and drops old WAL: no slot, no wal_keep_size.
     lab.barman.ok(&["receive-wal", "--stop", "pg"]);

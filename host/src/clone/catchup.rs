@@ -67,6 +67,29 @@ pub fn wal_name(timeline: u32, segno: u64, seg_size: u64) -> String {
     )
 }
 
+/// The verdict from the names in the upstream's WAL directory: PostgreSQL
+/// removes segments older than a cutoff by segment number, whatever their
+/// timeline, so the oldest segment number present tells whether
+/// `begin_seg` and all after it are still there. (Asking for the file
+/// `pg_walfile_name(begin)` names would be wrong on an upstream promoted since
+/// the backup: that name carries the upstream's timeline, not the one the
+/// segment was written on.)
+pub fn judge_listing(names: &[String], begin_seg: u64, seg_size: u64) -> Verdict {
+    let oldest = names
+        .iter()
+        .filter_map(|n| segno_of_name(n, seg_size).map(|s| (s, n)))
+        .min();
+    match oldest {
+        Some((s, name)) if s <= begin_seg => {
+            Verdict::Held(format!("its WAL directory goes back to segment {name}"))
+        }
+        Some((_, name)) => Verdict::Gone {
+            oldest: name.clone(),
+        },
+        None => Verdict::Unknown("the upstream's WAL directory lists no segment".into()),
+    }
+}
+
 /// The upstream's WAL segment size in bytes (16 MiB when it cannot be read).
 async fn seg_size(c: &Client) -> u64 {
     let row = c
@@ -139,18 +162,8 @@ pub async fn check(c: &Client, version: u32, slot: Option<&str>, begin: &Begin) 
     };
     let denied = match c.query(listing, &[]).await {
         Ok(rows) => {
-            let oldest = rows
-                .iter()
-                .map(|r| r.get::<_, String>(0))
-                .filter_map(|n| segno_of_name(&n, seg_size).map(|s| (s, n)))
-                .min();
-            return match oldest {
-                Some((s, name)) if s <= begin_seg => {
-                    Verdict::Held(format!("its WAL directory goes back to segment {name}"))
-                }
-                Some((_, name)) => Verdict::Gone { oldest: name },
-                None => Verdict::Unknown("the upstream's WAL directory lists no segment".into()),
-            };
+            let names: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+            return judge_listing(&names, begin_seg, seg_size);
         }
         Err(e) => error_text(&e),
     };
@@ -204,5 +217,40 @@ mod tests {
         );
         assert_eq!(wal_name(2, 64 + 63, m64), "00000002000000010000003F");
         assert_eq!(parse_lsn("1/FC000000").unwrap() / m64, 64 + 63);
+    }
+
+    #[test]
+    fn listings_are_judged_by_segment_number_whatever_the_timeline() {
+        let m16 = 16 << 20;
+        let names = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // Promoted since the backup (timeline 1, segment 3): the old timeline's
+        // segments and the new one's.
+        let promoted = names(&[
+            "000000010000000000000002",
+            "000000010000000000000003",
+            "000000020000000000000005",
+            "000000020000000000000006",
+        ]);
+        assert!(matches!(
+            judge_listing(&promoted, 3, m16),
+            Verdict::Held(h) if h.contains("000000010000000000000002")
+        ));
+        // Only the new timeline's files remain (the switch segment is copied
+        // to it): still there from segment 5 on, not from 3.
+        let later = names(&["000000020000000000000005", "000000020000000000000006"]);
+        assert!(matches!(judge_listing(&later, 5, m16), Verdict::Held(_)));
+        assert_eq!(
+            judge_listing(&later, 3, m16),
+            Verdict::Gone {
+                oldest: "000000020000000000000005".into()
+            }
+        );
+        // Recycled segments carry future names; history files do not count.
+        let recycled = names(&["00000001000000000000000A", "00000002.history"]);
+        assert!(matches!(
+            judge_listing(&recycled, 3, m16),
+            Verdict::Gone { .. }
+        ));
+        assert!(matches!(judge_listing(&[], 3, m16), Verdict::Unknown(_)));
     }
 }
