@@ -5,6 +5,7 @@
 //! is written last, after a verified copy, so a failed clone can never be
 //! started as a standby by mistake.
 
+pub mod catchup;
 pub mod checks;
 pub mod copy_tree;
 pub mod external;
@@ -31,7 +32,9 @@ use crate::pg::client;
 use crate::pg::libpq::{self, Resolved};
 use crate::pg::ConnInfo;
 use crate::plugin::bindings::policy_api::{RecoveryConfig, RecoveryFacts};
-use crate::plugin::bindings::types::{CloneRequest, ConnParam, NodeIdentity, Provides, Tablespace};
+use crate::plugin::bindings::types::{
+    BackupDescription, CloneRequest, ConnParam, NodeIdentity, Provides, Tablespace,
+};
 use crate::plugin::{cache, catalog, HostEnv, Plugin, Runtime};
 use crate::recovery::{self, render::render, write::read_existing};
 use crate::report::{self, Failure};
@@ -41,7 +44,7 @@ pub use external::ExternalConfig;
 use settings::NodeSettings;
 use ssh_master::SshMaster;
 use target::{Target, TargetState};
-use verify::{verify_backup, verify_copy};
+use verify::{verify_backup, verify_copy, verify_not_incremental};
 
 /// Everything `standby clone` was asked to do.
 #[derive(Debug, Clone, Default)]
@@ -338,6 +341,8 @@ struct Planned {
     size_bytes: u64,
     /// Where each tablespace of the backup goes on this host.
     tablespace_dirs: Vec<PathBuf>,
+    /// What the source said about the backup.
+    backup: Option<BackupDescription>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -402,6 +407,7 @@ fn plan_source(
     };
     planned.server_version = Some(backup.server_version);
     planned.size_bytes = backup.size_bytes;
+    planned.backup = Some(backup.clone());
     if node.from_backup {
         checks.ok(format!(
             "{} backup {} (PostgreSQL {}, timeline {}, begins at WAL {}) is usable",
@@ -873,6 +879,18 @@ async fn run_phases(
         decide_recovery(&mut checks, &rt, &env, &policies, &facts)
     };
 
+    // A clone from Barman without restore_command catches up by streaming
+    // only: the upstream must still have the WAL from the backup's begin.
+    let no_restore_command = node.barman_mode
+        && recovery_config.as_ref().is_some_and(|c| {
+            !c.settings
+                .iter()
+                .any(|s| s.name == "restore_command" && !s.value.trim().is_empty())
+        });
+    if let (true, Some(b)) = (no_restore_command, &planned.backup) {
+        check_catchup(&mut checks, conf, &node, &up, b).await;
+    }
+
     checks.print();
     if let Some(e) = checks.first_failure() {
         return Err(e.context_failure(checks.failures()));
@@ -881,6 +899,9 @@ async fn run_phases(
 
     if o.dry_run {
         print_plan(o, &node, &up, &target, &planned, &recovery_config).await?;
+        if no_restore_command {
+            warn_no_restore_command(conf);
+        }
         report::notice("dry run complete: nothing was changed");
         return Ok(());
     }
@@ -968,6 +989,7 @@ async fn run_phases(
                     "delta copy: {removed} files that are not in the backup were removed"
                 ));
             }
+            verify_not_incremental(&target.real)?;
             verify_copy(&target.real)?;
             if o.verify_backup {
                 verify_backup(&env, &target.real, facts.server_version).await?;
@@ -1067,20 +1089,105 @@ async fn run_phases(
             );
         }
     }
-    if node.barman_mode && conf.get("restore_command").is_none() {
-        report::warning(
-            "restore_command is not set: a Barman backup holds no WAL, so the standby can only catch up by streaming",
-            Some(&format!(
-                "set restore_command='{} wal-restore {} {} %f %p' and rerun with --replication-conf-only",
-                std::env::current_exe()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_else(|_| "pgclone".into()),
-                conf.get("barman_host").unwrap_or("HOST"),
-                conf.get("barman_server").unwrap_or("SERVER")
-            )),
-        );
+    if no_restore_command {
+        warn_no_restore_command(conf);
     }
     Ok(())
+}
+
+/// The restore_command line that fetches WAL from the configured Barman:
+/// with `-f` when the file holds settings wal-restore needs (barman_config,
+/// ssh_options), else with the host and server on the command line.
+fn suggested_restore_command(conf: &ConfFile) -> String {
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "pgclone".into());
+    let q = |s: &str| shell_words::quote(s).into_owned();
+    let cmd = if conf.get("barman_config").is_some() || conf.get("ssh_options").is_some() {
+        let path = std::path::absolute(&conf.path).unwrap_or_else(|_| conf.path.clone());
+        format!(
+            "{} -f {} wal-restore %f %p",
+            q(&exe),
+            q(&path.to_string_lossy())
+        )
+    } else {
+        format!(
+            "{} wal-restore {} {} %f %p",
+            q(&exe),
+            q(conf.get("barman_host").unwrap_or("HOST")),
+            q(conf.get("barman_server").unwrap_or("SERVER"))
+        )
+    };
+    format!("restore_command = '{}'", cmd.replace('\'', "\\'"))
+}
+
+fn warn_no_restore_command(conf: &ConfFile) {
+    report::warning(
+        "restore_command is not set: a Barman backup holds no WAL, so the standby can only catch up by streaming",
+        Some(&format!(
+            "add {} to \"{}\" and rerun with --replication-conf-only",
+            suggested_restore_command(conf),
+            conf.path.display()
+        )),
+    );
+}
+
+/// Asks the upstream whether it still has the WAL the backup begins in (see
+/// [`catchup`]): a refusal when it does not, a warning when that cannot be told.
+async fn check_catchup(
+    checks: &mut Checks,
+    conf: &ConfFile,
+    node: &NodeSettings,
+    up: &UpstreamSide,
+    b: &BackupDescription,
+) {
+    let begin = catchup::Begin {
+        wal: b.begin_wal.clone(),
+        lsn: b.begin_lsn.clone(),
+        timeline: b.timeline,
+    };
+    let verdict = match (&up.client, &up.info) {
+        (Some(c), Some(u)) => {
+            catchup::check(c, u.version_num, node.slot_name.as_deref(), &begin).await
+        }
+        _ => catchup::Verdict::Unknown("the upstream could not be reached".into()),
+    };
+    let user = up.meta.params.get("user").unwrap_or("");
+    match verdict {
+        catchup::Verdict::Held(how) => checks.ok(format!(
+            "the upstream still has the WAL from segment {}, where backup {} begins: {how}",
+            b.begin_wal, b.id
+        )),
+        catchup::Verdict::Gone { oldest } => checks.fail_error(
+            &Failure::new(format!(
+                "the standby could not catch up: the upstream no longer has the WAL from the start of backup {}",
+                b.id
+            ))
+            .detail(format!(
+                "the backup begins in WAL segment {} (LSN {}, timeline {}); the oldest segment the upstream still has is {oldest}; \
+                 restore_command is not set, so the standby could only get that WAL by streaming from the upstream",
+                b.begin_wal, b.begin_lsn, b.timeline
+            ))
+            .hint(format!(
+                "let the standby fetch the WAL from Barman: add this line to \"{}\"\n{}",
+                conf.path.display(),
+                suggested_restore_command(conf)
+            ))
+            .into(),
+        ),
+        catchup::Verdict::Unknown(why) => {
+            let grant = if why.contains("permission denied") {
+                format!(" (grant pg_monitor to \"{user}\", or connect as a superuser, to let pgclone check)")
+            } else {
+                String::new()
+            };
+            checks.warn(format!(
+                "could not check whether the upstream still has WAL segment {}, where backup {} begins: {why}{grant}; \
+                 without restore_command the standby cannot catch up if the upstream removed it",
+                b.begin_wal, b.id
+            ))
+        }
+    }
 }
 
 /// `--dry-run`'s account of what would happen.
