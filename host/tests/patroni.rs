@@ -427,7 +427,7 @@ fn pgclone_pid(datadir: &Path) -> Option<i32> {
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
         let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
         let is_pgclone = args.first()?.ends_with(b"/pgclone");
-        (is_pgclone && args.iter().any(|a| *a == want.as_bytes())).then_some(pid)
+        (is_pgclone && args.contains(&want.as_bytes())).then_some(pid)
     })
 }
 
@@ -492,6 +492,14 @@ fn patroni_cluster_with_pgclone_replicas_from_barman() {
             "0"
         );
     }
+    let log = m2.patroni_log();
+    let start = log
+        .find("NOTICE: creating a replica for Patroni")
+        .unwrap_or(0);
+    let end = log
+        .find("replica has been created using pgclone")
+        .unwrap_or(log.len());
+    eprintln!("m2's Patroni log, pgclone's part:\n{}", &log[start..end]);
     lap("m2 and m3 created by pgclone from Barman, streaming");
 
     // A switchover; the old leader rejoins and streams.
@@ -576,6 +584,7 @@ fn patroni_cluster_with_pgclone_replicas_from_barman() {
     let mut args = patroni_args(&bad, leader.port, &[]);
     args.push("stray".into());
     let out = patroni_replica(&sc, &sc.path("m3.conf"), &args);
+    eprintln!("bad argv:\n{}", stderr(&out));
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("ERROR: patroni-replica cannot understand the argument \"stray\""),
@@ -587,6 +596,7 @@ fn patroni_cluster_with_pgclone_replicas_from_barman() {
     let dead = free_port();
     let out = patroni_replica(&sc, &sc.path("m3.conf"), &patroni_args(&bad, dead, &[]));
     let err = stderr(&out);
+    eprintln!("dead leader:\n{err}");
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains(&format!("port {dead}")), "{err}");
     assert!(err.contains("ERROR: "), "{err}");
@@ -610,6 +620,7 @@ fn patroni_cluster_with_pgclone_replicas_from_barman() {
     );
     sshd.restart();
     let err = stderr(&out);
+    eprintln!("Barman down:\n{err}");
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("barmansrv"), "{err}");
     assert!(err.contains("was emptied"), "{err}");
@@ -649,6 +660,7 @@ fn patroni_cluster_with_pgclone_replicas_from_barman() {
     let out = handle.join().unwrap();
     let took = sent.elapsed();
     let err = stderr(&out);
+    eprintln!("SIGTERM:\n{err}");
     assert!(took < Duration::from_secs(10), "{took:?}\n{err}");
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("interrupted by SIGTERM"), "{err}");

@@ -211,6 +211,8 @@ pub fn run(ctx: &Context, args: PatroniArgs, help: impl Fn()) -> anyhow::Result<
         plugins_config: r.plugins_config.clone().or(ctx.plugins_config.clone()),
         log_to_file: false,
     };
+    let populated = target::inspect(&r.datadir, None)
+        .is_ok_and(|t| matches!(t.state, target::TargetState::Populated { .. }));
     report::notice(&format!(
         "creating a replica for Patroni{} in \"{}\"{}",
         r.scope
@@ -218,8 +220,8 @@ pub fn run(ctx: &Context, args: PatroniArgs, help: impl Fn()) -> anyhow::Result<
             .map(|s| format!(" (scope \"{s}\")"))
             .unwrap_or_default(),
         r.datadir.display(),
-        if r.keep_data {
-            ", keeping its data"
+        if r.keep_data && populated {
+            " (keep_data: only what changed is copied when it holds this database system)"
         } else {
             ""
         }
@@ -227,13 +229,7 @@ pub fn run(ctx: &Context, args: PatroniArgs, help: impl Fn()) -> anyhow::Result<
     // A directory that was empty (or missing) holds only what pgclone made;
     // one Patroni kept (keep_data) was handed over to be replaced. Anything
     // else pgclone refused to touch, and leaves alone after a failure.
-    let ours = r.keep_data
-        || target::inspect(&r.datadir, None).is_ok_and(|t| {
-            matches!(
-                t.state,
-                target::TargetState::Missing | target::TargetState::Empty
-            )
-        });
+    let ours = r.keep_data || !populated;
     match clone_replica(&ctx, &r) {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e) => {
@@ -286,7 +282,10 @@ fn leave_empty(dir: &Path) -> Option<String> {
         return None;
     }
     Some(match target::empty_dir(&t.real) {
-        Ok(()) => format!("the data directory \"{}\" was emptied", dir.display()),
+        Ok(()) => format!(
+            "the data directory \"{}\" was emptied for Patroni's next replica method",
+            dir.display()
+        ),
         Err(e) => format!(
             "the data directory \"{}\" could not be emptied: {e}",
             dir.display()
