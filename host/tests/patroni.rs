@@ -239,7 +239,7 @@ postgresql:
   create_replica_methods:
   - pgclone
   pgclone:
-    command: {pgclone} -f {conf} patroni-replica
+    command: {pgclone} -f {conf} -v patroni-replica
     keep_data: true
     jobs: 2
     site_note: an unknown key pgclone ignores
@@ -478,7 +478,14 @@ fn patroni_cluster_with_pgclone_replicas_from_barman() {
         assert!(log.contains("NOTICE: replica created from Barman"), "{log}");
         assert!(log.contains(&format!("Barman backup {id}")), "{log}");
         assert!(!log.contains("basebackup"), "{log}");
+        // -v shows every program pgclone starts (argv): never the password.
+        assert!(log.contains("DEBUG: running "), "{log}");
         assert!(!log.contains(REPL_PASSWORD), "{log}");
+        assert!(
+            log.contains("DEBUG: ignoring --site_note from Patroni"),
+            "{log}"
+        );
+        assert!(!log.contains("an unknown key pgclone ignores"), "{log}");
         // Patroni's restore_command is pgclone wal-restore, and it delivered.
         let pg = m.pg(&sc);
         assert!(pg

@@ -52,7 +52,7 @@ Keys of the method's section (each arrives as --KEY=VALUE):
   verify_backup=BOOL   check the copy with pg_verifybackup (PostgreSQL 13+)
   config_file=FILE     the node's pgclone configuration, instead of -f
   plugins_config=FILE  the plugin configuration, instead of --plugins-config
-Any other key (command, no_params, no_leader, ...) is accepted and ignored; -vv names it.";
+Any other key (command, no_params, no_leader, ...) is accepted and ignored; -v names it.";
 
 /// Patroni's arguments, read by [`parse`].
 #[derive(Args)]
