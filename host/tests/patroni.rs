@@ -531,15 +531,30 @@ fn patroni_cluster_with_pgclone_replicas_from_barman() {
     assert_replica_streams(&sc, &m3, "4000");
     lap("switchover to m2; m1 rejoined and streams");
 
-    // A member whose data was deleted is created again by pgclone.
+    // A member whose data was deleted is created again by pgclone; while
+    // Barman is down, Patroni sees pgclone fail (it has no other method)
+    // and tries again until Barman is back.
     m3.stop();
     std::fs::remove_dir_all(&m3.data).unwrap();
+    sshd.stop();
     m3.start(&sc);
+    wait_until("Patroni to see pgclone fail", WAIT, || {
+        m3.patroni_log()
+            .contains("Error creating replica using method pgclone")
+            .then_some(())
+    });
+    sshd.restart();
+    let log = m3.patroni_log();
+    assert!(
+        log.contains("ERROR: could not connect to the Barman host \"barmansrv\""),
+        "{log}"
+    );
+    assert!(!log.contains("basebackup"), "{log}");
     m3.wait_role("/replica");
     wait_streaming(&sc, &m2, "m1,m3");
     assert_replica_streams(&sc, &m3, "4000");
     assert_eq!(m3.created_by_pgclone(), 2, "{}", m3.patroni_log());
-    lap("m3 with its data deleted created again by pgclone");
+    lap("m3 with its data deleted: pgclone failed while Barman was down, then created it");
 
     // keep_data: a reinit of the old leader updates its data directory in
     // place (a delta copy from Barman).
