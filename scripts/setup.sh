@@ -54,6 +54,16 @@ rustup target list --installed --toolchain "$toolchain" | grep -q '^wasm32-wasip
 rustup component list --installed --toolchain "$toolchain" | grep -q '^rustfmt' \
     || rustup component add rustfmt clippy --toolchain "$toolchain" || true
 
+# Patroni 4 (PyPI) beside Debian's 3.0.2 for host/tests/patroni.rs, in a venv of
+# the system Python (the postgres user runs it).
+PATRONI4_VENV=target/test-deps/patroni4
+if [ ! -x "$PATRONI4_VENV/bin/patroni" ]; then
+    say "installing Patroni 4.1.5 (PyPI) for the Patroni tests"
+    rm -rf "$PATRONI4_VENV"
+    /usr/bin/python3 -m venv "$PATRONI4_VENV"
+    "$PATRONI4_VENV/bin/pip" install -q "patroni[etcd3]==4.1.5" psycopg2-binary
+fi
+
 say "building pgclone (release; the first build takes several minutes)"
 cargo build --release --locked -p pgclone
 echo "built: $(pwd)/target/release/pgclone"

@@ -1,7 +1,8 @@
 //! pgclone as the replica method (`pgclone patroni-replica`) and the
 //! restore_command (`pgclone wal-restore`) of a real Patroni cluster: Debian's
-//! Patroni 3.0.2 and etcd 3.4 on loopback, Debian's Barman 3.4 reached through
-//! a real sshd, PostgreSQL 15. Servers, Patroni and etcd run as the postgres
+//! Patroni 3.0.2 and PyPI's 4.1.5 (a venv made by scripts/setup.sh), with
+//! Debian's etcd 3.4 on loopback and Debian's Barman 3.4 reached through a
+//! real sshd, PostgreSQL 15. Servers, Patroni and etcd run as the postgres
 //! user; nothing falls back to pg_basebackup (only pgclone is configured), so
 //! a failing pgclone is seen.
 
@@ -147,6 +148,22 @@ impl Drop for Etcd {
     }
 }
 
+/// Patroni 4.1.5 from PyPI, in the venv scripts/setup.sh makes
+/// (`PGCLONE_TEST_PATRONI4` overrides): its bin directory.
+fn patroni_4() -> PathBuf {
+    let dir = std::env::var_os("PGCLONE_TEST_PATRONI4")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-deps/patroni4/bin")
+        });
+    assert!(
+        dir.join("patroni").exists(),
+        "Patroni 4 not found in {}: run scripts/setup.sh, which installs it",
+        dir.display()
+    );
+    dir
+}
+
 /// Where `Barman::setup` puts Barman's configuration.
 fn barman_config(sc: &Scratch) -> PathBuf {
     sc.path("barman").join("barman.conf")
@@ -156,6 +173,8 @@ fn barman_config(sc: &Scratch) -> PathBuf {
 /// PostgreSQL.
 struct Member {
     name: String,
+    /// Where patroni and patronictl are.
+    bin: PathBuf,
     port: u16,
     rest: u16,
     data: PathBuf,
@@ -166,7 +185,7 @@ struct Member {
 }
 
 impl Member {
-    fn new(sc: &Scratch, etcd: &Etcd, sshd: &Sshd, name: &str) -> Member {
+    fn new(sc: &Scratch, bin: &Path, etcd: &Etcd, sshd: &Sshd, name: &str) -> Member {
         let (port, rest) = (free_port(), free_port());
         let data = sc.path(name);
         let pg_logs = sc.mkdir(&format!("{name}-pglog"));
@@ -257,6 +276,7 @@ postgresql:
         );
         Member {
             name: name.into(),
+            bin: bin.to_path_buf(),
             port,
             rest,
             data,
@@ -268,7 +288,7 @@ postgresql:
     }
 
     fn start(&mut self, sc: &Scratch) {
-        let child = service(sc, "patroni", &self.log)
+        let child = service(sc, s(&self.bin.join("patroni")), &self.log)
             .arg(&self.yml)
             .spawn()
             .expect("Patroni (Debian's patroni) is installed by scripts/setup.sh");
@@ -295,6 +315,13 @@ postgresql:
                 .args(["-w", "-m", "immediate", "-D"])
                 .arg(&self.data)
                 .arg("stop"));
+        }
+    }
+
+    /// Asks Patroni to stop without waiting (members stop side by side).
+    fn ask_to_stop(&self) {
+        if let Some(c) = &self.child {
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
         }
     }
 
@@ -336,7 +363,7 @@ fn patronictl(sc: &Scratch, m: &Member, args: &[&str]) -> String {
         .arg(format!("HOME={}", sc.dir.display()))
         .arg("PATH=/usr/local/bin:/usr/bin:/bin")
         .arg("LANG=C.UTF-8")
-        .arg("patronictl")
+        .arg(m.bin.join("patronictl"))
         .arg("-c")
         .arg(&m.yml)
         .args(args));
@@ -432,15 +459,29 @@ fn pgclone_pid(datadir: &Path) -> Option<i32> {
 }
 
 #[test]
-fn patroni_cluster_with_pgclone_replicas_from_barman() {
+fn patroni_3_0_cluster_with_pgclone_replicas_from_barman() {
+    cluster(Path::new("/usr/bin"), "3.0.2", true);
+}
+
+#[test]
+fn patroni_4_cluster_with_pgclone_replicas_from_barman() {
+    cluster(&patroni_4(), "4.1.5", false);
+}
+
+/// The scenario with the Patroni in `bin` (whose version must be `version`);
+/// `direct` adds the runs of patroni-replica as Patroni runs it (bad input,
+/// SIGTERM), which do not depend on Patroni's version.
+fn cluster(bin: &Path, version: &str, direct: bool) {
     let t0 = Instant::now();
-    let lap = |what: &str| eprintln!("[{:>6.1?}] {what}", t0.elapsed());
-    let sc = Scratch::new("patroni");
+    let lap = |what: &str| eprintln!("[Patroni {version} {:>6.1?}] {what}", t0.elapsed());
+    let v = run_ok(Command::new(bin.join("patroni")).arg("--version"));
+    assert_eq!(v.trim(), format!("patroni {version}"));
+    let sc = Scratch::new(&format!("patroni{version}"));
     let etcd = Etcd::start(&sc);
     let mut sshd = Sshd::start(&sc, "/usr/bin:/bin");
 
     // The leader: Patroni bootstraps it; its permanent slot is Barman's.
-    let mut m1 = Member::new(&sc, &etcd, &sshd, "m1");
+    let mut m1 = Member::new(&sc, bin, &etcd, &sshd, "m1");
     m1.start(&sc);
     m1.wait_role("/primary");
     let leader = m1.pg(&sc);
@@ -464,8 +505,8 @@ fn patroni_cluster_with_pgclone_replicas_from_barman() {
     lap(&format!("Barman backup {id} of m1"));
 
     // Two members created by pgclone from Barman.
-    let mut m2 = Member::new(&sc, &etcd, &sshd, "m2");
-    let mut m3 = Member::new(&sc, &etcd, &sshd, "m3");
+    let mut m2 = Member::new(&sc, bin, &etcd, &sshd, "m2");
+    let mut m3 = Member::new(&sc, bin, &etcd, &sshd, "m3");
     m2.start(&sc);
     m3.start(&sc);
     m2.wait_role("/replica");
@@ -570,12 +611,35 @@ fn patroni_cluster_with_pgclone_replicas_from_barman() {
     assert!(log.contains("only what changed will be copied"), "{log}");
     lap("reinit of m1 with keep_data: a delta copy");
 
-    let leader = &m2;
+    if direct {
+        patroni_replica_as_patroni_runs_it(&sc, &m2, &barman, &mut sshd);
+        lap("patroni-replica run as Patroni runs it: nothing stale, bad input, SIGTERM");
+    }
+    drop(barman);
+    for m in [&m1, &m2, &m3] {
+        m.ask_to_stop();
+    }
+    drop(m1);
+    drop(m2);
+    drop(m3);
+    drop(etcd);
+    lap("done");
+}
+
+/// `pgclone patroni-replica` run directly as Patroni runs it, from `leader`.
+fn patroni_replica_as_patroni_runs_it(
+    sc: &Scratch,
+    leader: &Member,
+    barman: &Barman,
+    sshd: &mut Sshd,
+) {
+    let t0 = Instant::now();
+    let lap = |what: &str| eprintln!("[direct {:>6.1?}] {what}", t0.elapsed());
     // pgclone patroni-replica run as Patroni runs it: the copy keeps nothing
     // of the backup's recovery settings, writes none of its own.
     let direct = sc.path("direct");
     let out = patroni_replica(
-        &sc,
+        sc,
         &sc.path("m3.conf"),
         &patroni_args(
             &direct,
@@ -595,7 +659,7 @@ fn patroni_cluster_with_pgclone_replicas_from_barman() {
     assert!(direct.join("PG_VERSION").exists());
     assert!(
         leader
-            .pg(&sc)
+            .pg(sc)
             .sql("SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'repmgr%'")
             == "0"
     );
@@ -605,7 +669,7 @@ fn patroni_cluster_with_pgclone_replicas_from_barman() {
     let bad = sc.mkdir("bad");
     let mut args = patroni_args(&bad, leader.port, &[]);
     args.push("stray".into());
-    let out = patroni_replica(&sc, &sc.path("m3.conf"), &args);
+    let out = patroni_replica(sc, &sc.path("m3.conf"), &args);
     eprintln!("bad argv:\n{}", stderr(&out));
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
@@ -616,7 +680,7 @@ fn patroni_cluster_with_pgclone_replicas_from_barman() {
     assert!(is_empty_or_missing(&bad));
 
     let dead = free_port();
-    let out = patroni_replica(&sc, &sc.path("m3.conf"), &patroni_args(&bad, dead, &[]));
+    let out = patroni_replica(sc, &sc.path("m3.conf"), &patroni_args(&bad, dead, &[]));
     let err = stderr(&out);
     eprintln!("dead leader:\n{err}");
     assert_eq!(out.status.code(), Some(1), "{err}");
@@ -636,7 +700,7 @@ fn patroni_cluster_with_pgclone_replicas_from_barman() {
     }
     sshd.stop();
     let out = patroni_replica(
-        &sc,
+        sc,
         &sc.path("m3.conf"),
         &patroni_args(&bad, leader.port, &["--keep_data=True"]),
     );
@@ -672,7 +736,7 @@ fn patroni_cluster_with_pgclone_replicas_from_barman() {
     ];
     all.extend(patroni_args(&slow, leader.port, &[]));
     let handle =
-        pgclone_in_background_with_env(&sc, all, vec![("PGPASSFILE".into(), s(&pgpass).into())]);
+        pgclone_in_background_with_env(sc, all, vec![("PGPASSFILE".into(), s(&pgpass).into())]);
     wait_until("the slow copy to start", WAIT, || {
         slow.join("base").exists().then_some(())
     });
@@ -690,11 +754,4 @@ fn patroni_cluster_with_pgclone_replicas_from_barman() {
     lap(&format!(
         "SIGTERM mid-copy: ended in {took:?}, data directory empty"
     ));
-
-    drop(barman);
-    drop(m1);
-    drop(m2);
-    drop(m3);
-    drop(etcd);
-    lap("done");
 }
