@@ -755,3 +755,49 @@ fn patroni_replica_as_patroni_runs_it(
         "SIGTERM mid-copy: ended in {took:?}, data directory empty"
     ));
 }
+
+/// Without Barman in the node's configuration, patroni-replica clones with
+/// pg_basebackup from the leader Patroni names. The node's repmgr-style keys
+/// about recovery, slots and users are repmgr's business, not Patroni's:
+/// ignored.
+#[test]
+fn patroni_replica_with_pg_basebackup_ignores_repmgr_recovery_keys() {
+    let sc = Scratch::new("patroni-basebackup");
+    let mut leader = Pg::init(&sc, "leader");
+    leader.start();
+    leader.sql(&format!(
+        "CREATE ROLE replicator REPLICATION LOGIN PASSWORD '{REPL_PASSWORD}'"
+    ));
+    leader.sql("CREATE TABLE t AS SELECT generate_series(1, 100) AS i");
+    let conf = sc.write(
+        "node.conf",
+        "node_id=7\nnode_name=node7\nuse_replication_slots=true\nreplication_user=someone_else\n\
+         passfile='/nonexistent/pgpass'\nrestore_command='false'\n",
+    );
+    let target = sc.path("replica");
+    let out = patroni_replica(
+        &sc,
+        &conf,
+        &patroni_args(&target, leader.port, &["--keep_data=False"]),
+    );
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("NOTICE: replica created with pg_basebackup"),
+        "{err}"
+    );
+    assert!(!err.contains(REPL_PASSWORD), "{err}");
+    assert_eq!(leader.sql("SELECT count(*) FROM pg_replication_slots"), "0");
+    for f in ["standby.signal", "recovery.signal", "recovery.conf"] {
+        assert!(!target.join(f).exists(), "{f}");
+    }
+    let auto = std::fs::read_to_string(target.join("postgresql.auto.conf")).unwrap_or_default();
+    assert!(!auto.contains("primary_conninfo"), "{auto}");
+    assert!(!auto.contains("restore_command"), "{auto}");
+    assert!(target.join("PG_VERSION").exists());
+    // The copy starts (as a primary of its own here: Patroni would make it a
+    // standby with its own configuration) and has the leader's rows.
+    let mut copy = Pg::existing(&sc, target);
+    copy.start();
+    assert_eq!(copy.sql("SELECT count(*) FROM t"), "100");
+}
