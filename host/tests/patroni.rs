@@ -623,6 +623,9 @@ fn cluster(bin: &Path, version: &str, direct: bool) {
     drop(m2);
     drop(m3);
     drop(etcd);
+    // With the connections it serves: wal-restore's shared ssh connections
+    // end with them instead of lingering for their ControlPersist.
+    sshd.stop();
     lap("done");
 }
 
