@@ -691,6 +691,24 @@ fn patroni_replica_as_patroni_runs_it(
     assert!(err.contains("ERROR: "), "{err}");
     assert!(is_empty_or_missing(&bad), "{err}");
 
+    // A populated directory Patroni did not hand over (no keep_data) is
+    // refused and left as it is.
+    let kept = sc.mkdir("kept");
+    std::fs::write(kept.join("precious"), "keep").unwrap();
+    let out = patroni_replica(
+        sc,
+        &sc.path("m3.conf"),
+        &patroni_args(&kept, leader.port, &["--keep_data=False"]),
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot be used"), "{err}");
+    assert!(!err.contains("was emptied"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(kept.join("precious")).unwrap(),
+        "keep"
+    );
+
     // Barman down, with keep_data over an old directory: emptied for
     // Patroni's next method.
     std::fs::write(bad.join("leftover"), "old").unwrap();

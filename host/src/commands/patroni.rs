@@ -237,7 +237,7 @@ pub fn run(ctx: &Context, args: PatroniArgs, help: impl Fn()) -> anyhow::Result<
                 Ok(f) => f,
                 Err(e) => Failure::new(report::render(&e).replacen("ERROR: ", "", 1)),
             };
-            if let Some(note) = leave_empty(&r.datadir).filter(|_| ours) {
+            if let Some(note) = ours.then(|| leave_empty(&r.datadir)).flatten() {
                 f.hint = Some(match f.hint.take() {
                     Some(h) if !h.is_empty() => format!("{h}\n{note}"),
                     _ => note,
