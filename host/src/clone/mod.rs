@@ -31,12 +31,12 @@ use crate::config::{ConfFile, PluginsConfig};
 use crate::pg::client;
 use crate::pg::libpq::{self, Resolved};
 use crate::pg::ConnInfo;
-use crate::plugin::bindings::policy_api::{RecoveryConfig, RecoveryFacts};
+use crate::plugin::bindings::policy_api::{RecoveryConfig, RecoveryFacts, SettingsFile};
 use crate::plugin::bindings::types::{
     BackupDescription, CloneRequest, ConnParam, NodeIdentity, Provides, Tablespace,
 };
 use crate::plugin::{cache, catalog, HostEnv, Plugin, Runtime};
-use crate::recovery::{self, render::render, write::read_existing};
+use crate::recovery::{self, render::render, write::read_existing, RenderedConfig};
 use crate::report::{self, Failure};
 
 use checks::Checks;
@@ -71,6 +71,11 @@ pub struct CloneOptions {
     pub backup_id: Option<String>,
     /// Barman mode: parallel rsync streams (default: `clone_jobs`, else 4).
     pub jobs: Option<usize>,
+    /// A replica for Patroni (`pgclone patroni-replica`): Patroni writes the
+    /// recovery configuration, so none is written and any the copy brought
+    /// along is removed; no replication slot is made (Patroni manages them);
+    /// the connection's own user and PGPASSFILE are used.
+    pub patroni: bool,
 }
 
 fn info(msg: &str) {
@@ -192,6 +197,8 @@ async fn connect_upstream(o: &CloneOptions, node: &NodeSettings) -> anyhow::Resu
     ));
     let client = match client::connect(&meta).await {
         Ok(c) => Some(c),
+        // For Patroni, the replication connection below must work: it shows
+        // that the leader is there and of the backup's database system.
         Err(e) if o.replication_conf_only || node.from_backup => {
             report::warning(&report::render(&e).replacen("ERROR: ", "", 1), None);
             None
@@ -691,9 +698,9 @@ async fn run_phases(
     if repl.sslpassword.is_none() {
         repl.sslpassword = up.meta.sslpassword.clone();
     }
-    let identity = match &up.info {
-        None => None,
-        Some(_) => {
+    let identity = match (&up.info, o.patroni) {
+        (None, false) => None,
+        _ => {
             let psql = host_env.find_program("psql").ok_or_else(|| {
                 Failure::new("program \"psql\" not found")
                     .hint("install postgresql-client, or set pg_bindir")
@@ -711,7 +718,8 @@ async fn run_phases(
                     Some(id)
                 }
                 // A clone from Barman does not need it; the standby will.
-                Err(e) if node.from_backup => {
+                // Patroni gave the leader to clone from: it must answer.
+                Err(e) if node.from_backup && !o.patroni => {
                     let text = report::render(&e).replacen("ERROR: ", "", 1);
                     checks.warn(format!(
                         "{} (the standby cannot stream until this is fixed)",
@@ -835,9 +843,13 @@ async fn run_phases(
             }
         }
     }
-    let mut policies = vec![load("recovery-standard")?];
-    for p in &plugins_cfg.policies {
-        policies.push(load(p)?);
+    // Patroni writes its own recovery configuration: no policy decides one.
+    let mut policies = Vec::new();
+    if !o.patroni {
+        policies.push(load("recovery-standard")?);
+        for p in &plugins_cfg.policies {
+            policies.push(load(p)?);
+        }
     }
     let password = match (node.include_password, std::env::var("PGPASSWORD")) {
         (true, Ok(p)) => Some(p),
@@ -862,7 +874,9 @@ async fn run_phases(
         passfile: node.passfile.clone(),
         password: password.clone(),
     };
-    check_config_values(&mut checks, conf, &node, facts.server_version);
+    if !o.patroni {
+        check_config_values(&mut checks, conf, &node, facts.server_version);
+    }
     if o.dry_run {
         // What is shown never contains the password itself.
         facts.password = password.as_ref().map(|_| "********".to_string());
@@ -875,13 +889,22 @@ async fn run_phases(
             "the server version is unknown: neither the upstream nor a backup could be read".into(),
         );
         None
+    } else if o.patroni {
+        Some(RecoveryConfig {
+            file: recovery::chain::settings_file(facts.server_version),
+            settings: Vec::new(),
+            signal_files: Vec::new(),
+        })
     } else {
         decide_recovery(&mut checks, &rt, &env, &policies, &facts)
     };
 
     // A clone from Barman without restore_command catches up by streaming
     // only: the upstream must still have the WAL from the backup's begin.
+    // Not for Patroni: it writes restore_command from its own recovery_conf,
+    // which pgclone cannot see, so a refusal here could be a false one.
     let no_restore_command = node.barman_mode
+        && !o.patroni
         && recovery_config.as_ref().is_some_and(|c| {
             !c.settings
                 .iter()
@@ -1001,6 +1024,18 @@ async fn run_phases(
             }
         }
         let existing = read_existing(&target.real, "postgresql.auto.conf")?;
+        if o.patroni {
+            let rendered = cleared_recovery(facts.server_version, existing.as_deref());
+            recovery::apply(&target.real, &rendered)?;
+            if !rendered.files.is_empty() {
+                info(&format!(
+                    "recovery settings copied from the source were removed from \"{}/postgresql.auto.conf\"",
+                    target.real.display()
+                ));
+            }
+            info("no recovery configuration written: Patroni writes its own");
+            return Ok(());
+        }
         let rendered = render(&recovery_config, existing.as_deref());
         recovery::apply(&target.real, &rendered)?;
         for (name, _) in &rendered.files {
@@ -1048,7 +1083,9 @@ async fn run_phases(
             Ok(f) => f,
             Err(e) => Failure::new(report::render(&e).replacen("ERROR: ", "", 1)),
         };
-        notes.push("no recovery configuration was written".into());
+        if !o.patroni {
+            notes.push("no recovery configuration was written".into());
+        }
         let hint = [f.hint.take(), Some(notes.join("; "))]
             .into_iter()
             .flatten()
@@ -1058,6 +1095,15 @@ async fn run_phases(
         return Err(f.hint(hint).into());
     }
 
+    if o.patroni {
+        report::notice(&match node.source.as_str() {
+            "barman" => "replica created from Barman".to_string(),
+            "pg-basebackup" => "replica created with pg_basebackup".to_string(),
+            other => format!("replica created from backup source \"{other}\""),
+        });
+        report::hint("Patroni writes the recovery configuration and starts the server");
+        return Ok(());
+    }
     if o.replication_conf_only {
         report::notice(&format!(
             "replication configuration written to \"{}\"",
@@ -1190,6 +1236,32 @@ async fn check_catchup(
     }
 }
 
+/// For Patroni, which writes its own recovery settings after the copy: none
+/// are written, and whatever the copy brought along is removed (signal files,
+/// recovery.conf, recovery settings the source set with ALTER SYSTEM such as
+/// primary_conninfo or recovery_target_*), so nothing stale is left behind.
+fn cleared_recovery(version: u32, existing_auto_conf: Option<&str>) -> RenderedConfig {
+    let remove = ["recovery.conf", "standby.signal", "recovery.signal"]
+        .map(String::from)
+        .to_vec();
+    let mut files = Vec::new();
+    if let (Some(old), true) = (existing_auto_conf, version >= 120000) {
+        let none = RecoveryConfig {
+            file: SettingsFile::PostgresqlAutoConf,
+            settings: Vec::new(),
+            signal_files: Vec::new(),
+        };
+        let cleaned = render(&none, Some(old))
+            .files
+            .into_iter()
+            .find(|(name, _)| name == "postgresql.auto.conf");
+        if let Some((name, text)) = cleaned.filter(|(_, text)| text != old) {
+            files.push((name, text));
+        }
+    }
+    RenderedConfig { files, remove }
+}
+
 /// `--dry-run`'s account of what would happen.
 async fn print_plan(
     o: &CloneOptions,
@@ -1303,4 +1375,33 @@ fn version_from_dir(v: &str) -> anyhow::Result<u32> {
         }
         None => v.parse::<u32>().map_err(|_| bad())? * 10000,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patroni_replicas_get_no_recovery_configuration_and_keep_nothing_stale() {
+        let old = "# Do not edit this file manually!\n\
+                   work_mem = '8MB'\n\
+                   primary_conninfo = 'host=stale'\n\
+                   recovery_target_time = '2020-01-01'\n";
+        let r = cleared_recovery(150000, Some(old));
+        assert_eq!(r.files.len(), 1);
+        let (name, auto) = &r.files[0];
+        assert_eq!(name, "postgresql.auto.conf");
+        assert!(auto.contains("work_mem = '8MB'"), "{auto}");
+        assert!(!auto.contains("primary_conninfo") && !auto.contains("recovery_target"));
+        for f in ["standby.signal", "recovery.signal", "recovery.conf"] {
+            assert!(r.remove.contains(&f.to_string()), "{f}");
+        }
+        // Nothing to clean: postgresql.auto.conf is left as it is.
+        assert!(cleared_recovery(150000, Some("work_mem = '8MB'\n"))
+            .files
+            .is_empty());
+        assert!(cleared_recovery(150000, None).files.is_empty());
+        // Before 12 there is only recovery.conf to remove.
+        assert!(cleared_recovery(110000, Some(old)).files.is_empty());
+    }
 }

@@ -277,6 +277,7 @@ fn clone_standby(ctx: &Context, a: CloneOpts) -> anyhow::Result<ExitCode> {
         verify_backup: a.verify_backup,
         backup_id: a.backup_id,
         jobs: a.jobs,
+        patroni: false,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -268,7 +268,17 @@ impl Barman {
     /// Starts the streaming archiver of `server` and waits until it archived
     /// a WAL file.
     pub fn start_archiving(&self, server: &str) {
-        self.ok(&["receive-wal", "--create-slot", server]);
+        // A slot made beforehand (e.g. a permanent slot of Patroni) is used.
+        let out = self.run(&["receive-wal", "--create-slot", server]);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success() || text.contains("already exists"),
+            "barman receive-wal --create-slot {server} failed:\n{text}"
+        );
         self.ok(&["cron"]);
         // Wait for the streaming archiver, then close the current segment.
         let start = Instant::now();
