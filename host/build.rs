@@ -20,6 +20,7 @@ const GUESTS: &[&str] = &[
     "test-escaper",
     "test-liar",
     "test-babbler",
+    "test-contract-1-0",
 ];
 
 fn main() {

@@ -16,6 +16,7 @@ pub mod settings;
 pub mod ssh_master;
 pub mod steps;
 pub mod target;
+pub mod unpack;
 pub mod upstream;
 pub mod verify;
 
@@ -338,6 +339,11 @@ struct Planned {
     size_bytes: u64,
     /// Where each tablespace of the backup goes on this host.
     tablespace_dirs: Vec<PathBuf>,
+    /// The same, by OID.
+    tablespace_map: BTreeMap<u32, PathBuf>,
+    /// The plan unpacks archives: the result is checked against the backup's
+    /// manifest.
+    unpacks: bool,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -512,10 +518,14 @@ fn plan_source(
         }
     }
     planned.tablespace_dirs = tablespace_dirs.values().cloned().collect();
+    planned.tablespace_map = tablespace_dirs.clone();
     match session.plan_clone(&request, &backup) {
         Ok(plan) => {
             match steps::validate(source_plugin, env, &plan, &target.real, &tablespace_dirs) {
-                Ok(s) => planned.steps = s,
+                Ok(s) => {
+                    planned.unpacks = s.iter().any(|s| matches!(s, steps::Step::Unpack(_)));
+                    planned.steps = s;
+                }
                 Err(e) => checks.fail_error(&e),
             }
         }
@@ -969,7 +979,15 @@ async fn run_phases(
                 ));
             }
             verify_copy(&target.real)?;
-            if o.verify_backup {
+            if planned.unpacks {
+                verify::verify_unpacked(
+                    &env,
+                    &target.real,
+                    facts.server_version,
+                    &planned.tablespace_map,
+                )
+                .await?;
+            } else if o.verify_backup {
                 verify_backup(&env, &target.real, facts.server_version).await?;
             }
             if let (Some(mode), Some(u)) = (&o.copy_external_config_files, &up.info) {
