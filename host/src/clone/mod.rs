@@ -422,12 +422,25 @@ fn plan_source(
             backup.begin_wal
         ));
     }
+    // The plan, asked for now: whether it unpacks archives decides whether a
+    // delta copy is possible. It is validated once the tablespaces are placed.
+    let plan = session.plan_clone(&request, &backup);
+    let unpacks = plan.as_ref().is_ok_and(|p| {
+        p.iter().any(|s| {
+            matches!(
+                s,
+                crate::plugin::bindings::types::PlanStep::UnpackArchive(_)
+            )
+        })
+    });
     // A delta copy compares files with rsync: the Barman source's copy-tree.
+    // Archives are unpacked whole, into an emptied directory.
     if node.barman_mode
         && o.force
         && matches!(target.state, TargetState::Populated { .. })
         && target::system_identifier(&target.real).as_deref()
             == Some(backup.system_identifier.as_str())
+        && !unpacks
     {
         planned.delta = true;
         checks.ok(format!(
@@ -519,7 +532,7 @@ fn plan_source(
     }
     planned.tablespace_dirs = tablespace_dirs.values().cloned().collect();
     planned.tablespace_map = tablespace_dirs.clone();
-    match session.plan_clone(&request, &backup) {
+    match plan {
         Ok(plan) => {
             match steps::validate(source_plugin, env, &plan, &target.real, &tablespace_dirs) {
                 Ok(s) => {
