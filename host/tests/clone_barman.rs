@@ -600,6 +600,37 @@ fn compressed_backups_of_barman_3_4_gzip_are_streamed_and_unpacked() {
         ),
         &["is corrupt or truncated"],
     );
+    // Unreadable for Barman's ssh user: cat fails, and says why.
+    damaged_archive_fails_cleanly(
+        &lab,
+        "pgz",
+        &archive,
+        &format!("chmod 000 {}", archive.display()),
+        &[
+            "could not read archive",
+            "ssh exited with status 1",
+            "Permission denied",
+        ],
+    );
+    // --dry-run shows the archives it would unpack, and changes nothing.
+    let ts_map = format!(
+        "{}={}",
+        lab.sc.path("ts_primary").display(),
+        lab.sc.path("ts_dry").display()
+    );
+    let cfg = lab.conf_for("pgz", &ts_map, "");
+    let dry = lab.sc.path("standby_dry");
+    let out = lab.clone(&cfg, &dry, &["--dry-run"]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        text.contains(&format!(
+            "unpack barmansrv:{} (tar, gzip)",
+            archive.display()
+        )),
+        "{text}"
+    );
+    assert!(!dry.exists());
     clone_compressed(&lab, "pgz", &id, "ts_gz", "2000", true);
 }
 
