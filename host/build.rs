@@ -21,6 +21,7 @@ const GUESTS: &[&str] = &[
     "test-liar",
     "test-babbler",
     "test-contract-1-0",
+    "test-contract-1-0-policy",
 ];
 
 fn main() {

@@ -7,10 +7,13 @@
 mod support;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-use pgclone::plugin::catalog::{sha256_hex, GUEST_DIR};
-use pgclone::plugin::{Candidate, Plugin, Runtime};
+use pgclone::config::ConfFile;
+use pgclone::plugin::bindings::policy_api::{RecoveryFacts, SettingsFile, SignalFile};
+use pgclone::plugin::catalog::{self, sha256_hex, GUEST_DIR};
+use pgclone::plugin::{Candidate, Capability, HostEnv, Plugin, Runtime};
 use support::*;
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -96,4 +99,62 @@ fn a_plugin_built_against_1_0_0_still_clones() {
     st.wait_for("SELECT status FROM pg_stat_wal_receiver", "streaming", WAIT);
     primary.sql("INSERT INTO t VALUES (1001)");
     st.wait_for("SELECT count(*) FROM t", "1001", WAIT);
+}
+
+/// A site policy built against 1.0.0 chained after the built-in (1.1.0)
+/// standard policy: its host calls and its answer cross the conversion.
+#[test]
+fn a_policy_built_against_1_0_0_chains_after_the_standard_policy() {
+    let rt = Runtime::new(None).unwrap();
+    let path = guest("test_contract_1_0_policy");
+    let bytes = std::fs::read(&path).unwrap();
+    let mut cand = Candidate::from_file("contract-1-0-policy", path, Some(sha256_hex(&bytes)));
+    cand.grants = Some(vec![Capability::ReadConfig(
+        "recovery_min_apply_delay".into(),
+    )]);
+    let site = Plugin::load(&rt, &cand).unwrap();
+    assert_eq!(site.contract.version.to_string(), "1.0.0");
+    let standard = catalog::candidates(&Default::default())
+        .into_iter()
+        .find(|c| c.name == "recovery-standard")
+        .unwrap();
+    let standard = Plugin::load(&rt, &standard).unwrap();
+    assert_eq!(standard.contract.version.to_string(), "1.1.0");
+    let env = Arc::new(HostEnv {
+        config: ConfFile::parse(Path::new("t.conf"), "recovery_min_apply_delay='5min'\n").unwrap(),
+        ..Default::default()
+    });
+    let facts = RecoveryFacts {
+        server_version: 150000,
+        node_name: "node2".into(),
+        upstream: vec![pgclone::plugin::bindings::types::ConnParam {
+            key: "host".into(),
+            value: "primary".into(),
+        }],
+        replication_user: None,
+        slot_name: None,
+        restore_command: Some("pgclone wal-restore b pg %f %p".into()),
+        recovery_min_apply_delay: None,
+        archive_cleanup_command: None,
+        passfile: None,
+        password: None,
+    };
+    let config = pgclone::recovery::chain::decide(&rt, env, &[&standard, &site], &facts).unwrap();
+    assert_eq!(config.file, SettingsFile::PostgresqlAutoConf);
+    assert_eq!(config.signal_files, vec![SignalFile::Standby]);
+    let get = |n: &str| {
+        config
+            .settings
+            .iter()
+            .find(|s| s.name == n)
+            .map(|s| s.value.clone())
+    };
+    assert_eq!(get("recovery_min_apply_delay").as_deref(), Some("5min"));
+    assert_eq!(
+        get("restore_command").as_deref(),
+        Some("pgclone wal-restore b pg %f %p")
+    );
+    assert!(get("primary_conninfo")
+        .unwrap()
+        .contains("application_name=node2"));
 }
