@@ -612,6 +612,7 @@ fn compressed_backups_of_barman_3_4_gzip_are_streamed_and_unpacked() {
             "Permission denied",
         ],
     );
+    slow_stream_faults(&lab, "pgz", &archive);
     // --dry-run shows the archives it would unpack, and changes nothing.
     let ts_map = format!(
         "{}={}",
@@ -666,4 +667,113 @@ fn compressed_backups_of_barman_3_19_lz4_and_zstd_are_streamed_and_unpacked() {
     );
     clone_compressed(&lab, "pglz4", &lz4, "ts_lz4", "1500", false);
     clone_compressed(&lab, "pgzst", &zst, "ts_zst", "1500", false);
+}
+
+/// Faults that need a stream under way: a second sshd whose `cat` sends the
+/// archive at about 1.3 MB/s. The remote `cat` killed mid-stream fails the
+/// clone naming ssh's status; pgclone interrupted mid-unpack stops its
+/// streams and removes what it unpacked. Either way nothing is left.
+fn slow_stream_faults(lab: &Lab, server: &str, archive: &Path) {
+    let bin = lab.sc.mkdir("slowbin");
+    let cat = bin.join("cat");
+    std::fs::write(
+        &cat,
+        "#!/usr/bin/python3\n# cat -- FILE, slowly\nimport sys, time\n\
+         f = open(sys.argv[-1], 'rb')\nout = sys.stdout.buffer\n\
+         while True:\n    b = f.read(65536)\n    if not b:\n        break\n    out.write(b)\n    out.flush()\n    time.sleep(0.05)\n",
+    )
+    .unwrap();
+    run_ok(std::process::Command::new("chmod").args(["755"]).arg(&cat));
+    let slow = Sshd::start(&lab.sc, &format!("{}:/usr/bin:/bin", bin.display()));
+    let ts_standby = lab.sc.path("ts_slow");
+    let cfg = lab.sc.write(
+        "slow.conf",
+        &format!(
+            "node_id=2\nnode_name=node2\nbarman_host=barmansrv\nbarman_server={server}\nbarman_config='{}'\n\
+             ssh_options='-F {}'\ntablespace_mapping='{}={}'\n",
+            lab.barman.config.display(),
+            slow.ssh_config.display(),
+            lab.sc.path("ts_primary").display(),
+            ts_standby.display()
+        ),
+    );
+    let target = lab.sc.path("standby_slow");
+    let exe = std::fs::canonicalize(env!("CARGO_BIN_EXE_pgclone")).unwrap();
+    for fault in ["kill-cat", "interrupt"] {
+        let args = clone_args(&cfg, &lab.primary, &target, &[]);
+        let handle = pgclone_in_background(&lab.sc, args);
+        let started = std::time::Instant::now();
+        while !target.join("base").exists() {
+            assert!(
+                !handle.is_finished(),
+                "{fault}: pgclone ended before unpacking"
+            );
+            assert!(started.elapsed() < WAIT, "{fault}: unpacking never started");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        match fault {
+            "kill-cat" => {
+                // This test's slow cat of this archive, and nothing else.
+                run_ok(std::process::Command::new("pkill").args([
+                    "-9",
+                    "-f",
+                    &format!("{} -- {}", cat.display(), archive.display()),
+                ]));
+            }
+            _ => {
+                let pids = run_ok(
+                    std::process::Command::new("pgrep").args(["-f", target.to_str().unwrap()]),
+                );
+                let pid = pids
+                    .lines()
+                    .find(|pid| {
+                        std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|e| e == exe)
+                    })
+                    .expect("pgclone's process")
+                    .to_string();
+                run_ok(std::process::Command::new("kill").args(["-INT", &pid]));
+            }
+        }
+        let out = handle.join().unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{fault}: {err}");
+        if fault == "kill-cat" {
+            assert!(err.contains("could not read archive"), "{err}");
+            assert!(err.contains("ssh exited with status 255"), "{err}");
+        } else {
+            assert!(err.contains("ERROR: interrupted by SIGINT"), "{err}");
+        }
+        assert!(
+            err.contains("no recovery configuration was written"),
+            "{fault}: {err}"
+        );
+        assert_eq!(
+            std::fs::read_dir(&target).unwrap().count(),
+            0,
+            "{fault}: {err}"
+        );
+        assert_eq!(
+            std::fs::read_dir(&ts_standby).unwrap().count(),
+            0,
+            "{fault}: {err}"
+        );
+        // No stream of this clone is left running (the remote end notices
+        // its closed channel at its next write).
+        let gone = std::time::Instant::now();
+        loop {
+            let left = std::process::Command::new("pgrep")
+                .args(["-f", &format!("{} -- {}", cat.display(), archive.display())])
+                .output()
+                .unwrap();
+            if left.stdout.is_empty() {
+                break;
+            }
+            assert!(
+                gone.elapsed() < Duration::from_secs(5),
+                "{fault}: a slow cat is still running"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::fs::remove_dir(&target).unwrap();
+    }
 }
