@@ -776,4 +776,20 @@ fn slow_stream_faults(lab: &Lab, server: &str, archive: &Path) {
         }
         std::fs::remove_dir(&target).unwrap();
     }
+    // On a terminal, the bytes read so far are shown as they arrive.
+    let args = clone_args(&cfg, &lab.primary, &target, &[]);
+    let out = pgclone_on_terminal(
+        &lab.sc,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("\r\x1b[KINFO: copied "), "{text:?}");
+    assert!(text.contains(" MiB/s"), "{text}");
+    assert!(
+        text.contains("standby clone (from Barman) complete"),
+        "{text}"
+    );
+    std::fs::remove_dir_all(&target).unwrap();
+    std::fs::remove_dir_all(&ts_standby).unwrap();
 }
