@@ -782,6 +782,8 @@ fn a_barman_clone_that_could_not_catch_up_is_refused_before_copying() {
     assert!(!err.contains("still has the WAL"), "{err}");
     assert!(!err.contains("restore_command is not set"), "{err}");
     assert!(!target.exists(), "{err}");
+}
+
 /// Clones compressed backup `id` of Barman server `server` (tablespace to
 /// `ts_dir`) and checks the standby: unpacked as it arrived, verified against
 /// its manifest, started, the rows written before and after the backup there,
