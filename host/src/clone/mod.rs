@@ -900,7 +900,7 @@ async fn run_phases(
         ssh_options: env.ssh_options.clone(),
         scratch: scratch.path().to_path_buf(),
         control_path: env.control_path.clone(),
-        show_progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        show_progress: progress::live(),
         expected_bytes: planned.size_bytes,
         roots: std::iter::once(target.real.clone())
             .chain(planned.tablespace_dirs.iter().cloned())
