@@ -172,6 +172,10 @@ impl Phase {
     pub fn set(&self, bytes: u64) {
         self.done.store(bytes, Ordering::Relaxed);
         if let Some(b) = &self.bar {
+            // A total that was an estimate never reads over 100%.
+            if b.length().is_some_and(|l| bytes > l) {
+                b.set_length(bytes);
+            }
             b.set_position(bytes);
         }
     }
@@ -229,8 +233,9 @@ impl Phase {
 }
 
 impl Drop for Phase {
+    /// A phase that did not finish (a failure) leaves no line behind.
     fn drop(&mut self) {
-        if let Some(b) = &self.bar {
+        if let (Some(b), false) = (&self.bar, self.finished.load(Ordering::Relaxed)) {
             b.finish_and_clear();
         }
     }

@@ -256,7 +256,7 @@ impl Guest for Barman {
             end_wal: b.end_wal,
             begin_lsn: b.begin_lsn,
             end_lsn: b.end_lsn,
-            size_bytes: 0,
+            size_bytes: b.size_bytes,
             tablespaces: b.tablespaces,
             format: BackupFormat::Plain,
             compression: None,
