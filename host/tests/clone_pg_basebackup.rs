@@ -578,6 +578,12 @@ fn verify_backup_and_external_config_files() {
         err.contains("pg_verifybackup: backup successfully verified"),
         "{err}"
     );
+    assert!(
+        err.contains(
+            "INFO: no /etc/pgclone/plugins.toml: first-party plugins only; recovery policies: recovery-standard"
+        ),
+        "{err}"
+    );
     // Not on a terminal: no live lines, a summary per phase.
     assert!(!err.contains('\r') && !err.contains('\x1b'), "{err:?}");
     for phase in ["copy", "verify"] {

@@ -833,6 +833,7 @@ async fn run_phases(
     for p in &plugins_cfg.policies {
         policies.push(load(p)?);
     }
+    info(&plugins_used(plugins_cfg));
     let password = match (node.include_password, std::env::var("PGPASSWORD")) {
         (true, Ok(p)) => Some(p),
         (true, Err(_)) => {
@@ -1196,4 +1197,19 @@ fn version_from_dir(v: &str) -> anyhow::Result<u32> {
         }
         None => v.parse::<u32>().map_err(|_| bad())? * 10000,
     })
+}
+
+/// Which plugin configuration a clone used and its chain of recovery
+/// policies, e.g. `plugins from "/etc/pgclone/plugins.toml"; recovery
+/// policies: recovery-standard, site-policy`.
+fn plugins_used(cfg: &PluginsConfig) -> String {
+    let from = match &cfg.source {
+        Some(p) => format!("plugins from \"{}\"", p.display()),
+        // Only the default file may be missing: one that was named must exist.
+        None => "no /etc/pgclone/plugins.toml: first-party plugins only".to_string(),
+    };
+    let chain: Vec<&str> = std::iter::once("recovery-standard")
+        .chain(cfg.policies.iter().map(String::as_str))
+        .collect();
+    format!("{from}; recovery policies: {}", chain.join(", "))
 }
