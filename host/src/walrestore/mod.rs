@@ -450,7 +450,7 @@ fn daemon_args(o: &Options) -> Vec<String> {
         v.push(format!("--ssh-option={s}"));
     }
     v.extend([
-        o.remote.dest.clone(),
+        o.remote.target().to_string(),
         o.remote.server.clone(),
         "-".into(),
         "-".into(),
