@@ -835,3 +835,56 @@ fn repmgr_barman_lines_verbatim_go_to_barman_or_not() {
     assert!(plan.contains("pg_basebackup"), "{plan}");
     assert!(!plan.contains("barmansrv.invalid"), "{plan}");
 }
+
+/// `-D` with a configuration file that sets another data_directory: repmgr
+/// would ignore -D; pgclone clones into -D, says so and says what to change
+/// (as its `--help` states).
+#[test]
+fn pgdata_given_with_a_configured_data_directory_is_used_with_a_warning() {
+    if !support::is_root() {
+        return;
+    }
+    let n = Node1::start("argv-pgdata");
+    let cfg = n.conf("");
+    let other = n.sc.path("elsewhere");
+    let line = format!(
+        "repmgr -h node1 -U repmgr -d repmgr -f /etc/repmgr.conf standby clone -c -D {}",
+        other.display()
+    );
+    let (_, err) = ok(&n.run(&format!("{line} --dry-run"), &cfg));
+    let warning = format!(
+        "WARNING: -D/--pgdata \"{}\" is used instead of data_directory \"{}\" from \"{}\" (repmgr would ignore -D)",
+        other.display(),
+        n.standby().display(),
+        cfg.display()
+    );
+    assert!(err.contains(&warning), "{err}");
+    assert!(
+        err.contains(&format!(
+            "HINT: set data_directory to \"{}\"",
+            other.display()
+        )),
+        "{err}"
+    );
+    let (_, err) = ok(&n.run(&line, &cfg));
+    assert!(err.contains(&warning), "{err}");
+    assert!(other.join("PG_VERSION").exists(), "{err}");
+    assert!(!n.standby().exists(), "{err}");
+    // The same directory in both: nothing to say.
+    let cfg = n.conf("");
+    let (_, err) = ok(&n.run(
+        &format!(
+            "repmgr -h node1 -U repmgr -d repmgr -f /etc/repmgr.conf standby clone -D {} --dry-run",
+            n.standby().display()
+        ),
+        &cfg,
+    ));
+    assert!(!err.contains("-D/--pgdata"), "{err}");
+
+    let help = text(&n.run("repmgr standby clone --help", &cfg).stdout);
+    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        help.contains("Unlike repmgr, which ignores -D when the configuration file sets data_directory, -D is used"),
+        "{help}"
+    );
+}
