@@ -888,3 +888,30 @@ fn pgdata_given_with_a_configured_data_directory_is_used_with_a_warning() {
         "{help}"
     );
 }
+
+/// The ssh user rule and the words of `plugin test` are in `--help`.
+#[test]
+fn help_states_the_barman_user_rule_and_what_plugin_test_does() {
+    let env = Env::new("");
+    let flat = |args: &[&str]| {
+        let out = env.run(args);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let help = flat(&["wal-restore", "--help"]);
+    assert!(
+        help.contains("Default: the User your ssh configuration sets for BARMAN_HOST (as `ssh -G` shows it), else barman, as with barman-wal-restore; the clone uses the same rule."),
+        "{help}"
+    );
+    let help = flat(&["plugin", "test", "--help"]);
+    for words in [
+        "grants it every capability it requests (no program is run",
+        "(ok, WARN or FAIL)",
+        "The configuration values the plugin sees (a file in repmgr.conf syntax). Without it, every key the plugin may read is `conformance-test`",
+    ] {
+        assert!(help.contains(words), "{words}: {help}");
+    }
+}
