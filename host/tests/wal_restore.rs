@@ -1203,6 +1203,59 @@ fn wal_restore_and_the_clone_reach_barman_as_the_same_ssh_user() {
     let out = test(&["-U", "barman"], "asnobody");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 
+    // A delivery through "nouser" starts the prefetcher, which fills the
+    // same source directory (found with the same user).
+    let first = lab
+        .primary
+        .sql("SELECT pg_walfile_name(pg_current_wal_lsn())");
+    lab.primary.sql("CREATE TABLE t(i int)");
+    for i in 0..4 {
+        lab.primary.sql(&format!(
+            "INSERT INTO t VALUES ({i}); SELECT pg_switch_wal()"
+        ));
+    }
+    lab.barman.archive_now();
+    let n = u32::from_str_radix(&first[16..], 16).unwrap();
+    let next = format!("{}{:08X}", &first[..16], n + 1);
+    let prefetch_spool = lab.sc.path("spool-nouser");
+    let dest = lab.sc.mkdir("pg_wal").join("RECOVERYXLOG");
+    let out = pgclone(
+        &lab.sc,
+        &[
+            "-f",
+            conf.to_str().unwrap(),
+            "wal-restore",
+            &cfgopt,
+            "-c",
+            lab.barman.config.to_str().unwrap(),
+            "--spool-dir",
+            prefetch_spool.to_str().unwrap(),
+            "-p",
+            "2",
+            "nouser",
+            "pg",
+            &first,
+            dest.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let start = std::time::Instant::now();
+    while !spooled(&prefetch_spool).iter().any(|p| p.ends_with(&next)) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the prefetcher never filled the spool: {:?}",
+            spooled(&prefetch_spool)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        source_dirs(&prefetch_spool, "barman-").len(),
+        1,
+        "{:?}",
+        spooled(&prefetch_spool)
+    );
+
     // The clone takes the same user for barman_host (its ssh commands, -v).
     let clone = |host: &str| {
         let cfg = lab.sc.write(
