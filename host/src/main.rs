@@ -28,7 +28,8 @@ use commands::standby::{CloneOpts, StandbyArgs};
     disable_help_flag = true,
     override_usage = "pgclone [OPTIONS] standby clone [OPTIONS] [HOST]
        pgclone [OPTIONS] wal-restore [OPTIONS] BARMAN_HOST SERVER %f %p
-       pgclone [OPTIONS] plugin COMMAND [OPTIONS]"
+       pgclone [OPTIONS] plugin COMMAND [OPTIONS]
+       pgclone [OPTIONS] patroni-replica --scope=NAME --role=replica --datadir=DIR --connstring=CONNINFO [--KEY=VALUE]..."
 )]
 #[command(
     after_help = "Options of `standby clone` (pgclone standby clone -?) work in any position, before \
@@ -37,6 +38,10 @@ pgclone -h node1 -U repmgr -d repmgr -f /etc/repmgr.conf standby clone --dry-run
 the upstream's host; help is -? or --help. After `wal-restore` the options are barman-wal-restore's \
 (-p is --parallel, -U the Barman host's user, -c Barman's configuration, -t --test); before it only \
 -f and --plugins-config apply. An option that means nothing to a command is an error.
+
+Patroni: `patroni-replica` is a postgresql.create_replica_methods command (Patroni appends \
+--scope, --role, --datadir, --connstring and the method's keys as --KEY=VALUE) and `wal-restore` \
+its recovery_conf restore_command; see pgclone patroni-replica --help.
 
 Configuration is read from -f, $PGCLONE_CONFIG, /etc/pgclone.conf or /etc/repmgr.conf \
 (repmgr.conf syntax; existing repmgr.conf files work unchanged). Plugin pins and grants are read \
@@ -109,6 +114,8 @@ or between `standby` and `clone`."
     /// List, inspect, install, verify and test plugins.
     #[command(subcommand)]
     Plugin(commands::plugin::PluginCommand),
+    /// Create a replica for Patroni (a postgresql.create_replica_methods command).
+    PatroniReplica(commands::patroni::PatroniArgs),
 }
 
 fn is_wal_restore() -> bool {
@@ -160,6 +167,10 @@ fn refuse_meaningless(command: &str, flags: &[&'static str]) {
             "wal-restore" => {
                 "before wal-restore only -f and --plugins-config apply; \
 barman-wal-restore's options come after it"
+            }
+            "patroni-replica" => {
+                "pgclone's -f, --plugins-config, -v, -L and -q go before patroni-replica; \
+Patroni's --KEY=VALUE arguments after it"
             }
             _ => "these are options of standby clone",
         };
@@ -219,7 +230,7 @@ fn main() -> ExitCode {
         usage_error(
             &[],
             ErrorKind::MissingSubcommand,
-            "no command given: standby clone, wal-restore or plugin".into(),
+            "no command given: standby clone, wal-restore, plugin or patroni-replica".into(),
         );
     };
     let g = &cli.general;
@@ -268,6 +279,22 @@ fn main() -> ExitCode {
             // when the reader goes away, as other command-line tools do.
             unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
             commands::plugin::run(&ctx, cmd)
+        }
+        Command::PatroniReplica(args) => {
+            let mut flags = cli.clone.given();
+            if g.log_to_file {
+                flags.push("--log-to-file");
+            }
+            refuse_meaningless("patroni-replica", &flags);
+            init_logging(g);
+            let help = || {
+                let mut cmd = definition();
+                cmd.build();
+                if let Some(sub) = cmd.find_subcommand_mut("patroni-replica") {
+                    let _ = sub.print_long_help();
+                }
+            };
+            commands::patroni::run(&ctx, args, help)
         }
     };
     match result {

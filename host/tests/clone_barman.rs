@@ -7,7 +7,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use support::barman::{barman_319, barman_34, Barman, Sshd};
+use support::barman::{barman_319, barman_34, Barman, IncrementalLab, Sshd};
 use support::*;
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -56,11 +56,16 @@ impl Lab {
             self.sshd.ssh_config.display(),
             self.barman.config.display()
         );
+        self.conf_without_restore_command(&format!("restore_command='{restore}'\n{extra}"))
+    }
+
+    /// The same without restore_command: the standby can only stream.
+    fn conf_without_restore_command(&self, extra: &str) -> PathBuf {
         self.sc.write(
             "pgclone.conf",
             &format!(
                 "node_id=2\nnode_name=node2\nbarman_host=barmansrv\nbarman_server=pg\nbarman_config='{}'\n\
-                 ssh_options='-F {}'\ntablespace_mapping='{}'\nrestore_command='{restore}'\n{extra}",
+                 ssh_options='-F {}'\ntablespace_mapping='{}'\n{extra}",
                 self.barman.config.display(),
                 self.sshd.ssh_config.display(),
                 self.ts_map
@@ -165,7 +170,7 @@ fn clone_from_barman_3_19_with_the_new_catalogue_layout() {
 #[test]
 fn barman_errors_are_distinct_and_change_nothing() {
     let lab = lab("barmanerr", barman_34());
-    lab.barman.backup();
+    let named = lab.barman.backup_with("pg", &["--name", "nightly"]);
     lab.barman.add_server("pgz", "backup_compression = gzip");
     let compressed = lab.barman.backup_of("pgz");
     let target = lab.sc.path("standby");
@@ -209,6 +214,8 @@ fn barman_errors_are_distinct_and_change_nothing() {
         &[
             &format!("backup {compressed} is compressed (gzip)"),
             "nothing was copied",
+            // Barman 3.4 names it recover (3.12+: restore).
+            "restore this one with barman recover",
         ],
     );
     // A WAL directory inside the data directory, or not empty, is refused.
@@ -244,6 +251,149 @@ fn barman_errors_are_distinct_and_change_nothing() {
     case(
         "node_id=2\nnode_name=node2\nbarman_host=barmansrv\n",
         &["barman_host and barman_server must be set together"],
+    );
+
+    // --backup-id takes Barman's backup names. Barman 3.4 looks a name up in
+    // backup.info, but its `backup --name` (with backup_method = postgres)
+    // does not write it there: put it where a later Barman writes it.
+    let info = lab.barman.home.join(format!("pg/base/{named}/backup.info"));
+    let text = std::fs::read_to_string(&info).unwrap();
+    if !text.contains("backup_name=") {
+        std::fs::write(&info, format!("{text}backup_name=nightly\n")).unwrap();
+    }
+    let cfg = lab.sc.write("err.conf", &base("barmansrv", "pg"));
+    let out = lab.clone(&cfg, &target, &["--backup-id", "nightly", "--dry-run"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains(&format!("Barman backup {named} ")), "{err}");
+    // An unknown name: what Barman has instead.
+    let out = lab.clone(&cfg, &target, &["--backup-id", "weekly"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    for want in [
+        "ERROR: Barman has no backup \"weekly\" of server \"pg\"",
+        "Unknown backup 'weekly'",
+        &format!("pg {named} 'nightly'"),
+        "HINT: give --backup-id a backup id or name from this list, or latest or oldest",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+    assert!(!target.exists(), "{err}");
+}
+
+/// Barman 3.19 and a PostgreSQL 17 primary: --backup-id takes backup names
+/// and shortcuts; an incremental backup (`barman backup --incremental`) is
+/// refused before anything is copied, whether named or the latest; an unknown
+/// or ambiguous name is a clear error.
+#[test]
+fn barman_3_19_backup_names_and_incremental_backups() {
+    let lab = IncrementalLab::new("incr319", 1);
+    let (full, incr) = (&lab.full, &lab.incrementals[0]);
+    let cfg = lab.conf("");
+    let target = lab.sc.path("standby");
+    let clone = |extra: &[&str]| standby_clone(&lab.sc, &cfg, &lab.primary, &target, extra, &[]);
+
+    for extra in [&[][..], &["--backup-id", "incr-1"][..], &["--dry-run"][..]] {
+        let out = clone(extra);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{extra:?}: {err}");
+        for want in [
+            &format!("ERROR: backup {incr} is an incremental backup (of backup {full})"),
+            "DETAIL: a copy of it is not a data directory",
+            "(pg_combinebackup)",
+            "nothing was copied",
+            "HINT: choose a full backup with --backup-id",
+            // Barman 3.12+ calls it restore.
+            "restore this one with barman restore, which combines the chain",
+        ] {
+            assert!(err.contains(want), "{extra:?}: missing {want:?} in:\n{err}");
+        }
+        assert!(!target.exists(), "{extra:?}: {err}");
+    }
+    for id in ["base-full", "oldest", full.as_str()] {
+        let out = clone(&["--backup-id", id, "--dry-run"]);
+        let err = stderr(&out);
+        assert!(out.status.success(), "{id}: {err}");
+        assert!(
+            err.contains(&format!("Barman backup {full} (PostgreSQL 17.")),
+            "{id}: {err}"
+        );
+    }
+    let out = clone(&["--backup-id", "nosuch"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    for want in [
+        "ERROR: Barman has no backup \"nosuch\" of server \"pg\"",
+        &format!("pg {full} 'base-full' - F"),
+        &format!("pg {incr} 'incr-1' - I"),
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+    // Two backups of one name: Barman cannot tell which.
+    let second = lab.barman.backup_with("pg", &["--name", "base-full"]);
+    let out = clone(&["--backup-id", "base-full"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("ERROR: backup name \"base-full\" is not unique in Barman"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&second) && err.contains(full.as_str()),
+        "{err}"
+    );
+    assert!(!target.exists(), "{err}");
+
+    // Whatever the source: a site plugin whose plan ends in an incremental
+    // copy (pg_basebackup --incremental, never combined) runs to its end, and
+    // the clone fails all the same, leaving nothing startable.
+    let manifest_of = lab.sc.path("full_pbb");
+    run_ok(
+        as_pg(pg17_bindir().join("pg_basebackup"))
+            .arg("-D")
+            .arg(&manifest_of)
+            .arg("-h")
+            .arg(&lab.primary.socket_dir)
+            .args(["-p", &lab.primary.port.to_string(), "-U", "postgres"])
+            .args(["--checkpoint=fast", "--no-sync", "-X", "none"]),
+    );
+    let wasm = lab.sc.path("forgetful.wasm");
+    std::fs::copy(
+        Path::new(pgclone::plugin::catalog::GUEST_DIR).join("test_forgetful.wasm"),
+        &wasm,
+    )
+    .unwrap();
+    let cfg = lab.sc.write(
+        "forgetful.conf",
+        &format!(
+            "node_id=2\nnode_name=node2\nbackup_source=test-forgetful\nincremental_manifest='{}'\n\
+             pg_bindir='{}'\nplugins_config='{}'\n",
+            manifest_of.join("backup_manifest").display(),
+            pg17_bindir().display(),
+            lab.sc.path("plugins.toml").display()
+        ),
+    );
+    let out = pgclone(
+        &lab.sc,
+        &["-f", s(&cfg), "plugin", "install", s(&wasm), "--grant-all"],
+        &[],
+    );
+    assert!(out.status.success(), "{}{}", stderr(&out), stdout(&out));
+    let out = standby_clone(&lab.sc, &cfg, &lab.primary, &target, &[], &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    for want in [
+        "ERROR: the copy is an incremental backup, not a data directory",
+        "backup_label\" says \"INCREMENTAL FROM LSN: ",
+        "HINT: combine the chain (the full backup and every incremental up to this one) with pg_combinebackup",
+        "was removed; no recovery configuration was written",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+    assert!(!err.contains("standby clone (from backup source"), "{err}");
+    assert!(
+        !target.exists() || std::fs::read_dir(&target).unwrap().count() == 0,
+        "{err}"
     );
 }
 
@@ -441,4 +591,200 @@ fn external_config_files_come_over_ssh_from_a_remote_upstream() {
         std::fs::read_to_string(target.join("ident_ext.conf")).unwrap(),
         "# external ident map\nmap1 os_user db_user\n"
     );
+}
+
+/// `barman show-backup`'s value of `key` (e.g. "Begin WAL").
+fn shown(lab: &Lab, id: &str, key: &str) -> String {
+    let text = lab.barman.ok(&["show-backup", "pg", id]);
+    text.lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim() == key)
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_else(|| panic!("no {key} in:\n{text}"))
+}
+
+/// Without restore_command a standby cloned from Barman can only catch up by
+/// streaming from the backup's begin on: the upstream is asked first. While it
+/// has the WAL, the clone goes ahead with a warning; once it removed it, the
+/// clone (and its dry run) is refused before anything is copied, with the line
+/// to add. A user who may not list the WAL directory gets a warning, not a
+/// refusal; a configured restore_command needs no check.
+#[test]
+fn a_barman_clone_that_could_not_catch_up_is_refused_before_copying() {
+    let lab = lab("catchup", barman_34());
+    // node 2's slot, reserving WAL from before the backup.
+    lab.primary
+        .sql("SELECT pg_create_physical_replication_slot('repmgr_slot_2', true)");
+    // A standby from before the backup, promoted after it (below).
+    let promoted_dir = lab.sc.path("promoted");
+    run_ok(
+        as_pg(pg_bindir().join("pg_basebackup"))
+            .arg("-D")
+            .arg(&promoted_dir)
+            .arg("-h")
+            .arg(&lab.primary.socket_dir)
+            .args(["-p", &lab.primary.port.to_string(), "-U", "postgres"])
+            .args(["-R", "--checkpoint=fast", "-X", "stream", "-T"])
+            .arg(format!(
+                "{}={}",
+                lab.sc.path("ts_primary").display(),
+                lab.sc.mkdir("ts_promoted").display()
+            )),
+    );
+    let mut promoted = Pg::existing(&lab.sc, promoted_dir);
+    promoted.start();
+    let id = lab.barman.backup();
+    let begin_wal = shown(&lab, &id, "Begin WAL");
+    // A user without pg_monitor: pg_ls_waldir() is not allowed.
+    lab.primary.sql("CREATE ROLE watcher LOGIN REPLICATION");
+    let cfg = lab.conf_without_restore_command("");
+    let target = lab.sc.path("standby");
+    let as_watcher = |cfg: &Path, extra: &[&str]| {
+        let mut args = clone_args(cfg, &lab.primary, &target, extra);
+        let u = args.iter().position(|a| a == "-U").unwrap() + 1;
+        args[u] = "watcher".into();
+        pgclone(
+            &lab.sc,
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+            &[],
+        )
+    };
+
+    // The WAL is there (Barman's slot and wal_keep_size hold it): cloned, with the warning.
+    let out = lab.clone(&cfg, &target, &[]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("the upstream still has the WAL from segment {begin_wal}, where backup {id} begins: its WAL directory goes back to")),
+        "{err}"
+    );
+    assert!(
+        err.contains("standby clone (from Barman) complete"),
+        "{err}"
+    );
+    assert!(err.contains("WARNING: restore_command is not set"), "{err}");
+    assert!(
+        err.contains(&format!("wal-restore %f %p' to \"{}\"", cfg.display())),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&target).unwrap();
+    std::fs::remove_dir_all(lab.sc.path("ts_standby")).unwrap();
+    // The standby's own slot retains it: that is enough, whoever asks.
+    let slot_cfg = lab.conf_without_restore_command("use_replication_slots=1\n");
+    let out = as_watcher(&slot_cfg, &["--dry-run"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(
+            "replication slot \"repmgr_slot_2\", which the standby will use, retains WAL from"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("WARNING: restore_command is not set"), "{err}");
+
+    // An upstream promoted to timeline 2 since the backup (timeline 1) still
+    // has the backup's segment under its timeline-1 name: judged by segment
+    // number, not by the name pg_walfile_name() gives there.
+    let lsn = lab.primary.sql("SELECT pg_current_wal_lsn()");
+    promoted.wait_for(
+        &format!("SELECT pg_last_wal_replay_lsn() >= '{lsn}'"),
+        "t",
+        WAIT,
+    );
+    promoted.sql("SELECT pg_promote()");
+    assert_eq!(
+        promoted.sql("SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)"),
+        "00000002"
+    );
+    let out = standby_clone(&lab.sc, &cfg, &promoted, &target, &["--dry-run"], &[]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!(
+            "the upstream still has the WAL from segment {begin_wal}, where backup {id} begins: its WAL directory goes back to segment 00000001"
+        )),
+        "{err}"
+    );
+    drop(promoted);
+
+    // The primary moves on and drops old WAL: no slot, no wal_keep_size.
+    lab.barman.ok(&["receive-wal", "--stop", "pg"]);
+    lab.primary.wait_for(
+        "SELECT count(*) FROM pg_replication_slots WHERE active",
+        "0",
+        WAIT,
+    );
+    lab.primary.sql("SELECT pg_drop_replication_slot('barman')");
+    lab.primary
+        .sql("SELECT pg_drop_replication_slot('repmgr_slot_2')");
+    lab.primary
+        .append_conf("wal_keep_size = 0\nmax_wal_size = 32MB\nmin_wal_size = 32MB\n");
+    lab.primary.reload();
+    for i in 0..4 {
+        lab.primary.sql(&format!(
+            "INSERT INTO t SELECT generate_series(1, 20000); SELECT pg_switch_wal(); CHECKPOINT -- {i}"
+        ));
+    }
+    assert_eq!(
+        lab.primary.sql(&format!(
+            "SELECT count(*) FROM pg_ls_waldir() WHERE name = '{begin_wal}'"
+        )),
+        "0",
+        "the primary still has {begin_wal}"
+    );
+
+    for extra in [&[][..], &["--dry-run"][..]] {
+        let out = lab.clone(&cfg, &target, extra);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{extra:?}: {err}");
+        for want in [
+            &format!("ERROR: the standby could not catch up: the upstream no longer has the WAL from the start of backup {id}"),
+            &format!("DETAIL: the backup begins in WAL segment {begin_wal} (LSN "),
+            "the oldest segment the upstream still has is 0000000100000000000000",
+            "restore_command is not set, so the standby could only get that WAL by streaming",
+            "nothing was changed",
+            &format!("HINT: let the standby fetch the WAL from Barman: add this line to \"{}\"", cfg.display()),
+            &format!(" -f {} wal-restore %f %p'", cfg.display()),
+        ] {
+            assert!(err.contains(want), "{extra:?}: missing {want:?} in:\n{err}");
+        }
+        assert!(err.contains("\nrestore_command = '/"), "{err}");
+        assert!(!err.contains("retrieving backup"), "{err}");
+        assert!(!target.exists(), "{extra:?}: {err}");
+    }
+
+    // Without permission to look: a warning, not a refusal.
+    let out = as_watcher(&cfg, &["--dry-run"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("WARNING: could not check whether the upstream still has WAL segment {begin_wal}, where backup {id} begins: permission denied")),
+        "{err}"
+    );
+    assert!(err.contains("grant pg_monitor to \"watcher\""), "{err}");
+    // Nor when the upstream cannot be reached (a Barman clone does not need it).
+    let mut args = clone_args(&cfg, &lab.primary, &target, &["--dry-run"]);
+    let p = args.iter().position(|a| a == "-p").unwrap() + 1;
+    args[p] = "1".into();
+    let out = pgclone(
+        &lab.sc,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &[],
+    );
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("could not check whether the upstream still has WAL segment")
+            && err.contains("the upstream could not be reached"),
+        "{err}"
+    );
+
+    // With restore_command the standby gets the WAL from Barman: no check.
+    let out = lab.clone(&lab.conf(""), &target, &["--dry-run"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("could not catch up"), "{err}");
+    assert!(!err.contains("still has the WAL"), "{err}");
+    assert!(!err.contains("restore_command is not set"), "{err}");
+    assert!(!target.exists(), "{err}");
 }

@@ -5,6 +5,7 @@
 //! is written last, after a verified copy, so a failed clone can never be
 //! started as a standby by mistake.
 
+pub mod catchup;
 pub mod checks;
 pub mod copy_tree;
 pub mod external;
@@ -30,10 +31,12 @@ use crate::config::{ConfFile, PluginsConfig};
 use crate::pg::client;
 use crate::pg::libpq::{self, Resolved};
 use crate::pg::ConnInfo;
-use crate::plugin::bindings::policy_api::{RecoveryConfig, RecoveryFacts};
-use crate::plugin::bindings::types::{CloneRequest, ConnParam, NodeIdentity, Provides, Tablespace};
+use crate::plugin::bindings::policy_api::{RecoveryConfig, RecoveryFacts, SettingsFile};
+use crate::plugin::bindings::types::{
+    BackupDescription, CloneRequest, ConnParam, NodeIdentity, Provides, Tablespace,
+};
 use crate::plugin::{cache, catalog, HostEnv, Plugin, Runtime};
-use crate::recovery::{self, render::render, write::read_existing};
+use crate::recovery::{self, render::render, write::read_existing, RenderedConfig};
 use crate::report::{self, Failure};
 
 use checks::Checks;
@@ -41,7 +44,7 @@ pub use external::ExternalConfig;
 use settings::NodeSettings;
 use ssh_master::SshMaster;
 use target::{Target, TargetState};
-use verify::{verify_backup, verify_copy};
+use verify::{verify_backup, verify_copy, verify_not_incremental};
 
 /// Everything `standby clone` was asked to do.
 #[derive(Debug, Clone, Default)]
@@ -68,6 +71,11 @@ pub struct CloneOptions {
     pub backup_id: Option<String>,
     /// Barman mode: parallel rsync streams (default: `clone_jobs`, else 4).
     pub jobs: Option<usize>,
+    /// A replica for Patroni (`pgclone patroni-replica`): Patroni writes the
+    /// recovery configuration, so none is written and any the copy brought
+    /// along is removed; no replication slot is made (Patroni manages them);
+    /// the connection's own user and PGPASSFILE are used.
+    pub patroni: bool,
 }
 
 fn info(msg: &str) {
@@ -189,6 +197,8 @@ async fn connect_upstream(o: &CloneOptions, node: &NodeSettings) -> anyhow::Resu
     ));
     let client = match client::connect(&meta).await {
         Ok(c) => Some(c),
+        // For Patroni, the replication connection below must work: it shows
+        // that the leader is there and of the backup's database system.
         Err(e) if o.replication_conf_only || node.from_backup => {
             report::warning(&report::render(&e).replacen("ERROR: ", "", 1), None);
             None
@@ -338,6 +348,8 @@ struct Planned {
     size_bytes: u64,
     /// Where each tablespace of the backup goes on this host.
     tablespace_dirs: Vec<PathBuf>,
+    /// What the source said about the backup.
+    backup: Option<BackupDescription>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -402,6 +414,7 @@ fn plan_source(
     };
     planned.server_version = Some(backup.server_version);
     planned.size_bytes = backup.size_bytes;
+    planned.backup = Some(backup.clone());
     if node.from_backup {
         checks.ok(format!(
             "{} backup {} (PostgreSQL {}, timeline {}, begins at WAL {}) is usable",
@@ -685,9 +698,9 @@ async fn run_phases(
     if repl.sslpassword.is_none() {
         repl.sslpassword = up.meta.sslpassword.clone();
     }
-    let identity = match &up.info {
-        None => None,
-        Some(_) => {
+    let identity = match (&up.info, o.patroni) {
+        (None, false) => None,
+        _ => {
             let psql = host_env.find_program("psql").ok_or_else(|| {
                 Failure::new("program \"psql\" not found")
                     .hint("install postgresql-client, or set pg_bindir")
@@ -705,7 +718,8 @@ async fn run_phases(
                     Some(id)
                 }
                 // A clone from Barman does not need it; the standby will.
-                Err(e) if node.from_backup => {
+                // Patroni gave the leader to clone from: it must answer.
+                Err(e) if node.from_backup && !o.patroni => {
                     let text = report::render(&e).replacen("ERROR: ", "", 1);
                     checks.warn(format!(
                         "{} (the standby cannot stream until this is fixed)",
@@ -829,11 +843,18 @@ async fn run_phases(
             }
         }
     }
-    let mut policies = vec![load("recovery-standard")?];
-    for p in &plugins_cfg.policies {
-        policies.push(load(p)?);
+    // Patroni writes its own recovery configuration: no policy decides one.
+    let mut policies = Vec::new();
+    if !o.patroni {
+        policies.push(load("recovery-standard")?);
+        for p in &plugins_cfg.policies {
+            policies.push(load(p)?);
+        }
     }
-    info(&plugins_used(plugins_cfg));
+    info(&plugins_used(
+        plugins_cfg,
+        &policies.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+    ));
     let password = match (node.include_password, std::env::var("PGPASSWORD")) {
         (true, Ok(p)) => Some(p),
         (true, Err(_)) => {
@@ -857,7 +878,9 @@ async fn run_phases(
         passfile: node.passfile.clone(),
         password: password.clone(),
     };
-    check_config_values(&mut checks, conf, &node, facts.server_version);
+    if !o.patroni {
+        check_config_values(&mut checks, conf, &node, facts.server_version);
+    }
     if o.dry_run {
         // What is shown never contains the password itself.
         facts.password = password.as_ref().map(|_| "********".to_string());
@@ -870,9 +893,30 @@ async fn run_phases(
             "the server version is unknown: neither the upstream nor a backup could be read".into(),
         );
         None
+    } else if o.patroni {
+        Some(RecoveryConfig {
+            file: recovery::chain::settings_file(facts.server_version),
+            settings: Vec::new(),
+            signal_files: Vec::new(),
+        })
     } else {
         decide_recovery(&mut checks, &rt, &env, &policies, &facts)
     };
+
+    // A clone from Barman without restore_command catches up by streaming
+    // only: the upstream must still have the WAL from the backup's begin.
+    // Not for Patroni: it writes restore_command from its own recovery_conf,
+    // which pgclone cannot see, so a refusal here could be a false one.
+    let no_restore_command = node.barman_mode
+        && !o.patroni
+        && recovery_config.as_ref().is_some_and(|c| {
+            !c.settings
+                .iter()
+                .any(|s| s.name == "restore_command" && !s.value.trim().is_empty())
+        });
+    if let (true, Some(b)) = (no_restore_command, &planned.backup) {
+        check_catchup(&mut checks, conf, &node, &up, b).await;
+    }
 
     checks.print();
     if let Some(e) = checks.first_failure() {
@@ -882,6 +926,9 @@ async fn run_phases(
 
     if o.dry_run {
         print_plan(o, &node, &up, &target, &planned, &recovery_config).await?;
+        if no_restore_command {
+            warn_no_restore_command(conf);
+        }
         report::notice("dry run complete: nothing was changed");
         return Ok(());
     }
@@ -969,6 +1016,7 @@ async fn run_phases(
                     "delta copy: {removed} files that are not in the backup were removed"
                 ));
             }
+            verify_not_incremental(&target.real)?;
             verify_copy(&target.real)?;
             if o.verify_backup {
                 verify_backup(&env, &target.real, facts.server_version).await?;
@@ -980,6 +1028,18 @@ async fn run_phases(
             }
         }
         let existing = read_existing(&target.real, "postgresql.auto.conf")?;
+        if o.patroni {
+            let rendered = cleared_recovery(facts.server_version, existing.as_deref());
+            recovery::apply(&target.real, &rendered)?;
+            if !rendered.files.is_empty() {
+                info(&format!(
+                    "recovery settings copied from the source were removed from \"{}/postgresql.auto.conf\"",
+                    target.real.display()
+                ));
+            }
+            info("no recovery configuration written: Patroni writes its own");
+            return Ok(());
+        }
         let rendered = render(&recovery_config, existing.as_deref());
         recovery::apply(&target.real, &rendered)?;
         for (name, _) in &rendered.files {
@@ -1027,7 +1087,9 @@ async fn run_phases(
             Ok(f) => f,
             Err(e) => Failure::new(report::render(&e).replacen("ERROR: ", "", 1)),
         };
-        notes.push("no recovery configuration was written".into());
+        if !o.patroni {
+            notes.push("no recovery configuration was written".into());
+        }
         let hint = [f.hint.take(), Some(notes.join("; "))]
             .into_iter()
             .flatten()
@@ -1037,6 +1099,15 @@ async fn run_phases(
         return Err(f.hint(hint).into());
     }
 
+    if o.patroni {
+        report::notice(&match node.source.as_str() {
+            "barman" => "replica created from Barman".to_string(),
+            "pg-basebackup" => "replica created with pg_basebackup".to_string(),
+            other => format!("replica created from backup source \"{other}\""),
+        });
+        report::hint("Patroni writes the recovery configuration and starts the server");
+        return Ok(());
+    }
     if o.replication_conf_only {
         report::notice(&format!(
             "replication configuration written to \"{}\"",
@@ -1068,20 +1139,131 @@ async fn run_phases(
             );
         }
     }
-    if node.barman_mode && conf.get("restore_command").is_none() {
-        report::warning(
-            "restore_command is not set: a Barman backup holds no WAL, so the standby can only catch up by streaming",
-            Some(&format!(
-                "set restore_command='{} wal-restore {} {} %f %p' and rerun with --replication-conf-only",
-                std::env::current_exe()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_else(|_| "pgclone".into()),
-                conf.get("barman_host").unwrap_or("HOST"),
-                conf.get("barman_server").unwrap_or("SERVER")
-            )),
-        );
+    if no_restore_command {
+        warn_no_restore_command(conf);
     }
     Ok(())
+}
+
+/// The restore_command line that fetches WAL from the configured Barman:
+/// with `-f` when the file holds settings wal-restore needs (barman_config,
+/// ssh_options), else with the host and server on the command line.
+fn suggested_restore_command(conf: &ConfFile) -> String {
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "pgclone".into());
+    let q = |s: &str| shell_words::quote(s).into_owned();
+    let cmd = if conf.get("barman_config").is_some() || conf.get("ssh_options").is_some() {
+        let path = std::path::absolute(&conf.path).unwrap_or_else(|_| conf.path.clone());
+        format!(
+            "{} -f {} wal-restore %f %p",
+            q(&exe),
+            q(&path.to_string_lossy())
+        )
+    } else {
+        format!(
+            "{} wal-restore {} {} %f %p",
+            q(&exe),
+            q(conf.get("barman_host").unwrap_or("HOST")),
+            q(conf.get("barman_server").unwrap_or("SERVER"))
+        )
+    };
+    format!("restore_command = '{}'", cmd.replace('\'', "\\'"))
+}
+
+fn warn_no_restore_command(conf: &ConfFile) {
+    report::warning(
+        "restore_command is not set: a Barman backup holds no WAL, so the standby can only catch up by streaming",
+        Some(&format!(
+            "add {} to \"{}\" and rerun with --replication-conf-only",
+            suggested_restore_command(conf),
+            conf.path.display()
+        )),
+    );
+}
+
+/// Asks the upstream whether it still has the WAL the backup begins in (see
+/// [`catchup`]): a refusal when it does not, a warning when that cannot be told.
+async fn check_catchup(
+    checks: &mut Checks,
+    conf: &ConfFile,
+    node: &NodeSettings,
+    up: &UpstreamSide,
+    b: &BackupDescription,
+) {
+    let begin = catchup::Begin {
+        wal: b.begin_wal.clone(),
+        lsn: b.begin_lsn.clone(),
+        timeline: b.timeline,
+    };
+    let verdict = match (&up.client, &up.info) {
+        (Some(c), Some(u)) => {
+            catchup::check(c, u.version_num, node.slot_name.as_deref(), &begin).await
+        }
+        _ => catchup::Verdict::Unknown("the upstream could not be reached".into()),
+    };
+    let user = up.meta.params.get("user").unwrap_or("");
+    match verdict {
+        catchup::Verdict::Held(how) => checks.ok(format!(
+            "the upstream still has the WAL from segment {}, where backup {} begins: {how}",
+            b.begin_wal, b.id
+        )),
+        catchup::Verdict::Gone { oldest } => checks.fail_error(
+            &Failure::new(format!(
+                "the standby could not catch up: the upstream no longer has the WAL from the start of backup {}",
+                b.id
+            ))
+            .detail(format!(
+                "the backup begins in WAL segment {} (LSN {}, timeline {}); the oldest segment the upstream still has is {oldest}; \
+                 restore_command is not set, so the standby could only get that WAL by streaming from the upstream",
+                b.begin_wal, b.begin_lsn, b.timeline
+            ))
+            .hint(format!(
+                "let the standby fetch the WAL from Barman: add this line to \"{}\"\n{}",
+                conf.path.display(),
+                suggested_restore_command(conf)
+            ))
+            .into(),
+        ),
+        catchup::Verdict::Unknown(why) => {
+            let grant = if why.contains("permission denied") {
+                format!(" (grant pg_monitor to \"{user}\", or connect as a superuser, to let pgclone check)")
+            } else {
+                String::new()
+            };
+            checks.warn(format!(
+                "could not check whether the upstream still has WAL segment {}, where backup {} begins: {why}{grant}; \
+                 without restore_command the standby cannot catch up if the upstream removed it",
+                b.begin_wal, b.id
+            ))
+        }
+    }
+}
+
+/// For Patroni, which writes its own recovery settings after the copy: none
+/// are written, and whatever the copy brought along is removed (signal files,
+/// recovery.conf, recovery settings the source set with ALTER SYSTEM such as
+/// primary_conninfo or recovery_target_*), so nothing stale is left behind.
+fn cleared_recovery(version: u32, existing_auto_conf: Option<&str>) -> RenderedConfig {
+    let remove = ["recovery.conf", "standby.signal", "recovery.signal"]
+        .map(String::from)
+        .to_vec();
+    let mut files = Vec::new();
+    if let (Some(old), true) = (existing_auto_conf, version >= 120000) {
+        let none = RecoveryConfig {
+            file: SettingsFile::PostgresqlAutoConf,
+            settings: Vec::new(),
+            signal_files: Vec::new(),
+        };
+        let cleaned = render(&none, Some(old))
+            .files
+            .into_iter()
+            .find(|(name, _)| name == "postgresql.auto.conf");
+        if let Some((name, text)) = cleaned.filter(|(_, text)| text != old) {
+            files.push((name, text));
+        }
+    }
+    RenderedConfig { files, remove }
 }
 
 /// `--dry-run`'s account of what would happen.
@@ -1202,14 +1384,46 @@ fn version_from_dir(v: &str) -> anyhow::Result<u32> {
 /// Which plugin configuration a clone used and its chain of recovery
 /// policies, e.g. `plugins from "/etc/pgclone/plugins.toml"; recovery
 /// policies: recovery-standard, site-policy`.
-fn plugins_used(cfg: &PluginsConfig) -> String {
+/// (None under Patroni, which writes its own recovery configuration.)
+fn plugins_used(cfg: &PluginsConfig, policies: &[&str]) -> String {
     let from = match &cfg.source {
         Some(p) => format!("plugins from \"{}\"", p.display()),
         // Only the default file may be missing: one that was named must exist.
         None => "no /etc/pgclone/plugins.toml: first-party plugins only".to_string(),
     };
-    let chain: Vec<&str> = std::iter::once("recovery-standard")
-        .chain(cfg.policies.iter().map(String::as_str))
-        .collect();
-    format!("{from}; recovery policies: {}", chain.join(", "))
+    if policies.is_empty() {
+        return format!(
+            "{from}; recovery policies: none (Patroni writes the recovery configuration)"
+        );
+    }
+    format!("{from}; recovery policies: {}", policies.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patroni_replicas_get_no_recovery_configuration_and_keep_nothing_stale() {
+        let old = "# Do not edit this file manually!\n\
+                   work_mem = '8MB'\n\
+                   primary_conninfo = 'host=stale'\n\
+                   recovery_target_time = '2020-01-01'\n";
+        let r = cleared_recovery(150000, Some(old));
+        assert_eq!(r.files.len(), 1);
+        let (name, auto) = &r.files[0];
+        assert_eq!(name, "postgresql.auto.conf");
+        assert!(auto.contains("work_mem = '8MB'"), "{auto}");
+        assert!(!auto.contains("primary_conninfo") && !auto.contains("recovery_target"));
+        for f in ["standby.signal", "recovery.signal", "recovery.conf"] {
+            assert!(r.remove.contains(&f.to_string()), "{f}");
+        }
+        // Nothing to clean: postgresql.auto.conf is left as it is.
+        assert!(cleared_recovery(150000, Some("work_mem = '8MB'\n"))
+            .files
+            .is_empty());
+        assert!(cleared_recovery(150000, None).files.is_empty());
+        // Before 12 there is only recovery.conf to remove.
+        assert!(cleared_recovery(110000, Some(old)).files.is_empty());
+    }
 }

@@ -135,9 +135,12 @@ impl NodeSettings {
                 let n = node_id
                     .map(|i| format!("node{i}"))
                     .unwrap_or_else(|| "standby".into());
-                report::notice(&format!(
-                    "node_name is not set; using \"{n}\" as application_name"
-                ));
+                // Patroni names the member in the configuration it writes.
+                if !o.patroni {
+                    report::notice(&format!(
+                        "node_name is not set; using \"{n}\" as application_name"
+                    ));
+                }
                 n
             }
         };
@@ -151,7 +154,8 @@ impl NodeSettings {
                 None => Ok(false),
             }
         };
-        let slot_name = if bool_key("use_replication_slots")? {
+        // Patroni manages its replication slots itself.
+        let slot_name = if !o.patroni && bool_key("use_replication_slots")? {
             Some(match (conf.get("replication_slot_name"), node_id) {
                 (Some(n), _) => n.to_string(),
                 (None, Some(id)) => format!("repmgr_slot_{id}"),
@@ -181,12 +185,18 @@ impl NodeSettings {
             node_id,
             node_name,
             slot_name,
-            passfile: conf.get("passfile").map(str::to_string),
+            // Patroni names its password file with PGPASSFILE, for the user
+            // of the connection string it gives.
+            passfile: conf
+                .get("passfile")
+                .filter(|_| !o.patroni || std::env::var_os("PGPASSFILE").is_none())
+                .map(str::to_string),
             include_password: bool_key("use_primary_conninfo_password")?,
-            replication_user: o
-                .replication_user
-                .clone()
-                .or_else(|| conf.get("replication_user").map(str::to_string)),
+            replication_user: o.replication_user.clone().or_else(|| {
+                conf.get("replication_user")
+                    .filter(|_| !o.patroni)
+                    .map(str::to_string)
+            }),
             barman_mode: source == "barman",
             from_backup: source != "pg-basebackup",
             source,

@@ -20,6 +20,31 @@ pub fn verify_copy(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The copy is not a PostgreSQL 17 incremental backup, which a source may
+/// deliver as it is (its `backup_label` says `INCREMENTAL FROM LSN`):
+/// PostgreSQL refuses to start one ("this is an incremental backup, not a
+/// data directory"), so a clone that ends with one has failed.
+pub fn verify_not_incremental(dir: &Path) -> anyhow::Result<()> {
+    let label = dir.join("backup_label");
+    let Ok(text) = std::fs::read_to_string(&label) else {
+        return Ok(());
+    };
+    match text
+        .lines()
+        .find(|l| l.starts_with("INCREMENTAL FROM LSN:"))
+    {
+        Some(line) => Err(Failure::new("the copy is an incremental backup, not a data directory")
+            .detail(format!(
+                "\"{}\" says \"{}\": PostgreSQL would refuse to start it until it is combined with the backups it is based on",
+                label.display(),
+                report::escape(line.trim())
+            ))
+            .hint("combine the chain (the full backup and every incremental up to this one) with pg_combinebackup (PostgreSQL 17+) and clone from the result, or clone from a full backup")
+            .into()),
+        None => Ok(()),
+    }
+}
+
 /// `pg_verifybackup` against the backup manifest (PostgreSQL 13+).
 pub async fn verify_backup(env: &HostEnv, dir: &Path, version: u32) -> anyhow::Result<()> {
     if version < 130000 {

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use pgclone::config::{ConfFile, PluginsConfig};
 use pgclone::report::{self, Failure};
 
+pub mod patroni;
 pub mod plugin;
 pub mod plugin_install;
 pub mod standby;

@@ -137,8 +137,9 @@ pub struct CloneOpts {
     /// the upstream for its checks and, from Barman, goes on without it.
     #[arg(long)]
     no_upstream_connection: bool,
-    /// From Barman: the backup to clone (default: the latest).
-    #[arg(long, value_name = "ID")]
+    /// From Barman: the backup to clone, by id, name or shortcut (latest,
+    /// oldest; default: the latest).
+    #[arg(long, value_name = "ID|NAME")]
     backup_id: Option<String>,
     /// From Barman: parallel rsync streams (default: clone_jobs, else 4).
     #[arg(short = 'j', long, value_name = "N")]
@@ -278,6 +279,7 @@ fn clone_standby(ctx: &Context, a: CloneOpts) -> anyhow::Result<ExitCode> {
         verify_backup: a.verify_backup,
         backup_id: a.backup_id,
         jobs: a.jobs,
+        patroni: false,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -212,16 +212,23 @@ pub struct Barman {
     pub config: PathBuf,
     pub home: PathBuf,
     conninfo: String,
+    /// The PostgreSQL client tools Barman runs (`path_prefix`).
+    bindir: PathBuf,
     /// The servers whose WAL receivers run.
     servers: std::sync::Mutex<Vec<String>>,
 }
 
 impl Barman {
     pub fn setup(s: &Scratch, pg: &Pg, bin: PathBuf) -> Barman {
+        Self::setup_with(s, pg, bin, &super::pg_bindir())
+    }
+
+    /// The same with the PostgreSQL client tools (Barman's `path_prefix`:
+    /// pg_basebackup, pg_receivewal) in `bindir`.
+    pub fn setup_with(s: &Scratch, pg: &Pg, bin: PathBuf, bindir: &Path) -> Barman {
         let dir = s.path("barman");
         std::fs::create_dir_all(dir.join("home")).unwrap();
         std::fs::create_dir_all(dir.join("conf.d")).unwrap();
-        let bindir = super::pg_bindir();
         let config = dir.join("barman.conf");
         let conninfo = format!(
             "host={} port={} user=postgres",
@@ -251,6 +258,7 @@ impl Barman {
             config,
             home: dir.join("home"),
             conninfo,
+            bindir: bindir.to_path_buf(),
             servers: std::sync::Mutex::new(vec!["pg".into()]),
         };
         b.start_archiving("pg");
@@ -260,7 +268,17 @@ impl Barman {
     /// Starts the streaming archiver of `server` and waits until it archived
     /// a WAL file.
     pub fn start_archiving(&self, server: &str) {
-        self.ok(&["receive-wal", "--create-slot", server]);
+        // A slot made beforehand (e.g. a permanent slot of Patroni) is used.
+        let out = self.run(&["receive-wal", "--create-slot", server]);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success() || text.contains("already exists"),
+            "barman receive-wal --create-slot {server} failed:\n{text}"
+        );
         self.ok(&["cron"]);
         // Wait for the streaming archiver, then close the current segment.
         let start = Instant::now();
@@ -295,7 +313,7 @@ impl Barman {
                  backup_method = postgres\nimmediate_checkpoint = true\nstreaming_archiver = on\nslot_name = barman_{name}\ncreate_slot = auto\n\
                  path_prefix = {bindir}\n{settings}\n",
                 c = self.conninfo,
-                bindir = super::pg_bindir().display(),
+                bindir = self.bindir.display(),
             ),
         )
         .unwrap();
@@ -338,6 +356,23 @@ impl Barman {
             .unwrap()
             .trim()
             .to_string()
+    }
+
+    /// Takes a backup of `server` with `barman backup --wait ARGS` (e.g.
+    /// `--name N`, `--incremental latest`) and returns its id.
+    pub fn backup_with(&self, server: &str, args: &[&str]) -> String {
+        let before = self.ok(&["list-backups", "--minimal", server]);
+        let mut argv = vec!["backup", "--wait"];
+        argv.extend(args);
+        argv.push(server);
+        self.ok(&argv);
+        let after = self.ok(&["list-backups", "--minimal", server]);
+        let id = after.lines().next().unwrap().trim().to_string();
+        assert!(
+            !before.lines().any(|l| l.trim() == id),
+            "no new backup of {server}:\n{after}"
+        );
+        id
     }
 
     /// Makes the primary's current WAL reach Barman's archive.
@@ -393,5 +428,82 @@ impl Drop for HomeSshConfig {
             Some(b) => drop(std::fs::write(&self.path, b)),
             None => drop(std::fs::remove_file(&self.path)),
         }
+    }
+}
+
+/// A PostgreSQL 17 primary with `summarize_wal = on` backed up by Barman 3.19
+/// (`backup_method = postgres`, PostgreSQL 17's tools): a full backup and
+/// incremental backups on top of it (`barman backup --incremental`), each
+/// after more rows. sshd's remote commands find Barman 3.19 and PostgreSQL
+/// 17's tools (pg_combinebackup) first.
+pub struct IncrementalLab {
+    pub sc: Scratch,
+    pub primary: Pg,
+    pub sshd: Sshd,
+    pub barman: Barman,
+    /// The full backup's id (named `base-full`).
+    pub full: String,
+    /// The incremental backups' ids, oldest first (named `incr-1`, `incr-2`, ...),
+    /// each based on the one before it.
+    pub incrementals: Vec<String>,
+    /// The rows of table `t` in each backup: `rows[0]` in the full one,
+    /// `rows[i]` in `incrementals[i - 1]`.
+    pub rows: Vec<u32>,
+}
+
+impl IncrementalLab {
+    /// Built in Scratch `name` with `incrementals` incremental backups.
+    pub fn new(name: &str, incrementals: usize) -> IncrementalLab {
+        let sc = Scratch::new(name);
+        let bindir = super::pg17_bindir();
+        let mut primary = Pg::init_with(&sc, "primary", &bindir, &[]);
+        primary.append_conf("summarize_wal = on\nwal_keep_size = '256MB'\n");
+        primary.start();
+        let barman_bin = barman_319();
+        let path = format!(
+            "{}:{}:/usr/bin:/bin",
+            barman_bin.parent().unwrap().display(),
+            bindir.display()
+        );
+        let sshd = Sshd::start(&sc, &path);
+        let barman = Barman::setup_with(&sc, &primary, barman_bin, &bindir);
+        primary.sql("CREATE TABLE t(i int); INSERT INTO t SELECT generate_series(1, 1000)");
+        let mut rows = vec![1000];
+        let full = barman.backup_with("pg", &["--name", "base-full"]);
+        let mut ids = Vec::new();
+        for n in 1..=incrementals {
+            let from = rows.last().unwrap() + 1;
+            let to = from + 999;
+            primary.sql(&format!(
+                "INSERT INTO t SELECT generate_series({from}, {to})"
+            ));
+            rows.push(to);
+            let name = format!("incr-{n}");
+            ids.push(barman.backup_with("pg", &["--incremental", "latest", "--name", &name]));
+        }
+        IncrementalLab {
+            sc,
+            primary,
+            sshd,
+            barman,
+            full,
+            incrementals: ids,
+            rows,
+        }
+    }
+
+    /// A pgclone configuration for node 2 cloning from this Barman with
+    /// PostgreSQL 17's tools (`pg_bindir`), plus `extra`.
+    pub fn conf(&self, extra: &str) -> PathBuf {
+        self.sc.write(
+            "pgclone.conf",
+            &format!(
+                "node_id=2\nnode_name=node2\nbarman_host=barmansrv\nbarman_server=pg\nbarman_config='{}'\n\
+                 ssh_options='-F {}'\npg_bindir='{}'\n{extra}",
+                self.barman.config.display(),
+                self.sshd.ssh_config.display(),
+                super::pg17_bindir().display()
+            ),
+        )
     }
 }

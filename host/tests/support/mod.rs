@@ -22,6 +22,22 @@ pub fn pg_bindir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/usr/lib/postgresql/15/bin"))
 }
 
+/// PostgreSQL 17's server and client tools (pg_basebackup, pg_combinebackup),
+/// fetched by scripts/test.sh (`PGCLONE_TEST_PG17_BINDIR` overrides).
+pub fn pg17_bindir() -> PathBuf {
+    let p = std::env::var_os("PGCLONE_TEST_PG17_BINDIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-deps/pg17/bin")
+        });
+    assert!(
+        p.join("postgres").exists() && p.join("pg_combinebackup").exists(),
+        "PostgreSQL 17 not found in {}: run scripts/test.sh, which fetches it",
+        p.display()
+    );
+    p
+}
+
 /// A command run as the postgres user when we are root, else as ourselves.
 pub fn as_pg(program: impl AsRef<std::ffi::OsStr>) -> Command {
     if is_root() {

@@ -150,6 +150,16 @@ fn barman(args: &[&str]) -> Result<String, PluginError> {
                     Some(text),
                     Some("list them with barman list-backups SERVER"),
                 ))
+            } else if text.contains("Multiple backups found matching name") {
+                Err(err(
+                    ErrorKind::InvalidConfig,
+                    format!(
+                        "backup name \"{}\" is not unique in Barman",
+                        args.get(2).unwrap_or(&"")
+                    ),
+                    Some(text),
+                    Some("give --backup-id one of the backup ids Barman lists"),
+                ))
             } else {
                 Err(err(
                     ErrorKind::Failed,
@@ -165,6 +175,63 @@ fn barman(args: &[&str]) -> Result<String, PluginError> {
     }
 }
 
+/// How the user's Barman names the command that restores a backup: `barman
+/// recover`, renamed `barman restore` in Barman 3.12 (asked only for a
+/// message: each barman call costs a Python start).
+fn restore_command_name() -> String {
+    match barman(&["--version"])
+        .ok()
+        .as_deref()
+        .and_then(parse::barman_version)
+    {
+        Some(v) if v >= (3, 12) => "barman restore".into(),
+        Some(_) => "barman recover".into(),
+        None => "barman restore (barman recover before Barman 3.12)".into(),
+    }
+}
+
+/// A backup id, name or shortcut Barman does not know: what it has instead.
+fn unknown_backup(server: &str, wanted: &str, barman_said: String) -> PluginError {
+    let listing = barman(&["list-backups", server]).unwrap_or_default();
+    let listing = listing.trim();
+    let detail = if listing.is_empty() {
+        format!("{barman_said}\nBarman has no backup of server \"{server}\"")
+    } else {
+        format!("{barman_said}\nbackups of server \"{server}\" (id, 'name', F full / I incremental):\n{listing}")
+    };
+    err(
+        ErrorKind::NotFound,
+        format!("Barman has no backup \"{wanted}\" of server \"{server}\""),
+        Some(detail),
+        Some("give --backup-id a backup id or name from this list, or latest or oldest"),
+    )
+}
+
+/// A PostgreSQL 17 block-level incremental backup is not a data directory:
+/// refused until the chain can be combined (pg_combinebackup).
+fn refuse_incremental(b: &parse::ShownBackup) -> PluginError {
+    err(
+        ErrorKind::Unsupported,
+        format!(
+            "backup {} is an incremental backup{}",
+            b.id,
+            b.parent
+                .as_ref()
+                .map(|p| format!(" (of backup {p})"))
+                .unwrap_or_default()
+        ),
+        Some(
+            "a copy of it is not a data directory: PostgreSQL refuses to start it until it is combined \
+             with the backups it is based on (pg_combinebackup), which pgclone does not do yet; nothing was copied"
+                .into(),
+        ),
+        Some(&format!(
+            "choose a full backup with --backup-id (barman list-backups marks them F), or restore this one with {}, which combines the chain",
+            restore_command_name()
+        )),
+    )
+}
+
 impl Guest for Barman {
     fn describe() -> PluginInfo {
         pgclone_plugin_sdk::describe(MANIFEST)
@@ -176,6 +243,8 @@ impl Guest for Barman {
         let id = request.backup_id.clone().unwrap_or_else(|| "latest".into());
         // An empty catalogue answers "Unknown backup 'latest'": only then ask
         // for the list, to say what it means (each barman call costs a Python start).
+        // Barman resolves ids, names (`barman backup --name`) and shortcuts
+        // (latest, oldest, ...) itself.
         let shown = match barman(&["show-backup", &server, &id]) {
             Ok(s) => s,
             Err(e) if e.kind == ErrorKind::NotFound && request.backup_id.is_none() => {
@@ -189,6 +258,9 @@ impl Guest for Barman {
                     ));
                 }
                 return Err(e);
+            }
+            Err(e) if e.kind == ErrorKind::NotFound && e.message == "no such backup in Barman" => {
+                return Err(unknown_backup(&server, &id, e.detail.unwrap_or_default()));
             }
             Err(e) => return Err(e),
         };
@@ -244,8 +316,14 @@ impl Guest for Barman {
                 ErrorKind::Unsupported,
                 format!("backup {} is compressed ({c})", b.id),
                 Some("pgclone restores plain Barman backups; nothing was copied".into()),
-                Some("choose a plain backup with --backup-id, or restore this one with barman recover"),
+                Some(&format!(
+                    "choose a plain backup with --backup-id, or restore this one with {}",
+                    restore_command_name()
+                )),
             ));
+        }
+        if b.is_incremental() {
+            return Err(refuse_incremental(&b));
         }
         Ok(BackupDescription {
             id: b.id,
@@ -285,7 +363,10 @@ impl Guest for Barman {
                 ErrorKind::Unsupported,
                 format!("backup {} is compressed ({format})", backup.id),
                 Some("pgclone restores plain Barman backups; nothing was copied".into()),
-                Some("choose a plain backup with --backup-id, or restore this one with barman recover"),
+                Some(&format!(
+                    "choose a plain backup with --backup-id, or restore this one with {}",
+                    restore_command_name()
+                )),
             ));
         }
         let mut steps = vec![PlanStep::CopyTree(CopyTreeStep {

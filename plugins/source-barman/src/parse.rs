@@ -20,6 +20,12 @@ pub struct ShownBackup {
     /// The backup's size as Barman shows it ("Disk usage", without WALs),
     /// 0 when not shown. Approximate (one decimal): for progress only.
     pub size_bytes: u64,
+    /// `barman backup --name` (Barman 3.3+).
+    pub name: Option<String>,
+    /// `full`, `incremental`, ... (Barman 3.11+; absent before).
+    pub backup_type: Option<String>,
+    /// The backup an incremental one is based on (Barman 3.11+).
+    pub parent: Option<String>,
 }
 
 /// Bytes from Barman's human size, e.g. `22.1 MiB` (binary units).
@@ -36,6 +42,19 @@ pub fn human_size(value: &str) -> Option<u64> {
         _ => return None,
     };
     Some((number * unit as f64) as u64)
+}
+
+impl ShownBackup {
+    /// A PostgreSQL 17 block-level incremental backup: not a data directory
+    /// until combined with its parents (pg_combinebackup).
+    pub fn is_incremental(&self) -> bool {
+        self.backup_type.as_deref() == Some("incremental") || self.parent.is_some()
+    }
+}
+
+/// Barman's way of saying "none" in show-backup.
+fn none(value: &str) -> bool {
+    matches!(value, "" | "None" | "none" | "-") || value.starts_with("- ")
 }
 
 /// Parses `barman show-backup SERVER ID` output.
@@ -88,11 +107,12 @@ pub fn show_backup(text: &str) -> Result<ShownBackup, String> {
             "End WAL" => b.end_wal = value.to_string(),
             "Begin LSN" => b.begin_lsn = value.to_string(),
             "End LSN" => b.end_lsn = value.to_string(),
-            "Compression" | "Backup compression" | "Backup Compression"
-                if !matches!(value, "" | "None" | "none" | "-") =>
-            {
+            "Compression" | "Backup compression" | "Backup Compression" if !none(value) => {
                 b.compression = Some(value.to_string());
             }
+            "Backup Name" if !none(value) => b.name = Some(value.to_string()),
+            "Backup Type" if !none(value) => b.backup_type = Some(value.to_string()),
+            "Parent Backup" if !none(value) => b.parent = Some(value.to_string()),
             _ => {}
         }
     }
@@ -103,6 +123,24 @@ pub fn show_backup(text: &str) -> Result<ShownBackup, String> {
         ));
     }
     Ok(b)
+}
+
+/// The version of `barman --version` ("3.19.1 Barman by EnterpriseDB ...")
+/// as (major, minor).
+pub fn barman_version(text: &str) -> Option<(u32, u32)> {
+    let v = text.split_whitespace().next()?;
+    let mut parts = v.split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts
+        .next()
+        .map(|m| {
+            m.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+        })
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
+    Some((major, minor))
 }
 
 /// The archive format of a backup whose data directory is stored as tar
@@ -218,6 +256,58 @@ mod tests {
     Begin LSN            : 0/44000028
     End LSN              : 0/45000000
 ";
+
+    const SHOWN_INCREMENTAL: &str = "Backup 20261126T101006:
+  Backup Name            : incr1
+  Server Name            : pg
+  System Id              : 7712420261172115520
+  Status                 : DONE
+  PostgreSQL Version     : 170011
+  PGDATA directory       : /tmp/pg17
+
+  Server information:
+    Checksums            : off
+    WAL summarizer       : on
+
+  Base backup information:
+    Backup Method        : postgres
+    Backup Type          : incremental
+    Timeline             : 1
+    Begin WAL            : 000000010000000000000008
+    Begin LSN            : 0/8000028
+    End LSN              : 0/9000000
+
+  Catalog information:
+    Retention Policy     : not enforced
+    Previous Backup      : 20261126T100953
+    Next Backup          : - (this is the latest base backup)
+    Root Backup          : 20261126T100953
+    Parent Backup        : 20261126T100953
+    Backup chain size    : 2
+";
+
+    #[test]
+    fn names_types_and_parents() {
+        let b = show_backup(SHOWN_INCREMENTAL).unwrap();
+        assert_eq!(b.name.as_deref(), Some("incr1"));
+        assert_eq!(b.backup_type.as_deref(), Some("incremental"));
+        assert_eq!(b.parent.as_deref(), Some("20261126T100953"));
+        assert!(b.is_incremental());
+        let full = SHOWN_INCREMENTAL
+            .replace("incremental", "full")
+            .replace("    Parent Backup        : 20261126T100953\n", "");
+        let b = show_backup(&full).unwrap();
+        assert!(!b.is_incremental(), "{b:?}");
+        // Barman 3.4: no name, type or parent.
+        let b = show_backup(SHOWN).unwrap();
+        assert_eq!((b.name, b.backup_type, b.parent), (None, None, None));
+        assert_eq!(
+            barman_version("3.19.1 Barman by EnterpriseDB (www.enterprisedb.com)\n"),
+            Some((3, 19))
+        );
+        assert_eq!(barman_version("3.4.0 Barman"), Some((3, 4)));
+        assert_eq!(barman_version(""), None);
+    }
 
     #[test]
     fn tar_backups_are_recognised() {

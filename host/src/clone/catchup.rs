@@ -1,0 +1,256 @@
+//! Can a standby cloned from a backup catch up without `restore_command`?
+//!
+//! A backup holds no WAL of its own (Barman's never does): a standby started
+//! from it needs every WAL segment from the one the backup begins in. Without
+//! `restore_command` the only place it can get them is the upstream, by
+//! streaming — and a walsender cannot send what its server already removed
+//! ("requested WAL segment ... has already been removed"). So before anything
+//! is copied, the upstream is asked whether it still holds that segment.
+//!
+//! PostgreSQL removes (or recycles) old segments by segment number, whatever
+//! the timeline in their names: the comparison is of log/segment numbers only,
+//! so an upstream promoted to a later timeline since the backup is judged by
+//! the same rule.
+
+use tokio_postgres::Client;
+
+use crate::pg::client::error_text;
+
+/// What the upstream said about the WAL a backup begins in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// It still holds it: how that is known.
+    Held(String),
+    /// It no longer has it: the oldest segment it still has.
+    Gone { oldest: String },
+    /// It could not be determined: why.
+    Unknown(String),
+}
+
+/// Where a backup begins, in the terms of the WAL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Begin {
+    /// The segment's file name, e.g. `000000010000000000000044`.
+    pub wal: String,
+    /// The LSN the backup started at (as given, `X/X`).
+    pub lsn: String,
+    pub timeline: u32,
+}
+
+/// `"0/44000028"` → 0x44000028.
+pub fn parse_lsn(s: &str) -> Option<u64> {
+    let (hi, lo) = s.trim().split_once('/')?;
+    let hi = u64::from_str_radix(hi, 16).ok()?;
+    let lo = u64::from_str_radix(lo, 16).ok()?;
+    (hi <= u32::MAX as u64 && lo <= u32::MAX as u64).then_some((hi << 32) | lo)
+}
+
+/// The segment number of a WAL file name (`TTTTTTTTLLLLLLLLSSSSSSSS`), the
+/// timeline left out.
+pub fn segno_of_name(name: &str, seg_size: u64) -> Option<u64> {
+    if name.len() != 24 || !name.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let log = u64::from_str_radix(&name[8..16], 16).ok()?;
+    let seg = u64::from_str_radix(&name[16..24], 16).ok()?;
+    let per_log = 0x1_0000_0000 / seg_size;
+    (seg < per_log).then_some(log * per_log + seg)
+}
+
+/// The file name of segment `segno` on `timeline`.
+pub fn wal_name(timeline: u32, segno: u64, seg_size: u64) -> String {
+    let per_log = 0x1_0000_0000 / seg_size;
+    format!(
+        "{timeline:08X}{:08X}{:08X}",
+        segno / per_log,
+        segno % per_log
+    )
+}
+
+/// The verdict from the names in the upstream's WAL directory: PostgreSQL
+/// removes segments older than a cutoff by segment number, whatever their
+/// timeline, so the oldest segment number present tells whether
+/// `begin_seg` and all after it are still there. (Asking for the file
+/// `pg_walfile_name(begin)` names would be wrong on an upstream promoted since
+/// the backup: that name carries the upstream's timeline, not the one the
+/// segment was written on.)
+pub fn judge_listing(names: &[String], begin_seg: u64, seg_size: u64) -> Verdict {
+    let oldest = names
+        .iter()
+        .filter_map(|n| segno_of_name(n, seg_size).map(|s| (s, n)))
+        .min();
+    match oldest {
+        Some((s, name)) if s <= begin_seg => {
+            Verdict::Held(format!("its WAL directory goes back to segment {name}"))
+        }
+        Some((_, name)) => Verdict::Gone {
+            oldest: name.clone(),
+        },
+        None => Verdict::Unknown("the upstream's WAL directory lists no segment".into()),
+    }
+}
+
+/// The upstream's WAL segment size in bytes (16 MiB when it cannot be read).
+async fn seg_size(c: &Client) -> u64 {
+    let row = c
+        .query_opt(
+            "SELECT setting::int8, coalesce(unit, '') FROM pg_settings WHERE name = 'wal_segment_size'",
+            &[],
+        )
+        .await;
+    let Ok(Some(row)) = row else {
+        return 16 << 20;
+    };
+    let n: i64 = row.get(0);
+    let unit: String = row.get(1);
+    let mult: i64 = match unit.as_str() {
+        "B" | "" => 1,
+        "kB" => 1024,
+        "8kB" => 8192,
+        "MB" => 1 << 20,
+        _ => return 16 << 20,
+    };
+    match (n * mult) as u64 {
+        s if s.is_power_of_two() && (1 << 20..=1 << 30).contains(&s) => s,
+        _ => 16 << 20,
+    }
+}
+
+/// Asks the upstream whether it still holds the WAL from `begin` on. `slot`
+/// is the replication slot the standby will use, when it uses one. Every way
+/// that works for the connecting user is tried: the standby's slot, the WAL
+/// directory's listing (superuser, pg_monitor), any slot that retains it, the
+/// last checkpoint.
+pub async fn check(c: &Client, version: u32, slot: Option<&str>, begin: &Begin) -> Verdict {
+    let seg_size = seg_size(c).await;
+    let Some(begin_seg) =
+        segno_of_name(&begin.wal, seg_size).or_else(|| parse_lsn(&begin.lsn).map(|l| l / seg_size))
+    else {
+        return Verdict::Unknown(format!(
+            "the backup's begin WAL \"{}\" (LSN \"{}\") cannot be understood",
+            begin.wal, begin.lsn
+        ));
+    };
+    let seg_of = |lsn: &str| parse_lsn(lsn).map(|l| l / seg_size);
+    // Slots: (name, restart_lsn) of those that still reserve WAL (wal_status
+    // is PostgreSQL 13+; `lost` and `unreserved` ones may lose it any time).
+    let slots: Vec<(String, String)> = c
+        .query(
+            "SELECT slot_name::text, restart_lsn::text FROM pg_replication_slots s
+              WHERE restart_lsn IS NOT NULL
+                AND coalesce(to_jsonb(s)->>'wal_status', 'reserved') IN ('reserved', 'extended')
+              ORDER BY restart_lsn",
+            &[],
+        )
+        .await
+        .map(|rows| rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        .unwrap_or_default();
+    if let Some(own) = slot {
+        if let Some((_, lsn)) = slots
+            .iter()
+            .find(|(n, l)| n == own && seg_of(l).is_some_and(|s| s <= begin_seg))
+        {
+            return Verdict::Held(format!(
+                "replication slot \"{own}\", which the standby will use, retains WAL from {lsn}"
+            ));
+        }
+    }
+    let listing = if version >= 100000 {
+        "SELECT name FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{24}$'"
+    } else {
+        "SELECT f FROM pg_ls_dir('pg_xlog') f WHERE f ~ '^[0-9A-F]{24}$'"
+    };
+    let denied = match c.query(listing, &[]).await {
+        Ok(rows) => {
+            let names: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+            return judge_listing(&names, begin_seg, seg_size);
+        }
+        Err(e) => error_text(&e),
+    };
+    if let Some((name, lsn)) = slots
+        .iter()
+        .find(|(_, l)| seg_of(l).is_some_and(|s| s <= begin_seg))
+    {
+        return Verdict::Held(format!(
+            "replication slot \"{name}\" retains WAL from {lsn} (for now: the standby does not use that slot)"
+        ));
+    }
+    // WAL after the last checkpoint's redo point is kept until the next one.
+    if let Ok(row) = c
+        .query_one("SELECT redo_lsn::text FROM pg_control_checkpoint()", &[])
+        .await
+    {
+        let redo: String = row.get(0);
+        if seg_of(&redo).is_some_and(|s| s <= begin_seg) {
+            return Verdict::Held(format!(
+                "it comes after the upstream's last checkpoint (redo at {redo}), whose WAL the upstream keeps until its next checkpoint"
+            ));
+        }
+    }
+    Verdict::Unknown(denied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lsns_and_names() {
+        assert_eq!(parse_lsn("0/44000028"), Some(0x4400_0028));
+        assert_eq!(parse_lsn("1/0"), Some(1 << 32));
+        assert_eq!(parse_lsn("x"), None);
+        let m16 = 16 << 20;
+        assert_eq!(segno_of_name("000000010000000000000044", m16), Some(0x44));
+        // The timeline does not count: a later timeline's file of the same segment.
+        assert_eq!(
+            segno_of_name("000000030000000100000002", m16),
+            Some(256 + 2)
+        );
+        assert_eq!(segno_of_name("000000010000000000000100", m16), None);
+        assert_eq!(segno_of_name("00000001000000000000004", m16), None);
+        assert_eq!(wal_name(1, 256 + 2, m16), "000000010000000100000002");
+        // 64 MiB segments: 64 per log file.
+        let m64 = 64 << 20;
+        assert_eq!(
+            segno_of_name("00000001000000010000003F", m64),
+            Some(64 + 63)
+        );
+        assert_eq!(wal_name(2, 64 + 63, m64), "00000002000000010000003F");
+        assert_eq!(parse_lsn("1/FC000000").unwrap() / m64, 64 + 63);
+    }
+
+    #[test]
+    fn listings_are_judged_by_segment_number_whatever_the_timeline() {
+        let m16 = 16 << 20;
+        let names = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // Promoted since the backup (timeline 1, segment 3): the old timeline's
+        // segments and the new one's.
+        let promoted = names(&[
+            "000000010000000000000002",
+            "000000010000000000000003",
+            "000000020000000000000005",
+            "000000020000000000000006",
+        ]);
+        assert!(matches!(
+            judge_listing(&promoted, 3, m16),
+            Verdict::Held(h) if h.contains("000000010000000000000002")
+        ));
+        // Only the new timeline's files remain (the switch segment is copied
+        // to it): still there from segment 5 on, not from 3.
+        let later = names(&["000000020000000000000005", "000000020000000000000006"]);
+        assert!(matches!(judge_listing(&later, 5, m16), Verdict::Held(_)));
+        assert_eq!(
+            judge_listing(&later, 3, m16),
+            Verdict::Gone {
+                oldest: "000000020000000000000005".into()
+            }
+        );
+        // Recycled segments carry future names; history files do not count.
+        let recycled = names(&["00000001000000000000000A", "00000002.history"]);
+        assert!(matches!(
+            judge_listing(&recycled, 3, m16),
+            Verdict::Gone { .. }
+        ));
+        assert!(matches!(judge_listing(&[], 3, m16), Verdict::Unknown(_)));
+    }
+}
