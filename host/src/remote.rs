@@ -55,6 +55,54 @@ pub fn master_command(
     c
 }
 
+/// barman-wal-restore's default user on the Barman host (its `-U`).
+pub const BARMAN_DEFAULT_USER: &str = "barman";
+
+/// The ssh destination of the Barman host, the same for a clone and for
+/// `wal-restore`: `host` as given when it names a user (`user@host`); else
+/// `user@host` when a user is given (`wal-restore -U`); else `host` alone
+/// when the ssh configuration sets a User for it (as `ssh -G` reports it: one
+/// other than the login name); else `barman@host`, barman-wal-restore's
+/// default.
+pub fn barman_destination(
+    host: &str,
+    user: Option<&str>,
+    port: Option<&str>,
+    ssh_options: &[String],
+) -> String {
+    if host.contains('@') {
+        return host.to_string();
+    }
+    if let Some(u) = user {
+        return format!("{u}@{host}");
+    }
+    match configured_user(host, port, ssh_options) {
+        Some(u) if u != crate::pg::libpq::os_user() => host.to_string(),
+        _ => format!("{BARMAN_DEFAULT_USER}@{host}"),
+    }
+}
+
+/// The user ssh would log in as on `host` (`ssh -G`: its configuration
+/// evaluated, nothing connected); none when ssh cannot say.
+pub fn configured_user(host: &str, port: Option<&str>, ssh_options: &[String]) -> Option<String> {
+    let mut c = std::process::Command::new("ssh");
+    c.arg("-G");
+    if let Some(p) = port {
+        c.args(["-p", p]);
+    }
+    c.args(ssh_options)
+        .arg("--")
+        .arg(host)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    crate::report::running(&c);
+    let out = c.output().ok().filter(|o| o.status.success())?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("user "))
+        .map(|u| u.trim().to_string())
+}
+
 /// Quotes `arg` for a POSIX shell: one literal word, whatever it contains.
 pub fn shell_quote(arg: &str) -> String {
     if !arg.is_empty()

@@ -835,3 +835,83 @@ fn repmgr_barman_lines_verbatim_go_to_barman_or_not() {
     assert!(plan.contains("pg_basebackup"), "{plan}");
     assert!(!plan.contains("barmansrv.invalid"), "{plan}");
 }
+
+/// `-D` with a configuration file that sets another data_directory: repmgr
+/// would ignore -D; pgclone clones into -D, says so and says what to change
+/// (as its `--help` states).
+#[test]
+fn pgdata_given_with_a_configured_data_directory_is_used_with_a_warning() {
+    if !support::is_root() {
+        return;
+    }
+    let n = Node1::start("argv-pgdata");
+    let cfg = n.conf("");
+    let other = n.sc.path("elsewhere");
+    let line = format!(
+        "repmgr -h node1 -U repmgr -d repmgr -f /etc/repmgr.conf standby clone -c -D {}",
+        other.display()
+    );
+    let (_, err) = ok(&n.run(&format!("{line} --dry-run"), &cfg));
+    let warning = format!(
+        "WARNING: -D/--pgdata \"{}\" is used instead of data_directory \"{}\" from \"{}\" (repmgr would ignore -D)",
+        other.display(),
+        n.standby().display(),
+        cfg.display()
+    );
+    assert!(err.contains(&warning), "{err}");
+    assert!(
+        err.contains(&format!(
+            "HINT: set data_directory to \"{}\"",
+            other.display()
+        )),
+        "{err}"
+    );
+    let (_, err) = ok(&n.run(&line, &cfg));
+    assert!(err.contains(&warning), "{err}");
+    assert!(other.join("PG_VERSION").exists(), "{err}");
+    assert!(!n.standby().exists(), "{err}");
+    // The same directory in both: nothing to say.
+    let cfg = n.conf("");
+    let (_, err) = ok(&n.run(
+        &format!(
+            "repmgr -h node1 -U repmgr -d repmgr -f /etc/repmgr.conf standby clone -D {} --dry-run",
+            n.standby().display()
+        ),
+        &cfg,
+    ));
+    assert!(!err.contains("-D/--pgdata"), "{err}");
+
+    let help = text(&n.run("repmgr standby clone --help", &cfg).stdout);
+    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        help.contains("Unlike repmgr, which ignores -D when the configuration file sets data_directory, -D is used"),
+        "{help}"
+    );
+}
+
+/// The ssh user rule and the words of `plugin test` are in `--help`.
+#[test]
+fn help_states_the_barman_user_rule_and_what_plugin_test_does() {
+    let env = Env::new("");
+    let flat = |args: &[&str]| {
+        let out = env.run(args);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let help = flat(&["wal-restore", "--help"]);
+    assert!(
+        help.contains("Default: the User your ssh configuration sets for BARMAN_HOST (as `ssh -G` shows it), else barman, as with barman-wal-restore; the clone uses the same rule."),
+        "{help}"
+    );
+    let help = flat(&["plugin", "test", "--help"]);
+    for words in [
+        "grants it every capability it requests (no program is run",
+        "(ok, WARN or FAIL)",
+        "The configuration values the plugin sees (a file in repmgr.conf syntax). Without it, every key the plugin may read is `conformance-test`",
+    ] {
+        assert!(help.contains(words), "{words}: {help}");
+    }
+}

@@ -115,9 +115,10 @@ fn clone_replay_stream(name: &str, bin: PathBuf, variant: Variant) {
             &args.iter().map(String::as_str).collect::<Vec<_>>(),
         );
         let text = stdout(&out);
-        // The live counter, redrawn in place.
-        assert!(text.contains("\r\x1b[KINFO: copied "), "{text:?}");
-        assert!(text.contains(" MiB/s"), "{text}");
+        // The live line, redrawn in place: the backup's size is known.
+        assert!(text.contains("copy ["), "{text:?}");
+        assert!(text.contains("%), ") && text.contains(" left"), "{text:?}");
+        assert!(text.contains("INFO: copy: "), "{text}");
         (out, text)
     } else {
         let out = lab.clone(&lab.conf(""), &target, &[]);
@@ -1132,8 +1133,9 @@ fn slow_stream_faults(lab: &Lab, server: &str, archive: &Path) {
     );
     let text = stdout(&out);
     assert!(out.status.success(), "{text}");
-    assert!(text.contains("\r\x1b[KINFO: copied "), "{text:?}");
-    assert!(text.contains(" MiB/s"), "{text}");
+    // The live line (its own phase, redrawn in place), then its summary.
+    assert!(text.contains("unpack "), "{text:?}");
+    assert!(text.contains("INFO: unpack: ") && text.contains(" MiB/s"), "{text}");
     assert!(
         text.contains("standby clone (from Barman) complete"),
         "{text}"

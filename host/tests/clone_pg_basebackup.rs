@@ -521,6 +521,35 @@ fn upstream_node_id_takes_conninfo_and_replication_user_from_repmgr() {
     p.wait_for("SELECT usename FROM pg_stat_replication", "repl", WAIT);
 }
 
+/// On a terminal the copy is one live line with its total, percent, rate and
+/// time left (pg_basebackup's own reports, read by pgclone), then its summary.
+#[test]
+fn on_a_terminal_the_copy_shows_its_progress() {
+    let sc = Scratch::new("termprogress");
+    let mut p = Pg::init(&sc, "primary");
+    p.start();
+    p.sql(
+        "CREATE TABLE big AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, 300000) g",
+    );
+    // Slowed down so that pg_basebackup reports more than its start and end.
+    let cfg = sc.write(
+        "pgclone.conf",
+        "node_id=2\nnode_name=node2\npg_basebackup_options='--max-rate=32M'\n",
+    );
+    let target = sc.path("standby");
+    let args = clone_args(&cfg, &p, &target, &["-c"]);
+    let out = pgclone_on_terminal(&sc, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let text = stdout(&out);
+    if std::env::var_os("PGCLONE_SHOW").is_some() {
+        eprintln!("{text:?}");
+    }
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("copy ["), "{text:?}");
+    assert!(text.contains("%), ") && text.contains(" left"), "{text:?}");
+    assert!(text.contains("INFO: copy: "), "{text}");
+    assert!(target.join("standby.signal").exists());
+}
+
 #[test]
 fn verify_backup_and_external_config_files() {
     let sc = Scratch::new("verify");
@@ -549,6 +578,27 @@ fn verify_backup_and_external_config_files() {
         err.contains("pg_verifybackup: backup successfully verified"),
         "{err}"
     );
+    assert!(
+        err.contains(
+            "INFO: no /etc/pgclone/plugins.toml: first-party plugins only; recovery policies: recovery-standard"
+        ),
+        "{err}"
+    );
+    // Not on a terminal: no live lines, a summary per phase.
+    assert!(!err.contains('\r') && !err.contains('\x1b'), "{err:?}");
+    for phase in ["copy", "verify"] {
+        let line = err
+            .lines()
+            .find(|l| l.starts_with(&format!("INFO: {phase}: ")))
+            .unwrap_or_else(|| panic!("no {phase} summary in {err}"));
+        assert!(
+            line.contains(" MiB in ") && line.ends_with(" MiB/s"),
+            "{line}"
+        );
+        // The bytes are those of the copy (a fresh cluster has over 20 MiB).
+        let mib: f64 = line.split_whitespace().nth(2).unwrap().parse().unwrap();
+        assert!(mib > 15.0, "{line}");
+    }
     assert_eq!(
         std::fs::read_to_string(target.join("ident_ext.conf")).unwrap(),
         "# external ident map\nmap1 os_user db_user\n"

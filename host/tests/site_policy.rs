@@ -33,20 +33,38 @@ fn the_site_policy_is_installed_verified_and_enforced() {
     let cfg = sc.write(
         "pgclone.conf",
         &format!(
-            "node_id=3\nnode_name='dr-1'\nuse_primary_conninfo_password=true\nplugins_config='{}'\n",
+            "node_id=3\nnode_name='dr-1'\nuse_primary_conninfo_password=true\nplugins_config='{}'\n\
+             site_policy_wal_archive='/srv/wal archive/main'\n",
             plugins.display()
         ),
     );
 
     let out = pgclone(
         &sc,
-        &["-f", s(&cfg), "plugin", "install", s(&wasm), "--chain"],
+        &[
+            "-f",
+            s(&cfg),
+            "plugin",
+            "install",
+            s(&wasm),
+            "--chain",
+            "--grant",
+            "read-config:site_policy_wal_archive",
+        ],
         &[],
     );
     let text = stdout(&out);
     assert!(out.status.success(), "{}{text}", stderr(&out));
     assert!(text.contains("plugin:       site-policy 1.0.0"), "{text}");
-    assert!(text.contains("nothing: it cannot run programs"), "{text}");
+    // Its one capability: the setting that names the archive to clean.
+    assert!(
+        text.contains("read the configuration key \"site_policy_wal_archive\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("granted:      everything it requests"),
+        "{text}"
+    );
     // ... but as a policy, its settings can make PostgreSQL run commands: said.
     assert!(
         text.contains(
@@ -81,6 +99,14 @@ fn the_site_policy_is_installed_verified_and_enforced() {
         p.socket_dir.display(),
         p.port
     );
+    let used = format!(
+        "INFO: plugins from \"{}\"; recovery policies: recovery-standard, site-policy",
+        plugins.display()
+    );
+    let out = clone(&["--upstream-conninfo", &upstream, "--dry-run"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains(&used), "{err}");
     let out = clone(&["--upstream-conninfo", &upstream]);
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
@@ -92,10 +118,13 @@ fn the_site_policy_is_installed_verified_and_enforced() {
     assert!(auto.contains("sslmode=verify-full"), "{auto}");
     assert!(!auto.contains("s3cret"), "{auto}");
     assert!(auto.contains("recovery_min_apply_delay = '4h'"), "{auto}");
+    // The archive comes from site_policy_wal_archive, quoted for the shell.
     assert!(
-        auto.contains("archive_cleanup_command = 'pg_archivecleanup /srv/wal_archive %r'"),
+        auto.contains("archive_cleanup_command = 'pg_archivecleanup ''/srv/wal archive/main'' %r'"),
         "{auto}"
     );
+    // The clone names the plugins.toml and the chain it used.
+    assert!(err.contains(&used), "{err}");
 
     // A changed plugin file is refused by verify and by a clone.
     let installed = std::fs::read_dir(sc.path("etc/plugins"))

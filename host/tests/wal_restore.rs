@@ -1147,3 +1147,135 @@ fn pitr_outlasts_a_barman_outage_and_stops_without_promoting_when_barman_stays_a
     assert!(control.contains("in archive recovery"), "{control}");
     lab.sshd.restart();
 }
+
+/// wal-restore and the clone reach Barman as the same ssh user: the User of
+/// the ssh Host block when it sets one, barman (barman-wal-restore's `-U`
+/// default) when it does not, and `-U` whenever it is given. sshd lets only
+/// `barman` in, so the wrong user is refused for real.
+#[test]
+fn wal_restore_and_the_clone_reach_barman_as_the_same_ssh_user() {
+    let lab = lab("waluser");
+    let key = lab.sc.path("ssh/client_key");
+    let block = |name: &str, user: &str| {
+        format!(
+            "Host {name}\n  HostName 127.0.0.1\n  Port {}\n{user}  IdentityFile {}\n  \
+             StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n",
+            lab.sshd.port,
+            key.display()
+        )
+    };
+    let ssh_config = lab.sc.write(
+        "ssh/users_config",
+        &(block("nouser", "") + &block("asnobody", "  User nobody\n")),
+    );
+    run_ok(
+        std::process::Command::new("chown")
+            .arg("postgres")
+            .arg(&ssh_config),
+    );
+    let conf = lab.sc.write("empty.conf", "");
+    let cfgopt = format!("--ssh-option=-F{}", ssh_config.display());
+    let spool = lab.sc.path("spool");
+    let test = |extra: &[&str], host: &str| {
+        let mut args = vec![
+            "-f",
+            conf.to_str().unwrap(),
+            "wal-restore",
+            &cfgopt,
+            "-c",
+            lab.barman.config.to_str().unwrap(),
+            "--spool-dir",
+            spool.to_str().unwrap(),
+            "--connect-timeout",
+            "5",
+        ];
+        args.extend(extra);
+        args.extend(["--test", host, "pg"]);
+        pgclone(&lab.sc, &args, &[])
+    };
+    // No User in the Host block: barman, as barman-wal-restore.
+    let out = test(&[], "nouser");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // The Host block's User (nobody) is followed: refused by this sshd.
+    let out = test(&[], "asnobody");
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    // -U wins over the Host block.
+    let out = test(&["-U", "barman"], "asnobody");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    // A delivery through "nouser" starts the prefetcher, which fills the
+    // same source directory (found with the same user).
+    let first = lab
+        .primary
+        .sql("SELECT pg_walfile_name(pg_current_wal_lsn())");
+    lab.primary.sql("CREATE TABLE t(i int)");
+    for i in 0..4 {
+        lab.primary.sql(&format!(
+            "INSERT INTO t VALUES ({i}); SELECT pg_switch_wal()"
+        ));
+    }
+    lab.barman.archive_now();
+    let n = u32::from_str_radix(&first[16..], 16).unwrap();
+    let next = format!("{}{:08X}", &first[..16], n + 1);
+    let prefetch_spool = lab.sc.path("spool-nouser");
+    let dest = lab.sc.mkdir("pg_wal").join("RECOVERYXLOG");
+    let out = pgclone(
+        &lab.sc,
+        &[
+            "-f",
+            conf.to_str().unwrap(),
+            "wal-restore",
+            &cfgopt,
+            "-c",
+            lab.barman.config.to_str().unwrap(),
+            "--spool-dir",
+            prefetch_spool.to_str().unwrap(),
+            "-p",
+            "2",
+            "nouser",
+            "pg",
+            &first,
+            dest.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let start = std::time::Instant::now();
+    while !spooled(&prefetch_spool).iter().any(|p| p.ends_with(&next)) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the prefetcher never filled the spool: {:?}",
+            spooled(&prefetch_spool)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        source_dirs(&prefetch_spool, "barman-").len(),
+        1,
+        "{:?}",
+        spooled(&prefetch_spool)
+    );
+
+    // The clone takes the same user for barman_host (its ssh commands, -v).
+    let clone = |host: &str| {
+        let cfg = lab.sc.write(
+            &format!("clone-{host}.conf"),
+            &format!(
+                "node_id=2\nnode_name=node2\nbarman_host={host}\nbarman_server=pg\n\
+                 barman_config='{}'\nssh_options='-F {}'\n",
+                lab.barman.config.display(),
+                ssh_config.display()
+            ),
+        );
+        let mut args = clone_args(&cfg, &lab.primary, &lab.sc.path("standby"), &["--dry-run"]);
+        args.insert(0, "-v".into());
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        stderr(&pgclone(&lab.sc, &refs, &[]))
+    };
+    let err = clone("nouser");
+    assert!(err.contains(" -- barman@nouser"), "{err}");
+    assert!(!err.contains("Permission denied"), "{err}");
+    let err = clone("asnobody");
+    assert!(err.contains(" -- asnobody"), "{err}");
+    assert!(!err.contains("@asnobody"), "{err}");
+}

@@ -2,6 +2,11 @@
 //! must reach their primary over TLS with `sslmode=verify-full`, never keep a
 //! password in `primary_conninfo`, DR nodes (`dr-*`) replay 4 hours behind,
 //! and every standby cleans the WAL archive it restores from.
+//!
+//! Setting (in the node's configuration file, read through the
+//! `read-config:site_policy_wal_archive` grant): `site_policy_wal_archive`,
+//! the WAL archive `archive_cleanup_command` cleans (default
+//! `/srv/wal_archive`).
 
 use pgclone_plugin_sdk::policy::{self, Guest, RecoveryConfig, RecoveryFacts};
 use pgclone_plugin_sdk::{conninfo, pattern, ErrorExt, ErrorKind, PluginError, PluginInfo};
@@ -14,12 +19,45 @@ pgclone_plugin_sdk::manifest! {
     description: "verify-full TLS, no stored passwords, 4h delay on dr-* nodes, archive cleanup",
     provides: [],
     needs_upstream: false,
-    capabilities: [],
+    capabilities: ["read-config:site_policy_wal_archive"],
 }
 
 const DELAYED_NODES: &str = "dr-*";
 const DELAY: &str = "4h";
-const CLEANUP: &str = "pg_archivecleanup /srv/wal_archive %r";
+/// The configuration key that names the WAL archive to clean.
+pub const ARCHIVE_KEY: &str = "site_policy_wal_archive";
+/// The archive when the key is not set.
+pub const DEFAULT_ARCHIVE: &str = "/srv/wal_archive";
+
+/// A word for the shell PostgreSQL runs archive_cleanup_command with: as it
+/// is when it is plain, else in single quotes.
+fn shell_word(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:,=@%".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+/// archive_cleanup_command for the archive named by `site_policy_wal_archive`.
+fn cleanup_command() -> Result<String, PluginError> {
+    let archive = pgclone_plugin_sdk::host::config_get(ARCHIVE_KEY)?
+        .unwrap_or_else(|| DEFAULT_ARCHIVE.to_string());
+    if archive.trim().is_empty() || archive.chars().any(char::is_control) {
+        return Err(PluginError::new(
+            ErrorKind::InvalidConfig,
+            format!("site policy: {ARCHIVE_KEY} must name the WAL archive"),
+        )
+        .detail(format!("{ARCHIVE_KEY} is {archive:?}"))
+        .hint(format!(
+            "set {ARCHIVE_KEY} to the archive's directory, or remove it for {DEFAULT_ARCHIVE}"
+        )));
+    }
+    Ok(format!("pg_archivecleanup {} %r", shell_word(&archive)))
+}
 
 pub struct SitePolicy;
 
@@ -59,7 +97,7 @@ impl Guest for SitePolicy {
         if pattern::matches(DELAYED_NODES, &facts.node_name) {
             policy::set(&mut config, "recovery_min_apply_delay", DELAY);
         }
-        policy::set(&mut config, "archive_cleanup_command", CLEANUP);
+        policy::set(&mut config, "archive_cleanup_command", &cleanup_command()?);
         Ok(config)
     }
 }
@@ -69,7 +107,9 @@ pgclone_plugin_sdk::export_policy!(SitePolicy);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pgclone_plugin_sdk::testing::{self, param};
+    use pgclone_plugin_sdk::testing::{self, param, FakeHost};
+
+    const CLEANUP: &str = "pg_archivecleanup /srv/wal_archive %r";
 
     fn facts(node: &str, sslmode: Option<&str>) -> RecoveryFacts {
         let mut f = testing::facts(150000);
@@ -135,6 +175,37 @@ mod tests {
             testing::setting(&c, "recovery_min_apply_delay"),
             Some(DELAY)
         );
+    }
+
+    #[test]
+    fn the_archive_to_clean_is_a_setting() {
+        let f = facts("node2", Some("verify-full"));
+        let run = |host: FakeHost| {
+            testing::with_host(host, || {
+                testing::chain(&f, SitePolicy::recovery_settings)
+                    .map(|c| testing::setting(&c, "archive_cleanup_command").map(str::to_string))
+            })
+            .0
+        };
+        assert_eq!(
+            run(FakeHost::new()).unwrap().as_deref(),
+            Some("pg_archivecleanup /srv/wal_archive %r")
+        );
+        assert_eq!(
+            run(FakeHost::new().config(ARCHIVE_KEY, "/mnt/nfs/wal"))
+                .unwrap()
+                .as_deref(),
+            Some("pg_archivecleanup /mnt/nfs/wal %r")
+        );
+        // A word the shell would split or expand is quoted.
+        assert_eq!(
+            run(FakeHost::new().config(ARCHIVE_KEY, "/srv/it's wal"))
+                .unwrap()
+                .as_deref(),
+            Some("pg_archivecleanup '/srv/it'\\''s wal' %r")
+        );
+        let e = run(FakeHost::new().config(ARCHIVE_KEY, " ")).unwrap_err();
+        assert!(e.message.contains(ARCHIVE_KEY), "{e:?}");
     }
 
     #[test]

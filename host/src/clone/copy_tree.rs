@@ -55,7 +55,7 @@ pub async fn copy(
     local: &Path,
     files: &[String],
     ctx: &super::steps::ExecContext,
-    copied_before: u64,
+    phase: &std::sync::Arc<super::progress::Phase>,
 ) -> anyhow::Result<CopyStats> {
     let (ssh_options, jobs, scratch) = (&ctx.ssh_options, ctx.jobs, ctx.scratch.as_path());
     let control_path = ctx.control_path.as_deref();
@@ -107,9 +107,8 @@ pub async fn copy(
         })?;
         children.push(child);
     }
-    let progress =
-        super::progress::Progress::new(children.len(), copied_before, ctx.expected_bytes);
-    let shown = ctx.show_progress.then(|| progress.show());
+    let base = phase.done();
+    let progress = super::progress::Progress::new(children.len(), base, phase.clone());
     // Wait for all; the first failure wins, and dropping the rest kills them.
     // The waits run as tasks, which outlive this future if it is dropped
     // (a failure elsewhere, an interruption): the guards stay here and kill
@@ -163,7 +162,6 @@ pub async fn copy(
         stats.total_bytes += stat_value(&out, "Total file size:").unwrap_or(0);
         stats.literal_bytes += stat_value(&out, "Literal data:").unwrap_or(0);
     }
-    drop(shown);
     if let Some(f) = failure {
         return Err(f.into());
     }
@@ -196,6 +194,8 @@ pub async fn copy(
             .into());
     }
     stats.files = files.len();
+    // Without a live line rsync reports no progress: the summary counts what arrived.
+    phase.set(base + stats.total_bytes);
     Ok(stats)
 }
 

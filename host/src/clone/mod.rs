@@ -874,6 +874,10 @@ async fn run_phases(
             policies.push(load(p)?);
         }
     }
+    info(&plugins_used(
+        plugins_cfg,
+        &policies.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+    ));
     let password = match (node.include_password, std::env::var("PGPASSWORD")) {
         (true, Ok(p)) => Some(p),
         (true, Err(_)) => {
@@ -967,7 +971,7 @@ async fn run_phases(
         ssh_options: env.ssh_options.clone(),
         scratch: scratch.path().to_path_buf(),
         control_path: env.control_path.clone(),
-        show_progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        show_progress: progress::live(),
         expected_bytes: planned.size_bytes,
         roots: std::iter::once(target.real.clone())
             .chain(planned.tablespace_dirs.iter().cloned())
@@ -1406,6 +1410,24 @@ fn version_from_dir(v: &str) -> anyhow::Result<u32> {
         }
         None => v.parse::<u32>().map_err(|_| bad())? * 10000,
     })
+}
+
+/// Which plugin configuration a clone used and its chain of recovery
+/// policies, e.g. `plugins from "/etc/pgclone/plugins.toml"; recovery
+/// policies: recovery-standard, site-policy`.
+/// (None under Patroni, which writes its own recovery configuration.)
+fn plugins_used(cfg: &PluginsConfig, policies: &[&str]) -> String {
+    let from = match &cfg.source {
+        Some(p) => format!("plugins from \"{}\"", p.display()),
+        // Only the default file may be missing: one that was named must exist.
+        None => "no /etc/pgclone/plugins.toml: first-party plugins only".to_string(),
+    };
+    if policies.is_empty() {
+        return format!(
+            "{from}; recovery policies: none (Patroni writes the recovery configuration)"
+        );
+    }
+    format!("{from}; recovery policies: {}", policies.join(", "))
 }
 
 #[cfg(test)]

@@ -1,10 +1,31 @@
-//! A live byte counter for the parallel rsync streams of a clone, shown on
-//! one terminal line. Each stream reports through `--info=progress2`.
+//! Progress of the long phases of a clone (the copy, the check of the copy,
+//! and any step that moves bytes against a known total).
+//!
+//! A [`Phase`] counts bytes. On a terminal it is one line drawn by
+//! `indicatif` — done, total, percent, rate and time left when the total is
+//! known, done and rate otherwise — and when it ends that line becomes its
+//! summary. When standard error is not a terminal nothing is drawn: the
+//! summary line alone is printed (`INFO: copy: 174.4 MiB in 0.8 s, 231.8 MiB/s`).
+//!
+//! ```ignore
+//! let phase = Phase::start("unpack", Some(archive_bytes));
+//! phase.add(chunk.len() as u64);        // or phase.set(bytes_so_far)
+//! phase.finish();                        // prints the summary
+//! ```
+//!
+//! A phase dropped without [`Phase::finish`] (a failure) clears its line and
+//! prints nothing: the error says what happened.
+//!
+//! [`Progress`] adds up the parallel rsync streams of a copy into a phase;
+//! each stream reports through `--info=progress2`, read by [`last_record`].
 
-use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::report::{self, Level};
 
 /// The bytes a progress2 record reports done, e.g. from
 /// `  1,234,567  45%   12.34MB/s    0:00:01 (xfr#3, to-chk=10/20)`.
@@ -28,81 +49,230 @@ pub fn last_record(chunk: &str) -> Option<u64> {
         .last()
 }
 
-/// Counters for one copy, and the line that shows them.
-pub struct Progress {
-    streams: Vec<AtomicU64>,
-    /// Bytes already copied by earlier steps of the clone.
-    base: u64,
-    /// The backup's size, when the source knows it (0 otherwise).
-    total: u64,
-    start: Instant,
+/// (done, total) in bytes from a progress report of pg_basebackup or
+/// pg_verifybackup: `12345/67890 kB (18%), 0/1 tablespace ...` or
+/// `12345/67890 kB (18%) verified`.
+pub fn parse_kb_record(line: &str) -> Option<(u64, u64)> {
+    let line = line.trim();
+    let (counts, rest) = line.split_once(" kB (")?;
+    if !rest.split_once(')')?.0.ends_with('%') {
+        return None;
+    }
+    let (done, total) = counts.trim().split_once('/')?;
+    Some((
+        done.trim().parse::<u64>().ok()? * 1024,
+        total.trim().parse::<u64>().ok()? * 1024,
+    ))
 }
 
-impl Progress {
-    pub fn new(streams: usize, base: u64, total: u64) -> Arc<Progress> {
-        Arc::new(Progress {
-            streams: (0..streams).map(|_| AtomicU64::new(0)).collect(),
-            base,
-            total,
+/// Whether a phase draws a live line: standard error is a terminal and
+/// notices are shown (not with `-q`).
+pub fn live() -> bool {
+    std::io::IsTerminal::is_terminal(&std::io::stderr()) && report::shown(Level::Notice)
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / 1048576.0
+}
+
+/// The summary of a phase: `copy: 174.4 MiB in 0.8 s, 231.8 MiB/s`.
+pub fn summary(name: &str, bytes: u64, elapsed: Duration) -> String {
+    let secs = elapsed.as_secs_f64();
+    let time = if secs < 60.0 {
+        format!("{secs:.1} s")
+    } else {
+        let s = secs.round() as u64;
+        format!("{}m{:02}s", s / 60, s % 60)
+    };
+    format!(
+        "{name}: {:.1} MiB in {time}, {:.1} MiB/s",
+        mib(bytes),
+        mib(bytes) / secs.max(0.001)
+    )
+}
+
+/// The live line's layout, as wide as the terminal: with a total, `copy [===>  ] 512.00 MiB/1.04 GiB
+/// (47%), 201.30 MiB/s, 3s left`; without, `copy 512.00 MiB, 201.30 MiB/s`.
+fn style(known_total: bool) -> ProgressStyle {
+    let template = if known_total {
+        "{prefix} [{wide_bar}] {bytes}/{total_bytes} ({percent}%), {bytes_per_sec}, {eta} left"
+    } else {
+        "{prefix} {spinner} {bytes}, {bytes_per_sec}, {elapsed}"
+    };
+    ProgressStyle::with_template(template)
+        .expect("a valid template")
+        .progress_chars("=> ")
+}
+
+/// One phase of a clone: a byte counter, a live line on a terminal, a
+/// summary at the end. Shared between threads and tasks (`Arc`).
+pub struct Phase {
+    name: String,
+    done: AtomicU64,
+    total: AtomicU64,
+    start: Instant,
+    bar: Option<ProgressBar>,
+    finished: AtomicBool,
+}
+
+impl std::fmt::Debug for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Phase")
+            .field("name", &self.name)
+            .field("done", &self.done())
+            .field("total", &self.total())
+            .finish()
+    }
+}
+
+impl Phase {
+    /// Starts a phase; `total` is the bytes it will move, when known. Drawn
+    /// when [`live`].
+    pub fn start(name: &str, total: Option<u64>) -> Arc<Phase> {
+        Phase::with_display(name, total, live())
+    }
+
+    /// Starts a phase that draws a live line only if `draw` (and standard
+    /// error is a terminal that can redraw a line: not `TERM=dumb`).
+    pub fn with_display(name: &str, total: Option<u64>, draw: bool) -> Arc<Phase> {
+        let total = total.filter(|t| *t > 0);
+        let bar = draw.then(|| {
+            let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
+            bar.set_style(style(total.is_some()));
+            bar.set_prefix(name.to_string());
+            // Redrawn while nothing moves too: the rate and time left change.
+            bar.enable_steady_tick(Duration::from_millis(250));
+            bar
+        });
+        Arc::new(Phase {
+            name: name.to_string(),
+            done: AtomicU64::new(0),
+            total: AtomicU64::new(total.unwrap_or(0)),
             start: Instant::now(),
+            bar,
+            finished: AtomicBool::new(false),
         })
     }
 
-    pub fn set(&self, stream: usize, bytes: u64) {
-        if let Some(s) = self.streams.get(stream) {
-            s.store(bytes, Ordering::Relaxed);
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Bytes done so far.
+    pub fn done(&self) -> u64 {
+        self.done.load(Ordering::Relaxed)
+    }
+
+    /// The total, 0 when unknown.
+    pub fn total(&self) -> u64 {
+        self.total.load(Ordering::Relaxed)
+    }
+
+    /// Sets the bytes done.
+    pub fn set(&self, bytes: u64) {
+        self.done.store(bytes, Ordering::Relaxed);
+        if let Some(b) = &self.bar {
+            // A total that was an estimate never reads over 100%.
+            if b.length().is_some_and(|l| bytes > l) {
+                b.set_length(bytes);
+            }
+            b.set_position(bytes);
         }
     }
 
-    fn done(&self) -> u64 {
+    /// Adds to the bytes done.
+    pub fn add(&self, bytes: u64) {
+        self.done.fetch_add(bytes, Ordering::Relaxed);
+        if let Some(b) = &self.bar {
+            b.inc(bytes);
+        }
+    }
+
+    /// Sets (or corrects) the total, once it is learnt.
+    pub fn set_total(&self, total: u64) {
+        if total == 0 || self.total.swap(total, Ordering::Relaxed) == total {
+            return;
+        }
+        if let Some(b) = &self.bar {
+            b.set_length(total);
+            b.set_style(style(true));
+            b.tick();
+        }
+    }
+
+    /// Prints a message without tearing the live line (it is drawn again
+    /// below the message).
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        match &self.bar {
+            Some(b) => b.suspend(f),
+            None => f(),
+        }
+    }
+
+    /// The summary as it is printed.
+    pub fn summary(&self) -> String {
+        summary(&self.name, self.done(), self.start.elapsed())
+    }
+
+    /// Ends the phase: the live line is replaced by the summary, which is
+    /// printed in either case (`INFO:`).
+    pub fn finish(&self) {
+        if self.finished.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        match &self.bar {
+            // The line becomes the summary (drawn whatever the refresh rate).
+            Some(b) if report::shown(Level::Info) => {
+                b.set_style(ProgressStyle::with_template("{msg}").expect("a valid template"));
+                b.finish_with_message(format!("INFO: {}", self.summary()));
+            }
+            Some(b) => b.finish_and_clear(),
+            None => report::info(&self.summary()),
+        }
+    }
+}
+
+impl Drop for Phase {
+    /// A phase that did not finish (a failure) leaves no line behind.
+    fn drop(&mut self) {
+        if let (Some(b), false) = (&self.bar, self.finished.load(Ordering::Relaxed)) {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// The parallel streams of one copy, added up into a phase that may already
+/// hold the bytes of earlier copies (`base`).
+pub struct Progress {
+    streams: Vec<AtomicU64>,
+    base: u64,
+    phase: Arc<Phase>,
+}
+
+impl Progress {
+    pub fn new(streams: usize, base: u64, phase: Arc<Phase>) -> Arc<Progress> {
+        Arc::new(Progress {
+            streams: (0..streams).map(|_| AtomicU64::new(0)).collect(),
+            base,
+            phase,
+        })
+    }
+
+    /// Stream `stream` has copied `bytes`.
+    pub fn set(&self, stream: usize, bytes: u64) {
+        if let Some(s) = self.streams.get(stream) {
+            s.store(bytes, Ordering::Relaxed);
+            self.phase.set(self.done());
+        }
+    }
+
+    pub fn done(&self) -> u64 {
         self.base
             + self
                 .streams
                 .iter()
                 .map(|s| s.load(Ordering::Relaxed))
                 .sum::<u64>()
-    }
-
-    /// The line as it is shown, e.g. `copied 512.0 MiB of 1068.3 MiB (47%), 201.3 MiB/s`.
-    pub fn line(&self) -> String {
-        let mib = |b: u64| b as f64 / 1048576.0;
-        let done = self.done();
-        let secs = self.start.elapsed().as_secs_f64().max(0.001);
-        let rate = mib(done.saturating_sub(self.base)) / secs;
-        if self.total > 0 {
-            format!(
-                "copied {:.1} MiB of {:.1} MiB ({}%), {rate:.1} MiB/s",
-                mib(done),
-                mib(self.total),
-                (done.min(self.total) * 100 / self.total)
-            )
-        } else {
-            format!("copied {:.1} MiB, {rate:.1} MiB/s", mib(done))
-        }
-    }
-
-    /// Redraws the line every quarter second until the task is aborted.
-    pub fn show(self: &Arc<Self>) -> ShownProgress {
-        let p = self.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_millis(250)).await;
-                let mut err = std::io::stderr().lock();
-                let _ = write!(err, "\r\x1b[KINFO: {}", p.line());
-                let _ = err.flush();
-            }
-        });
-        ShownProgress(task)
-    }
-}
-
-/// The running redraw; dropping it clears the line.
-pub struct ShownProgress(tokio::task::JoinHandle<()>);
-
-impl Drop for ShownProgress {
-    fn drop(&mut self) {
-        self.0.abort();
-        let _ = write!(std::io::stderr(), "\r\x1b[K");
     }
 }
 
@@ -125,15 +295,85 @@ mod tests {
     }
 
     #[test]
-    fn line_adds_streams_to_earlier_steps() {
-        let p = Progress::new(2, 1048576, 4 * 1048576);
+    fn reads_the_reports_of_pg_basebackup_and_pg_verifybackup() {
+        assert_eq!(
+            parse_kb_record("    0/22966 kB (0%), 0/1 tablespace (...ta/base/1/2600)"),
+            Some((0, 22966 * 1024))
+        );
+        assert_eq!(
+            parse_kb_record("22975/22975 kB (100%), 1/1 tablespace"),
+            Some((22975 * 1024, 22975 * 1024))
+        );
+        assert_eq!(
+            parse_kb_record("   1024/30000 kB (3%) verified"),
+            Some((1024 * 1024, 30000 * 1024))
+        );
+        assert_eq!(parse_kb_record("waiting for checkpoint"), None);
+        assert_eq!(
+            parse_kb_record("pg_basebackup: write-ahead log end point: 0/2000100"),
+            None
+        );
+    }
+
+    #[test]
+    fn streams_add_up_over_earlier_copies() {
+        let phase = Phase::with_display("copy", Some(4 * 1048576), false);
+        let p = Progress::new(2, 1048576, phase.clone());
         p.set(0, 1048576);
         p.set(1, 524288);
         p.set(7, 99); // no such stream: ignored
-        let l = p.line();
-        assert!(l.starts_with("copied 2.5 MiB of 4.0 MiB (62%), "), "{l}");
-        let q = Progress::new(1, 0, 0);
-        q.set(0, 2097152);
-        assert!(q.line().starts_with("copied 2.0 MiB, "), "{}", q.line());
+        assert_eq!(phase.done(), 2621440);
+        assert_eq!(phase.total(), 4 * 1048576);
+        let q = Phase::with_display("copy", None, false);
+        assert_eq!(q.total(), 0);
+        q.add(10);
+        q.add(5);
+        q.set_total(100);
+        assert_eq!((q.done(), q.total()), (15, 100));
+    }
+
+    #[test]
+    fn the_summary_has_bytes_time_and_rate() {
+        assert_eq!(
+            summary("copy", 174 * 1048576 + 419430, Duration::from_millis(750)),
+            "copy: 174.4 MiB in 0.8 s, 232.5 MiB/s"
+        );
+        assert_eq!(
+            summary("verify", 600 * 1048576, Duration::from_secs(125)),
+            "verify: 600.0 MiB in 2m05s, 4.8 MiB/s"
+        );
+    }
+
+    /// The live line as indicatif lays it out, drawn into an in-memory terminal.
+    #[test]
+    fn the_live_line_shows_total_percent_rate_and_time_left() {
+        use indicatif::InMemoryTerm;
+        let term = InMemoryTerm::new(4, 120);
+        let bar = ProgressBar::with_draw_target(
+            Some(1024 * 1048576),
+            ProgressDrawTarget::term_like(Box::new(term.clone())),
+        );
+        bar.set_style(style(true));
+        bar.set_prefix("copy");
+        bar.set_position(512 * 1048576);
+        bar.tick();
+        let line = term.contents();
+        assert!(line.starts_with("copy [="), "{line}");
+        assert!(line.contains("512.00 MiB/1.00 GiB (50%), "), "{line}");
+        assert!(line.contains("/s, ") && line.ends_with(" left"), "{line}");
+        let term = InMemoryTerm::new(4, 120);
+        let bar = ProgressBar::with_draw_target(
+            None,
+            ProgressDrawTarget::term_like(Box::new(term.clone())),
+        );
+        bar.set_style(style(false));
+        bar.set_prefix("copy");
+        bar.set_position(3 * 1048576);
+        bar.tick();
+        let line = term.contents();
+        assert!(
+            line.starts_with("copy ") && line.contains("3.00 MiB, "),
+            "{line}"
+        );
     }
 }

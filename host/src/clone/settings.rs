@@ -1,7 +1,7 @@
 //! The node's settings for a clone, read once from the configuration file and
 //! the command line, with errors that name the key.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::config::{parse_bool, ConfFile};
 use crate::report::{self, Failure};
@@ -104,6 +104,24 @@ impl NodeSettings {
         } else {
             std::env::current_dir()?.join(data_dir)
         };
+        // repmgr ignores -D when the configuration file sets data_directory;
+        // here -D wins, and a difference is said.
+        if let (Some(_), Some(configured)) = (&o.data_dir, conf.get("data_directory")) {
+            if Path::new(configured) != data_dir {
+                report::warning(
+                    &format!(
+                        "-D/--pgdata \"{}\" is used instead of data_directory \"{configured}\" from \"{}\" (repmgr would ignore -D)",
+                        data_dir.display(),
+                        conf.path.display()
+                    ),
+                    Some(&format!(
+                        "set data_directory to \"{}\" in \"{}\", so that repmgr (standby register, repmgrd) finds this node's data",
+                        data_dir.display(),
+                        conf.path.display()
+                    )),
+                );
+            }
+        }
         let node_id: Option<u32> = match conf.get("node_id") {
             Some(v) => Some(v.parse().map_err(|_| {
                 Failure::new(format!("invalid node_id \"{v}\" in the configuration file"))

@@ -367,13 +367,24 @@ pub async fn execute(
     steps: &[Step],
     ctx: &ExecContext,
 ) -> anyhow::Result<super::copy_tree::CopyStats> {
-    use std::io::IsTerminal;
+    use super::progress::{parse_kb_record, Phase};
     let auth = &ctx.auth;
     let mut stats = super::copy_tree::CopyStats::default();
+    // One phase for all copy-tree steps (the data directory and each
+    // tablespace), against the backup's size.
+    let mut copy_phase: Option<std::sync::Arc<Phase>> = None;
     let mut i = 0;
     while i < steps.len() {
         let step = &steps[i];
         i += 1;
+        if !matches!(
+            step,
+            Step::CopyTree { .. } | Step::CreateDir { .. } | Step::WriteFile { .. }
+        ) {
+            if let Some(p) = copy_phase.take() {
+                p.finish();
+            }
+        }
         match step {
             Step::Unpack(first) => {
                 // This archive and the ones right after it, in parallel.
@@ -401,7 +412,7 @@ pub async fn execute(
                     if batch.len() == 1 { "s" } else { "" },
                     ctx.jobs.clamp(1, batch.len())
                 ));
-                let s = super::unpack::unpack_all(&batch, ctx, stats.total_bytes).await?;
+                let s = super::unpack::unpack_all(&batch, ctx).await?;
                 crate::report::info(&format!(
                     "{} entries, {:.1} MiB unpacked from {:.1} MiB read over ssh",
                     s.entries,
@@ -427,20 +438,34 @@ pub async fn execute(
                     ))
                     .detail(e.to_string())
                 })?;
-                crate::report::notice(&format!(
+                let notice = format!(
                     "copying {} files from {dest}:{remote_path} with {} parallel rsync streams",
                     files.len(),
                     ctx.jobs.min(files.len()).max(1)
-                ));
+                );
+                let phase = match &copy_phase {
+                    Some(p) => {
+                        p.suspend(|| crate::report::notice(&notice));
+                        p.clone()
+                    }
+                    None => {
+                        crate::report::notice(&notice);
+                        let total = (ctx.expected_bytes > 0).then_some(ctx.expected_bytes);
+                        copy_phase
+                            .insert(Phase::with_display("copy", total, ctx.show_progress))
+                            .clone()
+                    }
+                };
                 let s =
-                    super::copy_tree::copy(dest, remote_path, local, files, ctx, stats.total_bytes)
-                        .await?;
-                crate::report::info(&format!(
-                    "{} files, {:.1} MiB ({:.1} MiB sent over the wire)",
-                    s.files,
-                    s.total_bytes as f64 / 1048576.0,
-                    s.literal_bytes as f64 / 1048576.0
-                ));
+                    super::copy_tree::copy(dest, remote_path, local, files, ctx, &phase).await?;
+                phase.suspend(|| {
+                    crate::report::info(&format!(
+                        "{} files, {:.1} MiB ({:.1} MiB sent over the wire)",
+                        s.files,
+                        s.total_bytes as f64 / 1048576.0,
+                        s.literal_bytes as f64 / 1048576.0
+                    ))
+                });
                 stats.files += s.files;
                 stats.total_bytes += s.total_bytes;
                 stats.literal_bytes += s.literal_bytes;
@@ -469,13 +494,11 @@ pub async fn execute(
                         cmd.env("PGSERVICEFILE", sf).env("PGSERVICE", "pgclone");
                     }
                 }
-                let interactive = std::io::stderr().is_terminal();
-                cmd.stderr(if interactive {
-                    Stdio::inherit()
-                } else {
-                    Stdio::piped()
-                });
+                // Its progress reports (pg_basebackup --progress) drive the
+                // phase's line; its other words are shown above it.
+                cmd.stderr(Stdio::piped());
                 crate::report::running(cmd.as_std());
+                let phase = Phase::with_display("copy", None, ctx.show_progress);
                 let mut child = cmd.spawn().map_err(|e| {
                     Failure::new(format!("could not run \"{}\"", program.display()))
                         .detail(e.to_string())
@@ -485,6 +508,7 @@ pub async fn execute(
                 let mut tail = Vec::new();
                 if let Some(mut err) = child.stderr.take() {
                     let mut buf = [0u8; 8192];
+                    let mut pending = Vec::new();
                     loop {
                         let n = err.read(&mut buf).await.unwrap_or(0);
                         if n == 0 {
@@ -493,6 +517,26 @@ pub async fn execute(
                         tail.extend_from_slice(&buf[..n]);
                         if tail.len() > 16384 {
                             tail.drain(..tail.len() - 16384);
+                        }
+                        pending.extend_from_slice(&buf[..n]);
+                        // Whole records only: they end in \r (a terminal) or \n.
+                        while let Some(end) =
+                            pending.iter().position(|b| matches!(b, b'\r' | b'\n'))
+                        {
+                            let record: Vec<u8> = pending.drain(..=end).collect();
+                            let record = String::from_utf8_lossy(&record[..end]);
+                            match parse_kb_record(&record) {
+                                Some((done, total)) => {
+                                    phase.set_total(total);
+                                    phase.set(done);
+                                }
+                                None if ctx.show_progress && !record.trim().is_empty() => {
+                                    phase.suspend(|| {
+                                        eprintln!("{}", crate::report::escape(record.trim_end()))
+                                    });
+                                }
+                                None => {}
+                            }
                         }
                     }
                 }
@@ -518,6 +562,11 @@ pub async fn execute(
                     }
                     return Err(f.into());
                 }
+                // Without --progress the summary counts what was written.
+                if phase.done() == 0 {
+                    phase.set(tree_bytes(&ctx.roots));
+                }
+                phase.finish();
             }
             Step::CreateDir { path, mode } => {
                 use std::os::unix::fs::DirBuilderExt;
@@ -556,7 +605,29 @@ pub async fn execute(
             }
         }
     }
+    if let Some(p) = copy_phase.take() {
+        p.finish();
+    }
     Ok(stats)
+}
+
+/// The bytes of the regular files under `roots` (symbolic links not followed).
+pub fn tree_bytes(roots: &[PathBuf]) -> u64 {
+    let mut total = 0;
+    let mut stack = roots.to_vec();
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(e.path()),
+                Ok(t) if t.is_file() => total += e.metadata().map(|m| m.len()).unwrap_or(0),
+                _ => {}
+            }
+        }
+    }
+    total
 }
 
 #[cfg(test)]

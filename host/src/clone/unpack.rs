@@ -95,20 +95,24 @@ impl Drop for Workers {
     }
 }
 
-/// Unpacks `archives` with up to `ctx.jobs` in parallel. `before` is what
-/// earlier steps copied (for the progress line).
+/// Unpacks `archives` with up to `ctx.jobs` in parallel, counted in a phase
+/// of their own (`unpack`).
 pub async fn unpack_all(
     archives: &[Archive],
     ctx: &super::steps::ExecContext,
-    before: u64,
 ) -> anyhow::Result<UnpackStats> {
     let total: u64 = if archives.iter().all(|a| a.size_bytes > 0) {
-        before + archives.iter().map(|a| a.size_bytes).sum::<u64>()
+        archives.iter().map(|a| a.size_bytes).sum::<u64>()
     } else {
         0
     };
-    let progress = super::progress::Progress::new(archives.len(), before, total);
-    let shown = ctx.show_progress.then(|| progress.show());
+    // The archives' compressed bytes, as they arrive, against their sizes.
+    let phase = super::progress::Phase::with_display(
+        "unpack",
+        (total > 0).then_some(total),
+        ctx.show_progress,
+    );
+    let progress = super::progress::Progress::new(archives.len(), 0, phase.clone());
     let shared = Arc::new(Shared::default());
     let queue: Arc<Mutex<VecDeque<(usize, Archive)>>> =
         Arc::new(Mutex::new(archives.iter().cloned().enumerate().collect()));
@@ -166,7 +170,9 @@ pub async fn unpack_all(
         }
     }
     drop(workers);
-    drop(shown);
+    if failure.is_none() {
+        phase.finish();
+    }
     if let Some((i, f)) = failure {
         let f = if archives.len() > 1 {
             let extra = format!("archive {} of {}", i + 1, archives.len());

@@ -2,6 +2,9 @@
 
 use std::path::Path;
 
+use tokio::io::AsyncReadExt;
+
+use super::progress::{parse_kb_record, Phase};
 use crate::plugin::HostEnv;
 use crate::report::{self, Failure};
 
@@ -56,15 +59,68 @@ pub async fn verify_backup(env: &HostEnv, dir: &Path, version: u32) -> anyhow::R
             .hint("set pg_bindir in the configuration file")
     })?;
     super::info("verifying the copy with pg_verifybackup");
+    // --progress is in pg_verifybackup 16 and later.
+    let progress = tokio::process::Command::new(&prog)
+        .arg("--help")
+        .output()
+        .await
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("--progress"));
     let mut cmd = tokio::process::Command::new(&prog);
-    cmd.arg(dir);
+    if progress {
+        cmd.arg("--progress");
+    }
+    cmd.arg(dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
     crate::report::running(cmd.as_std());
-    let out = cmd.output().await?;
-    if !out.status.success() {
+    let mut child = cmd.spawn().map_err(|e| {
+        Failure::new(format!("could not run \"{}\"", prog.display())).detail(e.to_string())
+    })?;
+    let phase = Phase::start("verify", None);
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    let mut out = Vec::new();
+    let mut errors = String::new();
+    let read_err = async {
+        let mut buf = [0u8; 8192];
+        let mut pending = Vec::new();
+        loop {
+            let n = stderr.read(&mut buf).await.unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            pending.extend_from_slice(&buf[..n]);
+            while let Some(end) = pending.iter().position(|b| matches!(b, b'\r' | b'\n')) {
+                let record: Vec<u8> = pending.drain(..=end).collect();
+                let record = String::from_utf8_lossy(&record[..end]);
+                match parse_kb_record(&record) {
+                    Some((done, total)) => {
+                        phase.set_total(total);
+                        phase.set(done);
+                    }
+                    None if !record.trim().is_empty() => {
+                        errors.push_str(record.trim_end());
+                        errors.push('\n');
+                    }
+                    None => {}
+                }
+            }
+        }
+        errors.push_str(String::from_utf8_lossy(&pending).trim_end());
+    };
+    let (_, _) = tokio::join!(read_err, stdout.read_to_end(&mut out));
+    let status = child.wait().await?;
+    if !status.success() {
         return Err(Failure::new("pg_verifybackup found problems in the copy")
-            .detail(String::from_utf8_lossy(&out.stderr).trim().to_string())
+            .detail(errors.trim().to_string())
             .into());
     }
+    if phase.done() == 0 {
+        phase.set(super::steps::tree_bytes(&[dir.to_path_buf()]));
+    }
+    phase.finish();
     super::info("pg_verifybackup: backup successfully verified");
     Ok(())
 }

@@ -71,22 +71,27 @@ pub enum PluginCommand {
     Verify,
     /// Conformance run for plugin authors: what would a host refuse?
     ///
-    /// Calls every export with valid and hostile inputs in the sandbox (every
-    /// requested capability granted, no program actually run) and reports
-    /// what a host would refuse. Exit status 1 when anything fails.
+    /// Loads the component as a clone would (contract version, manifest
+    /// against describe()), grants it every capability it requests (no
+    /// program is run: each such call gets an `unreachable` error) and calls
+    /// every export with valid and hostile inputs. Prints one line per check
+    /// (ok, WARN or FAIL) and a summary; the exit status is 1 when any check
+    /// fails.
     ///
     /// A recovery policy is chained after the standard one for PostgreSQL 11
-    /// to 17, with every optional fact set for several node names, and with
-    /// malicious facts. A backup source gets valid and hostile clone
-    /// requests and backups (its plans are validated as a clone's are) and
-    /// valid and malicious WAL names. Its own errors are allowed answers; a
-    /// panic, a timeout, running out of memory, an undeclared capability or an
-    /// answer the host cannot accept are failures. plugins.toml is not read.
+    /// to 17, with every optional fact set, for several node names, and with
+    /// malicious facts. A backup source gets valid and hostile clone requests
+    /// and backups (its plans are validated as a clone's are) and valid and
+    /// malicious WAL names. An error the plugin returns is an allowed answer;
+    /// a panic, a timeout, running out of memory, an undeclared capability or
+    /// an answer the host cannot accept is a failure. plugins.toml is not
+    /// read: the plugin is judged on its own.
     Test {
         /// The component (.wasm) to test.
         file: PathBuf,
-        /// The configuration its configuration reads see (repmgr.conf
-        /// syntax); by default every key it may read is `conformance-test`.
+        /// The configuration values the plugin sees (a file in repmgr.conf
+        /// syntax). Without it, every key the plugin may read is
+        /// `conformance-test`.
         #[arg(long, value_name = "FILE")]
         with_config: Option<PathBuf>,
     },

@@ -68,7 +68,9 @@ pub struct CloneOpts {
     /// A database name, or a whole conninfo string / URI for the upstream.
     #[arg(short = 'd', long = "dbname", value_name = "DBNAME|CONNINFO")]
     dbname: Option<String>,
-    /// The new standby's data directory (default: data_directory).
+    /// The new standby's data directory (default: data_directory). Unlike
+    /// repmgr, which ignores -D when the configuration file sets
+    /// data_directory, -D is used, with a warning when the two differ.
     #[arg(
         short = 'D',
         long = "pgdata",

@@ -32,9 +32,12 @@ pub struct WalRestoreArgs {
     /// barman_host and barman_server taken from the configuration file.
     #[arg(num_args = 2..=4, value_name = "ARGS", required_unless_present = "test")]
     args: Vec<String>,
-    /// The user on the Barman host (ignored when BARMAN_HOST is user@host).
-    #[arg(short = 'U', long, value_name = "USER", default_value = "barman")]
-    user: String,
+    /// The user on the Barman host. Default: the User your ssh configuration
+    /// sets for BARMAN_HOST (as `ssh -G` shows it), else barman, as with
+    /// barman-wal-restore; the clone uses the same rule. Ignored when
+    /// BARMAN_HOST is user@host.
+    #[arg(short = 'U', long, value_name = "USER")]
+    user: Option<String>,
     /// The ssh port of the Barman host.
     #[arg(long, value_name = "PORT")]
     port: Option<String>,
@@ -142,12 +145,6 @@ fn run_inner(ctx: &Context, a: WalRestoreArgs) -> anyhow::Result<u8> {
             return Ok(exit::USAGE);
         }
     };
-    let explicit_host = a.args.len() == 4 || (a.test && a.args.len() == 2);
-    let dest_host = if host.contains('@') || !explicit_host {
-        host
-    } else {
-        format!("{}@{host}", a.user)
-    };
     let ssh_options = if a.ssh_option.is_empty() {
         match conf.get("ssh_options") {
             Some(o) => shell_words::split(o).unwrap_or_default(),
@@ -155,6 +152,12 @@ fn run_inner(ctx: &Context, a: WalRestoreArgs) -> anyhow::Result<u8> {
         }
     } else {
         a.ssh_option
+    };
+    // With neither user@host nor -U the user is found when ssh is first
+    // needed (Remote::target), as the clone finds it.
+    let dest_host = match &a.user {
+        Some(u) if !host.contains('@') => format!("{u}@{host}"),
+        _ => host,
     };
     let spool = a
         .spool_dir
@@ -176,6 +179,7 @@ fn run_inner(ctx: &Context, a: WalRestoreArgs) -> anyhow::Result<u8> {
             // Set once the source's spool directory is known.
             control_path: PathBuf::new(),
             dest: dest_host,
+            resolved: Default::default(),
             port: a.port,
             ssh_options,
             barman_config,

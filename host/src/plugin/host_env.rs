@@ -61,6 +61,15 @@ impl HostEnv {
             })?,
             None => DEFAULT_SSH_CONNECT_TIMEOUT,
         };
+        // The Barman host is reached as wal-restore reaches it (see
+        // remote::barman_destination); a [targets] entry is used as written.
+        let mut targets = plugins.targets.clone();
+        if let (false, Some(h)) = (targets.contains_key("barman"), config.get("barman_host")) {
+            if !h.is_empty() {
+                let dest = crate::remote::barman_destination(h, None, None, &ssh_options);
+                targets.insert("barman".into(), dest);
+            }
+        }
         let mut ssh_options = ssh_options;
         ssh_options.extend(crate::remote::liveness_options(connect_timeout));
         let program_timeout = match config.get("plugin_program_timeout") {
@@ -74,7 +83,7 @@ impl HostEnv {
             program_timeout,
             ssh_connect_timeout: connect_timeout,
             config: config.clone(),
-            targets: plugins.targets.clone(),
+            targets,
             ssh_options,
             control_path: None,
             no_programs: false,

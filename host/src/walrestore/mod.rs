@@ -450,6 +450,8 @@ fn daemon_args(o: &Options) -> Vec<String> {
         v.push(format!("--ssh-option={s}"));
     }
     v.extend([
+        // As the caller was given it: the prefetcher finds the same user and
+        // keys the same spool directory.
         o.remote.dest.clone(),
         o.remote.server.clone(),
         "-".into(),

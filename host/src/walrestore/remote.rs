@@ -19,8 +19,12 @@ use crate::report::Failure;
 /// How to reach Barman.
 #[derive(Debug, Clone)]
 pub struct Remote {
-    /// `user@host` (or a Host block name).
+    /// `user@host`, or a host whose user is found when ssh first needs it
+    /// (`ssh -G`, see [`crate::remote::barman_destination`]): a segment
+    /// already in the spool costs no ssh at all.
     pub dest: String,
+    /// The destination with its user, once found.
+    pub resolved: std::sync::OnceLock<String>,
     pub port: Option<String>,
     pub ssh_options: Vec<String>,
     /// The ssh control socket (in the source's spool directory).
@@ -64,11 +68,23 @@ impl Remote {
         )
     }
 
+    /// Where ssh goes: `user@host` (the same user a clone uses).
+    pub fn target(&self) -> &str {
+        self.resolved.get_or_init(|| {
+            crate::remote::barman_destination(
+                &self.dest,
+                None,
+                self.port.as_deref(),
+                &self.ssh_options,
+            )
+        })
+    }
+
     /// The Barman host as messages name it.
     pub fn host(&self) -> String {
         match &self.port {
-            Some(p) => format!("\"{}\" (port {p})", self.dest),
-            None => format!("\"{}\"", self.dest),
+            Some(p) => format!("\"{}\" (port {p})", self.target()),
+            None => format!("\"{}\"", self.target()),
         }
     }
 
@@ -121,7 +137,7 @@ impl Remote {
             .chain(self.ssh_options.iter().cloned())
             .collect();
         let mut c = crate::remote::master_command(
-            &self.dest,
+            self.target(),
             self.port.as_deref(),
             &options,
             &self.control_path,
@@ -179,7 +195,7 @@ impl Remote {
         if let Some(p) = &self.port {
             c.args(["-p", p]);
         }
-        c.args(&self.ssh_options).arg("--").arg(&self.dest);
+        c.args(&self.ssh_options).arg("--").arg(self.target());
         c.stdin(Stdio::null());
         c
     }

@@ -414,12 +414,17 @@ pub fn standby_clone(
 
 /// `pgclone` as above with its standard streams on a terminal (a pty made
 /// by `script`), as a person running it sees it; everything is in stdout.
+/// The terminal can redraw a line (`TERM=xterm`), so live progress is drawn.
 pub fn pgclone_on_terminal(s: &Scratch, args: &[&str]) -> Output {
-    pgclone_on_terminal_with_input(s, args, "")
+    on_terminal(s, args, "", "xterm")
 }
 
-/// The same, with `input` typed on the terminal.
+/// The same on a dumb terminal, with `input` typed on it.
 pub fn pgclone_on_terminal_with_input(s: &Scratch, args: &[&str], input: &str) -> Output {
+    on_terminal(s, args, input, "dumb")
+}
+
+fn on_terminal(s: &Scratch, args: &[&str], input: &str, term: &str) -> Output {
     let line = [
         "env".to_string(),
         "-i".into(),
@@ -429,7 +434,7 @@ pub fn pgclone_on_terminal_with_input(s: &Scratch, args: &[&str], input: &str) -
             pg_bindir().display()
         ),
         format!("PGCLONE_CACHE_DIR={}", s.path("cache").display()),
-        "TERM=dumb".into(),
+        format!("TERM={term}"),
         env!("CARGO_BIN_EXE_pgclone").into(),
     ]
     .into_iter()

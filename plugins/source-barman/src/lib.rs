@@ -420,7 +420,7 @@ impl Guest for Barman {
             end_wal: b.end_wal,
             begin_lsn: b.begin_lsn,
             end_lsn: b.end_lsn,
-            size_bytes: 0,
+            size_bytes: b.size_bytes,
             tablespaces: b.tablespaces,
             // Barman 3.4 does not say it: plan-clone reads it from the files.
             format: if b.compression.is_some() {

@@ -17,12 +17,31 @@ pub struct ShownBackup {
     pub end_lsn: String,
     pub compression: Option<String>,
     pub tablespaces: Vec<Tablespace>,
+    /// The backup's size as Barman shows it ("Disk usage", without WALs),
+    /// 0 when not shown. Approximate (one decimal): for progress only.
+    pub size_bytes: u64,
     /// `barman backup --name` (Barman 3.3+).
     pub name: Option<String>,
     /// `full`, `incremental`, ... (Barman 3.11+; absent before).
     pub backup_type: Option<String>,
     /// The backup an incremental one is based on (Barman 3.11+).
     pub parent: Option<String>,
+}
+
+/// Bytes from Barman's human size, e.g. `22.1 MiB` (binary units).
+pub fn human_size(value: &str) -> Option<u64> {
+    let mut words = value.split_whitespace();
+    let number: f64 = words.next()?.parse().ok()?;
+    let unit = match words.next()? {
+        "B" => 1u64,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "TiB" => 1 << 40,
+        "PiB" => 1 << 50,
+        _ => return None,
+    };
+    Some((number * unit as f64) as u64)
 }
 
 impl ShownBackup {
@@ -83,6 +102,7 @@ pub fn show_backup(text: &str) -> Result<ShownBackup, String> {
                     .map_err(|_| format!("bad version \"{value}\""))?
             }
             "Timeline" => b.timeline = value.parse().unwrap_or(0),
+            "Disk usage" => b.size_bytes = human_size(value).unwrap_or(0),
             "Begin WAL" => b.begin_wal = value.to_string(),
             "End WAL" => b.end_wal = value.to_string(),
             "Begin LSN" => b.begin_lsn = value.to_string(),
@@ -400,6 +420,10 @@ mod tests {
         assert_eq!(b.begin_wal, "000000010000000000000044");
         assert_eq!(b.end_lsn, "0/45000000");
         assert_eq!(b.compression, None);
+        assert_eq!(b.size_bytes, 1 << 30);
+        assert_eq!(human_size("22.1 MiB (22.1 MiB with WALs)"), Some(23173529));
+        assert_eq!(human_size("512 B"), Some(512));
+        assert_eq!(human_size("n/a"), None);
         assert_eq!(b.tablespaces.len(), 2);
         assert_eq!(b.tablespaces[1].name, "ts two");
         assert_eq!(b.tablespaces[1].location, "/srv/ts 2");
