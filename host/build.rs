@@ -21,6 +21,8 @@ const GUESTS: &[&str] = &[
     "test-liar",
     "test-babbler",
     "test-forgetful",
+    "test-contract-1-0",
+    "test-contract-1-0-policy",
 ];
 
 fn main() {

@@ -51,24 +51,36 @@ fn lab(name: &str, barman_bin: PathBuf) -> Lab {
 impl Lab {
     /// A pgclone configuration for node 2, cloning from Barman.
     fn conf(&self, extra: &str) -> PathBuf {
+        self.conf_for("pg", &self.ts_map, extra)
+    }
+
+    /// The same for Barman server `server`, with tablespace mapping `ts_map`.
+    fn conf_for(&self, server: &str, ts_map: &str, extra: &str) -> PathBuf {
         let restore = format!(
-            "ssh -F {} barmansrv barman -c {} get-wal pg %f > %p",
+            "ssh -F {} barmansrv barman -c {} get-wal {server} %f > %p",
             self.sshd.ssh_config.display(),
             self.barman.config.display()
         );
-        self.conf_without_restore_command(&format!("restore_command='{restore}'\n{extra}"))
+        self.conf_raw(
+            server,
+            ts_map,
+            &format!("restore_command='{restore}'\n{extra}"),
+        )
     }
 
     /// The same without restore_command: the standby can only stream.
     fn conf_without_restore_command(&self, extra: &str) -> PathBuf {
+        self.conf_raw("pg", &self.ts_map, extra)
+    }
+
+    fn conf_raw(&self, server: &str, ts_map: &str, extra: &str) -> PathBuf {
         self.sc.write(
             "pgclone.conf",
             &format!(
-                "node_id=2\nnode_name=node2\nbarman_host=barmansrv\nbarman_server=pg\nbarman_config='{}'\n\
-                 ssh_options='-F {}'\ntablespace_mapping='{}'\n{extra}",
+                "node_id=2\nnode_name=node2\nbarman_host=barmansrv\nbarman_server={server}\nbarman_config='{}'\n\
+                 ssh_options='-F {}'\ntablespace_mapping='{ts_map}'\n{extra}",
                 self.barman.config.display(),
                 self.sshd.ssh_config.display(),
-                self.ts_map
             ),
         )
     }
@@ -171,8 +183,6 @@ fn clone_from_barman_3_19_with_the_new_catalogue_layout() {
 fn barman_errors_are_distinct_and_change_nothing() {
     let lab = lab("barmanerr", barman_34());
     let named = lab.barman.backup_with("pg", &["--name", "nightly"]);
-    lab.barman.add_server("pgz", "backup_compression = gzip");
-    let compressed = lab.barman.backup_of("pgz");
     let target = lab.sc.path("standby");
     let base = |host: &str, server: &str| {
         format!(
@@ -207,16 +217,6 @@ fn barman_errors_are_distinct_and_change_nothing() {
     case(
         &base("barmansrv", "empty"),
         &["Barman has no backup of server \"empty\""],
-    );
-    // A compressed backup (tar.gz) is refused before anything is copied.
-    case(
-        &base("barmansrv", "pgz"),
-        &[
-            &format!("backup {compressed} is compressed (gzip)"),
-            "nothing was copied",
-            // Barman 3.4 names it recover (3.12+: restore).
-            "restore this one with barman recover",
-        ],
     );
     // A WAL directory inside the data directory, or not empty, is refused.
     std::fs::create_dir_all(lab.sc.path("walfull")).unwrap();
@@ -787,4 +787,363 @@ fn a_barman_clone_that_could_not_catch_up_is_refused_before_copying() {
     assert!(!err.contains("still has the WAL"), "{err}");
     assert!(!err.contains("restore_command is not set"), "{err}");
     assert!(!target.exists(), "{err}");
+}
+
+/// Clones compressed backup `id` of Barman server `server` (tablespace to
+/// `ts_dir`) and checks the standby: unpacked as it arrived, verified against
+/// its manifest, started, the rows written before and after the backup there,
+/// streaming. `rows` is the count of `t` the standby must reach.
+fn clone_compressed(lab: &Lab, server: &str, id: &str, ts_dir: &str, rows: &str, waldir: bool) {
+    let ts_standby = lab.sc.path(ts_dir);
+    let ts_map = format!(
+        "{}={}",
+        lab.sc.path("ts_primary").display(),
+        ts_standby.display()
+    );
+    let wal = lab.sc.path(&format!("{ts_dir}_wal"));
+    let extra = if waldir {
+        format!("pg_basebackup_options='--waldir={}'\n", wal.display())
+    } else {
+        String::new()
+    };
+    let cfg = lab.conf_for(server, &ts_map, &extra);
+    let target = lab.sc.path(&format!("standby_{server}"));
+    let started = std::time::Instant::now();
+    let out = lab.clone(&cfg, &target, &[]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    eprintln!(
+        "clone of {server} ({id}): {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(err.contains(&format!("Barman backup {id}")), "{err}");
+    assert!(
+        err.contains("unpacking 2 archives from barmansrv as they arrive"),
+        "{err}"
+    );
+    assert!(
+        err.contains("pg_verifybackup: backup successfully verified"),
+        "{err}"
+    );
+    assert!(
+        err.contains("NOTICE: standby clone (from Barman) complete"),
+        "{err}"
+    );
+    assert!(err.contains(" MiB unpacked from "), "{err}");
+    let map = std::fs::read_to_string(target.join("tablespace_map")).unwrap();
+    assert!(map.contains(s(&ts_standby)), "{map}");
+    assert!(
+        ts_standby.read_dir().unwrap().next().is_some(),
+        "tablespace empty"
+    );
+    assert!(!target.join("base.tar.gz").exists());
+    if waldir {
+        assert_eq!(std::fs::read_link(target.join("pg_wal")).unwrap(), wal);
+    }
+    let mut st = Pg::existing(&lab.sc, target.clone());
+    st.start();
+    st.wait_for("SELECT count(*) FROM t", rows, WAIT);
+    st.wait_for("SELECT count(*) FROM tt", "300", WAIT);
+    st.wait_for("SELECT status FROM pg_stat_wal_receiver", "streaming", WAIT);
+    st.stop();
+}
+
+/// A bad copy of an archive makes a clean failure: nothing startable, the
+/// target and the tablespace directory empty, and the backup restored after.
+fn damaged_archive_fails_cleanly(
+    lab: &Lab,
+    server: &str,
+    archive: &Path,
+    damage: &str,
+    wants: &[&str],
+) {
+    let saved = lab.sc.path("saved-archive");
+    run_ok(
+        std::process::Command::new("cp")
+            .arg("-p")
+            .arg(archive)
+            .arg(&saved),
+    );
+    run_ok(std::process::Command::new("sh").arg("-c").arg(damage));
+    let ts_standby = lab.sc.path("ts_damaged");
+    let ts_map = format!(
+        "{}={}",
+        lab.sc.path("ts_primary").display(),
+        ts_standby.display()
+    );
+    let cfg = lab.conf_for(server, &ts_map, "");
+    let target = lab.sc.path("standby_damaged");
+    let out = lab.clone(&cfg, &target, &[]);
+    run_ok(
+        std::process::Command::new("cp")
+            .arg("-p")
+            .arg(&saved)
+            .arg(archive),
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    for w in wants {
+        assert!(err.contains(w), "missing {w:?} in:\n{err}");
+    }
+    assert!(
+        err.contains("no recovery configuration was written"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("standby clone (from Barman) complete"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(&target).unwrap().count(), 0, "{err}");
+    assert_eq!(std::fs::read_dir(&ts_standby).unwrap().count(), 0, "{err}");
+    std::fs::remove_dir(&target).unwrap();
+}
+
+/// The archive of the data directory of backup `id` of `server`.
+fn base_archive(lab: &Lab, server: &str, id: &str, suffix: &str) -> PathBuf {
+    let p = lab
+        .barman
+        .home
+        .join(server)
+        .join("base")
+        .join(id)
+        .join("data")
+        .join(format!("base.tar.{suffix}"));
+    assert!(p.exists(), "{} missing", p.display());
+    p
+}
+
+#[test]
+fn compressed_backups_of_barman_3_4_gzip_are_streamed_and_unpacked() {
+    let lab = lab("barmangz", barman_34());
+    lab.barman.add_server("pgz", "backup_compression = gzip");
+    lab.primary
+        .sql("CREATE TABLE big AS SELECT g, md5(g::text) AS pad FROM generate_series(1, 100000) g");
+    let id = lab.barman.backup_of("pgz");
+    let archive = base_archive(&lab, "pgz", &id, "gz");
+    // Written after the backup: replayed from Barman, then streamed.
+    lab.primary
+        .sql("INSERT INTO t SELECT generate_series(1001, 2000)");
+    lab.barman.ok(&[
+        "switch-wal",
+        "--force",
+        "--archive",
+        "--archive-timeout",
+        "60",
+        "pgz",
+    ]);
+
+    // Cut in the middle: gzip notices the stream ends early.
+    let size = std::fs::metadata(&archive).unwrap().len();
+    damaged_archive_fails_cleanly(
+        &lab,
+        "pgz",
+        &archive,
+        &format!("truncate -s {} {}", size / 2, archive.display()),
+        &["is corrupt or truncated", "gzip-compressed tar archive"],
+    );
+    // Bytes overwritten in the middle: the deflate stream or its CRC fails.
+    damaged_archive_fails_cleanly(
+        &lab,
+        "pgz",
+        &archive,
+        &format!(
+            "head -c 4096 /dev/urandom | dd of={} bs=1 seek={} conv=notrunc status=none",
+            archive.display(),
+            size / 2
+        ),
+        &["is corrupt or truncated"],
+    );
+    // Unreadable for Barman's ssh user: cat fails, and says why.
+    damaged_archive_fails_cleanly(
+        &lab,
+        "pgz",
+        &archive,
+        &format!("chmod 000 {}", archive.display()),
+        &[
+            "could not read archive",
+            "ssh exited with status 1",
+            "Permission denied",
+        ],
+    );
+    slow_stream_faults(&lab, "pgz", &archive);
+    // --dry-run shows the archives it would unpack, and changes nothing.
+    let ts_map = format!(
+        "{}={}",
+        lab.sc.path("ts_primary").display(),
+        lab.sc.path("ts_dry").display()
+    );
+    let cfg = lab.conf_for("pgz", &ts_map, "");
+    let dry = lab.sc.path("standby_dry");
+    let out = lab.clone(&cfg, &dry, &["--dry-run"]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        text.contains(&format!(
+            "unpack barmansrv:{} (tar, gzip)",
+            archive.display()
+        )),
+        "{text}"
+    );
+    assert!(!dry.exists());
+    clone_compressed(&lab, "pgz", &id, "ts_gz", "2000", true);
+}
+
+#[test]
+fn compressed_backups_of_barman_3_19_lz4_and_zstd_are_streamed_and_unpacked() {
+    let lab = lab("barmanlz", barman_319());
+    lab.barman.add_server("pglz4", "backup_compression = lz4");
+    lab.barman.add_server("pgzst", "backup_compression = zstd");
+    let lz4 = lab.barman.backup_of("pglz4");
+    let zst = lab.barman.backup_of("pgzst");
+    base_archive(&lab, "pglz4", &lz4, "lz4");
+    let archive = base_archive(&lab, "pgzst", &zst, "zst");
+    lab.primary
+        .sql("INSERT INTO t SELECT generate_series(1001, 1500)");
+    for server in ["pglz4", "pgzst"] {
+        lab.barman.ok(&[
+            "switch-wal",
+            "--force",
+            "--archive",
+            "--archive-timeout",
+            "60",
+            server,
+        ]);
+    }
+    // A zstd frame cut short.
+    let size = std::fs::metadata(&archive).unwrap().len();
+    damaged_archive_fails_cleanly(
+        &lab,
+        "pgzst",
+        &archive,
+        &format!("truncate -s {} {}", size - 100, archive.display()),
+        &["is corrupt or truncated", "zstd-compressed tar archive"],
+    );
+    clone_compressed(&lab, "pglz4", &lz4, "ts_lz4", "1500", false);
+    clone_compressed(&lab, "pgzst", &zst, "ts_zst", "1500", false);
+}
+
+/// Faults that need a stream under way: a second sshd whose `cat` sends the
+/// archive at about 1.3 MB/s. The remote `cat` killed mid-stream fails the
+/// clone naming ssh's status; pgclone interrupted mid-unpack stops its
+/// streams and removes what it unpacked. Either way nothing is left.
+fn slow_stream_faults(lab: &Lab, server: &str, archive: &Path) {
+    let bin = lab.sc.mkdir("slowbin");
+    let cat = bin.join("cat");
+    std::fs::write(
+        &cat,
+        "#!/usr/bin/python3\n# cat -- FILE, slowly\nimport sys, time\n\
+         f = open(sys.argv[-1], 'rb')\nout = sys.stdout.buffer\n\
+         while True:\n    b = f.read(65536)\n    if not b:\n        break\n    out.write(b)\n    out.flush()\n    time.sleep(0.05)\n",
+    )
+    .unwrap();
+    run_ok(std::process::Command::new("chmod").args(["755"]).arg(&cat));
+    let slow = Sshd::start(&lab.sc, &format!("{}:/usr/bin:/bin", bin.display()));
+    let ts_standby = lab.sc.path("ts_slow");
+    let cfg = lab.sc.write(
+        "slow.conf",
+        &format!(
+            "node_id=2\nnode_name=node2\nbarman_host=barmansrv\nbarman_server={server}\nbarman_config='{}'\n\
+             ssh_options='-F {}'\ntablespace_mapping='{}={}'\n",
+            lab.barman.config.display(),
+            slow.ssh_config.display(),
+            lab.sc.path("ts_primary").display(),
+            ts_standby.display()
+        ),
+    );
+    let target = lab.sc.path("standby_slow");
+    let exe = std::fs::canonicalize(env!("CARGO_BIN_EXE_pgclone")).unwrap();
+    for fault in ["kill-cat", "interrupt"] {
+        let args = clone_args(&cfg, &lab.primary, &target, &[]);
+        let handle = pgclone_in_background(&lab.sc, args);
+        let started = std::time::Instant::now();
+        while !target.join("base").exists() {
+            assert!(
+                !handle.is_finished(),
+                "{fault}: pgclone ended before unpacking"
+            );
+            assert!(started.elapsed() < WAIT, "{fault}: unpacking never started");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        match fault {
+            "kill-cat" => {
+                // This test's slow cat of this archive, and nothing else.
+                run_ok(std::process::Command::new("pkill").args([
+                    "-9",
+                    "-f",
+                    &format!("{} -- {}", cat.display(), archive.display()),
+                ]));
+            }
+            _ => {
+                let pids = run_ok(
+                    std::process::Command::new("pgrep").args(["-f", target.to_str().unwrap()]),
+                );
+                let pid = pids
+                    .lines()
+                    .find(|pid| {
+                        std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|e| e == exe)
+                    })
+                    .expect("pgclone's process")
+                    .to_string();
+                run_ok(std::process::Command::new("kill").args(["-INT", &pid]));
+            }
+        }
+        let out = handle.join().unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{fault}: {err}");
+        if fault == "kill-cat" {
+            assert!(err.contains("could not read archive"), "{err}");
+            assert!(err.contains("ssh exited with status 255"), "{err}");
+        } else {
+            assert!(err.contains("ERROR: interrupted by SIGINT"), "{err}");
+        }
+        assert!(
+            err.contains("no recovery configuration was written"),
+            "{fault}: {err}"
+        );
+        assert_eq!(
+            std::fs::read_dir(&target).unwrap().count(),
+            0,
+            "{fault}: {err}"
+        );
+        assert_eq!(
+            std::fs::read_dir(&ts_standby).unwrap().count(),
+            0,
+            "{fault}: {err}"
+        );
+        // No stream of this clone is left running (the remote end notices
+        // its closed channel at its next write).
+        let gone = std::time::Instant::now();
+        loop {
+            let left = std::process::Command::new("pgrep")
+                .args(["-f", &format!("{} -- {}", cat.display(), archive.display())])
+                .output()
+                .unwrap();
+            if left.stdout.is_empty() {
+                break;
+            }
+            assert!(
+                gone.elapsed() < Duration::from_secs(5),
+                "{fault}: a slow cat is still running"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::fs::remove_dir(&target).unwrap();
+    }
+    // On a terminal, the bytes read so far are shown as they arrive.
+    let args = clone_args(&cfg, &lab.primary, &target, &[]);
+    let out = pgclone_on_terminal(
+        &lab.sc,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("unpack ["), "{text:?}");
+    assert!(text.contains("%), ") && text.contains(" left"), "{text:?}");
+    assert!(text.contains("INFO: unpack: "), "{text}");
+    assert!(
+        text.contains("standby clone (from Barman) complete"),
+        "{text}"
+    );
+    std::fs::remove_dir_all(&target).unwrap();
+    std::fs::remove_dir_all(&ts_standby).unwrap();
 }

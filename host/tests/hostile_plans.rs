@@ -33,6 +33,10 @@ fn escaper(rt: &Runtime) -> Plugin {
             target: "store".into(),
             program: "rsync".into(),
         },
+        Capability::RemoteRun {
+            target: "store".into(),
+            program: "cat".into(),
+        },
     ]);
     Plugin::load(rt, &cand).unwrap()
 }
@@ -85,6 +89,16 @@ fn every_escaping_plan_is_refused_with_what_was_wrong() {
         ("tab-write", "tablespace_map\\t"),
         ("c1-local", "base\\u{9b}2J"),
         ("escape-arg", "contains a control character"),
+        (
+            "unpack-ungranted",
+            "plans to read an archive it may not read",
+        ),
+        ("unpack-relative", "is not an absolute file path"),
+        ("unpack-dotdot", "is not a plain relative path"),
+        (
+            "unpack-tablespace",
+            "tablespace 999 is not a tablespace of this clone",
+        ),
     ] {
         let e = validate(&rt, case).expect_err(case);
         assert!(e.contains(want), "{case}: {e}");
@@ -97,6 +111,13 @@ fn every_escaping_plan_is_refused_with_what_was_wrong() {
     // arguments: accepted, and never given to a shell.
     let plan = validate(&rt, "metacharacters").unwrap();
     assert!(matches!(&plan[0], steps::Step::Run { args, .. } if args[1] == "$(reboot)"));
+    // A well-formed unpack-archive step is accepted as it was planned.
+    let plan = validate(&rt, "unpack-ok").unwrap();
+    assert!(
+        matches!(&plan[0], steps::Step::Unpack(a) if a.remote_path == "/srv/b/base.tar.gz"
+            && a.compression == Some(pgclone::clone::unpack::Compression::Gzip)),
+        "{plan:?}"
+    );
     assert!(!std::path::Path::new("/tmp/pgclone-escaped").exists());
 }
 

@@ -15,8 +15,11 @@ pub struct CopyStats {
     pub files: usize,
     /// Bytes of the files copied (their full size).
     pub total_bytes: u64,
-    /// Bytes that crossed the wire as literal data (less with a delta copy).
+    /// Bytes that crossed the wire as literal data (less with a delta copy;
+    /// the compressed stream of unpacked archives).
     pub literal_bytes: u64,
+    /// Archives unpacked (unpack-archive steps).
+    pub archives: usize,
 }
 
 /// Splits `files` into `n` lists of similar size (round robin over the

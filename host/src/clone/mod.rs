@@ -17,6 +17,7 @@ pub mod settings;
 pub mod ssh_master;
 pub mod steps;
 pub mod target;
+pub mod unpack;
 pub mod upstream;
 pub mod verify;
 
@@ -350,6 +351,11 @@ struct Planned {
     tablespace_dirs: Vec<PathBuf>,
     /// What the source said about the backup.
     backup: Option<BackupDescription>,
+    /// The same, by OID.
+    tablespace_map: BTreeMap<u32, PathBuf>,
+    /// The plan unpacks archives: the result is checked against the backup's
+    /// manifest.
+    unpacks: bool,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -429,12 +435,25 @@ fn plan_source(
             backup.begin_wal
         ));
     }
+    // The plan, asked for now: whether it unpacks archives decides whether a
+    // delta copy is possible. It is validated once the tablespaces are placed.
+    let plan = session.plan_clone(&request, &backup);
+    let unpacks = plan.as_ref().is_ok_and(|p| {
+        p.iter().any(|s| {
+            matches!(
+                s,
+                crate::plugin::bindings::types::PlanStep::UnpackArchive(_)
+            )
+        })
+    });
     // A delta copy compares files with rsync: the Barman source's copy-tree.
+    // Archives are unpacked whole, into an emptied directory.
     if node.barman_mode
         && o.force
         && matches!(target.state, TargetState::Populated { .. })
         && target::system_identifier(&target.real).as_deref()
             == Some(backup.system_identifier.as_str())
+        && !unpacks
     {
         planned.delta = true;
         checks.ok(format!(
@@ -525,10 +544,14 @@ fn plan_source(
         }
     }
     planned.tablespace_dirs = tablespace_dirs.values().cloned().collect();
-    match session.plan_clone(&request, &backup) {
+    planned.tablespace_map = tablespace_dirs.clone();
+    match plan {
         Ok(plan) => {
             match steps::validate(source_plugin, env, &plan, &target.real, &tablespace_dirs) {
-                Ok(s) => planned.steps = s,
+                Ok(s) => {
+                    planned.unpacks = s.iter().any(|s| matches!(s, steps::Step::Unpack(_)));
+                    planned.steps = s;
+                }
                 Err(e) => checks.fail_error(&e),
             }
         }
@@ -1018,7 +1041,15 @@ async fn run_phases(
             }
             verify_not_incremental(&target.real)?;
             verify_copy(&target.real)?;
-            if o.verify_backup {
+            if planned.unpacks {
+                verify::verify_unpacked(
+                    &env,
+                    &target.real,
+                    facts.server_version,
+                    &planned.tablespace_map,
+                )
+                .await?;
+            } else if o.verify_backup {
                 verify_backup(&env, &target.real, facts.server_version).await?;
             }
             if let (Some(mode), Some(u)) = (&o.copy_external_config_files, &up.info) {

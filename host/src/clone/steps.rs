@@ -8,7 +8,7 @@ use std::process::Stdio;
 
 use tokio::io::AsyncReadExt;
 
-use crate::plugin::bindings::types::{LocalPath, PathRoot, PlanStep};
+use crate::plugin::bindings::types::{ArchiveCompression, LocalPath, PathRoot, PlanStep};
 use crate::plugin::{Capability, HostEnv, Plugin};
 use crate::report::Failure;
 
@@ -36,6 +36,8 @@ pub enum Step {
         contents: String,
         mode: u32,
     },
+    /// Stream a remote tar archive and unpack it (steps in a row run in parallel).
+    Unpack(super::unpack::Archive),
 }
 
 impl std::fmt::Display for Step {
@@ -62,6 +64,20 @@ impl std::fmt::Display for Step {
             Step::CreateDir { path, mode } => {
                 write!(f, "create directory {} (mode {mode:o})", path.display())
             }
+            Step::Unpack(a) => write!(
+                f,
+                "unpack {}:{} ({}{}) into {} (streamed over ssh)",
+                a.dest,
+                a.remote_path,
+                a.compression
+                    .map_or("tar".to_string(), |c| format!("tar, {c}")),
+                if a.size_bytes > 0 {
+                    format!(", {:.1} MiB", a.size_bytes as f64 / 1048576.0)
+                } else {
+                    String::new()
+                },
+                a.local.display()
+            ),
             Step::WriteFile {
                 path,
                 mode,
@@ -179,6 +195,23 @@ fn resolve(
     Ok(root.join(rel))
 }
 
+/// The ssh destination the operator mapped `target` to.
+fn ssh_destination(env: &HostEnv, target: &str) -> Result<String, Failure> {
+    let dest = env.ssh_destination(target).ok_or_else(|| {
+        Failure::new(format!(
+            "no ssh destination is configured for target \"{target}\""
+        ))
+        .hint(format!(
+            "set {}_host in the configuration file",
+            target.replace('-', "_")
+        ))
+    })?;
+    if dest.starts_with('-') || dest.contains(char::is_whitespace) {
+        return Err(Failure::new(format!("invalid ssh destination \"{dest}\"")));
+    }
+    Ok(dest)
+}
+
 /// Checks every step: programs declared and granted and found, paths inside the
 /// data directory or a tablespace.
 pub fn validate(
@@ -243,6 +276,31 @@ pub fn validate(
                 contents: w.contents.clone(),
                 mode: w.mode & 0o777,
             },
+            PlanStep::UnpackArchive(u) => {
+                let cap = Capability::RemoteRun { target: u.target.clone(), program: "cat".into() };
+                if let Err(refusal) = plugin.caps.check(&cap) {
+                    return Err(Failure::new(format!("plugin \"{name}\" plans to read an archive it may not read"))
+                        .detail(format!("capability {cap}: {refusal:?}"))
+                        .hint(format!("grant it in plugins.toml if you trust the plugin: [plugin.{name}] grants = [\"{cap}\"]"))
+                        .into());
+                }
+                let dest = ssh_destination(env, &u.target)?;
+                if !u.remote_path.starts_with('/') || !clean_name(&u.remote_path) || u.remote_path.ends_with('/') {
+                    return Err(malformed(name, format!("archive path \"{}\" is not an absolute file path without control characters", u.remote_path.escape_debug())).into());
+                }
+                Step::Unpack(super::unpack::Archive {
+                    dest,
+                    remote_path: u.remote_path.clone(),
+                    compression: u.compression.map(|c| match c {
+                        ArchiveCompression::Gzip => super::unpack::Compression::Gzip,
+                        ArchiveCompression::Lz4 => super::unpack::Compression::Lz4,
+                        ArchiveCompression::Zstd => super::unpack::Compression::Zstd,
+                        ArchiveCompression::Bzip2 => super::unpack::Compression::Bzip2,
+                    }),
+                    local: resolve(name, &u.local, datadir, tablespaces)?,
+                    size_bytes: u.size_bytes,
+                })
+            }
             PlanStep::CopyTree(c) => {
                 let cap = Capability::RemoteRun { target: c.target.clone(), program: "rsync".into() };
                 if let Err(refusal) = plugin.caps.check(&cap) {
@@ -250,13 +308,7 @@ pub fn validate(
                         .detail(format!("capability {cap}: {refusal:?}"))
                         .into());
                 }
-                let dest = env.ssh_destination(&c.target).ok_or_else(|| {
-                    Failure::new(format!("no ssh destination is configured for target \"{}\"", c.target))
-                        .hint(format!("set {}_host in the configuration file", c.target.replace('-', "_")))
-                })?;
-                if dest.starts_with('-') || dest.contains(char::is_whitespace) {
-                    return Err(Failure::new(format!("invalid ssh destination \"{dest}\"")).into());
-                }
+                let dest = ssh_destination(env, &c.target)?;
                 if !c.remote_path.starts_with('/') || !clean_name(&c.remote_path) {
                     return Err(malformed(name, format!("remote path \"{}\" is not absolute or contains a control character", c.remote_path.escape_debug())).into());
                 }
@@ -321,7 +373,10 @@ pub async fn execute(
     // One phase for all copy-tree steps (the data directory and each
     // tablespace), against the backup's size.
     let mut copy_phase: Option<std::sync::Arc<Phase>> = None;
-    for step in steps {
+    let mut i = 0;
+    while i < steps.len() {
+        let step = &steps[i];
+        i += 1;
         if !matches!(
             step,
             Step::CopyTree { .. } | Step::CreateDir { .. } | Step::WriteFile { .. }
@@ -331,6 +386,51 @@ pub async fn execute(
             }
         }
         match step {
+            Step::Unpack(first) => {
+                // This archive and the ones right after it, in parallel.
+                let mut batch = vec![first.clone()];
+                while let Some(Step::Unpack(a)) = steps.get(i) {
+                    batch.push(a.clone());
+                    i += 1;
+                }
+                for a in &batch {
+                    confined(&a.local, &ctx.roots)?;
+                    std::fs::create_dir_all(&a.local).map_err(|e| {
+                        Failure::new(format!(
+                            "could not create directory \"{}\"",
+                            a.local.display()
+                        ))
+                        .detail(e.to_string())
+                    })?;
+                }
+                crate::report::notice(&format!(
+                    "unpacking {} archive{} from {} as {} arrive{}, {} at a time",
+                    batch.len(),
+                    if batch.len() == 1 { "" } else { "s" },
+                    batch[0].dest,
+                    if batch.len() == 1 { "it" } else { "they" },
+                    if batch.len() == 1 { "s" } else { "" },
+                    ctx.jobs.clamp(1, batch.len())
+                ));
+                // Counted in bytes read over ssh, against the archives' sizes
+                // (else the backup's, which is about as much: it is compressed).
+                let total = (ctx.expected_bytes > 0).then_some(ctx.expected_bytes);
+                let phase = Phase::with_display("unpack", total, ctx.show_progress);
+                let s = super::unpack::unpack_all(&batch, ctx, &phase).await?;
+                phase.suspend(|| {
+                    crate::report::info(&format!(
+                        "{} entries, {:.1} MiB unpacked from {:.1} MiB read over ssh",
+                        s.entries,
+                        s.file_bytes as f64 / 1048576.0,
+                        s.wire_bytes as f64 / 1048576.0
+                    ))
+                });
+                phase.finish();
+                stats.files += s.entries;
+                stats.total_bytes += s.file_bytes;
+                stats.literal_bytes += s.wire_bytes;
+                stats.archives += batch.len();
+            }
             Step::CopyTree {
                 dest,
                 remote_path,

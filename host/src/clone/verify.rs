@@ -124,3 +124,69 @@ pub async fn verify_backup(env: &HostEnv, dir: &Path, version: u32) -> anyhow::R
     super::info("pg_verifybackup: backup successfully verified");
     Ok(())
 }
+
+/// Checks unpacked archives against the backup's `backup_manifest`, when it
+/// has one, with PostgreSQL's own `pg_verifybackup`: it knows every manifest
+/// version and checksum algorithm, and checks each file's size and checksum
+/// and that none is missing or extra. `-n`: a Barman backup holds no WAL (the
+/// standby gets it through restore_command or streaming).
+/// `-i tablespace_map`: the plan rewrites it with the mapped locations. The
+/// tablespaces are reached through `pg_tblspc/OID` links made here (the server
+/// makes them again from `tablespace_map` when it starts).
+pub async fn verify_unpacked(
+    env: &HostEnv,
+    dir: &Path,
+    version: u32,
+    tablespaces: &std::collections::BTreeMap<u32, std::path::PathBuf>,
+) -> anyhow::Result<()> {
+    if !dir.join("backup_manifest").is_file() {
+        report::notice(
+            "the backup has no backup_manifest: the unpacked files cannot be checked against it",
+        );
+        return Ok(());
+    }
+    let prog = env.find_program("pg_verifybackup").ok_or_else(|| {
+        Failure::new("program \"pg_verifybackup\" not found")
+            .detail("the unpacked backup must be checked against its backup_manifest before it is configured as a standby")
+            .hint("set pg_bindir in the configuration file to the PostgreSQL binaries of the backup's version")
+    })?;
+    for (oid, loc) in tablespaces {
+        let link = dir.join("pg_tblspc").join(oid.to_string());
+        if std::fs::symlink_metadata(&link).is_err() {
+            std::fs::create_dir_all(dir.join("pg_tblspc"))?;
+            std::os::unix::fs::symlink(loc, &link).map_err(|e| {
+                Failure::new(format!("could not create link \"{}\"", link.display()))
+                    .detail(e.to_string())
+            })?;
+        }
+    }
+    super::info(&format!(
+        "verifying the unpacked backup against its backup_manifest with pg_verifybackup (PostgreSQL {})",
+        version / 10000
+    ));
+    let mut cmd = tokio::process::Command::new(&prog);
+    cmd.args(["--no-parse-wal", "--ignore", "tablespace_map", "--quiet"])
+        .arg(dir)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    crate::report::running(cmd.as_std());
+    let out = cmd.output().await.map_err(|e| {
+        Failure::new(format!("could not run \"{}\"", prog.display())).detail(e.to_string())
+    })?;
+    if !out.status.success() {
+        let text = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        let mut detail = lines[..lines.len().min(10)].join("\n");
+        if lines.len() > 10 {
+            detail.push_str(&format!("\n... and {} more lines", lines.len() - 10));
+        }
+        return Err(Failure::new(
+            "the unpacked backup does not match its backup_manifest",
+        )
+        .detail(detail)
+        .hint("the backup is damaged or pg_bindir's pg_verifybackup is of another PostgreSQL version; check the backup on the Barman host (barman check-backup)")
+        .into());
+    }
+    super::info("pg_verifybackup: backup successfully verified");
+    Ok(())
+}

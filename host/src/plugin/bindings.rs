@@ -1,6 +1,9 @@
-//! Host-side bindings of the WIT contract (`wit/`), one module per world. Both
-//! worlds import the same `types` and `host` interfaces; the policy world reuses
-//! the source world's so that one linker serves both.
+//! Host-side bindings of the WIT contract, one module per world and contract
+//! version: `wit/` is the current contract (1.1.0), `wit/1.0.0/` the released
+//! 1.0.0 one, frozen. Both worlds of one version import the same `types` and
+//! `host` interfaces; the policy world reuses the source world's so that one
+//! linker serves both. The rest of the host speaks the current types only:
+//! what a 1.0.0 plugin returns is converted in [`super::compat`].
 
 pub mod source {
     wasmtime::component::bindgen!({
@@ -18,6 +21,33 @@ pub mod policy {
             "pgclone:plugin/host": super::source::pgclone::plugin::host,
         },
     });
+}
+
+/// The released contract `pgclone:plugin@1.0.0` (`wit/1.0.0/`), for plugins
+/// built against it.
+pub mod v1_0 {
+    pub mod source {
+        wasmtime::component::bindgen!({
+            world: "backup-source",
+            path: "../wit/1.0.0",
+        });
+    }
+
+    pub mod policy {
+        wasmtime::component::bindgen!({
+            world: "recovery-policy",
+            path: "../wit/1.0.0",
+            with: {
+                "pgclone:plugin/types": super::source::pgclone::plugin::types,
+                "pgclone:plugin/host": super::source::pgclone::plugin::host,
+            },
+        });
+    }
+
+    pub use policy::exports::pgclone::plugin::policy as policy_api;
+    pub use source::exports::pgclone::plugin::source as source_api;
+    pub use source::pgclone::plugin::host as host_api;
+    pub use source::pgclone::plugin::types;
 }
 
 pub use policy::exports::pgclone::plugin::policy as policy_api;

@@ -9,7 +9,7 @@ use wasmtime::Engine;
 /// The contract this host implements.
 pub const HOST_CONTRACT: Version = Version {
     major: 1,
-    minor: 0,
+    minor: 1,
     patch: 0,
 };
 
@@ -40,9 +40,6 @@ impl Version {
 
     /// A plugin built against `self` loads on this host: same major version,
     /// and no newer minor version than the host's.
-    // With HOST_CONTRACT.minor at 0 the comparison looks trivial to clippy; it
-    // is the rule for every later minor version.
-    #[allow(clippy::absurd_extreme_comparisons)]
     pub fn supported(self) -> bool {
         self.major == HOST_CONTRACT.major && self.minor <= HOST_CONTRACT.minor
     }
@@ -139,6 +136,7 @@ mod tests {
         assert_eq!(Version::parse("1.2.3.4"), None);
         assert!(HOST_CONTRACT.supported());
         assert!(Version::parse("1.0.7").unwrap().supported());
+        assert!(Version::parse("1.1.0").unwrap().supported());
         assert!(!Version::parse("2.0.0").unwrap().supported());
         assert!(!Version::parse("0.9.0").unwrap().supported());
         let newer = Version {

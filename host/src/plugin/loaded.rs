@@ -13,8 +13,10 @@ use super::bindings::source::{BackupSource, BackupSourcePre};
 use super::bindings::types::{
     BackupDescription, CloneRequest, PlanStep, PluginError, PluginInfo, WalLocation,
 };
+use super::bindings::v1_0;
 use super::capability::{Capability, CapabilitySet};
 use super::catalog::{sha256_hex, Candidate, Origin};
+use super::compat::Conv;
 use super::contract::{self, Contract, PluginKind};
 use super::error::{DeadlineExceeded, PluginFailure};
 use super::host_env::HostEnv;
@@ -291,17 +293,32 @@ impl Plugin {
                 call: "instantiate",
                 trap: format!("{e:#}"),
             })?;
-        let instance = match self.contract.kind {
-            PluginKind::Source => {
+        // A plugin of the released 1.0.0 contract gets its own bindings; the
+        // rest of the host sees current types (see `compat`).
+        let v1_0 = self.contract.version.minor == 0;
+        let instance = match (self.contract.kind, v1_0) {
+            (PluginKind::Source, false) => {
                 let pre = BackupSourcePre::new(pre);
                 session.call("instantiate", move |store| {
                     pre?.instantiate(store).map(Instance::Source)
                 })
             }
-            PluginKind::Policy => {
+            (PluginKind::Policy, false) => {
                 let pre = RecoveryPolicyPre::new(pre);
                 session.call("instantiate", move |store| {
                     pre?.instantiate(store).map(Instance::Policy)
+                })
+            }
+            (PluginKind::Source, true) => {
+                let pre = v1_0::source::BackupSourcePre::new(pre);
+                session.call("instantiate", move |store| {
+                    pre?.instantiate(store).map(Instance::SourceV1_0)
+                })
+            }
+            (PluginKind::Policy, true) => {
+                let pre = v1_0::policy::RecoveryPolicyPre::new(pre);
+                session.call("instantiate", move |store| {
+                    pre?.instantiate(store).map(Instance::PolicyV1_0)
                 })
             }
         }?;
@@ -313,6 +330,10 @@ impl Plugin {
 enum Instance {
     Source(BackupSource),
     Policy(RecoveryPolicy),
+    /// A backup source built against contract 1.0.0.
+    SourceV1_0(v1_0::source::BackupSource),
+    /// A recovery policy built against contract 1.0.0.
+    PolicyV1_0(v1_0::policy::RecoveryPolicy),
 }
 
 /// One instance of a plugin. After any failure the instance is not used again.
@@ -470,14 +491,27 @@ impl Session {
                 let f = p.pgclone_plugin_policy().clone();
                 self.call("describe", move |store| f.call_describe(store))
             }
+            Some(Instance::SourceV1_0(s)) => {
+                let f = s.pgclone_plugin_source().clone();
+                self.call("describe", move |store| {
+                    f.call_describe(store).map(Conv::conv)
+                })
+            }
+            Some(Instance::PolicyV1_0(p)) => {
+                let f = p.pgclone_plugin_policy().clone();
+                self.call("describe", move |store| {
+                    f.call_describe(store).map(Conv::conv)
+                })
+            }
             None => Err(self.gone("describe")),
         }
     }
 
-    fn source(&self, call: &'static str) -> Result<&BackupSource, PluginFailure> {
+    fn source(&self, call: &'static str) -> Result<Source, PluginFailure> {
         match &self.instance {
-            Some(Instance::Source(s)) => Ok(s),
-            Some(Instance::Policy(_)) => Err(PluginFailure::Refused {
+            Some(Instance::Source(s)) => Ok(Source::Current(s.pgclone_plugin_source().clone())),
+            Some(Instance::SourceV1_0(s)) => Ok(Source::V1_0(s.pgclone_plugin_source().clone())),
+            Some(Instance::Policy(_) | Instance::PolicyV1_0(_)) => Err(PluginFailure::Refused {
                 plugin: self.plugin.clone(),
                 reason: format!("it is a recovery policy, not a backup source ({call})"),
                 detail: None,
@@ -489,9 +523,13 @@ impl Session {
 
     /// `source.check`.
     pub fn check(&mut self, req: &CloneRequest) -> Result<BackupDescription, PluginFailure> {
-        let s = self.source("check")?.pgclone_plugin_source().clone();
         let req = req.clone();
-        let r = self.call("check", move |store| s.call_check(store, &req));
+        let r = match self.source("check")? {
+            Source::Current(s) => self.call("check", move |store| s.call_check(store, &req)),
+            Source::V1_0(s) => self.call("check", move |store| {
+                s.call_check(store, &req.conv()).map(Conv::conv)
+            }),
+        };
         self.returned("check", r)
     }
 
@@ -501,19 +539,30 @@ impl Session {
         req: &CloneRequest,
         backup: &BackupDescription,
     ) -> Result<Vec<PlanStep>, PluginFailure> {
-        let s = self.source("plan-clone")?.pgclone_plugin_source().clone();
         let (req, backup) = (req.clone(), backup.clone());
-        let r = self.call("plan-clone", move |store| {
-            s.call_plan_clone(store, &req, &backup)
-        });
+        let r = match self.source("plan-clone")? {
+            Source::Current(s) => self.call("plan-clone", move |store| {
+                s.call_plan_clone(store, &req, &backup)
+            }),
+            Source::V1_0(s) => self.call("plan-clone", move |store| {
+                s.call_plan_clone(store, &req.conv(), &backup.conv())
+                    .map(Conv::conv)
+            }),
+        };
         self.returned("plan-clone", r)
     }
 
     /// `source.locate-wal`.
     pub fn wal_location(&mut self, name: &str) -> Result<WalLocation, PluginFailure> {
-        let s = self.source("locate-wal")?.pgclone_plugin_source().clone();
         let name = name.to_string();
-        let r = self.call("locate-wal", move |store| s.call_locate_wal(store, &name));
+        let r = match self.source("locate-wal")? {
+            Source::Current(s) => {
+                self.call("locate-wal", move |store| s.call_locate_wal(store, &name))
+            }
+            Source::V1_0(s) => self.call("locate-wal", move |store| {
+                s.call_locate_wal(store, &name).map(Conv::conv)
+            }),
+        };
         self.returned("locate-wal", r)
     }
 
@@ -523,9 +572,22 @@ impl Session {
         facts: &RecoveryFacts,
         previous: &RecoveryConfig,
     ) -> Result<RecoveryConfig, PluginFailure> {
-        let p = match &self.instance {
-            Some(Instance::Policy(p)) => p.pgclone_plugin_policy().clone(),
-            Some(Instance::Source(_)) => {
+        let (facts, previous) = (facts.clone(), previous.clone());
+        let r = match &self.instance {
+            Some(Instance::Policy(p)) => {
+                let p = p.pgclone_plugin_policy().clone();
+                self.call("recovery-settings", move |store| {
+                    p.call_recovery_settings(store, &facts, &previous)
+                })
+            }
+            Some(Instance::PolicyV1_0(p)) => {
+                let p = p.pgclone_plugin_policy().clone();
+                self.call("recovery-settings", move |store| {
+                    p.call_recovery_settings(store, &facts.conv(), &previous.conv())
+                        .map(Conv::conv)
+                })
+            }
+            Some(Instance::Source(_) | Instance::SourceV1_0(_)) => {
                 return Err(refused(
                     &self.plugin,
                     "it is a backup source, not a recovery policy (recovery-settings)",
@@ -533,10 +595,12 @@ impl Session {
             }
             None => return Err(self.gone("recovery-settings")),
         };
-        let (facts, previous) = (facts.clone(), previous.clone());
-        let r = self.call("recovery-settings", move |store| {
-            p.call_recovery_settings(store, &facts, &previous)
-        });
         self.returned("recovery-settings", r)
     }
+}
+
+/// The source interface of either contract version.
+enum Source {
+    Current(super::bindings::source_api::Guest),
+    V1_0(v1_0::source_api::Guest),
 }

@@ -5,6 +5,7 @@ pub mod bindings;
 pub mod cache;
 pub mod capability;
 pub mod catalog;
+pub mod compat;
 pub mod conformance;
 pub mod contract;
 pub mod error;

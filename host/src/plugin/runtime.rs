@@ -1,5 +1,5 @@
 //! The WebAssembly engine: one per process, with epoch interruption for
-//! deadlines, one linker that serves both worlds, and the compiled-component
+//! deadlines, one linker that serves both worlds of both contract versions, and the compiled-component
 //! cache.
 
 use std::path::Path;
@@ -55,6 +55,9 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         bindings::source::BackupSource::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+        // Plugins built against the released 1.0.0 contract import its
+        // interfaces by their exact names (`pgclone:plugin/host@1.0.0`).
+        bindings::v1_0::source::BackupSource::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
 
         let cache = cache_dir.and_then(|d| ComponentCache::open(d, &engine));
         Ok(Runtime {

@@ -3,16 +3,17 @@
 //! Everything it learns comes from `barman` commands run over ssh on the Barman
 //! host (never from Barman's catalogue files, whose layout changed in Barman
 //! 3.13.2); the copy itself is a plan of `copy-tree` steps the host runs with
-//! parallel rsync streams.
+//! parallel rsync streams, or for a compressed (tar-format) backup a plan of
+//! `unpack-archive` steps the host streams and unpacks in parallel.
 
 pub mod parse;
 
 use pgclone_plugin_sdk::host;
 use pgclone_plugin_sdk::source::Guest;
 use pgclone_plugin_sdk::types::{
-    BackupDescription, BackupFormat, CloneRequest, CopyTreeStep, CreateDirStep, ErrorKind,
-    LocalPath, PathRoot, PlanStep, PluginError, PluginInfo, RemoteWalCommand, WalLocation,
-    WriteFileStep,
+    ArchiveCompression, BackupDescription, BackupFormat, CloneRequest, CopyTreeStep, CreateDirStep,
+    ErrorKind, LocalPath, PathRoot, PlanStep, PluginError, PluginInfo, RemoteWalCommand,
+    UnpackArchiveStep, WalLocation, WriteFileStep,
 };
 
 /// The logical remote target the operator maps to `barman_host`.
@@ -49,6 +50,7 @@ pgclone_plugin_sdk::manifest! {
     capabilities: [
         "remote-run:barman:barman",
         "remote-run:barman:rsync",
+        "remote-run:barman:cat",
         "read-config:barman_host",
         "read-config:barman_server",
         "read-config:barman_config",
@@ -232,6 +234,101 @@ fn refuse_incremental(b: &parse::ShownBackup) -> PluginError {
     )
 }
 
+/// A plain backup: its data directory and each tablespace copied with rsync.
+fn copy_steps(tree: parse::Tree) -> Vec<PlanStep> {
+    let mut steps = vec![PlanStep::CopyTree(CopyTreeStep {
+        target: TARGET.into(),
+        remote_path: tree.data_dir,
+        local: LocalPath {
+            root: PathRoot::DataDirectory,
+            path: String::new(),
+        },
+        files: tree.data_files,
+        exclude: Vec::new(),
+    })];
+    for (oid, remote, files) in tree.tablespaces {
+        steps.push(PlanStep::CopyTree(CopyTreeStep {
+            target: TARGET.into(),
+            remote_path: remote,
+            local: LocalPath {
+                root: PathRoot::Tablespace(oid),
+                path: String::new(),
+            },
+            files,
+            exclude: Vec::new(),
+        }));
+    }
+    steps
+}
+
+/// A tar-format backup (`backup_compression`): `base.tar.*` unpacked into the
+/// data directory, `<oid>.tar.*` into each tablespace, and `backup_manifest`
+/// copied next to them so that the host verifies the result against it.
+fn archive_steps(
+    backup: &BackupDescription,
+    tree: &parse::Tree,
+) -> Result<Vec<PlanStep>, PluginError> {
+    let (archives, manifest) = parse::tar_archives(&tree.data_files).map_err(|problem| {
+        err(
+            ErrorKind::InvalidBackup,
+            format!(
+                "backup {} is not a tar-format backup pgclone understands",
+                backup.id
+            ),
+            Some(problem),
+            None,
+        )
+    })?;
+    let mut steps = Vec::new();
+    for a in archives {
+        let root = match a.tablespace {
+            None => PathRoot::DataDirectory,
+            Some(oid) if backup.tablespaces.iter().any(|t| t.oid == oid) => {
+                PathRoot::Tablespace(oid)
+            }
+            Some(oid) => {
+                return Err(err(
+                    ErrorKind::InvalidBackup,
+                    format!(
+                        "backup {} has an archive of tablespace {oid}, which barman show-backup does not list",
+                        backup.id
+                    ),
+                    Some(a.file),
+                    None,
+                ))
+            }
+        };
+        steps.push(PlanStep::UnpackArchive(UnpackArchiveStep {
+            target: TARGET.into(),
+            remote_path: format!("{}/{}", tree.data_dir, a.file),
+            compression: a.compression.map(|c| match c {
+                "gzip" => ArchiveCompression::Gzip,
+                "lz4" => ArchiveCompression::Lz4,
+                "zstd" => ArchiveCompression::Zstd,
+                _ => ArchiveCompression::Bzip2,
+            }),
+            local: LocalPath {
+                root,
+                path: String::new(),
+            },
+            size_bytes: 0,
+        }));
+    }
+    if manifest {
+        steps.push(PlanStep::CopyTree(CopyTreeStep {
+            target: TARGET.into(),
+            remote_path: tree.data_dir.clone(),
+            local: LocalPath {
+                root: PathRoot::DataDirectory,
+                path: String::new(),
+            },
+            files: vec!["backup_manifest".into()],
+            exclude: Vec::new(),
+        }));
+    }
+    Ok(steps)
+}
+
 impl Guest for Barman {
     fn describe() -> PluginInfo {
         pgclone_plugin_sdk::describe(MANIFEST)
@@ -311,17 +408,6 @@ impl Guest for Barman {
                 ));
             }
         }
-        if let Some(c) = &b.compression {
-            return Err(err(
-                ErrorKind::Unsupported,
-                format!("backup {} is compressed ({c})", b.id),
-                Some("pgclone restores plain Barman backups; nothing was copied".into()),
-                Some(&format!(
-                    "choose a plain backup with --backup-id, or restore this one with {}",
-                    restore_command_name()
-                )),
-            ));
-        }
         if b.is_incremental() {
             return Err(refuse_incremental(&b));
         }
@@ -336,8 +422,13 @@ impl Guest for Barman {
             end_lsn: b.end_lsn,
             size_bytes: b.size_bytes,
             tablespaces: b.tablespaces,
-            format: BackupFormat::Plain,
-            compression: None,
+            // Barman 3.4 does not say it: plan-clone reads it from the files.
+            format: if b.compression.is_some() {
+                BackupFormat::Tar
+            } else {
+                BackupFormat::Plain
+            },
+            compression: b.compression,
         })
     }
 
@@ -358,39 +449,11 @@ impl Guest for Barman {
             })?;
         // Barman 3.4's show-backup does not say that a backup is compressed;
         // its files do: tar archives instead of a data directory.
-        if let Some(format) = parse::archive_format(&tree.data_files) {
-            return Err(err(
-                ErrorKind::Unsupported,
-                format!("backup {} is compressed ({format})", backup.id),
-                Some("pgclone restores plain Barman backups; nothing was copied".into()),
-                Some(&format!(
-                    "choose a plain backup with --backup-id, or restore this one with {}",
-                    restore_command_name()
-                )),
-            ));
-        }
-        let mut steps = vec![PlanStep::CopyTree(CopyTreeStep {
-            target: TARGET.into(),
-            remote_path: tree.data_dir,
-            local: LocalPath {
-                root: PathRoot::DataDirectory,
-                path: String::new(),
-            },
-            files: tree.data_files,
-            exclude: Vec::new(),
-        })];
-        for (oid, remote, files) in tree.tablespaces {
-            steps.push(PlanStep::CopyTree(CopyTreeStep {
-                target: TARGET.into(),
-                remote_path: remote,
-                local: LocalPath {
-                    root: PathRoot::Tablespace(oid),
-                    path: String::new(),
-                },
-                files,
-                exclude: Vec::new(),
-            }));
-        }
+        let mut steps = if parse::archive_format(&tree.data_files).is_some() {
+            archive_steps(&backup, &tree)?
+        } else {
+            copy_steps(tree)
+        };
         for dir in SKELETON {
             steps.push(PlanStep::CreateDir(CreateDirStep {
                 path: LocalPath {

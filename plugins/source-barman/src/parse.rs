@@ -166,6 +166,67 @@ pub fn archive_format(data_files: &[String]) -> Option<String> {
     })
 }
 
+/// One archive of a tar-format (compressed) backup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TarArchive {
+    /// Its name in the backup's `data` directory, e.g. `base.tar.gz`.
+    pub file: String,
+    /// None for `base.tar.*` (the data directory), the OID for `<oid>.tar.*`.
+    pub tablespace: Option<u32>,
+    /// `gzip`, `lz4`, `zstd`, `bzip2`; none for a plain `.tar`.
+    pub compression: Option<&'static str>,
+}
+
+/// The archives of a tar-format backup's `data` directory (`base.tar.gz`,
+/// `16385.tar.gz`, `backup_manifest`) and whether it has a manifest. Any other
+/// file, or archives of mixed compression, is an error.
+pub fn tar_archives(data_files: &[String]) -> Result<(Vec<TarArchive>, bool), String> {
+    let mut out = Vec::new();
+    let mut manifest = false;
+    for f in data_files {
+        if f == "backup_manifest" {
+            manifest = true;
+            continue;
+        }
+        let Some((stem, rest)) = f.split_once(".tar") else {
+            return Err(format!("unexpected file \"{f}\" in a tar-format backup"));
+        };
+        let compression = match rest {
+            "" => None,
+            ".gz" => Some("gzip"),
+            ".lz4" => Some("lz4"),
+            ".zst" => Some("zstd"),
+            ".bz2" => Some("bzip2"),
+            _ => {
+                return Err(format!(
+                    "archive \"{f}\" has a compression pgclone does not know"
+                ))
+            }
+        };
+        let tablespace = match stem {
+            "base" => None,
+            oid => Some(
+                oid.parse::<u32>()
+                    .map_err(|_| format!("unexpected file \"{f}\" in a tar-format backup"))?,
+            ),
+        };
+        out.push(TarArchive {
+            file: f.clone(),
+            tablespace,
+            compression,
+        });
+    }
+    if !out.iter().any(|a| a.tablespace.is_none()) {
+        return Err("the backup has no base.tar archive".into());
+    }
+    if out.iter().any(|a| a.compression != out[0].compression) {
+        return Err("the backup's archives are not all compressed alike".into());
+    }
+    // The data directory first.
+    out.sort_by_key(|a| a.tablespace);
+    Ok((out, manifest))
+}
+
 /// The files of a backup, split into the data directory and each tablespace.
 #[derive(Debug, Default, PartialEq)]
 pub struct Tree {
@@ -325,6 +386,27 @@ mod tests {
             archive_format(&v(&["PG_VERSION", "global/pg_control"])),
             None
         );
+    }
+
+    #[test]
+    fn tar_archives_are_listed() {
+        let v = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let (a, m) =
+            tar_archives(&v(&["16385.tar.lz4", "backup_manifest", "base.tar.lz4"])).unwrap();
+        assert!(m);
+        assert_eq!(a.len(), 2);
+        assert_eq!(a[0].file, "base.tar.lz4");
+        assert_eq!(a[0].tablespace, None);
+        assert_eq!(a[1].tablespace, Some(16385));
+        assert_eq!(a[1].compression, Some("lz4"));
+        let (a, m) = tar_archives(&v(&["base.tar"])).unwrap();
+        assert!(!m);
+        assert_eq!(a[0].compression, None);
+        assert!(tar_archives(&v(&["base.tar.gz", "16385.tar.zst"])).is_err());
+        assert!(tar_archives(&v(&["16385.tar.gz"])).is_err());
+        assert!(tar_archives(&v(&["base.tar.gz", "evil.tar.gz"])).is_err());
+        assert!(tar_archives(&v(&["base.tar.gz", "PG_VERSION"])).is_err());
+        assert!(tar_archives(&v(&["base.tar.xz"])).is_err());
     }
 
     #[test]

@@ -13,7 +13,7 @@ pgclone_plugin_sdk::manifest! {
     description: "plans that try to escape the data directory and the grants",
     provides: ["base-backup"],
     needs_upstream: false,
-    capabilities: ["local-run:true", "local-run:sleep", "local-run:yes", "remote-run:store:rsync"],
+    capabilities: ["local-run:true", "local-run:sleep", "local-run:yes", "remote-run:store:rsync", "remote-run:store:cat"],
 }
 
 struct Escaper;
@@ -38,6 +38,16 @@ fn run(program: &str, args: &[&str]) -> PlanStep {
         args: args.iter().map(|a| a.to_string()).collect(),
         uses_upstream_password: false,
         description: "hostile".into(),
+    })
+}
+
+fn unpack(target: &str, remote: &str, local: LocalPath) -> PlanStep {
+    PlanStep::UnpackArchive(UnpackArchiveStep {
+        target: target.into(),
+        remote_path: remote.into(),
+        compression: Some(ArchiveCompression::Gzip),
+        local,
+        size_bytes: 0,
     })
 }
 
@@ -108,6 +118,19 @@ impl Guest for Escaper {
                 mode: 0o600,
             })],
             "panic" => panic!("the plugin panicked on purpose"),
+            // unpack-archive (1.1.0): the same rules as every other step.
+            "unpack-ungranted" => vec![unpack("elsewhere", "/srv/base.tar.gz", at(""))],
+            "unpack-relative" => vec![unpack("store", "base.tar.gz", at(""))],
+            "unpack-dotdot" => vec![unpack("store", "/srv/base.tar.gz", at("../up"))],
+            "unpack-tablespace" => vec![unpack(
+                "store",
+                "/srv/16390.tar.gz",
+                LocalPath {
+                    root: PathRoot::Tablespace(999),
+                    path: String::new(),
+                },
+            )],
+            "unpack-ok" => vec![unpack("store", "/srv/b/base.tar.gz", at(""))],
             // Control characters: a carriage return that rsync's --files-from
             // would read as two names, a line break, a tab, an escape
             // sequence, DEL, a C1 control; in every kind of step.

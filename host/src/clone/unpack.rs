@@ -1,0 +1,707 @@
+//! Unpacking remote tar archives (a compressed Barman backup): each archive is
+//! read with `cat` over ssh, decompressed in this process as it arrives and
+//! unpacked entry by entry; no copy of the archive is ever staged. Archives
+//! run in parallel. Every entry is checked before it is written (no absolute
+//! path, no `..`, no link leading out of its root, no device), every write is
+//! confined to the clone's roots, and the stream must end as a whole archive
+//! does: a truncated or corrupt archive, a failing ssh or `cat`, or a tar error
+//! fails the step.
+
+use std::collections::{HashSet, VecDeque};
+use std::io::{Read, Write};
+use std::path::{Component, Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::report::Failure;
+
+/// How an archive is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    Gzip,
+    Lz4,
+    Zstd,
+    Bzip2,
+}
+
+impl std::fmt::Display for Compression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Compression::Gzip => "gzip",
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
+            Compression::Bzip2 => "bzip2",
+        })
+    }
+}
+
+/// One archive to unpack, as a validated plan step describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Archive {
+    /// The ssh destination.
+    pub dest: String,
+    /// The archive's absolute path there.
+    pub remote_path: String,
+    pub compression: Option<Compression>,
+    /// The directory it is unpacked into.
+    pub local: PathBuf,
+    /// Its size as the source reported it (0 when unknown).
+    pub size_bytes: u64,
+}
+
+/// What unpacking moved.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct UnpackStats {
+    /// Entries unpacked (files, directories, links).
+    pub entries: usize,
+    /// Bytes of the files written.
+    pub file_bytes: u64,
+    /// Bytes read over ssh (the compressed stream).
+    pub wire_bytes: u64,
+}
+
+/// What stops the workers: a failure of one archive or the clone being
+/// abandoned (an interruption drops the future).
+#[derive(Default)]
+struct Shared {
+    cancel: AtomicBool,
+    /// Process groups of the running ssh commands.
+    groups: Mutex<Vec<i32>>,
+}
+
+impl Shared {
+    fn stop(&self) {
+        self.cancel.store(true, Ordering::SeqCst);
+        for pid in self.groups.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            unsafe { libc::kill(-*pid, libc::SIGKILL) };
+        }
+    }
+}
+
+/// Stops the workers and waits for them when dropped, so that nothing writes
+/// into the clone's directories once the caller removes what was unpacked.
+struct Workers {
+    shared: Arc<Shared>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        self.shared.stop();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Unpacks `archives` with up to `ctx.jobs` in parallel. `phase` counts the
+/// bytes read over ssh, against the archives' sizes when all are known.
+pub async fn unpack_all(
+    archives: &[Archive],
+    ctx: &super::steps::ExecContext,
+    phase: &Arc<super::progress::Phase>,
+) -> anyhow::Result<UnpackStats> {
+    let before = phase.done();
+    if archives.iter().all(|a| a.size_bytes > 0) {
+        phase.set_total(before + archives.iter().map(|a| a.size_bytes).sum::<u64>());
+    }
+    let progress = super::progress::Progress::new(archives.len(), before, phase.clone());
+    let shared = Arc::new(Shared::default());
+    let queue: Arc<Mutex<VecDeque<(usize, Archive)>>> =
+        Arc::new(Mutex::new(archives.iter().cloned().enumerate().collect()));
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut workers = Workers {
+        shared: shared.clone(),
+        threads: Vec::new(),
+    };
+    let ssh = SshCommand {
+        options: ctx.ssh_options.clone(),
+        control_path: ctx.control_path.clone(),
+    };
+    let roots = Arc::new(ctx.roots.clone());
+    for w in 0..ctx.jobs.max(1).min(archives.len()) {
+        let (queue, shared, done_tx, progress) = (
+            queue.clone(),
+            shared.clone(),
+            done_tx.clone(),
+            progress.clone(),
+        );
+        let (ssh, roots) = (ssh.clone(), roots.clone());
+        let t = std::thread::Builder::new()
+            .name(format!("pgclone-unpack-{w}"))
+            .spawn(move || loop {
+                let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
+                let Some((i, a)) = next else { break };
+                if shared.cancel.load(Ordering::SeqCst) {
+                    break;
+                }
+                let r = unpack_one(&a, &ssh, &roots, &shared, &|n| progress.set(i, n));
+                if done_tx.send((i, r)).is_err() {
+                    break;
+                }
+            })?;
+        workers.threads.push(t);
+    }
+    drop(done_tx);
+    let mut stats = UnpackStats::default();
+    let mut failure: Option<(usize, Failure)> = None;
+    while let Some((i, r)) = done_rx.recv().await {
+        match r {
+            Ok(s) => {
+                stats.entries += s.entries;
+                stats.file_bytes += s.file_bytes;
+                stats.wire_bytes += s.wire_bytes;
+            }
+            Err(Outcome::Failed(f)) => {
+                if failure.is_none() {
+                    // The others stop: the clone has failed.
+                    shared.stop();
+                    failure = Some((i, f));
+                }
+            }
+            Err(Outcome::Cancelled) => {}
+        }
+    }
+    drop(workers);
+    if let Some((i, f)) = failure {
+        let f = if archives.len() > 1 {
+            let extra = format!("archive {} of {}", i + 1, archives.len());
+            let detail = match f.detail.clone() {
+                Some(d) => format!("{d}\n({extra})"),
+                None => extra,
+            };
+            f.detail(detail)
+        } else {
+            f
+        };
+        return Err(f.into());
+    }
+    phase.set(before + stats.wire_bytes);
+    Ok(stats)
+}
+
+#[derive(Clone)]
+struct SshCommand {
+    options: Vec<String>,
+    control_path: Option<PathBuf>,
+}
+
+impl SshCommand {
+    /// `ssh DEST cat -- PATH`, through the clone's shared connection when
+    /// there is one; the path is quoted for the remote shell.
+    fn cat(&self, dest: &str, path: &str) -> std::process::Command {
+        let mut cmd = std::process::Command::new("ssh");
+        cmd.args(["-o", "BatchMode=yes"])
+            .args(crate::remote::FAST_CIPHER);
+        if let Some(cp) = &self.control_path {
+            cmd.args(["-o", "ControlMaster=no"])
+                .arg("-o")
+                .arg(format!("ControlPath={}", cp.display()));
+        }
+        cmd.args(&self.options)
+            .arg("--")
+            .arg(dest)
+            .arg("cat")
+            .arg("--")
+            .arg(crate::remote::shell_quote(path));
+        cmd
+    }
+}
+
+enum Outcome {
+    Failed(Failure),
+    Cancelled,
+}
+
+impl From<Failure> for Outcome {
+    fn from(f: Failure) -> Self {
+        Outcome::Failed(f)
+    }
+}
+
+/// Counts the bytes read from ssh (for progress and the size check) and stops
+/// reading when the clone is abandoned.
+struct Counted<'a, R> {
+    inner: R,
+    n: u64,
+    shared: &'a Shared,
+    report: &'a dyn Fn(u64),
+}
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.shared.cancel.load(Ordering::Relaxed) {
+            return Err(std::io::Error::other("cancelled"));
+        }
+        let k = self.inner.read(buf)?;
+        self.n += k as u64;
+        (self.report)(self.n);
+        Ok(k)
+    }
+}
+
+/// Where an unpacking error comes from: the stream (the archive is bad or was
+/// cut), the local side (a write failed), or the archive's content (refused).
+enum Fault {
+    Stream(std::io::Error),
+    Local(PathBuf, std::io::Error),
+    Refused(String),
+}
+
+fn decoder<'a, R: Read + 'a>(c: Option<Compression>, r: R) -> std::io::Result<Box<dyn Read + 'a>> {
+    // Buffered reads from the pipe: decoders ask for small pieces.
+    let r = std::io::BufReader::with_capacity(256 << 10, r);
+    Ok(match c {
+        None => Box::new(r),
+        Some(Compression::Gzip) => Box::new(flate2::bufread::MultiGzDecoder::new(r)),
+        Some(Compression::Lz4) => Box::new(lz4_flex::frame::FrameDecoder::new(r)),
+        Some(Compression::Zstd) => Box::new(zstd::stream::read::Decoder::with_buffer(r)?),
+        Some(Compression::Bzip2) => Box::new(bzip2::bufread::MultiBzDecoder::new(r)),
+    })
+}
+
+fn unpack_one(
+    a: &Archive,
+    ssh: &SshCommand,
+    roots: &[PathBuf],
+    shared: &Shared,
+    report: &dyn Fn(u64),
+) -> Result<UnpackStats, Outcome> {
+    use std::os::unix::process::CommandExt;
+    let source = format!("{}:{}", a.dest, a.remote_path);
+    let mut cmd = ssh.cat(&a.dest, &a.remote_path);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    crate::report::running(&cmd);
+    let mut child = {
+        // Registered under the lock, so that a stop either sees it or came first.
+        let mut groups = shared.groups.lock().unwrap_or_else(|p| p.into_inner());
+        if shared.cancel.load(Ordering::SeqCst) {
+            return Err(Outcome::Cancelled);
+        }
+        let child = cmd.spawn().map_err(|e| {
+            Failure::new("could not run ssh")
+                .detail(e.to_string())
+                .hint("install the OpenSSH client on this host")
+        })?;
+        groups.push(child.id() as i32);
+        child
+    };
+    let pid = child.id() as i32;
+    let stderr = child.stderr.take().expect("piped");
+    let err_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stderr.take(64 << 10).read_to_end(&mut buf);
+        String::from_utf8_lossy(&buf).into_owned()
+    });
+    let stdout = child.stdout.take().expect("piped");
+    let mut counted = Counted {
+        inner: stdout,
+        n: 0,
+        shared,
+        report,
+    };
+    let mut stats = UnpackStats::default();
+    let result = (|| -> Result<(), Fault> {
+        let stream = decoder(a.compression, &mut counted).map_err(Fault::Stream)?;
+        let mut archive = tar::Archive::new(stream);
+        extract(&mut archive, &a.local, roots, shared, &mut stats)?;
+        // The stream must end as an archive ends: a second zero block after the
+        // one that ended the entries (so an archive cut between two entries is
+        // noticed even when it is not compressed), then nothing but zeros; and
+        // reading to its end makes the decompressor check its trailer.
+        let mut rest = archive.into_inner();
+        let mut buf = vec![0u8; 64 << 10];
+        let mut trailing = 0u64;
+        loop {
+            let k = rest.read(&mut buf).map_err(Fault::Stream)?;
+            if k == 0 {
+                break;
+            }
+            if buf[..k].iter().any(|b| *b != 0) {
+                return Err(Fault::Stream(std::io::Error::other(
+                    "data follows the end of the tar archive",
+                )));
+            }
+            trailing += k as u64;
+        }
+        if trailing < 512 {
+            return Err(Fault::Stream(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the tar archive ends without its end-of-archive blocks",
+            )));
+        }
+        Ok(())
+    })();
+    // Whatever happened, ssh is finished with: kill it if it still sends.
+    if result.is_err() {
+        unsafe { libc::kill(-pid, libc::SIGKILL) };
+    }
+    drop(counted.inner);
+    let status = child.wait();
+    shared
+        .groups
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .retain(|g| *g != pid);
+    let err_text = err_reader.join().unwrap_or_default();
+    let tail = {
+        let lines: Vec<&str> = err_text.lines().filter(|l| !l.trim().is_empty()).collect();
+        lines[lines.len().saturating_sub(5)..].join("\n")
+    };
+    stats.wire_bytes = counted.n;
+    if shared.cancel.load(Ordering::SeqCst) && result.is_err() {
+        // Another archive failed (or the clone was abandoned): its error is
+        // the one to report.
+        if !matches!(result, Err(Fault::Refused(_)) | Err(Fault::Local(..))) {
+            return Err(Outcome::Cancelled);
+        }
+    }
+    let status =
+        status.map_err(|e| Failure::new("could not wait for ssh").detail(e.to_string()))?;
+    // ssh's (or cat's) own failure is the cause when there is one.
+    // (A stream error with ssh killed by a signal is ours: we killed it.)
+    let ssh_failed = match &result {
+        Ok(()) => !status.success(),
+        Err(Fault::Stream(_)) => status.code().is_some_and(|c| c != 0),
+        Err(_) => false,
+    };
+    if ssh_failed {
+        let how = crate::report::exit_text(&status);
+        let hint = if status.code() == Some(255) {
+            "check that this host reaches the backup host with ssh (ssh -o BatchMode=yes HOST true)"
+        } else {
+            "check that the archive exists and is readable by the ssh user on the backup host"
+        };
+        return Err(
+            Failure::new(format!("could not read archive \"{source}\": ssh {how}"))
+                .detail(if tail.is_empty() {
+                    "no message".into()
+                } else {
+                    tail
+                })
+                .hint(hint)
+                .into(),
+        );
+    }
+    match result {
+        Ok(()) => {
+            if a.size_bytes > 0 && counted.n != a.size_bytes {
+                return Err(Failure::new(format!("archive \"{source}\" is incomplete"))
+                    .detail(format!(
+                        "{} bytes were read, the backup source reported {}",
+                        counted.n, a.size_bytes
+                    ))
+                    .into());
+            }
+            Ok(stats)
+        }
+        Err(Fault::Stream(e)) => {
+            let what = match a.compression {
+                Some(c) => format!("{c}-compressed tar archive"),
+                None => "tar archive".to_string(),
+            };
+            Err(Failure::new(format!(
+                "archive \"{source}\" is corrupt or truncated"
+            ))
+            .detail(format!(
+                "reading it as a {what} failed after {} bytes: {e}",
+                counted.n
+            ))
+            .hint("the backup is damaged: check it on the backup host (barman check-backup), or clone from another backup with --backup-id")
+            .into())
+        }
+        Err(Fault::Local(path, e)) => Err(Failure::new(format!(
+            "could not write \"{}\"",
+            path.display()
+        ))
+        .detail(format!("while unpacking \"{source}\": {e}"))
+        .into()),
+        Err(Fault::Refused(why)) => Err(Failure::new(format!(
+            "archive \"{source}\" holds an entry pgclone refuses to unpack"
+        ))
+        .detail(why)
+        .hint("a PostgreSQL base backup holds only files, directories and links inside the data directory; this archive is not one as the source describes it")
+        .into()),
+    }
+}
+
+/// A plain relative path (leading `./` dropped): none for an absolute path or
+/// one with `..`.
+fn relative(p: &Path) -> Option<PathBuf> {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::Normal(n) => out.push(n),
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+/// Where a link at `link` (relative to the root) pointing to `target` leads,
+/// relative to the root; none when it leaves the root or is absolute.
+fn link_inside(link: &Path, target: &Path) -> Option<PathBuf> {
+    if target.is_absolute() {
+        return None;
+    }
+    let mut at: Vec<&std::ffi::OsStr> = link
+        .parent()
+        .map(|p| {
+            p.components()
+                .filter_map(|c| match c {
+                    Component::Normal(n) => Some(n),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    for c in target.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                at.pop()?;
+            }
+            Component::Normal(n) => at.push(n),
+            _ => return None,
+        }
+    }
+    Some(at.iter().collect())
+}
+
+fn extract<R: Read>(
+    archive: &mut tar::Archive<R>,
+    root: &Path,
+    roots: &[PathBuf],
+    shared: &Shared,
+    stats: &mut UnpackStats,
+) -> Result<(), Fault> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    use tar::EntryType as T;
+    // Directories already checked to lead inside the roots (every write goes
+    // through one); a link the archive makes is checked where it is made.
+    let mut confined_dirs: HashSet<PathBuf> = HashSet::new();
+    let mut check_dir = |dir: &Path| -> Result<(), Fault> {
+        if confined_dirs.contains(dir) {
+            return Ok(());
+        }
+        super::steps::confined(dir, roots).map_err(|f| {
+            Fault::Refused(format!(
+                "{}{}",
+                f.message,
+                f.detail.map(|d| format!(": {d}")).unwrap_or_default()
+            ))
+        })?;
+        confined_dirs.insert(dir.to_path_buf());
+        Ok(())
+    };
+    let mut buf = vec![0u8; 256 << 10];
+    for entry in archive.entries().map_err(Fault::Stream)? {
+        if shared.cancel.load(Ordering::Relaxed) {
+            return Err(Fault::Stream(std::io::Error::other("cancelled")));
+        }
+        let mut entry = entry.map_err(Fault::Stream)?;
+        let kind = entry.header().entry_type();
+        if matches!(
+            kind,
+            T::XGlobalHeader | T::XHeader | T::GNULongName | T::GNULongLink
+        ) {
+            continue;
+        }
+        let raw = entry.path().map_err(Fault::Stream)?.into_owned();
+        let shown = raw.display().to_string().escape_debug().to_string();
+        let rel = relative(&raw).ok_or_else(|| {
+            Fault::Refused(format!("entry \"{shown}\" is absolute or contains \"..\""))
+        })?;
+        let mode = entry.header().mode().map_err(Fault::Stream)? & 0o777;
+        let dst = root.join(&rel);
+        let parent = dst.parent().unwrap_or(root).to_path_buf();
+        match kind {
+            T::Directory => {
+                if rel.as_os_str().is_empty() {
+                    continue;
+                }
+                check_dir(&parent)?;
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(mode | 0o700)
+                    .create(&dst)
+                    .map_err(|e| Fault::Local(dst.clone(), e))?;
+                // An existing link (pg_wal to --waldir) must lead into a root.
+                check_dir(&dst)?;
+            }
+            T::Regular | T::Continuous => {
+                if rel.as_os_str().is_empty() {
+                    return Err(Fault::Refused(format!(
+                        "file entry \"{shown}\" has no name"
+                    )));
+                }
+                check_dir(&parent)?;
+                // A new file only: never through a link or over a file.
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(mode | 0o600)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .open(&dst)
+                    .map_err(|e| Fault::Local(dst.clone(), e))?;
+                loop {
+                    let k = entry.read(&mut buf).map_err(Fault::Stream)?;
+                    if k == 0 {
+                        break;
+                    }
+                    f.write_all(&buf[..k])
+                        .map_err(|e| Fault::Local(dst.clone(), e))?;
+                    stats.file_bytes += k as u64;
+                }
+            }
+            T::Symlink => {
+                let target = entry
+                    .link_name()
+                    .map_err(Fault::Stream)?
+                    .ok_or_else(|| Fault::Refused(format!("link \"{shown}\" has no target")))?
+                    .into_owned();
+                if rel.as_os_str().is_empty() || link_inside(&rel, &target).is_none() {
+                    return Err(Fault::Refused(format!(
+                        "link \"{shown}\" points to \"{}\", outside the directory it is unpacked into",
+                        target.display().to_string().escape_debug()
+                    )));
+                }
+                check_dir(&parent)?;
+                std::os::unix::fs::symlink(&target, &dst)
+                    .map_err(|e| Fault::Local(dst.clone(), e))?;
+            }
+            T::Link => {
+                return Err(Fault::Refused(format!(
+                    "entry \"{shown}\" is a hard link, which a base backup does not hold"
+                )))
+            }
+            T::Char | T::Block | T::Fifo => {
+                return Err(Fault::Refused(format!(
+                    "entry \"{shown}\" is a device or FIFO"
+                )))
+            }
+            other => {
+                return Err(Fault::Refused(format!(
+                    "entry \"{shown}\" has tar type {:?}, which pgclone does not unpack",
+                    other.as_byte() as char
+                )))
+            }
+        }
+        stats.entries += 1;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_and_links_stay_inside() {
+        assert_eq!(relative(Path::new("./base/1")), Some("base/1".into()));
+        assert_eq!(relative(Path::new("/etc/passwd")), None);
+        assert_eq!(relative(Path::new("base/../../x")), None);
+        assert_eq!(relative(Path::new("./")), Some(PathBuf::new()));
+        let l = |a: &str, b: &str| link_inside(Path::new(a), Path::new(b));
+        assert_eq!(l("pg_wal", "sub/dir"), Some("sub/dir".into()));
+        assert_eq!(l("a/b/link", "../c"), Some("a/c".into()));
+        assert_eq!(l("a/link", "../.."), None);
+        assert_eq!(l("link", "/etc"), None);
+        assert_eq!(l("link", ".."), None);
+    }
+
+    fn tar_with(build: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        build(&mut b);
+        b.into_inner().unwrap()
+    }
+
+    fn file(b: &mut tar::Builder<Vec<u8>>, name: &str, data: &[u8]) {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o600);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, name, data).unwrap();
+    }
+
+    fn run(bytes: &[u8], root: &Path) -> Result<UnpackStats, String> {
+        let shared = Shared::default();
+        let mut stats = UnpackStats::default();
+        let mut a = tar::Archive::new(bytes);
+        extract(&mut a, root, &[root.to_path_buf()], &shared, &mut stats)
+            .map(|_| stats)
+            .map_err(|f| match f {
+                Fault::Refused(s) => s,
+                Fault::Stream(e) => format!("stream: {e}"),
+                Fault::Local(p, e) => format!("local {}: {e}", p.display()),
+            })
+    }
+
+    #[test]
+    fn a_plain_archive_unpacks() {
+        let t = tempfile::tempdir().unwrap();
+        let bytes = tar_with(|b| {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Directory);
+            h.set_mode(0o700);
+            h.set_size(0);
+            b.append_data(&mut h, "base/", &[][..]).unwrap();
+            file(b, "base/1", b"hello");
+            file(b, "PG_VERSION", b"15\n");
+        });
+        let s = run(&bytes, t.path()).unwrap();
+        assert_eq!(s.entries, 3);
+        assert_eq!(s.file_bytes, 8);
+        assert_eq!(std::fs::read(t.path().join("base/1")).unwrap(), b"hello");
+    }
+
+    #[test]
+    fn hostile_entries_are_refused() {
+        // The tar crate refuses to write `..` and absolute names; raw headers
+        // carry them as an attacker would.
+        let raw = |name: &str, kind: tar::EntryType, link: Option<&str>| {
+            let mut h = tar::Header::new_gnu();
+            h.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name.as_bytes());
+            h.set_entry_type(kind);
+            h.set_mode(0o600);
+            h.set_size(0);
+            if let Some(l) = link {
+                h.as_gnu_mut().unwrap().linkname[..l.len()].copy_from_slice(l.as_bytes());
+            }
+            h.set_cksum();
+            let mut v = h.as_bytes().to_vec();
+            v.extend_from_slice(&[0u8; 1024]);
+            v
+        };
+        let t = tempfile::tempdir().unwrap();
+        for (name, kind, link, want) in [
+            ("../evil", tar::EntryType::Regular, None, "contains \"..\""),
+            ("/etc/evil", tar::EntryType::Regular, None, "absolute"),
+            ("dev", tar::EntryType::Char, None, "device"),
+            ("fifo", tar::EntryType::Fifo, None, "FIFO"),
+            ("ln", tar::EntryType::Symlink, Some("/etc"), "outside"),
+            ("ln", tar::EntryType::Symlink, Some("../.."), "outside"),
+            (
+                "hard",
+                tar::EntryType::Link,
+                Some("PG_VERSION"),
+                "hard link",
+            ),
+        ] {
+            let e = run(&raw(name, kind, link), t.path()).unwrap_err();
+            assert!(e.contains(want), "{name}: {e}");
+        }
+        assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 0);
+        // A link inside, then a write through a link that leaves the root
+        // (made by something else) is refused at the write.
+        std::os::unix::fs::symlink("/tmp", t.path().join("out")).unwrap();
+        let bytes = tar_with(|b| file(b, "out/x", b"x"));
+        let e = run(&bytes, t.path()).unwrap_err();
+        assert!(e.contains("outside"), "{e}");
+    }
+}
