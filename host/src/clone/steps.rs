@@ -412,13 +412,20 @@ pub async fn execute(
                     if batch.len() == 1 { "s" } else { "" },
                     ctx.jobs.clamp(1, batch.len())
                 ));
-                let s = super::unpack::unpack_all(&batch, ctx).await?;
-                crate::report::info(&format!(
-                    "{} entries, {:.1} MiB unpacked from {:.1} MiB read over ssh",
-                    s.entries,
-                    s.file_bytes as f64 / 1048576.0,
-                    s.wire_bytes as f64 / 1048576.0
-                ));
+                // Counted in bytes read over ssh, against the archives' sizes
+                // (else the backup's, which is about as much: it is compressed).
+                let total = (ctx.expected_bytes > 0).then_some(ctx.expected_bytes);
+                let phase = Phase::with_display("unpack", total, ctx.show_progress);
+                let s = super::unpack::unpack_all(&batch, ctx, &phase).await?;
+                phase.suspend(|| {
+                    crate::report::info(&format!(
+                        "{} entries, {:.1} MiB unpacked from {:.1} MiB read over ssh",
+                        s.entries,
+                        s.file_bytes as f64 / 1048576.0,
+                        s.wire_bytes as f64 / 1048576.0
+                    ))
+                });
+                phase.finish();
                 stats.files += s.entries;
                 stats.total_bytes += s.file_bytes;
                 stats.literal_bytes += s.wire_bytes;

@@ -95,24 +95,18 @@ impl Drop for Workers {
     }
 }
 
-/// Unpacks `archives` with up to `ctx.jobs` in parallel, counted in a phase
-/// of their own (`unpack`).
+/// Unpacks `archives` with up to `ctx.jobs` in parallel. `phase` counts the
+/// bytes read over ssh, against the archives' sizes when all are known.
 pub async fn unpack_all(
     archives: &[Archive],
     ctx: &super::steps::ExecContext,
+    phase: &Arc<super::progress::Phase>,
 ) -> anyhow::Result<UnpackStats> {
-    let total: u64 = if archives.iter().all(|a| a.size_bytes > 0) {
-        archives.iter().map(|a| a.size_bytes).sum::<u64>()
-    } else {
-        0
-    };
-    // The archives' compressed bytes, as they arrive, against their sizes.
-    let phase = super::progress::Phase::with_display(
-        "unpack",
-        (total > 0).then_some(total),
-        ctx.show_progress,
-    );
-    let progress = super::progress::Progress::new(archives.len(), 0, phase.clone());
+    let before = phase.done();
+    if archives.iter().all(|a| a.size_bytes > 0) {
+        phase.set_total(before + archives.iter().map(|a| a.size_bytes).sum::<u64>());
+    }
+    let progress = super::progress::Progress::new(archives.len(), before, phase.clone());
     let shared = Arc::new(Shared::default());
     let queue: Arc<Mutex<VecDeque<(usize, Archive)>>> =
         Arc::new(Mutex::new(archives.iter().cloned().enumerate().collect()));
@@ -170,9 +164,6 @@ pub async fn unpack_all(
         }
     }
     drop(workers);
-    if failure.is_none() {
-        phase.finish();
-    }
     if let Some((i, f)) = failure {
         let f = if archives.len() > 1 {
             let extra = format!("archive {} of {}", i + 1, archives.len());
@@ -186,6 +177,7 @@ pub async fn unpack_all(
         };
         return Err(f.into());
     }
+    phase.set(before + stats.wire_bytes);
     Ok(stats)
 }
 
