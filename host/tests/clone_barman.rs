@@ -61,7 +61,11 @@ impl Lab {
             self.sshd.ssh_config.display(),
             self.barman.config.display()
         );
-        self.conf_raw(server, ts_map, &format!("restore_command='{restore}'\n{extra}"))
+        self.conf_raw(
+            server,
+            ts_map,
+            &format!("restore_command='{restore}'\n{extra}"),
+        )
     }
 
     /// The same without restore_command: the standby can only stream.
@@ -277,9 +281,9 @@ fn barman_errors_are_distinct_and_change_nothing() {
 }
 
 /// Barman 3.19 and a PostgreSQL 17 primary: --backup-id takes backup names
-/// and shortcuts; an incremental backup (`barman backup --incremental`) is
-/// refused before anything is copied, whether named or the latest; an unknown
-/// or ambiguous name is a clear error.
+/// and shortcuts; an incremental backup (`barman backup --incremental`),
+/// named or the latest, is planned as its chain combined (the dry run shows
+/// it); an unknown or ambiguous name is a clear error.
 #[test]
 fn barman_3_19_backup_names_and_incremental_backups() {
     let lab = IncrementalLab::new("incr319", 1);
@@ -288,22 +292,44 @@ fn barman_3_19_backup_names_and_incremental_backups() {
     let target = lab.sc.path("standby");
     let clone = |extra: &[&str]| standby_clone(&lab.sc, &cfg, &lab.primary, &target, extra, &[]);
 
-    for extra in [&[][..], &["--backup-id", "incr-1"][..], &["--dry-run"][..]] {
+    for extra in [
+        &["--dry-run"][..],
+        &["--backup-id", "incr-1", "--dry-run"][..],
+    ] {
         let out = clone(extra);
-        let err = stderr(&out);
-        assert_eq!(out.status.code(), Some(1), "{extra:?}: {err}");
+        let (err, plan) = (stderr(&out), stdout(&out));
+        assert!(out.status.success(), "{extra:?}: {err}");
         for want in [
-            &format!("ERROR: backup {incr} is an incremental backup (of backup {full})"),
-            "DETAIL: a copy of it is not a data directory",
-            "(pg_combinebackup)",
-            "nothing was copied",
-            "HINT: choose a full backup with --backup-id",
-            // Barman 3.12+ calls it restore.
-            "restore this one with barman restore, which combines the chain",
+            format!("backup {incr} is an incremental backup: its chain ({full} <- {incr}) is combined with pg_combinebackup"),
+            format!("Barman backup {incr} (PostgreSQL 17."),
         ] {
-            assert!(err.contains(want), "{extra:?}: missing {want:?} in:\n{err}");
+            assert!(err.contains(&want), "{extra:?}: missing {want:?} in:\n{err}");
         }
-        assert!(!target.exists(), "{extra:?}: {err}");
+        let staging = lab.sc.path(".standby.pgclone-staging");
+        for want in [
+            format!(
+                "create staging directory {} (mode 0700; removed after the clone)",
+                staging.display()
+            ),
+            format!(
+                "to {}/00-{full} (parallel rsync over ssh)",
+                staging.display()
+            ),
+            format!(
+                "to {}/01-{incr} (parallel rsync over ssh)",
+                staging.display()
+            ),
+            format!(
+                "combine 2 backups (the full one, then each incremental) into {}",
+                target.display()
+            ),
+        ] {
+            assert!(
+                plan.contains(&want),
+                "{extra:?}: missing {want:?} in:\n{plan}"
+            );
+        }
+        assert!(!target.exists() && !staging.exists(), "{extra:?}: {err}");
     }
     for id in ["base-full", "oldest", full.as_str()] {
         let out = clone(&["--backup-id", id, "--dry-run"]);
@@ -782,6 +808,8 @@ fn a_barman_clone_that_could_not_catch_up_is_refused_before_copying() {
     assert!(!err.contains("still has the WAL"), "{err}");
     assert!(!err.contains("restore_command is not set"), "{err}");
     assert!(!target.exists(), "{err}");
+}
+
 /// Clones compressed backup `id` of Barman server `server` (tablespace to
 /// `ts_dir`) and checks the standby: unpacked as it arrived, verified against
 /// its manifest, started, the rows written before and after the backup there,
@@ -1138,4 +1166,108 @@ fn slow_stream_faults(lab: &Lab, server: &str, archive: &Path) {
     );
     std::fs::remove_dir_all(&target).unwrap();
     std::fs::remove_dir_all(&ts_standby).unwrap();
+}
+
+/// A full backup and two incrementals of a PostgreSQL 17 primary: the clone of
+/// the latest copies the chain into a staging directory, combines it with
+/// pg_combinebackup, verifies the result, starts with every row written before
+/// the latest backup, and streams. A pg_combinebackup missing from pg_bindir,
+/// or of another major version, and a chain whose full backup Barman no longer
+/// has, are clear errors before anything is copied, leaving nothing.
+#[test]
+fn barman_incremental_chain_is_combined_and_streams() {
+    let lab = IncrementalLab::new("incrchain", 2);
+    let (full, last) = (&lab.full, &lab.incrementals[1]);
+    let target = lab.sc.path("standby");
+    let staging = lab.sc.path(".standby.pgclone-staging");
+    // Written after the latest backup: streaming brings it.
+    lab.primary.sql("INSERT INTO t VALUES (0)");
+
+    // pg_bindir without pg_combinebackup (PostgreSQL 16), or of PostgreSQL 18.
+    for (var, want) in [
+        ("PGCLONE_TEST_PG16_BINDIR", "program \"pg_combinebackup\" not found".to_string()),
+        (
+            "PGCLONE_TEST_PG18_BINDIR",
+            "pg_combinebackup\" is of PostgreSQL 18; the incremental backup chain needs pg_combinebackup of PostgreSQL 17".to_string(),
+        ),
+    ] {
+        let Some(bindir) = std::env::var_os(var) else {
+            eprintln!("{var} not set: skipped");
+            continue;
+        };
+        let cfg = lab.sc.write(
+            "wrongbin.conf",
+            &(std::fs::read_to_string(lab.conf(""))
+                .unwrap()
+                .lines()
+                .filter(|l| !l.starts_with("pg_bindir="))
+                .map(|l| format!("{l}\n"))
+                .collect::<String>()
+                + &format!("pg_bindir='{}'\n", PathBuf::from(bindir).display())),
+        );
+        let out = standby_clone(&lab.sc, &cfg, &lab.primary, &target, &[], &[]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{var}: {err}");
+        assert!(err.contains(&want), "{var}: missing {want:?} in:\n{err}");
+        assert!(!target.exists() && !staging.exists(), "{var}: {err}");
+    }
+
+    let cfg = lab.conf("");
+    let out = standby_clone(&lab.sc, &cfg, &lab.primary, &target, &[], &[]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    for want in [
+        format!("its chain ({full} <- {} <- {last})", lab.incrementals[0]),
+        format!(
+            "combining 3 backups into \"{}\" with pg_combinebackup",
+            target.display()
+        ),
+        "pg_verifybackup: backup successfully verified".to_string(),
+        "NOTICE: standby clone (from Barman) complete".to_string(),
+    ] {
+        assert!(err.contains(&want), "missing {want:?} in:\n{err}");
+    }
+    assert!(!staging.exists(), "the staging directory was left: {err}");
+    let label = std::fs::read_to_string(target.join("backup_label")).unwrap();
+    assert!(!label.contains("INCREMENTAL FROM LSN"), "{label}");
+    let mut st = Pg::existing_with(&lab.sc, target.clone(), &pg17_bindir());
+    st.start();
+    st.wait_for(
+        "SELECT count(*) FROM t WHERE i > 0",
+        &lab.rows[2].to_string(),
+        WAIT,
+    );
+    st.wait_for("SELECT status FROM pg_stat_wal_receiver", "streaming", WAIT);
+    st.wait_for("SELECT count(*) FROM t WHERE i = 0", "1", WAIT);
+    lab.primary.sql("INSERT INTO t VALUES (-1)");
+    st.wait_for("SELECT count(*) FROM t WHERE i = -1", "1", WAIT);
+    st.stop();
+
+    // The full backup is gone from Barman (`barman delete` would delete its
+    // incrementals with it): they cannot be restored.
+    let full_dir = lab.barman.home.join("pg/base").join(full);
+    assert!(full_dir.is_dir(), "{}", full_dir.display());
+    std::fs::remove_dir_all(&full_dir).unwrap();
+    // Barman 3.13.2+ keeps what it knows of a backup apart from its files.
+    let _ = std::fs::remove_file(
+        lab.barman
+            .home
+            .join("pg/meta")
+            .join(format!("{full}-backup.info")),
+    );
+    let target2 = lab.sc.path("standby2");
+    let staging2 = lab.sc.path(".standby2.pgclone-staging");
+    for extra in [&["--dry-run"][..], &[][..]] {
+        let out = standby_clone(&lab.sc, &cfg, &lab.primary, &target2, extra, &[]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{extra:?}: {err}");
+        for want in [
+            format!("ERROR: backup {last} is an incremental backup whose chain is incomplete: Barman no longer has backup {full}, the parent of {}", lab.incrementals[0]),
+            "nothing was copied".to_string(),
+            "HINT: choose a backup whose chain is complete".to_string(),
+        ] {
+            assert!(err.contains(&want), "{extra:?}: missing {want:?} in:\n{err}");
+        }
+        assert!(!target2.exists() && !staging2.exists(), "{extra:?}: {err}");
+    }
 }
