@@ -370,12 +370,6 @@ pub fn validate_with_staging(
                 if c.backups.len() < 2 {
                     return Err(malformed(name, format!("a combine-backups step of {} backups (a chain has a full backup and at least one incremental)", c.backups.len())).into());
                 }
-                if !tablespaces.is_empty() {
-                    return Err(Failure::new("an incremental backup chain with tablespaces cannot be combined by pgclone yet")
-                        .detail(format!("tablespaces {}", tablespaces.keys().map(u32::to_string).collect::<Vec<_>>().join(", ")))
-                        .hint("clone from a full backup (--backup-id), or restore this chain with the backup tool")
-                        .into());
-                }
                 let mut backups = Vec::new();
                 for b in &c.backups {
                     if !matches!(b.root, PathRoot::Staging) || b.path.is_empty() {
@@ -386,6 +380,12 @@ pub fn validate_with_staging(
                         return Err(malformed(name, format!("combine-backups names \"{}\" twice", b.path.escape_debug())).into());
                     }
                     backups.push(p);
+                }
+                if !tablespaces.is_empty() {
+                    return Err(Failure::new(format!("plugin \"{name}\" plans to combine an incremental backup chain with tablespaces, which pgclone cannot do yet"))
+                        .detail(format!("tablespaces {}", tablespaces.keys().map(u32::to_string).collect::<Vec<_>>().join(", ")))
+                        .hint("clone from a full backup (--backup-id), or restore this chain with the backup tool")
+                        .into());
                 }
                 let program = env.find_program("pg_combinebackup").ok_or_else(|| {
                     Failure::new("program \"pg_combinebackup\" not found")
