@@ -1271,3 +1271,46 @@ fn barman_incremental_chain_is_combined_and_streams() {
         assert!(!target2.exists() && !staging2.exists(), "{extra:?}: {err}");
     }
 }
+
+/// A compressed incremental chain (Barman 3.19, `backup_compression = lz4`,
+/// a full backup and an incremental one): each backup's archives are unpacked
+/// into the staging directory as they arrive, then combined, verified, and
+/// the standby starts with the rows of the latest backup and streams.
+#[test]
+fn barman_compressed_incremental_chain_is_unpacked_and_combined() {
+    let lab = IncrementalLab::new("incrlz4", 0);
+    lab.barman.add_server("pgz", "backup_compression = lz4");
+    let full = lab.barman.backup_with("pgz", &["--name", "z-full"]);
+    lab.primary
+        .sql("INSERT INTO t SELECT generate_series(1001, 2000)");
+    let incr = lab
+        .barman
+        .backup_with("pgz", &["--incremental", "latest", "--name", "z-incr"]);
+    let shown = lab.barman.ok(&["show-backup", "pgz", &incr]);
+    assert!(shown.contains("lz4"), "not compressed:\n{shown}");
+    let cfg = lab.sc.write(
+        "pgz.conf",
+        &std::fs::read_to_string(lab.conf(""))
+            .unwrap()
+            .replace("barman_server=pg\n", "barman_server=pgz\n"),
+    );
+    let target = lab.sc.path("standby");
+    let out = standby_clone(&lab.sc, &cfg, &lab.primary, &target, &[], &[]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    for want in [
+        format!("its chain ({full} <- {incr})"),
+        "unpacking 1 archive from barmansrv as it arrives".to_string(),
+        "combining 2 backups".to_string(),
+        "pg_verifybackup: backup successfully verified".to_string(),
+        "NOTICE: standby clone (from Barman) complete".to_string(),
+    ] {
+        assert!(err.contains(&want), "missing {want:?} in:\n{err}");
+    }
+    assert!(!lab.sc.path(".standby.pgclone-staging").exists(), "{err}");
+    let mut st = Pg::existing_with(&lab.sc, target.clone(), &pg17_bindir());
+    st.start();
+    st.wait_for("SELECT count(*) FROM t", "2000", WAIT);
+    st.wait_for("SELECT status FROM pg_stat_wal_receiver", "streaming", WAIT);
+    st.stop();
+}

@@ -282,18 +282,6 @@ fn incremental_chain(
             None,
         ));
     }
-    if let Some(b) = chain.iter().find(|b| b.compression.is_some()) {
-        return Err(err(
-            ErrorKind::Unsupported,
-            format!(
-                "backup {} of the incremental chain is compressed ({}): pgclone cannot combine a compressed chain yet",
-                b.id,
-                b.compression.as_deref().unwrap_or_default()
-            ),
-            None,
-            Some(&format!("restore it with {}, or clone from a full backup with --backup-id", restore_command_name())),
-        ));
-    }
     if chain.iter().any(|b| !b.tablespaces.is_empty()) {
         return Err(err(
             ErrorKind::Unsupported,
@@ -350,30 +338,43 @@ fn archive_steps(
     backup: &BackupDescription,
     tree: &parse::Tree,
 ) -> Result<Vec<PlanStep>, PluginError> {
+    archive_steps_into(&backup.id, &backup.tablespaces, tree, None)
+}
+
+/// The same, for backup `id` with `tablespaces`; into `into` (a staging
+/// subdirectory, for a backup of an incremental chain) instead of the data
+/// directory when given.
+fn archive_steps_into(
+    id: &str,
+    tablespaces: &[pgclone_plugin_sdk::types::Tablespace],
+    tree: &parse::Tree,
+    into: Option<LocalPath>,
+) -> Result<Vec<PlanStep>, PluginError> {
+    let data = into.unwrap_or(LocalPath {
+        root: PathRoot::DataDirectory,
+        path: String::new(),
+    });
     let (archives, manifest) = parse::tar_archives(&tree.data_files).map_err(|problem| {
         err(
             ErrorKind::InvalidBackup,
-            format!(
-                "backup {} is not a tar-format backup pgclone understands",
-                backup.id
-            ),
+            format!("backup {id} is not a tar-format backup pgclone understands"),
             Some(problem),
             None,
         )
     })?;
     let mut steps = Vec::new();
     for a in archives {
-        let root = match a.tablespace {
-            None => PathRoot::DataDirectory,
-            Some(oid) if backup.tablespaces.iter().any(|t| t.oid == oid) => {
-                PathRoot::Tablespace(oid)
-            }
+        let local = match a.tablespace {
+            None => data.clone(),
+            Some(oid) if tablespaces.iter().any(|t| t.oid == oid) => LocalPath {
+                root: PathRoot::Tablespace(oid),
+                path: String::new(),
+            },
             Some(oid) => {
                 return Err(err(
                     ErrorKind::InvalidBackup,
                     format!(
-                        "backup {} has an archive of tablespace {oid}, which barman show-backup does not list",
-                        backup.id
+                        "backup {id} has an archive of tablespace {oid}, which barman show-backup does not list"
                     ),
                     Some(a.file),
                     None,
@@ -389,10 +390,7 @@ fn archive_steps(
                 "zstd" => ArchiveCompression::Zstd,
                 _ => ArchiveCompression::Bzip2,
             }),
-            local: LocalPath {
-                root,
-                path: String::new(),
-            },
+            local,
             size_bytes: 0,
         }));
     }
@@ -400,12 +398,9 @@ fn archive_steps(
         steps.push(PlanStep::CopyTree(CopyTreeStep {
             target: TARGET.into(),
             remote_path: tree.data_dir.clone(),
-            local: LocalPath {
-                root: PathRoot::DataDirectory,
-                path: String::new(),
-            },
             files: vec!["backup_manifest".into()],
             exclude: Vec::new(),
+            local: data,
         }));
     }
     Ok(steps)
@@ -448,21 +443,31 @@ fn incremental_plan(server: &str, last: parse::ShownBackup) -> Result<Vec<PlanSt
                 Some("check the backups with barman check-backup, or choose a backup whose chain is complete with --backup-id"),
             )
         })?;
-        if !tree.data_files.iter().any(|f| f == "backup_manifest") {
+        // A compressed backup (backup_compression): its archives unpacked
+        // into the staging subdirectory as they arrive.
+        if parse::archive_format(&tree.data_files).is_some() {
+            steps.extend(archive_steps_into(
+                &b.id,
+                &[],
+                &tree,
+                Some(staging_path(i, &b.id)),
+            )?);
+        } else if !tree.data_files.iter().any(|f| f == "backup_manifest") {
             return Err(err(
                 ErrorKind::InvalidBackup,
                 format!("backup {} of the chain has no backup_manifest", b.id),
                 Some("pg_combinebackup needs the manifest of every backup of the chain".into()),
                 None,
             ));
+        } else {
+            steps.push(PlanStep::CopyTree(CopyTreeStep {
+                target: TARGET.into(),
+                remote_path: tree.data_dir,
+                local: staging_path(i, &b.id),
+                files: tree.data_files,
+                exclude: Vec::new(),
+            }));
         }
-        steps.push(PlanStep::CopyTree(CopyTreeStep {
-            target: TARGET.into(),
-            remote_path: tree.data_dir,
-            local: staging_path(i, &b.id),
-            files: tree.data_files,
-            exclude: Vec::new(),
-        }));
         // Barman leaves out empty directories pg_combinebackup reads
         // (pg_tblspc): each copy gets them, and so does the result.
         for dir in SKELETON {
