@@ -1243,6 +1243,38 @@ fn barman_incremental_chain_is_combined_and_streams() {
     st.wait_for("SELECT count(*) FROM t WHERE i = -1", "1", WAIT);
     st.stop();
 
+    // A chain that does not hold together: the middle backup's manifest is
+    // damaged. pg_combinebackup refuses it; nothing is left.
+    let manifest = lab
+        .barman
+        .home
+        .join("pg/base")
+        .join(&lab.incrementals[0])
+        .join("data/backup_manifest");
+    let good = std::fs::read(&manifest).unwrap();
+    std::fs::write(&manifest, &good[..good.len() / 2]).unwrap();
+    let target3 = lab.sc.path("standby3");
+    let out = standby_clone(&lab.sc, &cfg, &lab.primary, &target3, &[], &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    for want in [
+        "ERROR: pg_combinebackup exited with status 1: the backup chain could not be combined",
+        "DETAIL: pg_combinebackup: error: ",
+        "was removed; no recovery configuration was written",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+    assert!(
+        !err.contains("standby clone (from Barman) complete"),
+        "{err}"
+    );
+    assert!(
+        std::fs::read_dir(&target3).map_or(true, |mut d| d.next().is_none()),
+        "{err}"
+    );
+    assert!(!lab.sc.path(".standby3.pgclone-staging").exists(), "{err}");
+    std::fs::write(&manifest, &good).unwrap();
+
     // The full backup is gone from Barman (`barman delete` would delete its
     // incrementals with it): they cannot be restored.
     let full_dir = lab.barman.home.join("pg/base").join(full);
