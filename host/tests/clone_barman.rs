@@ -282,9 +282,9 @@ fn barman_errors_are_distinct_and_change_nothing() {
 }
 
 /// Barman 3.19 and a PostgreSQL 17 primary: --backup-id takes backup names
-/// and shortcuts; an incremental backup (`barman backup --incremental`) is
-/// refused before anything is copied, whether named or the latest; an unknown
-/// or ambiguous name is a clear error.
+/// and shortcuts; an incremental backup (`barman backup --incremental`),
+/// named or the latest, is planned as its chain combined (the dry run shows
+/// it); an unknown or ambiguous name is a clear error.
 #[test]
 fn barman_3_19_backup_names_and_incremental_backups() {
     let lab = IncrementalLab::new("incr319", 1);
@@ -293,22 +293,44 @@ fn barman_3_19_backup_names_and_incremental_backups() {
     let target = lab.sc.path("standby");
     let clone = |extra: &[&str]| standby_clone(&lab.sc, &cfg, &lab.primary, &target, extra, &[]);
 
-    for extra in [&[][..], &["--backup-id", "incr-1"][..], &["--dry-run"][..]] {
+    for extra in [
+        &["--dry-run"][..],
+        &["--backup-id", "incr-1", "--dry-run"][..],
+    ] {
         let out = clone(extra);
-        let err = stderr(&out);
-        assert_eq!(out.status.code(), Some(1), "{extra:?}: {err}");
+        let (err, plan) = (stderr(&out), stdout(&out));
+        assert!(out.status.success(), "{extra:?}: {err}");
         for want in [
-            &format!("ERROR: backup {incr} is an incremental backup (of backup {full})"),
-            "DETAIL: a copy of it is not a data directory",
-            "(pg_combinebackup)",
-            "nothing was copied",
-            "HINT: choose a full backup with --backup-id",
-            // Barman 3.12+ calls it restore.
-            "restore this one with barman restore, which combines the chain",
+            format!("backup {incr} is an incremental backup: its chain ({full} <- {incr}) is combined with pg_combinebackup"),
+            format!("Barman backup {incr} (PostgreSQL 17."),
         ] {
-            assert!(err.contains(want), "{extra:?}: missing {want:?} in:\n{err}");
+            assert!(err.contains(&want), "{extra:?}: missing {want:?} in:\n{err}");
         }
-        assert!(!target.exists(), "{extra:?}: {err}");
+        let staging = lab.sc.path(".standby.pgclone-staging");
+        for want in [
+            format!(
+                "create staging directory {} (mode 0700; removed after the clone)",
+                staging.display()
+            ),
+            format!(
+                "to {}/00-{full} (parallel rsync over ssh)",
+                staging.display()
+            ),
+            format!(
+                "to {}/01-{incr} (parallel rsync over ssh)",
+                staging.display()
+            ),
+            format!(
+                "combine 2 backups (the full one, then each incremental) into {}",
+                target.display()
+            ),
+        ] {
+            assert!(
+                plan.contains(&want),
+                "{extra:?}: missing {want:?} in:\n{plan}"
+            );
+        }
+        assert!(!target.exists() && !staging.exists(), "{extra:?}: {err}");
     }
     for id in ["base-full", "oldest", full.as_str()] {
         let out = clone(&["--backup-id", id, "--dry-run"]);
@@ -1146,4 +1168,183 @@ fn slow_stream_faults(lab: &Lab, server: &str, archive: &Path) {
     );
     std::fs::remove_dir_all(&target).unwrap();
     std::fs::remove_dir_all(&ts_standby).unwrap();
+}
+
+/// A full backup and two incrementals of a PostgreSQL 17 primary: the clone of
+/// the latest copies the chain into a staging directory, combines it with
+/// pg_combinebackup, verifies the result, starts with every row written before
+/// the latest backup, and streams. A pg_combinebackup missing from pg_bindir,
+/// or of another major version, and a chain whose full backup Barman no longer
+/// has, are clear errors before anything is copied, leaving nothing.
+#[test]
+fn barman_incremental_chain_is_combined_and_streams() {
+    let lab = IncrementalLab::new("incrchain", 2);
+    let (full, last) = (&lab.full, &lab.incrementals[1]);
+    let target = lab.sc.path("standby");
+    let staging = lab.sc.path(".standby.pgclone-staging");
+    // Written after the latest backup: streaming brings it.
+    lab.primary.sql("INSERT INTO t VALUES (0)");
+
+    // pg_bindir without pg_combinebackup (PostgreSQL 16), or of PostgreSQL 18.
+    for (var, want) in [
+        ("PGCLONE_TEST_PG16_BINDIR", "program \"pg_combinebackup\" not found".to_string()),
+        (
+            "PGCLONE_TEST_PG18_BINDIR",
+            "pg_combinebackup\" is of PostgreSQL 18; the incremental backup chain needs pg_combinebackup of PostgreSQL 17".to_string(),
+        ),
+    ] {
+        let Some(bindir) = std::env::var_os(var) else {
+            eprintln!("{var} not set: skipped");
+            continue;
+        };
+        let cfg = lab.sc.write(
+            "wrongbin.conf",
+            &(std::fs::read_to_string(lab.conf(""))
+                .unwrap()
+                .lines()
+                .filter(|l| !l.starts_with("pg_bindir="))
+                .map(|l| format!("{l}\n"))
+                .collect::<String>()
+                + &format!("pg_bindir='{}'\n", PathBuf::from(bindir).display())),
+        );
+        let out = standby_clone(&lab.sc, &cfg, &lab.primary, &target, &[], &[]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{var}: {err}");
+        assert!(err.contains(&want), "{var}: missing {want:?} in:\n{err}");
+        assert!(!target.exists() && !staging.exists(), "{var}: {err}");
+    }
+
+    let cfg = lab.conf("");
+    let out = standby_clone(&lab.sc, &cfg, &lab.primary, &target, &[], &[]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    for want in [
+        format!("its chain ({full} <- {} <- {last})", lab.incrementals[0]),
+        format!(
+            "combining 3 backups into \"{}\" with pg_combinebackup",
+            target.display()
+        ),
+        "pg_verifybackup: backup successfully verified".to_string(),
+        "NOTICE: standby clone (from Barman) complete".to_string(),
+    ] {
+        assert!(err.contains(&want), "missing {want:?} in:\n{err}");
+    }
+    assert!(!staging.exists(), "the staging directory was left: {err}");
+    let label = std::fs::read_to_string(target.join("backup_label")).unwrap();
+    assert!(!label.contains("INCREMENTAL FROM LSN"), "{label}");
+    let mut st = Pg::existing_with(&lab.sc, target.clone(), &pg17_bindir());
+    st.start();
+    st.wait_for(
+        "SELECT count(*) FROM t WHERE i > 0",
+        &lab.rows[2].to_string(),
+        WAIT,
+    );
+    st.wait_for("SELECT status FROM pg_stat_wal_receiver", "streaming", WAIT);
+    st.wait_for("SELECT count(*) FROM t WHERE i = 0", "1", WAIT);
+    lab.primary.sql("INSERT INTO t VALUES (-1)");
+    st.wait_for("SELECT count(*) FROM t WHERE i = -1", "1", WAIT);
+    st.stop();
+
+    // A chain that does not hold together: the middle backup's manifest is
+    // damaged. pg_combinebackup refuses it; nothing is left.
+    let manifest = lab
+        .barman
+        .home
+        .join("pg/base")
+        .join(&lab.incrementals[0])
+        .join("data/backup_manifest");
+    let good = std::fs::read(&manifest).unwrap();
+    std::fs::write(&manifest, &good[..good.len() / 2]).unwrap();
+    let target3 = lab.sc.path("standby3");
+    let out = standby_clone(&lab.sc, &cfg, &lab.primary, &target3, &[], &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    for want in [
+        "ERROR: pg_combinebackup exited with status 1: the backup chain could not be combined",
+        "DETAIL: pg_combinebackup: error: ",
+        "was removed; no recovery configuration was written",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+    assert!(
+        !err.contains("standby clone (from Barman) complete"),
+        "{err}"
+    );
+    assert!(
+        std::fs::read_dir(&target3).map_or(true, |mut d| d.next().is_none()),
+        "{err}"
+    );
+    assert!(!lab.sc.path(".standby3.pgclone-staging").exists(), "{err}");
+    std::fs::write(&manifest, &good).unwrap();
+
+    // The full backup is gone from Barman (`barman delete` would delete its
+    // incrementals with it): they cannot be restored.
+    let full_dir = lab.barman.home.join("pg/base").join(full);
+    assert!(full_dir.is_dir(), "{}", full_dir.display());
+    std::fs::remove_dir_all(&full_dir).unwrap();
+    // Barman 3.13.2+ keeps what it knows of a backup apart from its files.
+    let _ = std::fs::remove_file(
+        lab.barman
+            .home
+            .join("pg/meta")
+            .join(format!("{full}-backup.info")),
+    );
+    let target2 = lab.sc.path("standby2");
+    let staging2 = lab.sc.path(".standby2.pgclone-staging");
+    for extra in [&["--dry-run"][..], &[][..]] {
+        let out = standby_clone(&lab.sc, &cfg, &lab.primary, &target2, extra, &[]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{extra:?}: {err}");
+        for want in [
+            format!("ERROR: backup {last} is an incremental backup whose chain is incomplete: Barman no longer has backup {full}, the parent of {}", lab.incrementals[0]),
+            "nothing was copied".to_string(),
+            "HINT: choose a backup whose chain is complete".to_string(),
+        ] {
+            assert!(err.contains(&want), "{extra:?}: missing {want:?} in:\n{err}");
+        }
+        assert!(!target2.exists() && !staging2.exists(), "{extra:?}: {err}");
+    }
+}
+
+/// A compressed incremental chain (Barman 3.19, `backup_compression = lz4`,
+/// a full backup and an incremental one): each backup's archives are unpacked
+/// into the staging directory as they arrive, then combined, verified, and
+/// the standby starts with the rows of the latest backup and streams.
+#[test]
+fn barman_compressed_incremental_chain_is_unpacked_and_combined() {
+    let lab = IncrementalLab::new("incrlz4", 0);
+    lab.barman.add_server("pgz", "backup_compression = lz4");
+    let full = lab.barman.backup_with("pgz", &["--name", "z-full"]);
+    lab.primary
+        .sql("INSERT INTO t SELECT generate_series(1001, 2000)");
+    let incr = lab
+        .barman
+        .backup_with("pgz", &["--incremental", "latest", "--name", "z-incr"]);
+    let shown = lab.barman.ok(&["show-backup", "pgz", &incr]);
+    assert!(shown.contains("lz4"), "not compressed:\n{shown}");
+    let cfg = lab.sc.write(
+        "pgz.conf",
+        &std::fs::read_to_string(lab.conf(""))
+            .unwrap()
+            .replace("barman_server=pg\n", "barman_server=pgz\n"),
+    );
+    let target = lab.sc.path("standby");
+    let out = standby_clone(&lab.sc, &cfg, &lab.primary, &target, &[], &[]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    for want in [
+        format!("its chain ({full} <- {incr})"),
+        "unpacking 1 archive from barmansrv as it arrives".to_string(),
+        "combining 2 backups".to_string(),
+        "pg_verifybackup: backup successfully verified".to_string(),
+        "NOTICE: standby clone (from Barman) complete".to_string(),
+    ] {
+        assert!(err.contains(&want), "missing {want:?} in:\n{err}");
+    }
+    assert!(!lab.sc.path(".standby.pgclone-staging").exists(), "{err}");
+    let mut st = Pg::existing_with(&lab.sc, target.clone(), &pg17_bindir());
+    st.start();
+    st.wait_for("SELECT count(*) FROM t", "2000", WAIT);
+    st.wait_for("SELECT status FROM pg_stat_wal_receiver", "streaming", WAIT);
+    st.stop();
 }

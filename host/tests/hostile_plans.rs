@@ -56,7 +56,16 @@ fn validate(rt: &Runtime, case: &str) -> Result<Vec<steps::Step>, String> {
     let plan = s.plan_clone(&req, &backup).map_err(|e| e.to_string())?;
     let scratch = tempfile::tempdir().unwrap();
     let ts: BTreeMap<u32, PathBuf> = [(16385, scratch.path().join("ts"))].into();
-    steps::validate(&p, &env, &plan, &scratch.path().join("data"), &ts).map_err(|e| render(&e))
+    let staging = scratch.path().join("staging");
+    steps::validate_with_staging(
+        &p,
+        &env,
+        &plan,
+        &scratch.path().join("data"),
+        &ts,
+        Some(&staging),
+    )
+    .map_err(|e| render(&e))
 }
 
 #[test]
@@ -95,6 +104,27 @@ fn every_escaping_plan_is_refused_with_what_was_wrong() {
         ),
         ("unpack-relative", "is not an absolute file path"),
         ("unpack-dotdot", "is not a plain relative path"),
+        (
+            "staging-without-combine",
+            "a path in the staging directory, in a plan without a combine-backups step",
+        ),
+        ("staging-dotdot", "is not a plain relative path"),
+        (
+            "combine-outside",
+            "combine-backups: backup \"b\" is not a subdirectory of the staging directory",
+        ),
+        (
+            "combine-root",
+            "is not a subdirectory of the staging directory",
+        ),
+        ("combine-one", "a combine-backups step of 1 backups"),
+        ("combine-twice", "combine-backups names \"a\" twice"),
+        ("combine-escape", "is not a plain relative path"),
+        // The escaper's clone has a tablespace.
+        (
+            "combine-ok",
+            "plans to combine an incremental backup chain with tablespaces, which pgclone cannot do yet",
+        ),
         (
             "unpack-tablespace",
             "tablespace 999 is not a tablespace of this clone",

@@ -356,6 +356,10 @@ struct Planned {
     /// The plan unpacks archives: the result is checked against the backup's
     /// manifest.
     unpacks: bool,
+    /// The plan combines an incremental backup chain in this staging
+    /// directory (created empty beside the data directory, removed after the
+    /// clone); the result is checked against pg_combinebackup's manifest.
+    staging: Option<PathBuf>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -443,6 +447,7 @@ fn plan_source(
             matches!(
                 s,
                 crate::plugin::bindings::types::PlanStep::UnpackArchive(_)
+                    | crate::plugin::bindings::types::PlanStep::CombineBackups(_)
             )
         })
     });
@@ -547,9 +552,36 @@ fn plan_source(
     planned.tablespace_map = tablespace_dirs.clone();
     match plan {
         Ok(plan) => {
-            match steps::validate(source_plugin, env, &plan, &target.real, &tablespace_dirs) {
+            let staging = steps::combines(&plan).then(|| steps::staging_dir(&target.real));
+            match steps::validate_with_staging(
+                source_plugin,
+                env,
+                &plan,
+                &target.real,
+                &tablespace_dirs,
+                staging.as_deref(),
+            ) {
                 Ok(s) => {
                     planned.unpacks = s.iter().any(|s| matches!(s, steps::Step::Unpack(_)));
+                    if let Some(dir) = staging {
+                        match steps::check_combine_tool(&s, backup.server_version).and_then(|()| {
+                            safety::check_writable_root(&dir, safety::Role::DataDirectory)
+                        }) {
+                            Err(f) => checks.fail_error_first(&f.into()),
+                            Ok(()) if std::fs::symlink_metadata(&dir).is_ok() => checks.fail_hint(
+                                format!(
+                                    "the staging directory \"{}\" already exists",
+                                    dir.display()
+                                ),
+                                "it is left from an interrupted clone: remove it",
+                            ),
+                            Ok(()) => checks.ok(format!(
+                                "the incremental backup chain is combined in \"{}\" (removed afterwards)",
+                                dir.display()
+                            )),
+                        }
+                        planned.staging = Some(dir);
+                    }
                     planned.steps = s;
                 }
                 Err(e) => checks.fail_error(&e),
@@ -975,6 +1007,7 @@ async fn run_phases(
         expected_bytes: planned.size_bytes,
         roots: std::iter::once(target.real.clone())
             .chain(planned.tablespace_dirs.iter().cloned())
+            .chain(planned.staging.iter().cloned())
             .chain(node.waldir.iter().cloned())
             .collect(),
     };
@@ -989,8 +1022,18 @@ async fn run_phases(
                 target.prepare()?;
             }
             // pg_basebackup makes the link itself; a Barman backup has no pg_wal.
-            if let (Some(w), true) = (&node.waldir, node.barman_mode) {
+            // pg_combinebackup wants an empty data directory: linked after it.
+            if let (Some(w), true, None) = (&node.waldir, node.barman_mode, &planned.staging) {
                 target::link_waldir(&target.real, w)?;
+            }
+            if let Some(d) = &planned.staging {
+                std::fs::DirBuilder::new()
+                    .mode(0o700)
+                    .create(d)
+                    .map_err(|e| {
+                        Failure::new(format!("could not create directory \"{}\"", d.display()))
+                            .detail(e.to_string())
+                    })?;
             }
             // Every place steps may write exists before the first step, so
             // that writes can be checked against the real directories.
@@ -1021,6 +1064,9 @@ async fn run_phases(
                 "starting the copy"
             });
             steps::execute(&planned.steps, &ctx).await?;
+            if let (Some(w), true, Some(_)) = (&node.waldir, node.barman_mode, &planned.staging) {
+                target::link_waldir(&target.real, w)?;
+            }
             if planned.delta {
                 let listed: Vec<String> = planned
                     .steps
@@ -1041,7 +1087,7 @@ async fn run_phases(
             }
             verify_not_incremental(&target.real)?;
             verify_copy(&target.real)?;
-            if planned.unpacks {
+            if planned.unpacks || planned.staging.is_some() {
                 verify::verify_unpacked(
                     &env,
                     &target.real,
@@ -1081,6 +1127,17 @@ async fn run_phases(
         sig = interrupt::wait() => Err(interrupt::failure(sig)),
     };
 
+    if let Some(d) = &planned.staging {
+        // Created by this clone: whatever happened, it goes.
+        if let Err(e) = std::fs::remove_dir_all(d) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                report::warning(
+                    &format!("could not remove the staging directory \"{}\"", d.display()),
+                    Some(&e.to_string()),
+                );
+            }
+        }
+    }
     if let Err(e) = result {
         let mut notes = Vec::new();
         if let (Some(slot), Some(c)) = (&created_slot, &up.client) {
@@ -1327,6 +1384,12 @@ async fn print_plan(
             "  link {}/pg_wal to {} (created 0700)",
             target.real.display(),
             w.display()
+        );
+    }
+    if let (Some(d), false) = (&planned.staging, o.replication_conf_only) {
+        println!(
+            "  create staging directory {} (mode 0700; removed after the clone)",
+            d.display()
         );
     }
     for (i, s) in planned.steps.iter().enumerate() {

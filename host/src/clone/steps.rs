@@ -38,6 +38,13 @@ pub enum Step {
     },
     /// Stream a remote tar archive and unpack it (steps in a row run in parallel).
     Unpack(super::unpack::Archive),
+    /// `pg_combinebackup BACKUPS... -o OUTPUT` (an incremental backup chain,
+    /// oldest first, combined into the data directory).
+    Combine {
+        program: PathBuf,
+        backups: Vec<PathBuf>,
+        output: PathBuf,
+    },
 }
 
 impl std::fmt::Display for Step {
@@ -63,6 +70,23 @@ impl std::fmt::Display for Step {
             ),
             Step::CreateDir { path, mode } => {
                 write!(f, "create directory {} (mode {mode:o})", path.display())
+            }
+            Step::Combine {
+                program,
+                backups,
+                output,
+            } => {
+                write!(
+                    f,
+                    "combine {} backups (the full one, then each incremental) into {} with {}, then verify it with pg_verifybackup:",
+                    backups.len(),
+                    output.display(),
+                    program.display()
+                )?;
+                for b in backups {
+                    write!(f, " {}", b.display())?;
+                }
+                Ok(())
             }
             Step::Unpack(a) => write!(
                 f,
@@ -171,9 +195,16 @@ fn resolve(
     p: &LocalPath,
     datadir: &Path,
     tablespaces: &BTreeMap<u32, PathBuf>,
+    staging: Option<&Path>,
 ) -> Result<PathBuf, Failure> {
     let root = match p.root {
         PathRoot::DataDirectory => datadir.to_path_buf(),
+        PathRoot::Staging => staging.map(Path::to_path_buf).ok_or_else(|| {
+            malformed(
+                plugin,
+                "a path in the staging directory, in a plan without a combine-backups step".into(),
+            )
+        })?,
         PathRoot::Tablespace(oid) => tablespaces.get(&oid).cloned().ok_or_else(|| {
             malformed(
                 plugin,
@@ -221,7 +252,41 @@ pub fn validate(
     datadir: &Path,
     tablespaces: &BTreeMap<u32, PathBuf>,
 ) -> anyhow::Result<Vec<Step>> {
+    validate_with_staging(plugin, env, plan, datadir, tablespaces, None)
+}
+
+/// True when the plan combines an incremental backup chain: the clone then
+/// gets a staging directory.
+pub fn combines(plan: &[PlanStep]) -> bool {
+    plan.iter()
+        .any(|s| matches!(s, PlanStep::CombineBackups(_)))
+}
+
+/// The staging directory of a clone into `datadir`: beside it, on the same
+/// file system.
+pub fn staging_dir(datadir: &Path) -> PathBuf {
+    let name = datadir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "data".into());
+    datadir
+        .parent()
+        .unwrap_or(Path::new("/"))
+        .join(format!(".{name}.pgclone-staging"))
+}
+
+/// [`validate`], with the staging directory of a plan that combines backups
+/// (`staging` is only accepted when the plan has a `combine-backups` step).
+pub fn validate_with_staging(
+    plugin: &Plugin,
+    env: &HostEnv,
+    plan: &[PlanStep],
+    datadir: &Path,
+    tablespaces: &BTreeMap<u32, PathBuf>,
+    staging: Option<&Path>,
+) -> anyhow::Result<Vec<Step>> {
     let name = plugin.name.as_str();
+    let staging = staging.filter(|_| combines(plan));
     if plan.is_empty() {
         return Err(malformed(name, "the plan is empty".into()).into());
     }
@@ -258,7 +323,7 @@ pub fn validate(
                 }
             }
             PlanStep::CreateDir(d) => Step::CreateDir {
-                path: resolve(name, &d.path, datadir, tablespaces)?,
+                path: resolve(name, &d.path, datadir, tablespaces, staging)?,
                 mode: d.mode & 0o777,
             },
             PlanStep::WriteFile(w) if w.contents.len() > MAX_WRITE_FILE => {
@@ -272,7 +337,7 @@ pub fn validate(
                 .into())
             }
             PlanStep::WriteFile(w) => Step::WriteFile {
-                path: resolve(name, &w.path, datadir, tablespaces)?,
+                path: resolve(name, &w.path, datadir, tablespaces, staging)?,
                 contents: w.contents.clone(),
                 mode: w.mode & 0o777,
             },
@@ -297,9 +362,41 @@ pub fn validate(
                         ArchiveCompression::Zstd => super::unpack::Compression::Zstd,
                         ArchiveCompression::Bzip2 => super::unpack::Compression::Bzip2,
                     }),
-                    local: resolve(name, &u.local, datadir, tablespaces)?,
+                    local: resolve(name, &u.local, datadir, tablespaces, staging)?,
                     size_bytes: u.size_bytes,
                 })
+            }
+            PlanStep::CombineBackups(c) => {
+                if c.backups.len() < 2 {
+                    return Err(malformed(name, format!("a combine-backups step of {} backups (a chain has a full backup and at least one incremental)", c.backups.len())).into());
+                }
+                let mut backups = Vec::new();
+                for b in &c.backups {
+                    if !matches!(b.root, PathRoot::Staging) || b.path.is_empty() {
+                        return Err(malformed(name, format!("combine-backups: backup \"{}\" is not a subdirectory of the staging directory", b.path.escape_debug())).into());
+                    }
+                    let p = resolve(name, b, datadir, tablespaces, staging)?;
+                    if backups.contains(&p) {
+                        return Err(malformed(name, format!("combine-backups names \"{}\" twice", b.path.escape_debug())).into());
+                    }
+                    backups.push(p);
+                }
+                if !tablespaces.is_empty() {
+                    return Err(Failure::new(format!("plugin \"{name}\" plans to combine an incremental backup chain with tablespaces, which pgclone cannot do yet"))
+                        .detail(format!("tablespaces {}", tablespaces.keys().map(u32::to_string).collect::<Vec<_>>().join(", ")))
+                        .hint("clone from a full backup (--backup-id), or restore this chain with the backup tool")
+                        .into());
+                }
+                let program = env.find_program("pg_combinebackup").ok_or_else(|| {
+                    Failure::new("program \"pg_combinebackup\" not found")
+                        .detail("the backup is an incremental one: it must be combined with the backups it is based on")
+                        .hint("set pg_bindir in the configuration file to the binaries of PostgreSQL 17 or later, of the backup's version")
+                })?;
+                Step::Combine {
+                    program,
+                    backups,
+                    output: datadir.to_path_buf(),
+                }
             }
             PlanStep::CopyTree(c) => {
                 let cap = Capability::RemoteRun { target: c.target.clone(), program: "rsync".into() };
@@ -321,13 +418,65 @@ pub fn validate(
                 Step::CopyTree {
                     dest,
                     remote_path: c.remote_path.clone(),
-                    local: resolve(name, &c.local, datadir, tablespaces)?,
+                    local: resolve(name, &c.local, datadir, tablespaces, staging)?,
                     files: c.files.clone(),
                 }
             }
         });
     }
     Ok(out)
+}
+
+/// The major version of a PostgreSQL tool, from `TOOL --version`
+/// (`pg_combinebackup (PostgreSQL) 17.6`).
+fn tool_major(program: &Path) -> Result<u32, Failure> {
+    let out = std::process::Command::new(program)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| {
+            Failure::new(format!("could not run \"{}\"", program.display())).detail(e.to_string())
+        })?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .last()
+        .and_then(|v| v.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|m| m.parse().ok())
+        .filter(|_| out.status.success())
+        .ok_or_else(|| {
+            Failure::new(format!(
+                "cannot tell the version of \"{}\"",
+                program.display()
+            ))
+            .detail(format!(
+                "--version printed \"{}\"",
+                crate::report::escape(text.trim())
+            ))
+        })
+}
+
+/// A plan's `pg_combinebackup` is of the backup's major version (17 or later):
+/// checked before anything is copied.
+pub fn check_combine_tool(steps: &[Step], backup_version: u32) -> Result<(), Failure> {
+    for s in steps {
+        if let Step::Combine { program, .. } = s {
+            let major = tool_major(program)?;
+            let want = backup_version / 10000;
+            if major < 17 || major != want {
+                return Err(Failure::new(format!(
+                    "\"{}\" is of PostgreSQL {major}; the incremental backup chain needs pg_combinebackup of PostgreSQL {want}",
+                    program.display()
+                ))
+                .detail(if major < 17 {
+                    "pg_combinebackup first came with PostgreSQL 17".to_string()
+                } else {
+                    "pg_combinebackup combines backups of its own major version only".to_string()
+                })
+                .hint(format!("set pg_bindir in the configuration file to the binaries of PostgreSQL {want}")));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// What the children of a clone get for authentication, never on argv.
@@ -574,6 +723,62 @@ pub async fn execute(
                     phase.set(tree_bytes(&ctx.roots));
                 }
                 phase.finish();
+            }
+            Step::Combine {
+                program,
+                backups,
+                output,
+            } => {
+                confined(output, &ctx.roots)?;
+                for b in backups {
+                    confined(b, &ctx.roots)?;
+                    if !b.join("backup_manifest").is_file() || !b.join("backup_label").is_file() {
+                        return Err(Failure::new(format!(
+                            "backup \"{}\" of the chain has no backup_manifest or backup_label",
+                            b.display()
+                        ))
+                        .detail("pg_combinebackup needs both in every backup of the chain")
+                        .into());
+                    }
+                }
+                crate::report::notice(&format!(
+                    "combining {} backups into \"{}\" with pg_combinebackup",
+                    backups.len(),
+                    output.display()
+                ));
+                let mut cmd = tokio::process::Command::new(program);
+                cmd.args(backups)
+                    .arg("-o")
+                    .arg(output)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .process_group(0)
+                    .kill_on_drop(true);
+                crate::report::running(cmd.as_std());
+                let child = cmd.spawn().map_err(|e| {
+                    Failure::new(format!("could not run \"{}\"", program.display()))
+                        .detail(e.to_string())
+                })?;
+                let mut group = super::group::GroupGuard::new(&child);
+                let out = child.wait_with_output().await?;
+                group.finished();
+                if !out.status.success() {
+                    let text = String::from_utf8_lossy(&out.stderr);
+                    let lines: Vec<&str> = text
+                        .lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty())
+                        .collect();
+                    let detail = lines[lines.len().saturating_sub(8)..].join("\n");
+                    return Err(Failure::new(format!(
+                        "pg_combinebackup {}: the backup chain could not be combined",
+                        crate::report::exit_text(&out.status)
+                    ))
+                    .detail(crate::report::escape_block(&detail))
+                    .hint("check the chain on the backup server (a backup missing or damaged, or one not based on the one before it)")
+                    .into());
+                }
             }
             Step::CreateDir { path, mode } => {
                 use std::os::unix::fs::DirBuilderExt;

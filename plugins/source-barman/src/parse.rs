@@ -4,7 +4,7 @@
 use pgclone_plugin_sdk::types::Tablespace;
 
 /// The fields of `barman show-backup` pgclone needs.
-#[derive(Debug, Default, PartialEq)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct ShownBackup {
     pub id: String,
     pub status: String,

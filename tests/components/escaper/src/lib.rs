@@ -25,6 +25,17 @@ fn at(path: &str) -> LocalPath {
     }
 }
 
+fn staged(path: &str) -> LocalPath {
+    LocalPath {
+        root: PathRoot::Staging,
+        path: path.into(),
+    }
+}
+
+fn combine(backups: Vec<LocalPath>) -> PlanStep {
+    PlanStep::CombineBackups(CombineBackupsStep { backups })
+}
+
 fn dir(path: &str) -> PlanStep {
     PlanStep::CreateDir(CreateDirStep {
         path: at(path),
@@ -131,6 +142,25 @@ impl Guest for Escaper {
                 },
             )],
             "unpack-ok" => vec![unpack("store", "/srv/b/base.tar.gz", at(""))],
+            // The staging directory (1.1.0): only with a combine-backups step,
+            // and nothing outside it.
+            "staging-without-combine" => vec![PlanStep::CreateDir(CreateDirStep {
+                path: staged("a"),
+                mode: 0o700,
+            })],
+            "staging-dotdot" => vec![
+                PlanStep::CreateDir(CreateDirStep {
+                    path: staged("../a"),
+                    mode: 0o700,
+                }),
+                combine(vec![staged("a"), staged("b")]),
+            ],
+            "combine-outside" => vec![combine(vec![staged("a"), at("b")])],
+            "combine-root" => vec![combine(vec![staged("a"), staged("")])],
+            "combine-one" => vec![combine(vec![staged("a")])],
+            "combine-twice" => vec![combine(vec![staged("a"), staged("a")])],
+            "combine-escape" => vec![combine(vec![staged("a"), staged("b/../../x")])],
+            "combine-ok" => vec![combine(vec![staged("a"), staged("b")])],
             // Control characters: a carriage return that rsync's --files-from
             // would read as two names, a line break, a tab, an escape
             // sequence, DEL, a C1 control; in every kind of step.
