@@ -144,12 +144,16 @@ fn restore_for_archive_recovery(
     extra: &str,
 ) -> Pg {
     let target = lab.sc.path(dir);
+    // With restore_command, as a standby fed by wal-restore is configured
+    // (without it the clone refuses when the upstream lacks the backup's WAL).
     let cfg = lab.sc.write(
         "pgclone.conf",
         &format!(
-            "node_id=2\nnode_name=node2\nbarman_host=barmansrv\nbarman_server=pg\nbarman_config='{}'\nssh_options='-F {}'\n",
+            "node_id=2\nnode_name=node2\nbarman_host=barmansrv\nbarman_server=pg\nbarman_config='{}'\nssh_options='-F {}'\n\
+             restore_command='{}'\n",
             lab.barman.config.display(),
-            lab.sshd.ssh_config.display()
+            lab.sshd.ssh_config.display(),
+            restore_command(lab, extra).replace('\'', "''")
         ),
     );
     let out = standby_clone(&lab.sc, &cfg, upstream, &target, &[], &[]);
