@@ -61,7 +61,11 @@ impl Lab {
             self.sshd.ssh_config.display(),
             self.barman.config.display()
         );
-        self.conf_raw(server, ts_map, &format!("restore_command='{restore}'\n{extra}"))
+        self.conf_raw(
+            server,
+            ts_map,
+            &format!("restore_command='{restore}'\n{extra}"),
+        )
     }
 
     /// The same without restore_command: the standby can only stream.
@@ -1134,8 +1138,13 @@ fn slow_stream_faults(lab: &Lab, server: &str, archive: &Path) {
     let text = stdout(&out);
     assert!(out.status.success(), "{text}");
     // The live line (its own phase, redrawn in place), then its summary.
-    assert!(text.contains("unpack "), "{text:?}");
-    assert!(text.contains("INFO: unpack: ") && text.contains(" MiB/s"), "{text}");
+    assert!(text.contains("unpack ["), "{text:?}");
+    // Against the backup's size: percent and time left.
+    assert!(text.contains("%), ") && text.contains(" left"), "{text:?}");
+    assert!(
+        text.contains("INFO: unpack: ") && text.contains(" MiB/s"),
+        "{text}"
+    );
     assert!(
         text.contains("standby clone (from Barman) complete"),
         "{text}"

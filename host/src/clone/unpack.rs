@@ -101,10 +101,12 @@ pub async fn unpack_all(
     archives: &[Archive],
     ctx: &super::steps::ExecContext,
 ) -> anyhow::Result<UnpackStats> {
+    // The archives' sizes, else the backup's (Barman's Disk usage of a
+    // compressed backup is about what its archives weigh).
     let total: u64 = if archives.iter().all(|a| a.size_bytes > 0) {
         archives.iter().map(|a| a.size_bytes).sum::<u64>()
     } else {
-        0
+        ctx.expected_bytes
     };
     // The archives' compressed bytes, as they arrive, against their sizes.
     let phase = super::progress::Phase::with_display(
