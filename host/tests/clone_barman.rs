@@ -1159,9 +1159,14 @@ fn slow_stream_faults(lab: &Lab, server: &str, archive: &Path) {
     );
     let text = stdout(&out);
     assert!(out.status.success(), "{text}");
+    // The live line (its own phase, redrawn in place), then its summary.
     assert!(text.contains("unpack ["), "{text:?}");
+    // Against the backup's size: percent and time left.
     assert!(text.contains("%), ") && text.contains(" left"), "{text:?}");
-    assert!(text.contains("INFO: unpack: "), "{text}");
+    assert!(
+        text.contains("INFO: unpack: ") && text.contains(" MiB/s"),
+        "{text}"
+    );
     assert!(
         text.contains("standby clone (from Barman) complete"),
         "{text}"
