@@ -362,6 +362,14 @@ impl Barman {
     /// `--name N`, `--incremental latest`) and returns its id.
     pub fn backup_with(&self, server: &str, args: &[&str]) -> String {
         let before = self.ok(&["list-backups", "--minimal", server]);
+        if args.contains(&"--incremental") {
+            // Barman's backup ids are start times to the second: an
+            // incremental started in its parent's second gets the parent's id
+            // (and pg_basebackup then looks for the parent's manifest in its
+            // own, empty directory). The parent has finished: one second on,
+            // the ids differ.
+            std::thread::sleep(Duration::from_millis(1100));
+        }
         let mut argv = vec!["backup", "--wait"];
         argv.extend(args);
         argv.push(server);
