@@ -8,31 +8,20 @@
 //! the duration of the run and restores what was there.
 //! `cargo bench -p pgclone --bench barman_clone` (PGCLONE_BENCH_SCALE, _ROUNDS).
 
+mod common;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use common::{median, wipe};
 use support::barman::{barman_34, Barman, HomeSshConfig, Sshd};
 use support::*;
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn wipe(target: &Path) {
-    let _ = std::fs::remove_dir_all(target);
-}
-
 fn main() {
-    let scale = std::env::var("PGCLONE_BENCH_SCALE").unwrap_or_else(|_| "70".into());
-    let rounds: usize = std::env::var("PGCLONE_BENCH_ROUNDS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(3);
+    let scale = common::scale("70");
+    let rounds = common::rounds(3);
     let sc = Scratch::new("bench-barman");
     let mut p = Pg::init(&sc, "primary");
     p.append_conf("shared_buffers = '256MB'\nmax_wal_size = '2GB'\n");

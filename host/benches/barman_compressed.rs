@@ -15,31 +15,20 @@
 //! or zstd with Barman 3.19.1 from PGCLONE_TEST_BARMAN319, whose option is
 //! `--staging-path DIR --staging-location remote`).
 
+mod common;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use common::{median, wipe};
 use support::barman::{barman_319, barman_34, Barman, Sshd};
 use support::*;
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn wipe(dir: &Path) {
-    let _ = std::fs::remove_dir_all(dir);
-}
-
 fn main() {
-    let scale = std::env::var("PGCLONE_BENCH_SCALE").unwrap_or_else(|_| "30".into());
-    let rounds: usize = std::env::var("PGCLONE_BENCH_ROUNDS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(3);
+    let scale = common::scale("30");
+    let rounds = common::rounds(3);
     let compression = std::env::var("PGCLONE_BENCH_COMPRESSION").unwrap_or_else(|_| "gzip".into());
     let new_barman = compression != "gzip";
     let bin = if !new_barman {

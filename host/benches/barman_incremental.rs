@@ -12,30 +12,19 @@
 //! `cargo bench -p pgclone --bench barman_incremental`; PGCLONE_BENCH_SCALE
 //! (pgbench scale, default 20), PGCLONE_BENCH_ROUNDS (default 3).
 
+mod common;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::{median, wipe};
 use support::barman::IncrementalLab;
 use support::*;
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn wipe(dir: &Path) {
-    let _ = std::fs::remove_dir_all(dir);
-}
-
 fn main() {
-    let scale = std::env::var("PGCLONE_BENCH_SCALE").unwrap_or_else(|_| "20".into());
-    let rounds: usize = std::env::var("PGCLONE_BENCH_ROUNDS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(3);
+    let scale = common::scale("20");
+    let rounds = common::rounds(3);
     let lab = IncrementalLab::new("bench-incr", 0);
     lab.primary.pgbench_init(&scale);
     let bench = |n: &str| {

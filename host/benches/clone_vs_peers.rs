@@ -3,25 +3,19 @@
 //! medians and ratios. Run with `cargo bench -p pgclone --bench clone_vs_peers`
 //! (PGCLONE_BENCH_SCALE sets the pgbench scale; 70 is about 1 GiB).
 
+mod common;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
 use std::process::Command;
 use std::time::Duration;
 
+use common::median;
 use support::*;
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
 fn main() {
-    let scale = std::env::var("PGCLONE_BENCH_SCALE").unwrap_or_else(|_| "70".into());
-    let rounds: usize = std::env::var("PGCLONE_BENCH_ROUNDS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(5);
+    let scale = common::scale("70");
+    let rounds = common::rounds(5);
     let sc = Scratch::new("bench-clone");
     let mut p = Pg::init(&sc, "primary");
     p.append_conf("shared_buffers = '256MB'\nmax_wal_size = '2GB'\n");
