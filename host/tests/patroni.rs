@@ -425,27 +425,6 @@ fn is_empty_or_missing(dir: &Path) -> bool {
     std::fs::read_dir(dir).map_or(true, |mut d| d.next().is_none())
 }
 
-/// A TCP relay for ssh's ProxyCommand passing at most `rate` bytes a second
-/// from the server: a copy slow enough to be interrupted midway.
-const SLOW_PROXY: &str = r#"
-import socket, sys, threading, time, os
-host, port, rate = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-s = socket.create_connection((host, port))
-def up():
-    while True:
-        b = os.read(0, 65536)
-        if not b:
-            break
-        s.sendall(b)
-threading.Thread(target=up, daemon=True).start()
-while True:
-    b = s.recv(16384)
-    if not b:
-        break
-    os.write(1, b)
-    time.sleep(len(b) / rate)
-"#;
-
 /// The PID of the `pgclone patroni-replica` process cloning into `datadir`.
 fn pgclone_pid(datadir: &Path) -> Option<i32> {
     let want = format!("--datadir={}", datadir.display());

@@ -401,27 +401,6 @@ fn prefetched_segments_are_handed_over_and_concurrent_calls_agree() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
-/// A TCP relay for ssh's ProxyCommand that passes at most `rate` bytes per
-/// second from the server: a transfer slow enough to be killed midway.
-const SLOW_PROXY: &str = r#"
-import socket, sys, threading, time, os
-host, port, rate = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-s = socket.create_connection((host, port))
-def up():
-    while True:
-        b = os.read(0, 65536)
-        if not b:
-            break
-        s.sendall(b)
-threading.Thread(target=up, daemon=True).start()
-while True:
-    b = s.recv(16384)
-    if not b:
-        break
-    os.write(1, b)
-    time.sleep(len(b) / rate)
-"#;
-
 #[test]
 fn ssh_killed_mid_transfer_leaves_nothing_at_p() {
     let lab = lab("walkill");

@@ -582,3 +582,25 @@ pub fn plugin_request() -> pgclone::plugin::bindings::types::CloneRequest {
         interactive: false,
     }
 }
+
+/// A TCP relay for ssh's ProxyCommand (`python3 SCRIPT HOST PORT RATE`) that
+/// passes at most RATE bytes a second from the server: a transfer slow enough
+/// to be interrupted or killed midway.
+pub const SLOW_PROXY: &str = r#"
+import socket, sys, threading, time, os
+host, port, rate = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+s = socket.create_connection((host, port))
+def up():
+    while True:
+        b = os.read(0, 65536)
+        if not b:
+            break
+        s.sendall(b)
+threading.Thread(target=up, daemon=True).start()
+while True:
+    b = s.recv(16384)
+    if not b:
+        break
+    os.write(1, b)
+    time.sleep(len(b) / rate)
+"#;

@@ -8,6 +8,8 @@
 
 pub mod parse;
 
+use std::cell::RefCell;
+
 use pgclone_plugin_sdk::host;
 use pgclone_plugin_sdk::source::Guest;
 use pgclone_plugin_sdk::types::{
@@ -177,6 +179,47 @@ fn barman(args: &[&str]) -> Result<String, PluginError> {
     }
 }
 
+thread_local! {
+    /// `barman show-backup` outputs this instance has read, by server and
+    /// backup: the host calls `check` and `plan-clone` on one instance, and
+    /// each barman call costs a Python start on the Barman host.
+    static SHOWN: RefCell<Vec<(String, String, String)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// `barman show-backup SERVER ID`, read once per instance.
+fn show_backup(server: &str, id: &str) -> Result<String, PluginError> {
+    let known = SHOWN.with(|s| {
+        s.borrow()
+            .iter()
+            .find(|(sv, i, _)| sv == server && i == id)
+            .map(|(_, _, text)| text.clone())
+    });
+    if let Some(text) = known {
+        return Ok(text);
+    }
+    let text = barman(&["show-backup", server, id])?;
+    remember_shown(server, id, &text);
+    Ok(text)
+}
+
+/// Keeps `text` as what `show-backup` says of `id` (also under the id a
+/// name or shortcut resolved to).
+fn remember_shown(server: &str, id: &str, text: &str) {
+    SHOWN.with(|s| s.borrow_mut().push((server.into(), id.into(), text.into())));
+}
+
+/// Parses what `show-backup` said of `id`.
+fn parse_shown(text: &str, id: &str) -> Result<parse::ShownBackup, PluginError> {
+    parse::show_backup(text).map_err(|problem| {
+        err(
+            ErrorKind::InvalidBackup,
+            format!("cannot understand barman show-backup for \"{id}\""),
+            Some(problem),
+            None,
+        )
+    })
+}
+
 /// How the user's Barman names the command that restores a backup: `barman
 /// recover`, renamed `barman restore` in Barman 3.12 (asked only for a
 /// message: each barman call costs a Python start).
@@ -231,7 +274,7 @@ fn incremental_chain(
             ));
         }
         let child = chain.last().map(|b| b.id.clone()).unwrap_or_default();
-        let shown = match barman(&["show-backup", server, &parent]) {
+        let shown = match show_backup(server, &parent) {
             Ok(s) => s,
             Err(e) if e.kind == ErrorKind::NotFound => {
                 return Err(err(
@@ -249,14 +292,7 @@ fn incremental_chain(
             }
             Err(e) => return Err(e),
         };
-        let b = parse::show_backup(&shown).map_err(|problem| {
-            err(
-                ErrorKind::InvalidBackup,
-                format!("cannot understand barman show-backup for \"{parent}\""),
-                Some(problem),
-                None,
-            )
-        })?;
+        let b = parse_shown(&shown, &parent)?;
         if b.status != "DONE" {
             return Err(err(
                 ErrorKind::InvalidBackup,
@@ -495,7 +531,7 @@ impl Guest for Barman {
         // for the list, to say what it means (each barman call costs a Python start).
         // Barman resolves ids, names (`barman backup --name`) and shortcuts
         // (latest, oldest, ...) itself.
-        let shown = match barman(&["show-backup", &server, &id]) {
+        let shown = match show_backup(&server, &id) {
             Ok(s) => s,
             Err(e) if e.kind == ErrorKind::NotFound && request.backup_id.is_none() => {
                 let list = barman(&["list-backups", "--minimal", &server])?;
@@ -514,14 +550,10 @@ impl Guest for Barman {
             }
             Err(e) => return Err(e),
         };
-        let b = parse::show_backup(&shown).map_err(|problem| {
-            err(
-                ErrorKind::InvalidBackup,
-                format!("cannot understand barman show-backup for \"{id}\""),
-                Some(problem),
-                None,
-            )
-        })?;
+        let b = parse_shown(&shown, &id)?;
+        if b.id != id {
+            remember_shown(&server, &b.id, &shown);
+        }
         if b.status != "DONE" {
             return Err(err(
                 ErrorKind::InvalidBackup,
@@ -599,15 +631,8 @@ impl Guest for Barman {
         backup: BackupDescription,
     ) -> Result<Vec<PlanStep>, PluginError> {
         let server = setting("barman_server")?;
-        let shown = barman(&["show-backup", &server, &backup.id])?;
-        let this = parse::show_backup(&shown).map_err(|problem| {
-            err(
-                ErrorKind::InvalidBackup,
-                format!("cannot understand barman show-backup for \"{}\"", backup.id),
-                Some(problem),
-                None,
-            )
-        })?;
+        let shown = show_backup(&server, &backup.id)?;
+        let this = parse_shown(&shown, &backup.id)?;
         if this.is_incremental() {
             return incremental_plan(&server, this);
         }
