@@ -23,6 +23,7 @@ const GUESTS: &[&str] = &[
     "test-forgetful",
     "test-contract-1-0",
     "test-contract-1-0-policy",
+    "test-contract-1-1",
 ];
 
 fn main() {

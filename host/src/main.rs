@@ -100,6 +100,8 @@ struct General {
     help: Option<bool>,
 }
 
+// Parsed once per process: the size of its largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Clone a standby: `standby clone` (repmgr's options, in any position).

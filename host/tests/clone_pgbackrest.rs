@@ -200,3 +200,134 @@ fn pgbackrest_errors_are_clear_and_change_nothing() {
     assert!(err.contains("no such backup set"), "{err}");
     assert!(!target.exists(), "{err}");
 }
+
+/// Makes the standby in `target` an archive-recovery standby: no
+/// primary_conninfo, WAL only from `pgclone wal-restore` through the
+/// plugin (contract 1.2.0's `locate-wal-archive`: `pgbackrest archive-get`).
+fn wal_from_pgclone(lab: &Lab, cfg: &Path, target: &Path) {
+    let auto = std::fs::read_to_string(target.join("postgresql.auto.conf")).unwrap();
+    let mut auto: String = auto
+        .lines()
+        .filter(|l| !l.starts_with("primary_conninfo") && !l.starts_with("restore_command"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    auto.push_str(&format!(
+        "restore_command = '{} -f {} wal-restore --spool-dir {} %f %p'\n",
+        env!("CARGO_BIN_EXE_pgclone"),
+        cfg.display(),
+        lab.sc.path("walspool").display()
+    ));
+    std::fs::write(target.join("postgresql.auto.conf"), auto).unwrap();
+    run_ok(
+        std::process::Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(target),
+    );
+}
+
+/// `pgclone wal-restore` as the postgres user, with the node's configuration.
+fn wal_restore(lab: &Lab, cfg: &Path, args: &[&str]) -> std::process::Output {
+    let spool = lab.sc.path("walspool");
+    let mut all = vec!["-f", s(cfg), "wal-restore", "--spool-dir", s(&spool)];
+    all.extend(args);
+    pgclone(&lab.sc, &all, &[])
+}
+
+#[test]
+fn a_pgbackrest_standby_replays_wal_fetched_by_wal_restore() {
+    let lab = lab("pbrwal");
+    let cfg = lab.conf("demo");
+    let out = lab.install(&cfg, &["--grant-all"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let target = lab.sc.path("standby");
+    let out = lab.clone(&cfg, &target);
+    assert!(out.status.success(), "{}", stderr(&out));
+    wal_from_pgclone(&lab, &cfg, &target);
+    // WAL written since the backup, archived by pgBackRest only.
+    for i in 2001..=2004 {
+        lab.primary.sql(&format!(
+            "INSERT INTO t VALUES ({i}); SELECT pg_switch_wal()"
+        ));
+    }
+    lab.primary.sql("INSERT INTO t VALUES (2005)");
+    let last = lab
+        .primary
+        .sql("SELECT pg_walfile_name(pg_current_wal_lsn())");
+    lab.primary.sql("SELECT pg_switch_wal()");
+    lab.primary.sql("CHECKPOINT");
+    let t0 = std::time::Instant::now();
+    while !pgbackrest(&lab, &["info", "--output=json"]).contains(&format!("\"max\":\"{last}\"")) {
+        assert!(t0.elapsed() < WAIT, "{last} was never archived");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // -t: the source says where its WAL is.
+    let out = wal_restore(&lab, &cfg, &["-t"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(
+            "Ready to retrieve WAL files from source \"pgbackrest\" (fetched with pgbackrest)"
+        ),
+        "{}",
+        stdout(&out)
+    );
+
+    let mut st = Pg::existing(&lab.sc, target);
+    st.start();
+    st.wait_for("SELECT count(*) FROM t", "2005", WAIT);
+    assert_eq!(st.sql("SELECT count(*) FROM pg_stat_wal_receiver"), "0");
+    assert_eq!(st.sql("SELECT count(*) FROM tt"), "300");
+    let log = std::fs::read_to_string(&st.log).unwrap();
+    assert!(
+        log.contains(&format!("restored log file \"{last}\" from archive")),
+        "{log}"
+    );
+    // Delivered from the source's own spool directory: the prefetcher ran
+    // pgbackrest archive-get ahead of PostgreSQL.
+    let sources: Vec<String> = std::fs::read_dir(lab.sc.path("walspool"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        sources.len() == 1 && sources[0].starts_with("pgbackrest-"),
+        "{sources:?}"
+    );
+    st.stop();
+
+    // What the archive does not have: "not there" (1), nothing written.
+    let dest = lab.sc.path("RECOVERYXLOG");
+    let out = wal_restore(
+        &lab,
+        &cfg,
+        &["-p", "0", "0000000100000000000000F0", s(&dest)],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(!dest.exists());
+    // The timeline history file of a timeline that never was: the same.
+    let out = wal_restore(&lab, &cfg, &["-p", "0", "0000000F.history", s(&dest)]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    // A name that is no WAL file name never reaches pgbackrest.
+    let out = wal_restore(&lab, &cfg, &["-p", "0", "--stanza=x", s(&dest)]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+
+    // A source without WAL is refused, clearly, and nothing is written.
+    let out = wal_restore(
+        &lab,
+        &cfg,
+        &[
+            "--source",
+            "pg-basebackup",
+            "000000010000000000000003",
+            s(&dest),
+        ],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("plugin \"pg-basebackup\" does not supply WAL"),
+        "{err}"
+    );
+    assert!(err.contains("HINT:"), "{err}");
+    assert!(!dest.exists());
+}

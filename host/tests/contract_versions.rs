@@ -1,8 +1,8 @@
 //! Contract versions: a plugin built against the released contract
 //! `pgclone:plugin@1.0.0` (the frozen `wit/1.0.0/`, test component
-//! `tests/components/contract-1-0`) keeps loading on this 1.1.0 host, is shown
+//! `tests/components/contract-1-0`) keeps loading on this 1.2.0 host, is shown
 //! as a 1.0.0 plugin, and clones a real PostgreSQL 15 primary into a standby
-//! that starts and streams; the built-in plugins target 1.1.0.
+//! that starts and streams; the built-in plugins target 1.2.0.
 
 mod support;
 
@@ -38,7 +38,7 @@ fn contract_versions_are_read_from_the_components() {
     for builtin in ["pgclone_source_barman", "pgclone_recovery_standard"] {
         let bytes = std::fs::read(guest(builtin)).unwrap();
         let text = String::from_utf8_lossy(&bytes);
-        assert!(text.contains("pgclone:plugin/types@1.1.0"), "{builtin}");
+        assert!(text.contains("pgclone:plugin/types@1.2.0"), "{builtin}");
     }
 }
 
@@ -101,7 +101,7 @@ fn a_plugin_built_against_1_0_0_still_clones() {
     st.wait_for("SELECT count(*) FROM t", "1001", WAIT);
 }
 
-/// A site policy built against 1.0.0 chained after the built-in (1.1.0)
+/// A site policy built against 1.0.0 chained after the built-in (1.2.0)
 /// standard policy: its host calls and its answer cross the conversion.
 #[test]
 fn a_policy_built_against_1_0_0_chains_after_the_standard_policy() {
@@ -119,7 +119,7 @@ fn a_policy_built_against_1_0_0_chains_after_the_standard_policy() {
         .find(|c| c.name == "recovery-standard")
         .unwrap();
     let standard = Plugin::load(&rt, &standard).unwrap();
-    assert_eq!(standard.contract.version.to_string(), "1.1.0");
+    assert_eq!(standard.contract.version.to_string(), "1.2.0");
     let env = Arc::new(HostEnv {
         config: ConfFile::parse(Path::new("t.conf"), "recovery_min_apply_delay='5min'\n").unwrap(),
         ..Default::default()

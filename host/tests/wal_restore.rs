@@ -940,7 +940,7 @@ fn one_barman_server_s_segments_and_facts_never_serve_another() {
     let pg = source_dirs(&spool, "barman-pg-");
     let pg2 = source_dirs(&spool, "barman-pg2-");
     assert_eq!((pg.len(), pg2.len()), (1, 1), "{:?}", spooled(&spool));
-    let info = std::fs::read_to_string(pg2[0].join("server.info")).unwrap();
+    let info = std::fs::read_to_string(pg2[0].join("wal-archive.toml")).unwrap();
     assert!(info.contains("/pg2/wals"), "{info}");
     assert!(pg2[0].join(&only_pg[1]).symlink_metadata().is_err());
     // pg's spooled segment is still pg's, and still delivered to pg.
@@ -1261,4 +1261,91 @@ fn wal_restore_and_the_clone_reach_barman_as_the_same_ssh_user() {
     let err = clone("asnobody");
     assert!(err.contains(" -- asnobody"), "{err}");
     assert!(!err.contains("@asnobody"), "{err}");
+}
+
+/// A source built against the frozen contract 1.1.0 has no
+/// `locate-wal-archive`: a 1.2.0 host serves its WAL per file, where its
+/// `locate-wal` says (a remote file read with `cat`, or `barman get-wal`),
+/// with the same checks and codes, and only with the capabilities granted.
+#[test]
+fn a_contract_1_1_source_is_served_per_file_through_locate_wal() {
+    let lab = lab("walpername");
+    let names = lab.switch_segments(2);
+    let wasm = lab.sc.path("contract-1-1.wasm");
+    std::fs::copy(
+        Path::new(pgclone::plugin::catalog::GUEST_DIR).join("test_contract_1_1.wasm"),
+        &wasm,
+    )
+    .unwrap();
+    let sha = pgclone::plugin::catalog::sha256_hex(&std::fs::read(&wasm).unwrap());
+    let all_grants = "\"remote-run:barman:cat\", \"remote-run:barman:barman\", \
+                      \"read-config:contract_wals_directory\", \"read-config:barman_server\"";
+    lab.sc.mkdir("etc");
+    let plugins = |grants: &str| {
+        lab.sc.write(
+            "etc/plugins.toml",
+            &format!(
+                "[plugin.contract-1-1]\nfile = \"{}\"\nsha256 = \"{sha}\"\ngrants = [{grants}]\n",
+                wasm.display()
+            ),
+        )
+    };
+    let conf = lab.sc.write(
+        "pername.conf",
+        &format!(
+            "backup_source=contract-1-1\nbarman_host=barmansrv\nbarman_server=pg\n\
+             contract_wals_directory='{}'\nssh_options='-F {}'\nplugins_config='{}'\n",
+            lab.barman.home.join("pg/wals").display(),
+            lab.sshd.ssh_config.display(),
+            lab.sc.path("etc/plugins.toml").display()
+        ),
+    );
+    let spool = lab.sc.path("spool-pername");
+    let dest = lab.sc.mkdir("pg_wal").join("RECOVERYXLOG");
+    let restore = |name: &str| {
+        pgclone(
+            &lab.sc,
+            &[
+                "-f",
+                conf.to_str().unwrap(),
+                "wal-restore",
+                "--spool-dir",
+                spool.to_str().unwrap(),
+                name,
+                dest.to_str().unwrap(),
+            ],
+            &[],
+        )
+    };
+
+    plugins(all_grants);
+    // A segment: `cat` of the file locate-wal names, checked, delivered.
+    let out = restore(&names[0]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read(&dest).unwrap(),
+        std::fs::read(lab.archived_file("pg", &names[0])).unwrap()
+    );
+    std::fs::remove_file(&dest).unwrap();
+    // Not in the archive: 1, nothing at %p, for a segment (cat) and a
+    // history file (barman get-wal).
+    for missing in ["0000000100000000000000FE", "00000009.history"] {
+        let out = restore(missing);
+        assert_eq!(out.status.code(), Some(1), "{missing}: {}", stderr(&out));
+        assert!(!dest.exists());
+    }
+    // Nothing was prefetched: a source located per file is asked per file.
+    assert!(
+        !spooled(&spool).iter().any(|p| p.ends_with(&names[1])),
+        "{:?}",
+        spooled(&spool)
+    );
+
+    // Without the grant for `cat`: refused, naming the capability.
+    plugins("\"remote-run:barman:barman\", \"read-config:contract_wals_directory\", \"read-config:barman_server\"");
+    let out = restore(&names[1]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("remote-run:barman:cat"), "{err}");
+    assert!(!dest.exists(), "{err}");
 }

@@ -68,8 +68,8 @@ pub mod bindings {
             default_bindings_module: "::pgclone_plugin_sdk::bindings::policy",
             additional_derives: [PartialEq],
             with: {
-                "pgclone:plugin/types@1.1.0": crate::bindings::source::pgclone::plugin::types,
-                "pgclone:plugin/host@1.1.0": crate::bindings::source::pgclone::plugin::host,
+                "pgclone:plugin/types@1.2.0": crate::bindings::source::pgclone::plugin::types,
+                "pgclone:plugin/host@1.2.0": crate::bindings::source::pgclone::plugin::host,
             },
         });
     }

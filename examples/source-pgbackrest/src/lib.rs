@@ -2,7 +2,9 @@
 //! plugin SDK alone. `check` finds the backup set with `pgbackrest info
 //! --output=json`; the plan is one `pgbackrest restore` into the new data
 //! directory. The recovery configuration still comes from pgclone's
-//! policies: the restore is asked to write none (`--type=preserve`).
+//! policies: the restore is asked to write none (`--type=preserve`). WAL comes
+//! from the same repository: `pgclone wal-restore` runs `pgbackrest
+//! archive-get` for each file it must fetch (see `wal_archive`).
 //!
 //! Configuration keys (in pgclone's configuration file):
 //! - `pgbackrest_stanza` (required): the stanza of the primary;
@@ -14,7 +16,7 @@ mod info;
 
 use pgclone_plugin_sdk::source::{
     BackupDescription, BackupFormat, CloneRequest, Guest, PlanStep, RunLocalStep, Tablespace,
-    WalLocation,
+    WalArchive, WalFetchCommand, WalLocation,
 };
 use pgclone_plugin_sdk::{host, version, ErrorExt, ErrorKind, PluginError, PluginInfo};
 
@@ -24,7 +26,7 @@ pgclone_plugin_sdk::manifest! {
     vendor: "Example Backup Vendor",
     license: "Apache-2.0",
     description: "Standbys restored from a pgBackRest repository (pgbackrest restore)",
-    provides: ["base-backup"],
+    provides: ["base-backup", "wal"],
     needs_upstream: false,
     capabilities: [
         "local-run:pgbackrest",
@@ -168,8 +170,27 @@ impl Guest for PgBackRest {
     }
 
     fn locate_wal(_name: String) -> Result<WalLocation, PluginError> {
-        // restore_command = 'pgbackrest ... archive-get %f "%p"' serves WAL.
+        // Never asked: wal_archive describes every file.
         Ok(WalLocation::Unavailable)
+    }
+
+    /// WAL from the stanza's archive: `pgbackrest archive-get %f %p`, run by
+    /// the host on this machine as the user running `pgclone wal-restore`,
+    /// into its spool; the host checks the file and hands it to PostgreSQL.
+    fn locate_wal_archive() -> Result<WalArchive, PluginError> {
+        let mut argv = vec!["pgbackrest".to_string()];
+        argv.extend(common_args()?);
+        argv.extend(["archive-get".into(), "%f".into(), "%p".into()]);
+        Ok(WalArchive {
+            directory: None,
+            fetch: Some(WalFetchCommand {
+                target: None,
+                argv,
+                partial_argv: None,
+                // archive-get's status for a file the archive does not have.
+                missing_status: Some(1),
+            }),
+        })
     }
 }
 

@@ -20,6 +20,7 @@ pub mod target;
 pub mod unpack;
 pub mod upstream;
 pub mod verify;
+pub mod warm_wal;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::DirBuilderExt;
@@ -1012,6 +1013,7 @@ async fn run_phases(
             .collect(),
     };
     let mut created_slot: Option<String> = None;
+    let mut warm: Option<warm_wal::Warm> = None;
     executing.store(true, std::sync::atomic::Ordering::SeqCst);
     let result: anyhow::Result<()> = tokio::select! {
         r = async {
@@ -1063,7 +1065,21 @@ async fn run_phases(
             } else {
                 "starting the copy"
             });
+            // The WAL since the backup comes while the copy runs, into the
+            // spool the standby's restore_command reads.
+            warm = match (&planned.backup, restore_command(&recovery_config), o.patroni) {
+                (Some(b), Some(rc), false) => {
+                    warm_wal::start(rc, b, &target.real, node.warm_segments)
+                }
+                _ => None,
+            };
             steps::execute(&planned.steps, &ctx).await?;
+            if let Some(w) = &warm {
+                info(&format!(
+                    "wal: {} segments since the backup are already in restore_command's spool",
+                    w.spooled()
+                ));
+            }
             if let (Some(w), true, Some(_)) = (&node.waldir, node.barman_mode, &planned.staging) {
                 target::link_waldir(&target.real, w)?;
             }
@@ -1139,6 +1155,9 @@ async fn run_phases(
         }
     }
     if let Err(e) = result {
+        if let Some(w) = &warm {
+            w.stop();
+        }
         let mut notes = Vec::new();
         if let (Some(slot), Some(c)) = (&created_slot, &up.client) {
             match upstream::drop_slot(c, slot).await {
@@ -1231,6 +1250,16 @@ async fn run_phases(
         warn_no_restore_command(conf);
     }
     Ok(())
+}
+
+/// The restore_command the recovery configuration sets, when it sets one.
+fn restore_command(config: &RecoveryConfig) -> Option<&str> {
+    config
+        .settings
+        .iter()
+        .find(|s| s.name == "restore_command")
+        .map(|s| s.value.as_str())
+        .filter(|v| !v.trim().is_empty())
 }
 
 /// The restore_command line that fetches WAL from the configured Barman:

@@ -27,6 +27,9 @@ pub struct NodeSettings {
     /// (its plugin does not need the upstream): the upstream may be down.
     pub from_backup: bool,
     pub jobs: usize,
+    /// Segments fetched into restore_command's spool while the copy runs
+    /// (`clone_wal_prefetch`; 0: none).
+    pub warm_segments: usize,
     /// `--waldir` from `pg_basebackup_options`: pg_wal becomes a symbolic link
     /// to it (pg_basebackup makes it; for a Barman clone pgclone does).
     pub waldir: Option<PathBuf>,
@@ -180,7 +183,19 @@ impl NodeSettings {
                 None => 4,
             },
         };
+        let warm_segments = match conf.get("clone_wal_prefetch") {
+            Some(w) => w
+                .parse::<usize>()
+                .ok()
+                .filter(|w| *w <= 1024)
+                .ok_or_else(|| {
+                    Failure::new(format!("invalid clone_wal_prefetch \"{w}\""))
+                        .hint("a number of WAL segments from 0 (off) to 1024, e.g. 128")
+                })?,
+            None => crate::walrestore::prefetch::WARM_WINDOW,
+        };
         Ok(NodeSettings {
+            warm_segments,
             data_dir,
             node_id,
             node_name,

@@ -6,14 +6,23 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use pgclone::walrestore::{self, exit, remote, Options};
+use pgclone::walrestore::source::{BarmanArgs, WalSource};
+use pgclone::walrestore::{self, exit, Options};
 
 use super::Context;
 
-/// Fetch a WAL file from Barman for PostgreSQL's restore_command.
+/// Fetch a WAL file from Barman, or from any backup source plugin that
+/// supplies WAL, for PostgreSQL's restore_command.
 ///
 ///   restore_command = 'pgclone wal-restore barmansrv pg %f %p'
 ///   restore_command = 'pgclone -f /etc/repmgr.conf wal-restore %f %p'   (host and server from the file)
+///   restore_command = 'pgclone -f /etc/pgclone.conf wal-restore --source pgbackrest %f %p'
+///
+/// With BARMAN_HOST and SERVER (barman-wal-restore's command line) the WAL
+/// comes from Barman. With %f %p alone it comes from --source, else the
+/// configuration's backup_source, else Barman (barman_host, barman_server).
+/// A file already prefetched into the spool is delivered at once; the source
+/// plugin is asked where its WAL is only when a file must be fetched.
 ///
 /// Options after `wal-restore` are barman-wal-restore's, not repmgr's: -p is
 /// --parallel, -U the user on the Barman host, -c Barman's configuration file,
@@ -28,10 +37,16 @@ use super::Context;
 /// seconds), which makes PostgreSQL stop recovery instead.
 #[derive(Args)]
 pub struct WalRestoreArgs {
-    /// BARMAN_HOST SERVER WAL_NAME WAL_DEST, or WAL_NAME WAL_DEST with
-    /// barman_host and barman_server taken from the configuration file.
+    /// BARMAN_HOST SERVER WAL_NAME WAL_DEST, or WAL_NAME WAL_DEST with the
+    /// source (--source, backup_source, or barman_host and barman_server)
+    /// taken from the configuration file.
     #[arg(num_args = 2..=4, value_name = "ARGS", required_unless_present = "test")]
     args: Vec<String>,
+    /// The backup source plugin that supplies the WAL (e.g. pgbackrest; see
+    /// `pgclone plugin list`). Default: backup_source from the configuration
+    /// file, else barman. Not with BARMAN_HOST SERVER.
+    #[arg(long, value_name = "NAME")]
+    source: Option<String>,
     /// The user on the Barman host. Default: the User your ssh configuration
     /// sets for BARMAN_HOST (as `ssh -G` shows it), else barman, as with
     /// barman-wal-restore; the clone uses the same rule. Ignored when
@@ -83,6 +98,19 @@ pub struct WalRestoreArgs {
     retry_for: Option<u64>,
     #[arg(long, hide = true)]
     prefetch_daemon: bool,
+    /// For `standby clone`: start the prefetcher at this segment (the
+    /// backup's first) and return; prints the spool directory and its pid.
+    #[arg(long, hide = true, value_name = "SEGMENT")]
+    warm_from: Option<String>,
+    /// The segment size for --warm-from.
+    #[arg(long, hide = true, value_name = "BYTES", default_value_t = 16 << 20)]
+    wal_segment_size: u64,
+    /// How many segments --warm-from fills (the clone's clone_wal_prefetch).
+    #[arg(long, hide = true, value_name = "N", default_value_t = walrestore::prefetch::WARM_WINDOW)]
+    warm_segments: usize,
+    /// The prefetcher fills its whole window before PostgreSQL's first request.
+    #[arg(long, hide = true)]
+    warm: bool,
 }
 
 /// In a targeted recovery even an invalid command line must not read as the
@@ -124,24 +152,63 @@ fn seconds(
     }
 }
 
+/// Which source the arguments select, and the WAL name and destination.
+enum Selected {
+    Barman { host: String, server: String },
+    Plugin(String),
+}
+
+fn select(
+    a: &WalRestoreArgs,
+    conf: &pgclone::config::ConfFile,
+) -> Result<(Selected, String, String), String> {
+    let from_conf = || -> Result<Selected, String> {
+        let name = a
+            .source
+            .clone()
+            .or_else(|| conf.get("backup_source").map(str::to_string))
+            .filter(|s| !s.is_empty());
+        match name {
+            Some(n) if n != "barman" => Ok(Selected::Plugin(n)),
+            _ => match (conf.get("barman_host"), conf.get("barman_server")) {
+                (Some(h), Some(s)) if !h.is_empty() && !s.is_empty() => Ok(Selected::Barman {
+                    host: h.to_string(),
+                    server: s.to_string(),
+                }),
+                _ => Err(
+                    "give BARMAN_HOST SERVER %f %p, set barman_host and barman_server, \
+                          or name the source with --source or backup_source"
+                        .to_string(),
+                ),
+            },
+        }
+    };
+    let barman = |h: &String, s: &String| Selected::Barman {
+        host: h.clone(),
+        server: s.clone(),
+    };
+    if a.source.is_some() && (a.args.len() == 4 || (a.test && a.args.len() == 2)) {
+        return Err("--source is not used with BARMAN_HOST SERVER: give %f %p alone".into());
+    }
+    Ok(match a.args.as_slice() {
+        [h, s, n, d] => (barman(h, s), n.clone(), d.clone()),
+        [h, s] if a.test => (barman(h, s), String::new(), String::new()),
+        [n, d] => (from_conf()?, n.clone(), d.clone()),
+        [] if a.test => (from_conf()?, String::new(), String::new()),
+        _ => {
+            return Err(
+                "expected BARMAN_HOST SERVER WAL_NAME WAL_DEST, or WAL_NAME WAL_DEST".into(),
+            )
+        }
+    })
+}
+
 fn run_inner(ctx: &Context, a: WalRestoreArgs) -> anyhow::Result<u8> {
     let conf = ctx.config()?;
-    let (host, server, name, dest) = match a.args.as_slice() {
-        [h, s, n, d] => (h.clone(), s.clone(), n.clone(), d.clone()),
-        [h, s] if a.test => (h.clone(), s.clone(), String::new(), String::new()),
-        [n, d] => match (conf.get("barman_host"), conf.get("barman_server")) {
-            (Some(h), Some(s)) => (h.to_string(), s.to_string(), n.clone(), d.clone()),
-            _ => {
-                eprintln!("ERROR: pgclone wal-restore: give BARMAN_HOST SERVER %f %p, or set barman_host and barman_server");
-                return Ok(exit::USAGE);
-            }
-        },
-        [] if a.test => match (conf.get("barman_host"), conf.get("barman_server")) {
-            (Some(h), Some(s)) => (h.to_string(), s.to_string(), String::new(), String::new()),
-            _ => return Ok(exit::USAGE),
-        },
-        _ => {
-            eprintln!("ERROR: pgclone wal-restore: expected BARMAN_HOST SERVER WAL_NAME WAL_DEST");
+    let (selected, name, dest) = match select(&a, &conf) {
+        Ok(s) => s,
+        Err(why) => {
+            eprintln!("ERROR: pgclone wal-restore: {why}");
             return Ok(exit::USAGE);
         }
     };
@@ -151,16 +218,33 @@ fn run_inner(ctx: &Context, a: WalRestoreArgs) -> anyhow::Result<u8> {
             None => Vec::new(),
         }
     } else {
-        a.ssh_option
+        a.ssh_option.clone()
     };
-    // With neither user@host nor -U the user is found when ssh is first
-    // needed (Remote::target), as the clone finds it.
-    let dest_host = match &a.user {
-        Some(u) if !host.contains('@') => format!("{u}@{host}"),
-        _ => host,
+    let (plugin, barman) = match selected {
+        Selected::Barman { host, server } => {
+            // With neither user@host nor -U the user is found when ssh is
+            // first needed (SshHost::target), as the clone finds it.
+            let dest = match &a.user {
+                Some(u) if !host.contains('@') => format!("{u}@{host}"),
+                _ => host,
+            };
+            let config = a
+                .barman_config
+                .clone()
+                .or_else(|| conf.get("barman_config").map(str::to_string));
+            let b = BarmanArgs {
+                dest,
+                port: a.port.clone(),
+                server,
+                config,
+            };
+            ("barman".to_string(), Some(b))
+        }
+        Selected::Plugin(p) => (p, None),
     };
     let spool = a
         .spool_dir
+        .clone()
         .or_else(|| conf.get("wal_restore_spool_dir").map(PathBuf::from))
         .unwrap_or_else(walrestore::default_spool);
     let prefetch = a
@@ -171,21 +255,17 @@ fn run_inner(ctx: &Context, a: WalRestoreArgs) -> anyhow::Result<u8> {
         })
         .unwrap_or(16)
         .min(256);
-    let barman_config = a
-        .barman_config
-        .or_else(|| conf.get("barman_config").map(str::to_string));
+    let plugins = ctx.plugins(&conf)?;
     let o = Options {
-        remote: remote::Remote {
-            // Set once the source's spool directory is known.
-            control_path: PathBuf::new(),
-            dest: dest_host,
-            resolved: Default::default(),
-            port: a.port,
+        source: WalSource {
+            plugin,
+            barman,
             ssh_options,
-            barman_config,
-            server,
             connect_timeout: seconds(a.connect_timeout, &conf, "ssh_connect_timeout", 10)?,
             timeout: seconds(a.timeout, &conf, "wal_restore_timeout", 120)?,
+            config: conf.clone(),
+            plugins,
+            env: Default::default(),
         },
         spool,
         prefetch,
@@ -194,11 +274,14 @@ fn run_inner(ctx: &Context, a: WalRestoreArgs) -> anyhow::Result<u8> {
         wal_name: name,
         wal_dest: PathBuf::from(dest),
         retry_for: seconds(a.retry_for, &conf, "wal_restore_retry_seconds", 60)?,
+        warm: a.warm,
     };
     let _ = (a.gzip, a.bzip2, a.keep_compression, a.sleep);
-    Ok(if a.prefetch_daemon {
-        walrestore::prefetch_daemon(&o)
-    } else {
-        walrestore::run(&o)
+    Ok(match (&a.warm_from, a.prefetch_daemon) {
+        (Some(first), _) => {
+            walrestore::prefetch::warm(&o, first, a.wal_segment_size, a.warm_segments)
+        }
+        (None, true) => walrestore::prefetch::daemon(&o),
+        (None, false) => walrestore::run(&o),
     })
 }

@@ -107,6 +107,7 @@ const PGCLONE_KEYS: &[&str] = &[
     "wal_restore_prefetch",
     "wal_restore_retry_seconds",
     "wal_restore_timeout",
+    "clone_wal_prefetch",
     "ssh_connect_timeout",
 ];
 

@@ -1,6 +1,9 @@
-//! Plugins built against the released contract `pgclone:plugin@1.0.0`: their
-//! values converted to and from the current contract's types, so that the
-//! rest of the host knows one set of types. 1.1.0 only added to 1.0.0 (the
+//! Plugins built against the released contracts `pgclone:plugin@1.0.0` and
+//! `@1.1.0`: their values converted to and from the current contract's types,
+//! so that the rest of the host knows one set of types. A 1.1.0 plugin shares
+//! the current `types` (1.2.0 only added to them, see [`super::bindings`]);
+//! only the types its `policy` interface defines are its own, converted at
+//! the end of this file. 1.1.0 only added to 1.0.0 (the
 //! `unpack-archive` plan step and its `archive-compression`), so every 1.0.0
 //! value has a 1.1.0 equivalent; the reverse direction is needed only for what
 //! the host passes in (requests, facts, the previous configuration, results of
@@ -210,3 +213,19 @@ impl super::bindings::v1_0::host_api::Host for PluginState {
         super::bindings::host_api::Host::config_get_all(self, key).conv()
     }
 }
+
+// A 1.1.0 policy's own interface types: the same as today's.
+use super::bindings::v1_1::policy_api as v11_policy;
+same!(new::ConnParam, new::PluginError);
+record!(new_policy::RecoveryFacts => v11_policy {
+    server_version, node_name, upstream, replication_user, slot_name, restore_command,
+    recovery_min_apply_delay, archive_cleanup_command, passfile, password,
+});
+cases!(v11_policy::SettingsFile => new_policy { RecoveryConf, PostgresqlAutoConf });
+cases!(new_policy::SettingsFile => v11_policy { RecoveryConf, PostgresqlAutoConf });
+cases!(v11_policy::SignalFile => new_policy { Standby, Recovery });
+cases!(new_policy::SignalFile => v11_policy { Standby, Recovery });
+record!(v11_policy::Setting => new_policy { name, value });
+record!(new_policy::Setting => v11_policy { name, value });
+record!(v11_policy::RecoveryConfig => new_policy { file, settings, signal_files });
+record!(new_policy::RecoveryConfig => v11_policy { file, settings, signal_files });

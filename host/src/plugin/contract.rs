@@ -9,7 +9,7 @@ use wasmtime::Engine;
 /// The contract this host implements.
 pub const HOST_CONTRACT: Version = Version {
     major: 1,
-    minor: 1,
+    minor: 2,
     patch: 0,
 };
 
@@ -137,6 +137,7 @@ mod tests {
         assert!(HOST_CONTRACT.supported());
         assert!(Version::parse("1.0.7").unwrap().supported());
         assert!(Version::parse("1.1.0").unwrap().supported());
+        assert!(Version::parse("1.2.0").unwrap().supported());
         assert!(!Version::parse("2.0.0").unwrap().supported());
         assert!(!Version::parse("0.9.0").unwrap().supported());
         let newer = Version {

@@ -63,6 +63,28 @@ pub enum PluginFailure {
 }
 
 impl PluginFailure {
+    /// The failure as pgclone reports it (ERROR, DETAIL, HINT), with what
+    /// the plugin said escaped.
+    pub fn into_failure(self) -> crate::report::Failure {
+        let (message, detail, hint) = self.parts();
+        crate::report::Failure {
+            message,
+            detail,
+            hint,
+        }
+    }
+
+    /// True when the plugin could not reach what it asks: a host that does
+    /// not answer or refuses the login, a program that failed, a call that
+    /// ran out of time. (A wrong configuration or a refused plugin is not.)
+    pub fn is_remote_failure(&self) -> bool {
+        matches!(self, PluginFailure::Timeout { .. })
+            || matches!(
+                self.returned_kind(),
+                Some(ErrorKind::Unreachable | ErrorKind::AuthFailed | ErrorKind::Failed)
+            )
+    }
+
     /// The plugin's own error kind, when it returned one.
     pub fn returned_kind(&self) -> Option<ErrorKind> {
         match self {

@@ -11,9 +11,9 @@ use super::bindings::policy::{RecoveryPolicy, RecoveryPolicyPre};
 use super::bindings::policy_api::{RecoveryConfig, RecoveryFacts};
 use super::bindings::source::{BackupSource, BackupSourcePre};
 use super::bindings::types::{
-    BackupDescription, CloneRequest, PlanStep, PluginError, PluginInfo, WalLocation,
+    BackupDescription, CloneRequest, PlanStep, PluginError, PluginInfo, WalArchive, WalLocation,
 };
-use super::bindings::v1_0;
+use super::bindings::{v1_0, v1_1};
 use super::capability::{Capability, CapabilitySet};
 use super::catalog::{sha256_hex, Candidate, Origin};
 use super::compat::Conv;
@@ -293,32 +293,44 @@ impl Plugin {
                 call: "instantiate",
                 trap: format!("{e:#}"),
             })?;
-        // A plugin of the released 1.0.0 contract gets its own bindings; the
+        // A plugin of a released older contract gets its own bindings; the
         // rest of the host sees current types (see `compat`).
-        let v1_0 = self.contract.version.minor == 0;
-        let instance = match (self.contract.kind, v1_0) {
-            (PluginKind::Source, false) => {
-                let pre = BackupSourcePre::new(pre);
-                session.call("instantiate", move |store| {
-                    pre?.instantiate(store).map(Instance::Source)
-                })
-            }
-            (PluginKind::Policy, false) => {
-                let pre = RecoveryPolicyPre::new(pre);
-                session.call("instantiate", move |store| {
-                    pre?.instantiate(store).map(Instance::Policy)
-                })
-            }
-            (PluginKind::Source, true) => {
+        let minor = self.contract.version.minor;
+        let instance = match (self.contract.kind, minor) {
+            (PluginKind::Source, 0) => {
                 let pre = v1_0::source::BackupSourcePre::new(pre);
                 session.call("instantiate", move |store| {
                     pre?.instantiate(store).map(Instance::SourceV1_0)
                 })
             }
-            (PluginKind::Policy, true) => {
+            (PluginKind::Policy, 0) => {
                 let pre = v1_0::policy::RecoveryPolicyPre::new(pre);
                 session.call("instantiate", move |store| {
                     pre?.instantiate(store).map(Instance::PolicyV1_0)
+                })
+            }
+            (PluginKind::Source, 1) => {
+                let pre = v1_1::source::BackupSourcePre::new(pre);
+                session.call("instantiate", move |store| {
+                    pre?.instantiate(store).map(Instance::SourceV1_1)
+                })
+            }
+            (PluginKind::Policy, 1) => {
+                let pre = v1_1::policy::RecoveryPolicyPre::new(pre);
+                session.call("instantiate", move |store| {
+                    pre?.instantiate(store).map(Instance::PolicyV1_1)
+                })
+            }
+            (PluginKind::Source, _) => {
+                let pre = BackupSourcePre::new(pre);
+                session.call("instantiate", move |store| {
+                    pre?.instantiate(store).map(Instance::Source)
+                })
+            }
+            (PluginKind::Policy, _) => {
+                let pre = RecoveryPolicyPre::new(pre);
+                session.call("instantiate", move |store| {
+                    pre?.instantiate(store).map(Instance::Policy)
                 })
             }
         }?;
@@ -334,6 +346,10 @@ enum Instance {
     SourceV1_0(v1_0::source::BackupSource),
     /// A recovery policy built against contract 1.0.0.
     PolicyV1_0(v1_0::policy::RecoveryPolicy),
+    /// A backup source built against contract 1.1.0.
+    SourceV1_1(v1_1::source::BackupSource),
+    /// A recovery policy built against contract 1.1.0.
+    PolicyV1_1(v1_1::policy::RecoveryPolicy),
 }
 
 /// One instance of a plugin. After any failure the instance is not used again.
@@ -503,6 +519,14 @@ impl Session {
                     f.call_describe(store).map(Conv::conv)
                 })
             }
+            Some(Instance::SourceV1_1(s)) => {
+                let f = s.pgclone_plugin_source().clone();
+                self.call("describe", move |store| f.call_describe(store))
+            }
+            Some(Instance::PolicyV1_1(p)) => {
+                let f = p.pgclone_plugin_policy().clone();
+                self.call("describe", move |store| f.call_describe(store))
+            }
             None => Err(self.gone("describe")),
         }
     }
@@ -511,12 +535,15 @@ impl Session {
         match &self.instance {
             Some(Instance::Source(s)) => Ok(Source::Current(s.pgclone_plugin_source().clone())),
             Some(Instance::SourceV1_0(s)) => Ok(Source::V1_0(s.pgclone_plugin_source().clone())),
-            Some(Instance::Policy(_) | Instance::PolicyV1_0(_)) => Err(PluginFailure::Refused {
-                plugin: self.plugin.clone(),
-                reason: format!("it is a recovery policy, not a backup source ({call})"),
-                detail: None,
-                hint: None,
-            }),
+            Some(Instance::SourceV1_1(s)) => Ok(Source::V1_1(s.pgclone_plugin_source().clone())),
+            Some(Instance::Policy(_) | Instance::PolicyV1_0(_) | Instance::PolicyV1_1(_)) => {
+                Err(PluginFailure::Refused {
+                    plugin: self.plugin.clone(),
+                    reason: format!("it is a recovery policy, not a backup source ({call})"),
+                    detail: None,
+                    hint: None,
+                })
+            }
             None => Err(self.gone(call)),
         }
     }
@@ -526,6 +553,7 @@ impl Session {
         let req = req.clone();
         let r = match self.source("check")? {
             Source::Current(s) => self.call("check", move |store| s.call_check(store, &req)),
+            Source::V1_1(s) => self.call("check", move |store| s.call_check(store, &req)),
             Source::V1_0(s) => self.call("check", move |store| {
                 s.call_check(store, &req.conv()).map(Conv::conv)
             }),
@@ -544,6 +572,9 @@ impl Session {
             Source::Current(s) => self.call("plan-clone", move |store| {
                 s.call_plan_clone(store, &req, &backup)
             }),
+            Source::V1_1(s) => self.call("plan-clone", move |store| {
+                s.call_plan_clone(store, &req, &backup)
+            }),
             Source::V1_0(s) => self.call("plan-clone", move |store| {
                 s.call_plan_clone(store, &req.conv(), &backup.conv())
                     .map(Conv::conv)
@@ -559,11 +590,29 @@ impl Session {
             Source::Current(s) => {
                 self.call("locate-wal", move |store| s.call_locate_wal(store, &name))
             }
+            Source::V1_1(s) => {
+                self.call("locate-wal", move |store| s.call_locate_wal(store, &name))
+            }
             Source::V1_0(s) => self.call("locate-wal", move |store| {
                 s.call_locate_wal(store, &name).map(Conv::conv)
             }),
         };
         self.returned("locate-wal", r)
+    }
+
+    /// `source.locate-wal-archive`; a plugin of a contract before 1.2.0 has none and
+    /// is asked per file (`locate-wal`), as an empty answer says.
+    pub fn wal_archive(&mut self) -> Result<WalArchive, PluginFailure> {
+        let r = match self.source("locate-wal-archive")? {
+            Source::Current(s) => self.call("locate-wal-archive", move |store| {
+                s.call_locate_wal_archive(store)
+            }),
+            Source::V1_1(_) | Source::V1_0(_) => Ok(Ok(WalArchive {
+                directory: None,
+                fetch: None,
+            })),
+        };
+        self.returned("locate-wal-archive", r)
     }
 
     /// `policy.recovery-settings`.
@@ -587,7 +636,14 @@ impl Session {
                         .map(Conv::conv)
                 })
             }
-            Some(Instance::Source(_) | Instance::SourceV1_0(_)) => {
+            Some(Instance::PolicyV1_1(p)) => {
+                let p = p.pgclone_plugin_policy().clone();
+                self.call("recovery-settings", move |store| {
+                    p.call_recovery_settings(store, &facts.conv(), &previous.conv())
+                        .map(Conv::conv)
+                })
+            }
+            Some(Instance::Source(_) | Instance::SourceV1_0(_) | Instance::SourceV1_1(_)) => {
                 return Err(refused(
                     &self.plugin,
                     "it is a backup source, not a recovery policy (recovery-settings)",
@@ -599,8 +655,9 @@ impl Session {
     }
 }
 
-/// The source interface of either contract version.
+/// The source interface of any supported contract version.
 enum Source {
     Current(super::bindings::source_api::Guest),
+    V1_1(v1_1::source_api::Guest),
     V1_0(v1_0::source_api::Guest),
 }

@@ -61,9 +61,70 @@ pub fn start_lsn(log: u32, seg: u32, seg_size: u64) -> u64 {
     ((log as u64) << 32) + seg as u64 * seg_size
 }
 
+/// The segment before `(log, seg)`: the spool's cursor for a prefetch that
+/// starts at `(log, seg)`.
+pub fn preceding(tli: u32, log: u32, seg: u32, seg_size: u64) -> Option<String> {
+    let per_log = (0x1_0000_0000u64 / seg_size) as u32;
+    match (log, seg) {
+        (0, 0) => None,
+        (l, 0) => Some(segment_name(tli, l - 1, per_log - 1)),
+        (l, s) => Some(segment_name(tli, l, s - 1)),
+    }
+}
+
+/// The segment size a server used, from an LSN (`X/Y`) and the name of the
+/// segment it is in: the power of two from 1 MiB to 1 GiB that puts the LSN
+/// in that segment. None when the two cannot tell (the LSN in the first
+/// segment of its log fits every size).
+pub fn segment_size(lsn: &str, segment: &str) -> Option<u64> {
+    let (hi, lo) = lsn.split_once('/')?;
+    let (hi, lo) = (
+        u64::from_str_radix(hi, 16).ok()?,
+        u64::from_str_radix(lo, 16).ok()?,
+    );
+    let Some(WalName::Segment { log, seg, .. }) = parse(segment) else {
+        return None;
+    };
+    if hi != log as u64 || seg == 0 {
+        return None;
+    }
+    let fits: Vec<u64> = (20..=30)
+        .map(|b| 1u64 << b)
+        .filter(|size| lo / size == seg as u64)
+        .collect();
+    match fits.as_slice() {
+        [one] => Some(*one),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn segment_sizes_are_told_from_an_lsn_and_its_segment() {
+        assert_eq!(
+            segment_size("0/44000028", "000000010000000000000044"),
+            Some(16 << 20)
+        );
+        assert_eq!(
+            segment_size("0/44000028", "000000010000000000000011"),
+            Some(64 << 20)
+        );
+        assert_eq!(segment_size("0/00000028", "000000010000000000000000"), None);
+        assert_eq!(segment_size("1/44000028", "000000010000000000000044"), None);
+        assert_eq!(segment_size("junk", "000000010000000000000044"), None);
+        assert_eq!(
+            preceding(1, 1, 0, 16 << 20).as_deref(),
+            Some("0000000100000000000000FF")
+        );
+        assert_eq!(
+            preceding(2, 0, 5, 16 << 20).as_deref(),
+            Some("000000020000000000000004")
+        );
+        assert_eq!(preceding(1, 0, 0, 16 << 20), None);
+    }
 
     #[test]
     fn names_are_classified() {

@@ -15,7 +15,8 @@ use pgclone_plugin_sdk::source::Guest;
 use pgclone_plugin_sdk::types::{
     ArchiveCompression, BackupDescription, BackupFormat, CloneRequest, CombineBackupsStep,
     CopyTreeStep, CreateDirStep, ErrorKind, LocalPath, LogLevel, PathRoot, PlanStep, PluginError,
-    PluginInfo, RemoteWalCommand, UnpackArchiveStep, WalLocation, WriteFileStep,
+    PluginInfo, RemoteWalCommand, UnpackArchiveStep, WalArchive, WalDirectory, WalFetchCommand,
+    WalLayout, WalLocation, WriteFileStep,
 };
 
 /// The logical remote target the operator maps to `barman_host`.
@@ -53,6 +54,7 @@ pgclone_plugin_sdk::manifest! {
         "remote-run:barman:barman",
         "remote-run:barman:rsync",
         "remote-run:barman:cat",
+        "remote-run:barman:tar",
         "read-config:barman_host",
         "read-config:barman_server",
         "read-config:barman_config",
@@ -92,11 +94,7 @@ fn setting(key: &str) -> Result<String, PluginError> {
 /// Runs `barman [--config FILE] ARGS...` on the Barman host, turning failures
 /// into distinct errors that show what ssh or barman said.
 fn barman(args: &[&str]) -> Result<String, PluginError> {
-    let mut argv = vec!["barman".to_string()];
-    if let Some(cfg) = host::config_get("barman_config")?.filter(|c| !c.is_empty()) {
-        argv.push("--config".into());
-        argv.push(cfg);
-    }
+    let mut argv = barman_argv()?;
     argv.extend(args.iter().map(|a| a.to_string()));
     let out = host::run_remote(TARGET, &argv)?;
     let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
@@ -697,18 +695,63 @@ impl Guest for Barman {
     }
 
     fn locate_wal(name: String) -> Result<WalLocation, PluginError> {
-        let server = setting("barman_server")?;
-        let mut argv = vec!["barman".to_string()];
-        if let Some(cfg) = host::config_get("barman_config")?.filter(|c| !c.is_empty()) {
-            argv.push("--config".into());
-            argv.push(cfg);
-        }
-        argv.extend(["get-wal".into(), server, name]);
+        let mut argv = barman_argv()?;
+        argv.extend(["get-wal".into(), setting("barman_server")?, name]);
         Ok(WalLocation::RemoteCommand(RemoteWalCommand {
             target: TARGET.into(),
             argv,
         }))
     }
+
+    /// Barman's WAL directory, read directly by the host (one `tar` per
+    /// batch, no Barman process per segment), and `barman get-wal` for what
+    /// the host cannot read there (`.partial` files, compressions it does not
+    /// know).
+    fn locate_wal_archive() -> Result<WalArchive, PluginError> {
+        let server = setting("barman_server")?;
+        let shown = barman(&["show-server", &server])?;
+        let path = parse::wals_directory(&shown).ok_or_else(|| {
+            err(
+                ErrorKind::Failed,
+                format!("barman show-server {server} did not name the WAL directory"),
+                Some(shown.trim().chars().take(500).collect()),
+                Some("check barman_server: it must be a server of this Barman host"),
+            )
+        })?;
+        let get_wal = |partial: bool| -> Result<Vec<String>, PluginError> {
+            let mut argv = barman_argv()?;
+            argv.push("get-wal".into());
+            if partial {
+                argv.push("--partial".into());
+            }
+            argv.extend([server.clone(), "%f".into()]);
+            Ok(argv)
+        };
+        Ok(WalArchive {
+            directory: Some(WalDirectory {
+                target: TARGET.into(),
+                path,
+                layout: WalLayout::ByLog,
+            }),
+            fetch: Some(WalFetchCommand {
+                target: Some(TARGET.into()),
+                argv: get_wal(false)?,
+                partial_argv: Some(get_wal(true)?),
+                // barman get-wal's status for a file it does not have.
+                missing_status: Some(1),
+            }),
+        })
+    }
+}
+
+/// `barman`, with `--config FILE` when `barman_config` is set.
+fn barman_argv() -> Result<Vec<String>, PluginError> {
+    let mut argv = vec!["barman".to_string()];
+    if let Some(cfg) = host::config_get("barman_config")?.filter(|c| !c.is_empty()) {
+        argv.push("--config".into());
+        argv.push(cfg);
+    }
+    Ok(argv)
 }
 
 pgclone_plugin_sdk::export_source!(Barman);

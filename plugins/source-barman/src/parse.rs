@@ -125,6 +125,16 @@ pub fn show_backup(text: &str) -> Result<ShownBackup, String> {
     Ok(b)
 }
 
+/// `wals_directory` from `barman show-server` (`  wals_directory: /path`):
+/// where Barman keeps the server's archived WAL.
+pub fn wals_directory(text: &str) -> Option<String> {
+    text.lines().find_map(|l| {
+        let (k, v) = l.trim().split_once(':')?;
+        let v = v.trim();
+        (k.trim() == "wals_directory" && v.starts_with('/')).then(|| v.to_string())
+    })
+}
+
 /// The version of `barman --version` ("3.19.1 Barman by EnterpriseDB ...")
 /// as (major, minor).
 pub fn barman_version(text: &str) -> Option<(u32, u32)> {
@@ -297,6 +307,20 @@ pub fn list_files(text: &str, id: &str, tablespaces: &[Tablespace]) -> Result<Tr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wals_directory_is_read_from_show_server() {
+        let shown = "Server pg:\n\tactive: True\n\twal_level: replica\n\twals_directory: /var/lib/barman/pg/wals\n\tcompression: gzip\n";
+        assert_eq!(
+            wals_directory(shown).as_deref(),
+            Some("/var/lib/barman/pg/wals")
+        );
+        assert_eq!(
+            wals_directory("Server pg:\n\twals_directory: relative\n"),
+            None
+        );
+        assert_eq!(wals_directory("Server pg:\n"), None);
+    }
 
     const SHOWN: &str = "Backup 20261124T210749:
   Server Name            : pg

@@ -10,7 +10,7 @@ use pgclone_plugin_sdk::host;
 use pgclone_plugin_sdk::source::Guest;
 use pgclone_plugin_sdk::types::{
     BackupDescription, BackupFormat, CloneRequest, ErrorKind, PlanStep, PluginError, PluginInfo,
-    RunLocalStep, WalLocation,
+    RunLocalStep, WalArchive, WalLocation,
 };
 
 pgclone_plugin_sdk::manifest! {
@@ -186,6 +186,13 @@ impl Guest for PgBasebackup {
 
     fn locate_wal(_name: String) -> Result<WalLocation, PluginError> {
         Ok(WalLocation::Unavailable)
+    }
+
+    fn locate_wal_archive() -> Result<WalArchive, PluginError> {
+        Ok(WalArchive {
+            directory: None,
+            fetch: None,
+        })
     }
 }
 

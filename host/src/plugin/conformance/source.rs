@@ -9,7 +9,8 @@ use std::sync::Arc;
 use super::{judge, param, Report, Verdict};
 use crate::clone::steps;
 use crate::plugin::bindings::types::{
-    BackupDescription, BackupFormat, CloneRequest, NodeIdentity, PlanStep, Tablespace, WalLocation,
+    BackupDescription, BackupFormat, CloneRequest, NodeIdentity, PlanStep, Tablespace, WalArchive,
+    WalLocation,
 };
 use crate::plugin::capability::Capability;
 use crate::plugin::{HostEnv, Plugin, Runtime};
@@ -143,6 +144,12 @@ pub fn cases(rt: &Runtime, env: &Arc<HostEnv>, p: &Plugin, report: &mut Report) 
         }
     }
 
+    if let Some(mut s) = session(report, "locate-wal-archive") {
+        if let Some(answer) = judge(report, "locate-wal-archive", s.wal_archive()) {
+            judge_wal_archive(report, p, answer);
+        }
+    }
+
     let long = "A".repeat(4096);
     for name in [
         "000000010000000000000004",
@@ -192,6 +199,39 @@ pub fn cases(rt: &Runtime, env: &Arc<HostEnv>, p: &Plugin, report: &mut Report) 
                     }
                 }
             }
+        }
+    }
+}
+
+/// `locate-wal-archive`: would a host accept the answer, were the plugin's
+/// declared capabilities granted?
+fn judge_wal_archive(report: &mut Report, p: &Plugin, answer: WalArchive) {
+    use crate::plugin::bindings::types::Provides;
+    let case = "locate-wal-archive";
+    let caps = crate::plugin::capability::CapabilitySet {
+        declared: p.caps.declared.clone(),
+        granted: p.caps.declared.clone(),
+    };
+    let wal = p.info.provides.contains(Provides::WAL);
+    match crate::walrestore::archive::from_plugin(&p.name, &caps, answer) {
+        Err(e) => report.add(
+            Verdict::Fail,
+            case,
+            format!("a host would refuse it: {}", e.into_failure()),
+        ),
+        Ok(a) if !wal && !a.per_name => report.add(
+            Verdict::Warn,
+            case,
+            "it describes WAL, but `provides` lacks wal: wal-restore refuses the plugin",
+        ),
+        Ok(a) => {
+            let what = match (&a.directory, &a.fetch) {
+                (Some(d), _) => format!("a directory on target {}: {}", d.target, d.path),
+                (None, Some(f)) => format!("fetched with {}", f.argv[0]),
+                (None, None) if wal => "asked per file (locate-wal)".to_string(),
+                (None, None) => "no WAL".to_string(),
+            };
+            report.add(Verdict::Ok, case, what)
         }
     }
 }

@@ -68,6 +68,13 @@ impl Guest for Babbler {
     fn locate_wal(_name: String) -> Result<WalLocation, PluginError> {
         Ok(WalLocation::Unavailable)
     }
+
+    fn locate_wal_archive() -> Result<WalArchive, PluginError> {
+        Ok(WalArchive {
+            directory: None,
+            fetch: None,
+        })
+    }
 }
 
 pgclone_plugin_sdk::export_source!(Babbler);

@@ -210,6 +210,24 @@ impl Guest for Escaper {
             compression: None,
         }))
     }
+
+    /// A WAL archive outside every rule: a relative directory on a target it
+    /// never declared, and a remote fetch command that writes to a local path.
+    fn locate_wal_archive() -> Result<WalArchive, PluginError> {
+        Ok(WalArchive {
+            directory: Some(WalDirectory {
+                target: "elsewhere".into(),
+                path: "../../wals".into(),
+                layout: WalLayout::Flat,
+            }),
+            fetch: Some(WalFetchCommand {
+                target: Some("store".into()),
+                argv: vec!["cat".into(), "%f".into(), "%p".into()],
+                partial_argv: None,
+                missing_status: Some(1),
+            }),
+        })
+    }
 }
 
 pgclone_plugin_sdk::export_source!(Escaper);

@@ -63,6 +63,13 @@ impl Guest for Forgetful {
     fn locate_wal(_name: String) -> Result<WalLocation, PluginError> {
         Ok(WalLocation::Unavailable)
     }
+
+    fn locate_wal_archive() -> Result<WalArchive, PluginError> {
+        Ok(WalArchive {
+            directory: None,
+            fetch: None,
+        })
+    }
 }
 
 pgclone_plugin_sdk::export_source!(Forgetful);

@@ -43,6 +43,13 @@ impl Guest for Component {
     fn locate_wal(_name: String) -> Result<WalLocation, PluginError> {
         Ok(WalLocation::Unavailable)
     }
+
+    fn locate_wal_archive() -> Result<WalArchive, PluginError> {
+        Ok(WalArchive {
+            directory: None,
+            fetch: None,
+        })
+    }
 }
 
 export!(Component);

@@ -1,0 +1,255 @@
+//! The figure users wait for: from "clone from Barman" to a standby that
+//! streams from the primary, when the WAL written since the backup must come
+//! from Barman through restore_command. `repmgr standby clone` with
+//! `barman-wal-restore --parallel 4` vs `pgclone standby clone` with `pgclone
+//! wal-restore`, and the time to copy the same bytes (the backup and the WAL
+//! since) over one ssh stream with tar, the physical limit here. Same run,
+//! medians and ratios printed, with pgclone's breakdown: the clone itself, how
+//! much WAL it had spooled by its end, and the replay until streaming.
+//!
+//! Needs root (sshd, the barman user). repmgr and barman-wal-restore read the
+//! Host block from the postgres user's ~/.ssh/config, so this benchmark puts
+//! one there for the run and restores what was there.
+//! `cargo bench -p pgclone --bench ready_to_stream` (PGCLONE_BENCH_SCALE,
+//! _ROUNDS, PGCLONE_BENCH_SEGMENTS: the segments written since the backup).
+
+mod common;
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{median, wipe};
+use support::barman::{barman_34, Barman, HomeSshConfig, Sshd};
+use support::*;
+
+/// Starts the standby in `dir` and returns how long until it streams.
+fn until_streaming(sc: &Scratch, dir: &Path) -> Duration {
+    let t = Instant::now();
+    let mut st = Pg::existing(sc, dir.to_path_buf());
+    st.start_nowait();
+    loop {
+        let out = run(as_pg(pg_bindir().join("psql"))
+            .args(["-h", &sc.dir.display().to_string(), "-p"])
+            .arg(st.port.to_string())
+            .args([
+                "-d",
+                "postgres",
+                "-XAtqc",
+                "SELECT status FROM pg_stat_wal_receiver",
+            ]));
+        if String::from_utf8_lossy(&out.stdout).trim() == "streaming" {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(600),
+            "the standby never streamed: {}",
+            std::fs::read_to_string(&st.log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let d = t.elapsed();
+    st.stop();
+    d
+}
+
+/// Files under `dir` (recursively).
+fn count_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| {
+            if e.path().is_dir() {
+                count_files(&e.path())
+            } else {
+                1
+            }
+        })
+        .sum()
+}
+
+fn main() {
+    let scale = common::scale("13");
+    let rounds = common::rounds(3);
+    let segments: u64 = std::env::var("PGCLONE_BENCH_SEGMENTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(75);
+    let sc = Scratch::new("bench-ready");
+    let mut p = Pg::init(&sc, "primary");
+    p.append_conf("shared_buffers = '256MB'\nmax_wal_size = '4GB'\nwal_keep_size = '4GB'\n");
+    p.start();
+    p.pgbench_init(&scale);
+    let sshd = Sshd::start_for(&sc, "/usr/bin:/bin", true);
+    let barman = Barman::setup(&sc, &p, barman_34());
+    let id = barman.backup();
+    let backup_size =
+        p.sql("SELECT pg_size_pretty(sum(pg_database_size(datname))) FROM pg_database");
+    // WAL written since the backup, archived by Barman: real pgbench
+    // transactions until `segments` segments have passed.
+    let lsn_segment = |p: &Pg| -> u64 {
+        p.sql("SELECT (pg_current_wal_lsn() - '0/0') / 16777216")
+            .parse()
+            .unwrap()
+    };
+    let from = lsn_segment(&p);
+    eprintln!("writing {segments} segments of pgbench WAL after backup {id} ...");
+    while lsn_segment(&p) < from + segments {
+        run_ok(as_pg(pg_bindir().join("pgbench")).args([
+            "-n",
+            "-h",
+            &sc.dir.display().to_string(),
+            "-p",
+            &p.port.to_string(),
+            "-c",
+            "2",
+            "-t",
+            "2000",
+            "postgres",
+        ]));
+    }
+    let last = p.sql("SELECT pg_walfile_name(pg_current_wal_lsn())");
+    barman.archive_now();
+    let wals = barman.home.join("pg/wals");
+    let t0 = Instant::now();
+    while !wals.join(&last[..16]).join(&last).exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "{last} never archived"
+        );
+        barman.archive_now();
+    }
+    let sock = sc.dir.display().to_string();
+    let port = p.port.to_string();
+    let target = sc.path("standby");
+    let _ssh = HomeSshConfig::install(
+        "postgres",
+        &std::fs::read_to_string(&sshd.ssh_config).unwrap(),
+    );
+    p.register_with_repmgr(&sc, "", "");
+    let conninfo = format!(
+        "node_id=2\nnode_name=node2\nconninfo='host={sock} port=1 user=postgres dbname=postgres'\ndata_directory='{}'\n\
+         barman_host=barmansrv\nbarman_server=pg\nbarman_config='{}'\n",
+        target.display(),
+        barman.config.display()
+    );
+    let bwr_spool = sc.path("bwr-spool");
+    let node2 = sc.write(
+        "node2.conf",
+        &format!(
+            "{conninfo}restore_command='/usr/bin/barman-wal-restore --parallel 4 -U barman -c {} --spool-dir {} barmansrv pg %f %p'\n",
+            barman.config.display(),
+            bwr_spool.display()
+        ),
+    );
+    let pgclone_spool = sc.path("pgclone-spool");
+    let pgclone_conf = sc.write(
+        "pgclone.conf",
+        &format!(
+            "{conninfo}ssh_options='-F {}'\nrestore_command='{} -f {} wal-restore --spool-dir {} %f %p'\n",
+            sshd.ssh_config.display(),
+            env!("CARGO_BIN_EXE_pgclone"),
+            sc.path("pgclone.conf").display(),
+            pgclone_spool.display()
+        ),
+    );
+    let clone_args = ["-h", &sock, "-p", &port, "-U", "postgres", "-d", "postgres"];
+    let tar_out = sc.path("tar-out");
+    let fresh = |spool: &Path| {
+        wipe(&target);
+        wipe(spool);
+        run_ok(
+            Command::new("install")
+                .args(["-d", "-o", "postgres", "-m", "0700"])
+                .arg(spool),
+        );
+    };
+
+    let labels = [
+        "repmgr + barman-wal-restore -p 4",
+        "pgclone",
+        "tar over one ssh stream",
+    ];
+    let mut totals: Vec<Vec<Duration>> = vec![Vec::new(); labels.len()];
+    let (mut copies, mut replays, mut spooled) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let mut order: Vec<usize> = (0..labels.len()).collect();
+        order.rotate_left(round % labels.len());
+        for &i in &order {
+            match i {
+                0 => {
+                    fresh(&bwr_spool);
+                    let copy = timed(
+                        labels[i],
+                        as_pg("repmgr")
+                            .arg("-f")
+                            .arg(&node2)
+                            .args(clone_args)
+                            .args(["standby", "clone"]),
+                    );
+                    totals[i].push(copy + until_streaming(&sc, &target));
+                }
+                1 => {
+                    fresh(&pgclone_spool);
+                    let copy = timed(
+                        labels[i],
+                        as_pg("env")
+                            .arg(format!("HOME={sock}"))
+                            .arg(format!("PGCLONE_CACHE_DIR={sock}/cache"))
+                            .arg(env!("CARGO_BIN_EXE_pgclone"))
+                            .arg("-f")
+                            .arg(&pgclone_conf)
+                            .args(["standby", "clone"])
+                            .args(clone_args),
+                    );
+                    spooled.push(count_files(&pgclone_spool));
+                    let replay = until_streaming(&sc, &target);
+                    copies.push(copy);
+                    replays.push(replay);
+                    totals[i].push(copy + replay);
+                }
+                _ => {
+                    wipe(&tar_out);
+                    std::fs::create_dir_all(tar_out.join("wals")).unwrap();
+                    let script = format!(
+                        "ssh barmansrv tar cf - -C {base} . | tar xf - -C {out} && \
+                         ssh barmansrv 'cd {wals} && find . -newer {base}/backup.info -type f | tar cf - -T -' | tar xf - -C {out}/wals",
+                        base = barman.home.join("pg/base").join(&id).display(),
+                        wals = wals.display(),
+                        out = tar_out.display()
+                    );
+                    totals[i].push(timed(labels[i], Command::new("sh").arg("-c").arg(&script)));
+                }
+            }
+        }
+    }
+    let med: Vec<Duration> = totals.into_iter().map(median).collect();
+    println!(
+        "from \"clone from Barman\" to a streaming standby: a {backup_size} pgbench primary (backup {id}), \
+         {segments} segments of WAL since, ssh on loopback, median of {rounds} rounds"
+    );
+    for (l, d) in labels.iter().zip(&med) {
+        println!("  {l:<36} {:7.2} s", d.as_secs_f64());
+    }
+    println!(
+        "  pgclone breakdown: clone {:.2} s (with {} files spooled by its end), start and replay until streaming {:.2} s",
+        median(copies).as_secs_f64(),
+        {
+            spooled.sort();
+            spooled[spooled.len() / 2]
+        },
+        median(replays).as_secs_f64()
+    );
+    println!(
+        "  ratio repmgr + barman-wal-restore -p 4 / pgclone: {:.1}x (target: at least 10x)",
+        med[0].as_secs_f64() / med[1].as_secs_f64()
+    );
+    println!(
+        "  ratio pgclone / tar over one ssh stream: {:.2}x (target: at most 1.3x)",
+        med[1].as_secs_f64() / med[2].as_secs_f64()
+    );
+    let _ = tar_out;
+}

@@ -1,0 +1,172 @@
+//! WAL while the copy runs: when the standby's restore_command is `pgclone
+//! wal-restore`, the clone asks it (`--warm-from`) to start its prefetcher
+//! at the backup's first segment before the copy begins, so that the WAL
+//! written since the backup is in the spool PostgreSQL's restore_command
+//! reads by the time the server starts, and replay begins from local files.
+//!
+//! The restore_command itself decides where: the same source, the same spool
+//! directory, the same checks; the clone only names the first segment and
+//! the segment size. Nothing here can fail the clone: a restore_command that
+//! is not pgclone's, a clone run by another user than the data directory's
+//! owner (the spool must be the standby's user's), or a warm-up that does not
+//! start only means PostgreSQL fetches the WAL itself, as without this.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use crate::plugin::bindings::types::BackupDescription;
+use crate::walrestore::names;
+
+/// A running warm-up: the spool directory it fills and its prefetcher.
+pub struct Warm {
+    pub spool: PathBuf,
+    pub pid: Option<i32>,
+}
+
+/// The `pgclone wal-restore` argv of `restore_command` with `--warm-from`
+/// added, when it is pgclone's; none otherwise.
+pub fn warm_argv(
+    restore_command: &str,
+    begin_wal: &str,
+    seg_size: u64,
+    window: usize,
+) -> Option<Vec<String>> {
+    let words = shell_words::split(restore_command).ok()?;
+    let program = Path::new(words.first()?);
+    let ours = program.file_name().is_some_and(|f| f == "pgclone")
+        || std::env::current_exe()
+            .ok()
+            .zip(program.canonicalize().ok())
+            .is_some_and(|(a, b)| a == b);
+    let at = words.iter().position(|w| w == "wal-restore")?;
+    if !ours || at == 0 {
+        return None;
+    }
+    let mut argv: Vec<String> = words[1..=at].to_vec();
+    argv.extend([
+        "--warm-from".to_string(),
+        begin_wal.to_string(),
+        "--wal-segment-size".into(),
+        seg_size.to_string(),
+        "--warm-segments".into(),
+        window.to_string(),
+    ]);
+    for w in &words[at + 1..] {
+        argv.push(match w.as_str() {
+            "%f" => begin_wal.to_string(),
+            // Never written: a warm-up delivers nothing.
+            "%p" => "-".to_string(),
+            other => other.to_string(),
+        });
+    }
+    Some(argv)
+}
+
+/// Starts the warm-up of `window` segments (`clone_wal_prefetch`; 0: none)
+/// for a clone of `backup` into `data_dir` whose recovery configuration sets
+/// `restore_command`; says what it did.
+pub fn start(
+    restore_command: &str,
+    backup: &BackupDescription,
+    data_dir: &Path,
+    window: usize,
+) -> Option<Warm> {
+    use std::os::unix::fs::MetadataExt;
+    if window == 0 {
+        return None;
+    }
+    let owner = std::fs::metadata(data_dir).ok()?.uid();
+    if owner != unsafe { libc::geteuid() } {
+        return None;
+    }
+    let seg_size = names::segment_size(&backup.begin_lsn, &backup.begin_wal).unwrap_or(16 << 20);
+    let argv = warm_argv(restore_command, &backup.begin_wal, seg_size, window)?;
+    let exe = std::env::current_exe().ok()?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(&argv).stdin(Stdio::null()).stderr(Stdio::null());
+    crate::report::running(&cmd);
+    let out = cmd.output().ok().filter(|o| o.status.success())?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(k).map(|v| v.trim().to_string()))
+    };
+    let warm = Warm {
+        spool: PathBuf::from(field("spool=")?),
+        pid: field("pid=").and_then(|p| p.parse().ok()),
+    };
+    crate::report::info(&format!(
+        "fetching the WAL since the backup (from {}) into restore_command's spool while the copy runs",
+        backup.begin_wal
+    ));
+    Some(warm)
+}
+
+impl Warm {
+    /// Segments in the spool now.
+    pub fn spooled(&self) -> usize {
+        std::fs::read_dir(&self.spool)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| {
+                let n = e.file_name();
+                let n = n.to_string_lossy();
+                n.len() == 24 && n.chars().all(|c| c.is_ascii_hexdigit())
+            })
+            .count()
+    }
+
+    /// The clone failed: its WAL is not wanted; the prefetcher stops.
+    pub fn stop(&self) {
+        if let Some(pid) = self.pid.filter(|p| *p > 1) {
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_pgclone_restore_commands_are_warmed() {
+        let seg = "000000010000000000000004";
+        let argv = warm_argv(
+            "/usr/bin/pgclone -f '/etc/my node.conf' wal-restore --spool-dir /s %f \"%p\"",
+            seg,
+            16 << 20,
+            64,
+        )
+        .unwrap();
+        assert_eq!(
+            argv,
+            [
+                "-f",
+                "/etc/my node.conf",
+                "wal-restore",
+                "--warm-from",
+                seg,
+                "--wal-segment-size",
+                "16777216",
+                "--warm-segments",
+                "64",
+                "--spool-dir",
+                "/s",
+                seg,
+                "-"
+            ]
+        );
+        let bwr = warm_argv("pgclone wal-restore barmansrv pg %f %p", seg, 16 << 20, 8).unwrap();
+        assert_eq!(&bwr[7..], ["barmansrv", "pg", seg, "-"]);
+        for other in [
+            "barman-wal-restore barmansrv pg %f %p",
+            "ssh barmansrv barman get-wal pg %f > %p",
+            "/bin/false %f %p",
+            "pgclone standby clone",
+            "'unterminated",
+        ] {
+            assert_eq!(warm_argv(other, seg, 16 << 20, 8), None, "{other}");
+        }
+    }
+}

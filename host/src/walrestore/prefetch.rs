@@ -1,0 +1,385 @@
+//! The prefetcher: a detached process per source that keeps the segments
+//! after PostgreSQL's last request in the spool while it replays. From a
+//! remote directory it streams each batch in one `tar` and spools every
+//! entry as it arrives; with a fetch program it runs a few at a time. A
+//! source located per file (`locate-wal`) is not prefetched.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use super::archive::{Archive, Directory, Fetch};
+use super::fetch::{self, Fetcher};
+use super::names::{self, WalName};
+use super::spool::Spool;
+use super::{exit, guard, log, open_spool, verify, Options};
+
+/// Fetch programs run at once for one batch.
+const PARALLEL_PROGRAMS: usize = 4;
+
+/// Segments a clone's warm-up keeps in the spool before the standby starts
+/// (`clone_wal_prefetch`): 2 GiB of 16 MiB segments.
+pub const WARM_WINDOW: usize = 128;
+
+fn lock_file(spool: &Spool) -> Option<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(spool.path("prefetch.lock"))
+        .ok()
+}
+
+/// True while a prefetcher holds this source's lock.
+pub fn running(spool: &Spool) -> bool {
+    let Some(f) = lock_file(spool) else {
+        return false;
+    };
+    use std::os::fd::AsRawFd;
+    let free = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+    if free {
+        unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_UN) };
+    }
+    !free
+}
+
+/// Starts the prefetcher unless one runs: a detached process, so that
+/// PostgreSQL goes on replaying meanwhile.
+pub fn ensure_running(o: &Options, spool: &Spool) {
+    if running(spool) {
+        return;
+    }
+    if let Err(e) = spawn(o) {
+        log("WARNING", &format!("could not start the prefetcher: {e}"));
+    }
+}
+
+/// Starts a detached prefetcher (its own session, no terminal, no pipes).
+fn spawn(o: &Options) -> std::io::Result<u32> {
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("pgclone"));
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(daemon_argv(o));
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    cmd.spawn().map(|c| c.id())
+}
+
+/// For a clone: points the source's cursor just before `first` (the
+/// backup's first segment) and starts a prefetcher that fills `window`
+/// segments from there while the copy runs; prints the spool directory and
+/// the prefetcher's pid for the clone. 0 when it started.
+pub fn warm(o: &Options, first: &str, seg_size: u64, window: usize) -> u8 {
+    let Some(WalName::Segment { tli, log, seg }) = names::parse(first) else {
+        log_error(&format!("\"{first}\" is not a WAL segment name"));
+        return exit::USAGE;
+    };
+    if !seg_size.is_power_of_two() || !(1 << 20..=1 << 30).contains(&seg_size) {
+        log_error(&format!("{seg_size} is not a WAL segment size"));
+        return exit::USAGE;
+    }
+    let spool = match open_spool(o) {
+        Ok(s) => s,
+        Err(f) => {
+            log_error(&f.to_string());
+            return exit::USAGE;
+        }
+    };
+    // Prefetching turned off (`-p 0`), none wanted, or one already runs.
+    if window == 0 || o.prefetch == 0 || running(&spool) {
+        return exit::USAGE;
+    }
+    let Some(cursor) = names::preceding(tli, log, seg, seg_size) else {
+        return exit::USAGE;
+    };
+    if spool.set_cursor(&cursor, seg_size).is_err() {
+        return exit::USAGE;
+    }
+    let o = Options {
+        prefetch: o.prefetch.max(window).min(1024),
+        warm: true,
+        ..o.clone()
+    };
+    match spawn(&o) {
+        Ok(pid) => {
+            println!("spool={}\npid={pid}", spool.dir.display());
+            exit::DELIVERED
+        }
+        Err(e) => {
+            log_error(&format!("could not start the prefetcher: {e}"));
+            exit::UNREACHABLE
+        }
+    }
+}
+
+fn log_error(msg: &str) {
+    log("ERROR", msg);
+}
+
+/// The prefetcher's command line: the same source, so that it fills the
+/// same spool directory.
+fn daemon_argv(o: &Options) -> Vec<String> {
+    let s = &o.source;
+    let mut v = Vec::new();
+    if s.barman.is_none() {
+        if !s.config.path.as_os_str().is_empty() && s.config.path.exists() {
+            v.extend(["-f".into(), s.config.path.display().to_string()]);
+        }
+        if let Some(p) = &s.plugins.source {
+            v.extend(["--plugins-config".into(), p.display().to_string()]);
+        }
+    }
+    v.extend([
+        "wal-restore".to_string(),
+        "--prefetch-daemon".into(),
+        "--spool-dir".into(),
+        o.spool.display().to_string(),
+        "--parallel".into(),
+        o.prefetch.to_string(),
+        "--connect-timeout".into(),
+        s.connect_timeout.to_string(),
+        "--timeout".into(),
+        s.timeout.to_string(),
+    ]);
+    if o.warm {
+        v.push("--warm".into());
+    }
+    for opt in &s.ssh_options {
+        v.push(format!("--ssh-option={opt}"));
+    }
+    match &s.barman {
+        Some(b) => {
+            if let Some(p) = &b.port {
+                v.extend(["--port".into(), p.clone()]);
+            }
+            if let Some(c) = &b.config {
+                v.extend(["--config".into(), c.clone()]);
+            }
+            // As the caller was given it: the prefetcher finds the same user
+            // and keys the same spool directory.
+            v.extend([b.dest.clone(), b.server.clone()]);
+        }
+        None => v.extend(["--source".into(), s.plugin.clone()]),
+    }
+    v.extend(["-".into(), "-".into()]);
+    v
+}
+
+/// The prefetcher's loop: keeps up to `prefetch` segments after the cursor
+/// in the spool; exits when nothing was asked for a while.
+pub fn daemon(o: &Options) -> u8 {
+    guard::install();
+    let Ok(spool) = open_spool(o) else {
+        return exit::USAGE;
+    };
+    let Some(lock) = lock_file(&spool) else {
+        return exit::USAGE;
+    };
+    use std::os::fd::AsRawFd;
+    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return exit::DELIVERED;
+    }
+    // Background work: PostgreSQL's replay and the foreground restore
+    // processes come first (ssh inherits this).
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
+    let Ok(archive) = o.source.archive(&spool, false) else {
+        return exit::UNREACHABLE;
+    };
+    if archive.per_name {
+        return exit::DELIVERED;
+    }
+    let fetcher = Fetcher {
+        source: &o.source,
+        spool: &spool,
+        archive,
+    };
+    let mut last_cursor = String::new();
+    let mut first_cursor: Option<String> = None;
+    let mut idle_since = Instant::now();
+    let mut missing_until: Option<(String, Instant)> = None;
+    loop {
+        let Some((cursor, seg_size)) = spool.cursor() else {
+            return exit::DELIVERED;
+        };
+        if cursor != last_cursor {
+            last_cursor = cursor.clone();
+            idle_since = Instant::now();
+        } else if idle_since.elapsed() > Duration::from_secs(30) {
+            return exit::DELIVERED;
+        }
+        // A clone's warm-up fills the whole window until PostgreSQL asks;
+        // then batches of at least half a window, as always.
+        let warming = o.warm && first_cursor.get_or_insert_with(|| cursor.clone()) == &cursor;
+        let ready = spool.clean(&cursor).unwrap_or(0);
+        let Some(WalName::Segment {
+            tli,
+            log: xlog,
+            seg,
+        }) = names::parse(&cursor)
+        else {
+            return exit::USAGE;
+        };
+        let ahead = names::following(tli, xlog, seg, seg_size, o.prefetch);
+        let want: Vec<String> = ahead.into_iter().filter(|n| !spool.has(n)).collect();
+        let blocked = missing_until
+            .as_ref()
+            .is_some_and(|(n, t)| want.first() == Some(n) && Instant::now() < *t);
+        let full = if warming {
+            ready >= o.prefetch
+        } else {
+            ready * 2 > o.prefetch
+        };
+        if want.is_empty() || full || blocked {
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        }
+        let _ = spool.put_unsynced("inflight", want.join("\n").as_bytes());
+        let result = fill(&fetcher, &want);
+        let _ = std::fs::remove_file(spool.path("inflight"));
+        match result {
+            Ok(0) => {
+                log(
+                    "DEBUG",
+                    &format!(
+                        "none of {} .. {} is archived yet",
+                        want[0],
+                        want[want.len() - 1]
+                    ),
+                );
+                // Not archived yet: look again a little later.
+                missing_until =
+                    Some((want[0].clone(), Instant::now() + Duration::from_millis(500)));
+            }
+            Ok(_) => {
+                missing_until = None;
+                // Spooling is progress: not idle while a warm-up fills.
+                idle_since = Instant::now();
+            }
+            Err(e) => {
+                log("WARNING", &format!("prefetching {}: {e}", want[0]));
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+    }
+}
+
+/// Spools what it can of `want`; how many it spooled.
+fn fill(f: &Fetcher, want: &[String]) -> std::io::Result<usize> {
+    match &f.archive {
+        Archive {
+            directory: Some(dir),
+            ..
+        } => stream_into_spool(f, dir, want),
+        Archive {
+            fetch: Some(fetch), ..
+        } => Ok(run_into_spool(f, fetch, want)),
+        _ => Ok(0),
+    }
+}
+
+/// Fetches `names` in one remote `tar` and writes each checked segment to the
+/// spool as soon as it has arrived.
+fn stream_into_spool(f: &Fetcher, dir: &Directory, names: &[String]) -> std::io::Result<usize> {
+    use std::io::Read;
+    let host = f
+        .directory_host(dir)
+        .map_err(|p| std::io::Error::other(p.failure.to_string()))?;
+    let argv = fetch::tar_argv(dir, names);
+    host.ensure_master()
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let mut cmd = host.ssh();
+    cmd.args(argv.iter().map(|a| crate::remote::shell_quote(a)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn()?;
+    let _guard = guard::ChildGuard::register(child.id());
+    // Killed when no file arrives for the operation's bound.
+    let dog = guard::Watchdog::arm(child.id(), Duration::from_secs(host.timeout.max(1)));
+    let stdout = child.stdout.take().unwrap();
+    // Writing happens on another thread, so the stream from the remote host
+    // never waits for the disk.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(String, Vec<u8>)>(2);
+    let writer_spool = f.spool.clone();
+    let writer = std::thread::spawn(move || {
+        let mut count = 0;
+        for (name, data) in rx {
+            if writer_spool.put(&name, &data).is_ok() {
+                count += 1;
+            }
+        }
+        count
+    });
+    let mut archive = tar::Archive::new(stdout);
+    let entries = archive.entries()?;
+    for entry in entries {
+        dog.kick();
+        let Ok(mut entry) = entry else {
+            break;
+        };
+        let name = entry
+            .path()?
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut data = Vec::with_capacity(entry.size() as usize);
+        if entry.read_to_end(&mut data).is_err() {
+            break;
+        }
+        if !names.contains(&name) {
+            continue;
+        }
+        let Ok(data) = fetch::decompress(data) else {
+            continue;
+        };
+        // A damaged file is never spooled; the foreground path reports it.
+        if verify::check_segment(&name, &data, None).is_ok() && tx.send((name, data)).is_err() {
+            break;
+        }
+    }
+    drop(tx);
+    let count = writer.join().unwrap_or(0);
+    drop(archive);
+    let _ = dog.disarm();
+    let _ = child.wait();
+    Ok(count)
+}
+
+/// Runs the fetch program for the first of `names`, a few at a time, and
+/// spools each checked segment; stops at the first the archive lacks.
+fn run_into_spool(f: &Fetcher, fetch: &Fetch, names: &[String]) -> usize {
+    let mut count = 0;
+    for batch in names.chunks(PARALLEL_PROGRAMS) {
+        let results: Vec<Option<Vec<u8>>> = std::thread::scope(|s| {
+            let handles: Vec<_> = batch
+                .iter()
+                .map(|n| s.spawn(move || f.with_command(fetch, n, false).ok().flatten()))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().ok().flatten())
+                .collect()
+        });
+        for (name, got) in batch.iter().zip(results) {
+            match got {
+                Some(data) if verify::check_segment(name, &data, None).is_ok() => {
+                    if f.spool.put(name, &data).is_ok() {
+                        count += 1;
+                    }
+                }
+                _ => return count,
+            }
+        }
+    }
+    count
+}
