@@ -31,6 +31,7 @@ fn main() {
     let root = manifest_dir.parent().unwrap().to_path_buf();
     for dir in [
         "wit",
+        "contract",
         "sdk",
         "plugins",
         "examples",

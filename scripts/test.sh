@@ -9,6 +9,6 @@ eval "$(./scripts/test-deps.sh)"
 printf '\n==> running the tests\n'
 # The host: unit tests, plugin sandbox tests against real components, CLI tests.
 cargo test --release --locked -p pgclone
-# The first-party plugins' decisions, natively (their wasm builds are what the
+# The contract's shared rules, and the first-party plugins' decisions, natively (their wasm builds are what the
 # host tests above load).
-cargo test --release --locked -p pgclone-plugin-sdk -p example-site-policy -p example-source-pgbackrest -p pgclone-recovery-standard -p pgclone-source-pg-basebackup -p pgclone-source-barman --lib
+cargo test --release --locked -p pgclone-contract -p pgclone-plugin-sdk -p example-site-policy -p example-source-pgbackrest -p pgclone-recovery-standard -p pgclone-source-pg-basebackup -p pgclone-source-barman --lib

@@ -9,6 +9,8 @@
 //! `cargo bench -p pgclone --bench barman_clone` (PGCLONE_BENCH_SCALE, _ROUNDS).
 
 mod common;
+// A benchmark uses part of the tests' support.
+#[allow(dead_code)]
 #[path = "../tests/support/mod.rs"]
 mod support;
 

@@ -16,6 +16,8 @@
 //! `--staging-path DIR --staging-location remote`).
 
 mod common;
+// A benchmark uses part of the tests' support.
+#[allow(dead_code)]
 #[path = "../tests/support/mod.rs"]
 mod support;
 

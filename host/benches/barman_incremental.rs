@@ -13,6 +13,8 @@
 //! (pgbench scale, default 20), PGCLONE_BENCH_ROUNDS (default 3).
 
 mod common;
+// A benchmark uses part of the tests' support.
+#[allow(dead_code)]
 #[path = "../tests/support/mod.rs"]
 mod support;
 

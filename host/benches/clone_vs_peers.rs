@@ -4,6 +4,8 @@
 //! (PGCLONE_BENCH_SCALE sets the pgbench scale; 70 is about 1 GiB).
 
 mod common;
+// A benchmark uses part of the tests' support.
+#[allow(dead_code)]
 #[path = "../tests/support/mod.rs"]
 mod support;
 

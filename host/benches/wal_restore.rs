@@ -10,6 +10,8 @@
 //! root's ~/.ssh/config for the run (barman-wal-restore has no ssh options)
 //! and what was there is restored. PGCLONE_BENCH_SEGMENTS (default 200).
 
+// A benchmark uses part of the tests' support.
+#[allow(dead_code)]
 #[path = "../tests/support/mod.rs"]
 mod support;
 

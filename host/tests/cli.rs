@@ -398,7 +398,7 @@ fn inspecting_a_policy_says_its_settings_can_run_commands() {
 // ---------------------------------------------------------------------------
 // repmgr's command lines, verbatim.
 
-mod support;
+use crate::support;
 
 use support::{Pg, Scratch};
 

@@ -2,7 +2,7 @@
 //! with the new catalogue layout), a real sshd on loopback reached through a
 //! Host block on a non-default port, real rsync, real PostgreSQL 15.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

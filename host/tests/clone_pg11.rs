@@ -3,8 +3,7 @@
 //! the standby starts from pgclone's recovery.conf and streams. The `versions`
 //! module runs the same kind of checks on PostgreSQL 12 to 18.
 
-mod support;
-mod versions;
+use crate::support;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,11 +1,7 @@
 //! `pgclone standby clone` with pg_basebackup against real PostgreSQL 15
 //! servers: clones that start and stream, and failures that change nothing.
 
-mod support;
-
-mod safety;
-
-mod tls;
+use crate::support;
 
 use std::path::Path;
 use std::time::Duration;

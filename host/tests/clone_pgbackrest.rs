@@ -3,7 +3,7 @@
 //! a real PostgreSQL 15 primary: installed with `plugin install`, it clones a
 //! standby that starts, replays from the repository and streams.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! as a 1.0.0 plugin, and clones a real PostgreSQL 15 primary into a standby
 //! that starts and streams; the built-in plugins target 1.2.0.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -4,7 +4,7 @@
 //! nothing is written outside what was granted. The plans come from a real
 //! component (`tests/components/escaper`), validated by the host's own code.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

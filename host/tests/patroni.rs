@@ -6,7 +6,7 @@
 //! user; nothing falls back to pg_basebackup (only pgclone is configured), so
 //! a failing pgclone is seen.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -2,7 +2,7 @@
 //! hostile test components under `tests/components/`. Each misbehaviour must end
 //! in a precise error, and the host must go on working afterwards.
 
-mod support;
+use crate::support;
 
 use std::path::PathBuf;
 use std::sync::Arc;

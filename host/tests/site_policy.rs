@@ -2,7 +2,7 @@
 //! `plugin install --chain`, `plugin verify`, then clones of a real
 //! PostgreSQL 15 primary that it refuses or configures.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 

@@ -2,7 +2,7 @@
 //! archive recovery replays 50+ segments through it; missing, damaged and
 //! unreachable cases give the documented codes and never a file at %p.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -1348,4 +1348,88 @@ fn a_contract_1_1_source_is_served_per_file_through_locate_wal() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("remote-run:barman:cat"), "{err}");
     assert!(!dest.exists(), "{err}");
+}
+
+/// A clone whose restore_command is `pgclone wal-restore` starts that
+/// restore_command's prefetcher at the backup's first segment before it
+/// copies: the WAL written since the backup arrives in the very spool
+/// directory the standby's restore_command reads, before the standby asks,
+/// and the standby replays it from there. `clone_wal_prefetch=0` turns it off.
+#[test]
+fn a_clone_fills_restore_command_s_spool_with_the_wal_since_the_backup() {
+    let lab = lab("walwarm");
+    lab.primary.sql("CREATE TABLE t(i int)");
+    lab.barman.backup();
+    let since = lab.switch_segments(8);
+    lab.barman.archive_now();
+    let conf = |extra: &str| {
+        lab.sc.write(
+            "warm.conf",
+            &format!(
+                "node_id=2\nnode_name=node2\nbarman_host=barmansrv\nbarman_server=pg\nbarman_config='{}'\nssh_options='-F {}'\n\
+                 restore_command='{}'\n{extra}",
+                lab.barman.config.display(),
+                lab.sshd.ssh_config.display(),
+                restore_command(&lab, "").replace('\'', "''")
+            ),
+        )
+    };
+    let target = lab.sc.path("standby");
+    let out = standby_clone(&lab.sc, &conf(""), &lab.primary, &target, &[], &[]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("fetching the WAL since the backup (from 0000000100000000"),
+        "{err}"
+    );
+    assert!(
+        err.contains("segments since the backup are already in restore_command's spool"),
+        "{err}"
+    );
+    // Nobody has asked yet: the clone's prefetcher fills the spool.
+    let spool = lab.sc.path("spool");
+    let t0 = std::time::Instant::now();
+    while !since
+        .iter()
+        .all(|n| spooled(&spool).iter().any(|p| p.ends_with(n)))
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "{since:?} / {:?}",
+            spooled(&spool)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // In the one source directory the standby's restore_command uses.
+    assert_eq!(
+        source_dirs(&spool, "barman-").len(),
+        1,
+        "{:?}",
+        spooled(&spool)
+    );
+    let mut st = Pg::existing(&lab.sc, target.clone());
+    st.start();
+    st.wait_for("SELECT count(*) FROM s", "8", Duration::from_secs(60));
+    let log = std::fs::read_to_string(&st.log).unwrap();
+    for n in &since {
+        assert!(
+            log.contains(&format!("restored log file \"{n}\" from archive")),
+            "{n}: {log}"
+        );
+    }
+    st.stop();
+
+    // Turned off: the clone says nothing of it and starts no prefetcher.
+    let other = lab.sc.path("standby2");
+    let out = standby_clone(
+        &lab.sc,
+        &conf("clone_wal_prefetch=0\n"),
+        &lab.primary,
+        &other,
+        &[],
+        &[],
+    );
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("fetching the WAL since the backup"), "{err}");
 }

@@ -23,11 +23,7 @@
 
 use crate::types::{Capability, PluginInfo, Provides, RemoteProgram};
 
-/// The first line of every manifest.
-pub const HEADER: &str = "pgclone-plugin-manifest 1";
-
-/// The name of the custom section that holds the manifest.
-pub const SECTION: &str = "pgclone-plugin";
+pub use pgclone_contract::manifest::{HEADER, SECTION};
 
 /// Declares the plugin's identity: defines `pub const MANIFEST: &str` and, in
 /// a wasm build, stores it in the component's `pgclone-plugin` section.
@@ -77,79 +73,49 @@ pub const fn to_array<const N: usize>(text: &str) -> [u8; N] {
     out
 }
 
-/// Parses one capability as operators write it.
+/// Parses one capability as operators write it, with the host's own rules
+/// (`pgclone-contract`): what the SDK accepts, the host accepts.
 pub fn parse_capability(text: &str) -> Result<Capability, String> {
-    let mut parts = text.splitn(3, ':');
-    match (parts.next(), parts.next(), parts.next()) {
-        (Some("remote-run"), Some(t), Some(p)) if !t.is_empty() && !p.is_empty() => {
-            Ok(Capability::RemoteRun(RemoteProgram {
-                target: t.into(),
-                program: p.into(),
-            }))
-        }
-        (Some("local-run"), Some(p), None) if !p.is_empty() => Ok(Capability::LocalRun(p.into())),
-        (Some("read-config"), Some(k), None) if !k.is_empty() => {
-            Ok(Capability::ReadConfig(k.into()))
-        }
-        _ => Err(format!(
-            "\"{text}\" is not a capability (remote-run:TARGET:PROGRAM, local-run:PROGRAM or read-config:KEY)"
-        )),
-    }
+    Ok(
+        match text
+            .parse()
+            .map_err(|e: pgclone_contract::BadCapability| e.to_string())?
+        {
+            pgclone_contract::Capability::RemoteRun { target, program } => {
+                Capability::RemoteRun(RemoteProgram { target, program })
+            }
+            pgclone_contract::Capability::LocalRun(p) => Capability::LocalRun(p),
+            pgclone_contract::Capability::ReadConfig(k) => Capability::ReadConfig(k),
+        },
+    )
 }
 
-/// Parses a manifest into the `plugin-info` that `describe()` returns.
+/// Parses a manifest (with the host's rules, `pgclone-contract`) into the
+/// `plugin-info` that `describe()` returns.
 pub fn parse(text: &str) -> Result<PluginInfo, String> {
-    let mut lines = text.lines();
-    if lines.next() != Some(HEADER) {
-        return Err(format!("the manifest does not start with \"{HEADER}\""));
+    let m = pgclone_contract::manifest::parse(text)?;
+    let mut provides = Provides::empty();
+    for p in &m.provides {
+        provides = provides
+            | match p.as_str() {
+                "base-backup" => Provides::BASE_BACKUP,
+                _ => Provides::WAL,
+            };
     }
-    let mut info = PluginInfo {
-        name: String::new(),
-        version: String::new(),
-        vendor: String::new(),
-        license: String::new(),
-        description: String::new(),
-        provides: Provides::empty(),
-        needs_upstream: false,
-        capabilities: Vec::new(),
-    };
-    for line in lines.filter(|l| !l.is_empty()) {
-        let (key, value) = line
-            .split_once('=')
-            .ok_or_else(|| format!("manifest line \"{line}\" has no \"=\""))?;
-        match key {
-            "name" => info.name = value.into(),
-            "version" => info.version = value.into(),
-            "vendor" => info.vendor = value.into(),
-            "license" => info.license = value.into(),
-            "description" => info.description = value.into(),
-            "provides" => {
-                for p in value.split(',').filter(|p| !p.is_empty()) {
-                    let flag = match p {
-                        "base-backup" => Provides::BASE_BACKUP,
-                        "wal" => Provides::WAL,
-                        other => return Err(format!("unknown provides \"{other}\"")),
-                    };
-                    info.provides = info.provides | flag;
-                }
-            }
-            "needs-upstream" => {
-                info.needs_upstream = match value {
-                    "true" => true,
-                    "false" => false,
-                    other => {
-                        return Err(format!("needs-upstream is \"{other}\", not true or false"))
-                    }
-                }
-            }
-            "capability" => info.capabilities.push(parse_capability(value)?),
-            other => return Err(format!("unknown manifest key \"{other}\"")),
-        }
-    }
-    if info.name.is_empty() || info.version.is_empty() {
-        return Err("the manifest has no name or version".into());
-    }
-    Ok(info)
+    Ok(PluginInfo {
+        name: m.name,
+        version: m.version,
+        vendor: m.vendor,
+        license: m.license,
+        description: m.description,
+        provides,
+        needs_upstream: m.needs_upstream,
+        capabilities: m
+            .capabilities
+            .iter()
+            .map(|c| parse_capability(&c.to_string()))
+            .collect::<Result<_, _>>()?,
+    })
 }
 
 /// What `describe()` returns: the parsed manifest. A manifest that does not
@@ -189,6 +155,8 @@ mod tests {
             Capability::LocalRun("pgbackrest".into())
         );
         assert_eq!(to_array::<4>("abcd"), *b"abcd");
+        // The macro writes the contract's header.
+        assert!(MANIFEST.starts_with(&format!("{HEADER}\n")));
     }
 
     #[test]
@@ -203,5 +171,8 @@ mod tests {
             "{HEADER}\nname=x\nversion=1\nneeds-upstream=maybe"
         ))
         .is_err());
+        // What the host refuses, the SDK refuses.
+        assert!(parse_capability("local-run:/bin/sh").is_err());
+        assert!(parse_capability("remote-run:barman:-oProxyCommand=x").is_err());
     }
 }

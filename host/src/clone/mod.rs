@@ -1483,25 +1483,14 @@ async fn repmgr_node(
     Ok((ci, repluser.filter(|u| !u.is_empty())))
 }
 
-/// 150018 → "15.18", 90624 → "9.6.24": versions as PostgreSQL writes them.
 fn version_text(num: u32) -> String {
-    if num >= 100000 {
-        format!("{}.{}", num / 10000, num % 10000)
-    } else {
-        format!("{}.{}.{}", num / 10000, num / 100 % 100, num % 100)
-    }
+    pgclone_contract::pg_version::text(num)
 }
 
 /// "15" → 150000, "9.6" → 90600.
 fn version_from_dir(v: &str) -> anyhow::Result<u32> {
-    let bad = || Failure::new(format!("cannot understand PG_VERSION \"{v}\""));
-    Ok(match v.split_once('.') {
-        Some((a, b)) => {
-            a.parse::<u32>().map_err(|_| bad())? * 10000
-                + b.parse::<u32>().map_err(|_| bad())? * 100
-        }
-        None => v.parse::<u32>().map_err(|_| bad())? * 10000,
-    })
+    pgclone_contract::pg_version::parse(v)
+        .ok_or_else(|| Failure::new(format!("cannot understand PG_VERSION \"{v}\"")).into())
 }
 
 /// Which plugin configuration a clone used and its chain of recovery

@@ -52,14 +52,6 @@ fn refused(plugin: &str, reason: impl Into<String>) -> PluginFailure {
     }
 }
 
-/// True for a name of lower-case letters, digits and `-`.
-fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-}
-
 /// Converts a declared capability, refusing ones that could not be granted
 /// safely (paths, option-like or empty names).
 fn host_capability(c: &super::bindings::types::Capability) -> Result<Capability, String> {
@@ -174,7 +166,7 @@ impl Plugin {
         let info = plugin
             .session(rt, Arc::new(HostEnv::default()))?
             .describe()?;
-        if !valid_name(&info.name) {
+        if !super::manifest::valid_name(&info.name) {
             return Err(PluginFailure::Malformed {
                 plugin: name.into(),
                 call: "describe",
@@ -204,7 +196,7 @@ impl Plugin {
                 problem,
             })?;
         if let Some(m) = &plugin.manifest {
-            let diff = m.differences(&info, &declared);
+            let diff = super::manifest::differences(m, &info, &declared);
             if !diff.is_empty() {
                 return Err(PluginFailure::Refused {
                     plugin: name.into(),

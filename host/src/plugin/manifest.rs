@@ -6,22 +6,9 @@
 use super::bindings::types::{PluginInfo, Provides};
 use super::capability::Capability;
 
-/// The custom section's name.
-pub const SECTION: &str = "pgclone-plugin";
-const HEADER: &str = "pgclone-plugin-manifest 1";
-
-/// What a manifest says.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Manifest {
-    pub name: String,
-    pub version: String,
-    pub vendor: String,
-    pub license: String,
-    pub description: String,
-    pub provides: Vec<String>,
-    pub needs_upstream: bool,
-    pub capabilities: Vec<Capability>,
-}
+/// The manifest's format and rules are the contract's, shared with the SDK
+/// that writes it (`pgclone-contract`).
+pub use pgclone_contract::manifest::{parse, valid_name, Manifest, SECTION};
 
 /// The manifest of a component, if it has one. Nested core modules are
 /// searched too (that is where a guest's custom sections end up).
@@ -39,45 +26,6 @@ pub fn read(bytes: &[u8]) -> Result<Option<Manifest>, String> {
     Ok(None)
 }
 
-/// Parses the manifest text (format: see the SDK's `manifest` module).
-pub fn parse(text: &str) -> Result<Manifest, String> {
-    let mut lines = text.lines();
-    if lines.next() != Some(HEADER) {
-        return Err(format!("the manifest does not start with \"{HEADER}\""));
-    }
-    let mut m = Manifest::default();
-    for line in lines.filter(|l| !l.is_empty()) {
-        let (key, value) = line
-            .split_once('=')
-            .ok_or_else(|| format!("manifest line \"{}\" has no \"=\"", line.escape_debug()))?;
-        match key {
-            "name" => m.name = value.into(),
-            "version" => m.version = value.into(),
-            "vendor" => m.vendor = value.into(),
-            "license" => m.license = value.into(),
-            "description" => m.description = value.into(),
-            "provides" => {
-                m.provides = value
-                    .split(',')
-                    .filter(|p| !p.is_empty())
-                    .map(str::to_string)
-                    .collect()
-            }
-            "needs-upstream" => m.needs_upstream = value == "true",
-            "capability" => m.capabilities.push(
-                value
-                    .parse()
-                    .map_err(|e: super::capability::BadCapability| e.to_string())?,
-            ),
-            other => return Err(format!("unknown manifest key \"{}\"", other.escape_debug())),
-        }
-    }
-    if m.name.is_empty() || m.version.is_empty() {
-        return Err("the manifest has no name or version".into());
-    }
-    Ok(m)
-}
-
 fn provides_list(p: Provides) -> Vec<String> {
     let mut v = Vec::new();
     if p.contains(Provides::BASE_BACKUP) {
@@ -89,51 +37,49 @@ fn provides_list(p: Provides) -> Vec<String> {
     v
 }
 
-impl Manifest {
-    /// Where `describe()` (and the capabilities it declared) differ from the
-    /// manifest; empty when they agree.
-    pub fn differences(&self, info: &PluginInfo, declared: &[Capability]) -> Vec<String> {
-        let mut out = Vec::new();
-        let mut field = |what: &str, manifest: &str, described: &str| {
-            if manifest != described {
-                out.push(format!(
-                    "{what}: manifest \"{manifest}\", describe() \"{described}\""
-                ));
-            }
-        };
-        field("name", &self.name, &info.name);
-        field("version", &self.version, &info.version);
-        field("vendor", &self.vendor, &info.vendor);
-        field("license", &self.license, &info.license);
-        field(
-            "provides",
-            &self.provides.join(","),
-            &provides_list(info.provides).join(","),
-        );
-        field(
-            "needs-upstream",
-            &self.needs_upstream.to_string(),
-            &info.needs_upstream.to_string(),
-        );
-        let mut a = self.capabilities.clone();
-        let mut b = declared.to_vec();
-        a.sort();
-        b.sort();
-        if a != b {
-            let show = |v: &[Capability]| {
-                v.iter()
-                    .map(|c| c.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
+/// Where `describe()` (and the capabilities it declared) differ from the
+/// manifest `m`; empty when they agree.
+pub fn differences(m: &Manifest, info: &PluginInfo, declared: &[Capability]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut field = |what: &str, manifest: &str, described: &str| {
+        if manifest != described {
             out.push(format!(
-                "capabilities: manifest [{}], describe() [{}]",
-                show(&a),
-                show(&b)
+                "{what}: manifest \"{manifest}\", describe() \"{described}\""
             ));
         }
-        out
+    };
+    field("name", &m.name, &info.name);
+    field("version", &m.version, &info.version);
+    field("vendor", &m.vendor, &info.vendor);
+    field("license", &m.license, &info.license);
+    field(
+        "provides",
+        &m.provides.join(","),
+        &provides_list(info.provides).join(","),
+    );
+    field(
+        "needs-upstream",
+        &m.needs_upstream.to_string(),
+        &info.needs_upstream.to_string(),
+    );
+    let mut a = m.capabilities.clone();
+    let mut b = declared.to_vec();
+    a.sort();
+    b.sort();
+    if a != b {
+        let show = |v: &[Capability]| {
+            v.iter()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        out.push(format!(
+            "capabilities: manifest [{}], describe() [{}]",
+            show(&a),
+            show(&b)
+        ));
     }
+    out
 }
 
 #[cfg(test)]
@@ -141,23 +87,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_what_the_sdk_writes() {
+    fn describe_must_agree_with_the_manifest() {
         let m = parse(
             "pgclone-plugin-manifest 1\nname=x\nversion=1.0.0\nvendor=V\nlicense=MIT\n\
-             description=d = e\nprovides=base-backup,\nneeds-upstream=true\ncapability=local-run:pgbackrest\n",
+             description=d\nprovides=wal\nneeds-upstream=false\ncapability=local-run:pgbackrest\n",
         )
         .unwrap();
-        assert_eq!(m.description, "d = e");
-        assert_eq!(m.provides, vec!["base-backup"]);
-        assert!(m.needs_upstream);
-        assert_eq!(
-            m.capabilities,
-            vec![Capability::LocalRun("pgbackrest".into())]
-        );
-        assert!(parse("name=x").is_err());
-        assert!(parse(
-            "pgclone-plugin-manifest 1\nname=x\nversion=1\ncapability=local-run:/bin/sh"
-        )
-        .is_err());
+        let mut info = PluginInfo {
+            name: "x".into(),
+            version: "1.0.0".into(),
+            vendor: "V".into(),
+            license: "MIT".into(),
+            description: "d".into(),
+            provides: Provides::WAL,
+            needs_upstream: false,
+            capabilities: Vec::new(),
+        };
+        let declared = vec![Capability::LocalRun("pgbackrest".into())];
+        assert!(differences(&m, &info, &declared).is_empty());
+        info.provides = Provides::WAL | Provides::BASE_BACKUP;
+        let d = differences(&m, &info, &[Capability::ReadConfig("node_name".into())]);
+        assert_eq!(d.len(), 2, "{d:?}");
+        assert!(d[0].starts_with("provides"), "{d:?}");
+        assert!(d[1].contains("read-config:node_name"), "{d:?}");
     }
 }

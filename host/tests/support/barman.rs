@@ -407,11 +407,13 @@ impl Drop for Barman {
 /// A Host block put into a user's ~/.ssh/config for the length of a
 /// benchmark (repmgr and barman-wal-restore read nothing else); what was
 /// there is restored on drop.
+#[allow(dead_code)] // the benchmarks' (they share this module)
 pub struct HomeSshConfig {
     path: PathBuf,
     saved: Option<Vec<u8>>,
 }
 
+#[allow(dead_code)]
 impl HomeSshConfig {
     /// `user`'s home comes from the password database.
     pub fn install(user: &str, contents: &str) -> Self {

@@ -2,8 +2,6 @@
 //! when the tests run as root the servers (and pgclone, like a DBA would run
 //! it) run as the `postgres` user through runuser.
 
-#![allow(dead_code)]
-
 pub mod barman;
 
 use std::net::TcpListener;
@@ -55,6 +53,7 @@ pub fn run(cmd: &mut Command) -> Output {
 }
 
 /// Runs `cmd`, which must succeed, and returns how long it took.
+#[allow(dead_code)] // the benchmarks' (they share this module)
 pub fn timed(label: &str, cmd: &mut Command) -> Duration {
     let t = Instant::now();
     let out = run(cmd);
@@ -288,6 +287,7 @@ impl Pg {
     }
 
     /// `pgbench -i` at `scale` (70 is about 1 GiB), then a checkpoint.
+    #[allow(dead_code)] // the benchmarks'
     pub fn pgbench_init(&self, scale: &str) {
         eprintln!("initialising pgbench at scale {scale} ...");
         run_ok(

@@ -1,0 +1,42 @@
+//! pgclone's integration tests: one test binary (wasmtime is linked once),
+//! a module per area, each against the real things — PostgreSQL servers of
+//! several versions, Barman, sshd and rsync on loopback, pgBackRest, Patroni
+//! and etcd, a TLS-only server — started by the shared `support` module.
+//!
+//! Run one area with its module path, e.g.
+//! `cargo test --release -p pgclone --test tests wal_restore::`.
+
+mod support;
+
+/// The CLI: repmgr's and barman-wal-restore's command lines, help, plugin commands.
+mod cli;
+/// Clones from Barman 3.4 and 3.19: plain, compressed, incremental, faults.
+mod clone_barman;
+/// The recovery.conf path: a PostgreSQL 11 primary.
+mod clone_pg11;
+/// Clones with pg_basebackup from PostgreSQL 15.
+mod clone_pg_basebackup;
+/// The example pgBackRest source: clones, and WAL through wal-restore.
+mod clone_pgbackrest;
+/// Plugins built against the released 1.0.0 contract.
+mod contract_versions;
+/// Plans that escape, lie or overreach, refused before anything is written.
+mod hostile_plans;
+/// Patroni 3.0.2 and 4.1.5 clusters with members made by patroni-replica.
+mod patroni;
+/// The plugin guide's example, followed as a newcomer would.
+mod plugin_guide;
+/// Hostile components: loops, allocations, undeclared capabilities.
+mod plugin_sandbox;
+/// The standard recovery policy run through the host, and the files written.
+mod recovery_policy;
+/// Target safety, with real running servers as would-be victims.
+mod safety;
+/// The example site policy.
+mod site_policy;
+/// A TLS-only primary with client certificates.
+mod tls;
+/// PostgreSQL 12, 13, 14, 16, 17 and 18: clones that stream, WAL from Barman.
+mod versions;
+/// wal-restore against real Barman over a real sshd.
+mod wal_restore;
