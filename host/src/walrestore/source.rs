@@ -81,14 +81,18 @@ impl WalSource {
                 self.ssh_options
             ),
             None => {
-                let mut s = format!(
-                    "source={} config={}",
-                    self.plugin,
-                    self.config.path.display()
-                );
+                // The configuration's values only as a hash: the identity is
+                // written into the spool, and a value may be a secret.
+                let mut values = Sha256::new();
                 for e in self.config.entries() {
-                    s.push_str(&format!(" {}={:?}", e.key, e.value));
+                    values.update(format!("{}={:?}\n", e.key, e.value));
                 }
+                let mut s = format!(
+                    "source={} config={} (its entries' sha256 {})",
+                    self.plugin,
+                    self.config.path.display(),
+                    hex::encode(values.finalize())
+                );
                 for (t, d) in &self.plugins.targets {
                     s.push_str(&format!(" target:{t}={d:?}"));
                 }
@@ -344,4 +348,36 @@ pub enum Located {
     Remote { target: String, argv: Vec<String> },
     /// The source has no WAL.
     Nowhere,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(conf: &str) -> WalSource {
+        WalSource {
+            plugin: "pgbackrest".into(),
+            config: ConfFile::parse(std::path::Path::new("/etc/node.conf"), conf).unwrap(),
+            plugins: PluginsConfig::default(),
+            barman: None,
+            ssh_options: Vec::new(),
+            connect_timeout: 10,
+            timeout: 120,
+            env: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_source_s_key_follows_its_configuration_and_never_shows_its_values() {
+        let a = source("pgbackrest_stanza=main\nconninfo='host=x password=s3cret'\n");
+        let b = source("pgbackrest_stanza=other\nconninfo='host=x password=s3cret'\n");
+        assert!(!a.identity().contains("s3cret"), "{}", a.identity());
+        assert!(a.key().starts_with("pgbackrest-"), "{}", a.key());
+        assert_ne!(a.key(), b.key());
+        assert_eq!(
+            a.key(),
+            source("pgbackrest_stanza=main\nconninfo='host=x password=s3cret'\n").key()
+        );
+        assert_eq!(a.describe(), "source \"pgbackrest\"");
+    }
 }
