@@ -8,4 +8,5 @@ pub mod plugin;
 pub mod recovery;
 pub mod remote;
 pub mod report;
+pub mod source;
 pub mod walrestore;

@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pgclone::config::ConfFile;
-use pgclone::plugin::bindings::policy_api::{RecoveryFacts, SettingsFile, SignalFile};
 use pgclone::plugin::catalog::{self, sha256_hex, GUEST_DIR};
 use pgclone::plugin::{Candidate, Capability, HostEnv, Plugin, Runtime};
+use pgclone::recovery::policy::{RecoveryFacts, SettingsFile, SignalFile};
 use support::*;
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -127,7 +127,7 @@ fn a_policy_built_against_1_0_0_chains_after_the_standard_policy() {
     let facts = RecoveryFacts {
         server_version: 150000,
         node_name: "node2".into(),
-        upstream: vec![pgclone::plugin::bindings::types::ConnParam {
+        upstream: vec![pgclone::source::ConnParam {
             key: "host".into(),
             value: "primary".into(),
         }],

@@ -16,6 +16,7 @@ use pgclone::plugin::catalog::{sha256_hex, Candidate, GUEST_DIR};
 use pgclone::plugin::conformance::{self, Verdict};
 use pgclone::plugin::{Capability, HostEnv, Plugin, PluginFailure, Runtime};
 use pgclone::report::render;
+use pgclone::source::BackupSource;
 
 fn guest(file: &str) -> PathBuf {
     PathBuf::from(GUEST_DIR).join(format!("{file}.wasm"))

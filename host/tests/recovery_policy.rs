@@ -3,10 +3,9 @@
 
 use std::sync::Arc;
 
-use pgclone::plugin::bindings::policy_api::RecoveryFacts;
-use pgclone::plugin::bindings::types::ConnParam;
 use pgclone::plugin::catalog;
 use pgclone::plugin::{HostEnv, Plugin, Runtime};
+use pgclone::recovery::policy::{ConnParam, RecoveryFacts};
 use pgclone::recovery::{self, render::render, write::read_existing};
 
 fn facts(version: u32) -> RecoveryFacts {

@@ -14,7 +14,14 @@
 
 use tokio_postgres::Client;
 
+use crate::config::ConfFile;
 use crate::pg::client::error_text;
+use crate::recovery::policy::RecoveryConfig;
+use crate::report::{self, Failure};
+use crate::source::Backup;
+
+use super::checks::Checks;
+use super::resolve::Context;
 
 /// What the upstream said about the WAL a backup begins in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,6 +195,111 @@ pub async fn check(c: &Client, version: u32, slot: Option<&str>, begin: &Begin) 
         }
     }
     Verdict::Unknown(denied)
+}
+
+// What the clone phases ask of this module: whether the catch-up check
+// applies, and the restore_command to suggest when it fails.
+
+/// A clone from Barman without restore_command catches up by streaming only:
+/// the upstream must still have the WAL from the backup's begin. Not for
+/// Patroni: it writes restore_command from its own recovery_conf, which
+/// pgclone cannot see, so a refusal here could be a false one.
+pub fn needed(ctx: &Context<'_>, config: Option<&RecoveryConfig>) -> bool {
+    ctx.node.barman_mode
+        && !ctx.o.patroni
+        && config.is_some_and(|c| {
+            !c.settings
+                .iter()
+                .any(|s| s.name == "restore_command" && !s.value.trim().is_empty())
+        })
+}
+
+/// The restore_command line that fetches WAL from the configured Barman:
+/// with `-f` when the file holds settings wal-restore needs (barman_config,
+/// ssh_options), else with the host and server on the command line.
+fn suggested_restore_command(conf: &ConfFile) -> String {
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "pgclone".into());
+    let q = |s: &str| shell_words::quote(s).into_owned();
+    let cmd = if conf.get("barman_config").is_some() || conf.get("ssh_options").is_some() {
+        let path = std::path::absolute(&conf.path).unwrap_or_else(|_| conf.path.clone());
+        format!(
+            "{} -f {} wal-restore %f %p",
+            q(&exe),
+            q(&path.to_string_lossy())
+        )
+    } else {
+        format!(
+            "{} wal-restore {} {} %f %p",
+            q(&exe),
+            q(conf.get("barman_host").unwrap_or("HOST")),
+            q(conf.get("barman_server").unwrap_or("SERVER"))
+        )
+    };
+    format!("restore_command = '{}'", cmd.replace('\'', "\\'"))
+}
+
+pub fn warn_no_restore_command(conf: &ConfFile) {
+    report::warning(
+        "restore_command is not set: a Barman backup holds no WAL, so the standby can only catch up by streaming",
+        Some(&format!(
+            "add {} to \"{}\" and rerun with --replication-conf-only",
+            suggested_restore_command(conf),
+            conf.path.display()
+        )),
+    );
+}
+
+/// Asks the upstream whether it still has the WAL the backup begins in (see
+/// [`catchup`]): a refusal when it does not, a warning when that cannot be told.
+pub async fn check_catchup(checks: &mut Checks, ctx: &Context<'_>, b: &Backup) {
+    let (conf, node, up) = (ctx.conf, &ctx.node, &ctx.up);
+    let begin = Begin {
+        wal: b.begin_wal.clone(),
+        lsn: b.begin_lsn.clone(),
+        timeline: b.timeline,
+    };
+    let verdict = match (&up.client, &up.info) {
+        (Some(c), Some(u)) => check(c, u.version_num, node.slot_name.as_deref(), &begin).await,
+        _ => Verdict::Unknown("the upstream could not be reached".into()),
+    };
+    let user = up.meta.params.get("user").unwrap_or("");
+    match verdict {
+        Verdict::Held(how) => checks.ok(format!(
+            "the upstream still has the WAL from segment {}, where backup {} begins: {how}",
+            b.begin_wal, b.id
+        )),
+        Verdict::Gone { oldest } => checks.fail_error(
+            &Failure::new(format!(
+                "the standby could not catch up: the upstream no longer has the WAL from the start of backup {}",
+                b.id
+            ))
+            .detail(format!(
+                "the backup begins in WAL segment {} (LSN {}, timeline {}); the oldest segment the upstream still has is {oldest}; \
+                 restore_command is not set, so the standby could only get that WAL by streaming from the upstream",
+                b.begin_wal, b.begin_lsn, b.timeline
+            ))
+            .hint(format!(
+                "let the standby fetch the WAL from Barman: add this line to \"{}\"\n{}",
+                conf.path.display(),
+                suggested_restore_command(conf)
+            ))
+            .into(),
+        ),
+        Verdict::Unknown(why) => {
+            let grant = if why.contains("permission denied") {
+                format!(" (grant pg_monitor to \"{user}\", or connect as a superuser, to let pgclone check)")
+            } else {
+                String::new()
+            };
+            checks.warn(format!(
+                "could not check whether the upstream still has WAL segment {}, where backup {} begins: {why}{grant}; \
+                 without restore_command the standby cannot catch up if the upstream removed it",
+                b.begin_wal, b.id
+            ))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -8,9 +8,9 @@ use std::process::Stdio;
 
 use tokio::io::AsyncReadExt;
 
-use crate::plugin::bindings::types::{ArchiveCompression, LocalPath, PathRoot, PlanStep};
 use crate::plugin::{Capability, HostEnv, Plugin};
 use crate::report::Failure;
+use crate::source::{ArchiveCompression, LocalPath, PathRoot, PlanStep};
 
 /// A step the host has checked, ready to run.
 #[derive(Debug, Clone)]

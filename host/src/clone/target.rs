@@ -32,6 +32,19 @@ pub struct Target {
     pub state: TargetState,
 }
 
+impl Target {
+    /// The PG_VERSION of the data directory it holds, if it holds one.
+    pub fn pg_version(&self) -> Option<&str> {
+        match &self.state {
+            TargetState::Populated {
+                pg_version: Some(v),
+                ..
+            } => Some(v),
+            _ => None,
+        }
+    }
+}
+
 /// The PID of a live postmaster that owns `dir`, if there is one.
 pub fn running_postmaster(dir: &Path) -> Option<i32> {
     safety::live_pid_file(dir).map(|p| p.pid)

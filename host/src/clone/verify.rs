@@ -58,7 +58,7 @@ pub async fn verify_backup(env: &HostEnv, dir: &Path, version: u32) -> anyhow::R
         Failure::new("program \"pg_verifybackup\" not found")
             .hint("set pg_bindir in the configuration file")
     })?;
-    super::info("verifying the copy with pg_verifybackup");
+    crate::report::info("verifying the copy with pg_verifybackup");
     // --progress is in pg_verifybackup 16 and later.
     let progress = tokio::process::Command::new(&prog)
         .arg("--help")
@@ -121,7 +121,7 @@ pub async fn verify_backup(env: &HostEnv, dir: &Path, version: u32) -> anyhow::R
         phase.set(super::steps::tree_bytes(&[dir.to_path_buf()]));
     }
     phase.finish();
-    super::info("pg_verifybackup: backup successfully verified");
+    crate::report::info("pg_verifybackup: backup successfully verified");
     Ok(())
 }
 
@@ -160,7 +160,7 @@ pub async fn verify_unpacked(
             })?;
         }
     }
-    super::info(&format!(
+    crate::report::info(&format!(
         "verifying the unpacked backup against its backup_manifest with pg_verifybackup (PostgreSQL {})",
         version / 10000
     ));
@@ -187,6 +187,6 @@ pub async fn verify_unpacked(
         .hint("the backup is damaged or pg_bindir's pg_verifybackup is of another PostgreSQL version; check the backup on the Barman host (barman check-backup)")
         .into());
     }
-    super::info("pg_verifybackup: backup successfully verified");
+    crate::report::info("pg_verifybackup: backup successfully verified");
     Ok(())
 }

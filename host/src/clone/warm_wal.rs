@@ -14,7 +14,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use crate::plugin::bindings::types::BackupDescription;
+use crate::source::Backup;
 use crate::walrestore::names;
 
 /// A running warm-up: the spool directory it fills and its prefetcher.
@@ -67,7 +67,7 @@ pub fn warm_argv(
 /// `restore_command`; says what it did.
 pub fn start(
     restore_command: &str,
-    backup: &BackupDescription,
+    backup: &Backup,
     data_dir: &Path,
     window: usize,
 ) -> Option<Warm> {

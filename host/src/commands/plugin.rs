@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use pgclone::config::PluginsConfig;
-use pgclone::plugin::bindings::types::Provides;
 use pgclone::plugin::cache;
 use pgclone::plugin::catalog::{self, Candidate};
 use pgclone::plugin::{Plugin, Runtime};
@@ -136,21 +135,6 @@ pub fn run(ctx: &Context, cmd: PluginCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn provides_text(p: Provides) -> String {
-    let mut parts = Vec::new();
-    if p.contains(Provides::BASE_BACKUP) {
-        parts.push("base-backup");
-    }
-    if p.contains(Provides::WAL) {
-        parts.push("wal");
-    }
-    if parts.is_empty() {
-        "-".into()
-    } else {
-        parts.join(",")
-    }
-}
-
 fn capability_lines(p: &Plugin) -> Vec<String> {
     if p.caps.declared.is_empty() {
         return vec!["(none)".into()];
@@ -184,7 +168,7 @@ fn list(rt: &Runtime, cfg: &PluginsConfig) -> anyhow::Result<ExitCode> {
                     escape(&p.info.version),
                     p.contract.version.to_string(),
                     p.contract.kind.to_string(),
-                    provides_text(p.info.provides),
+                    p.provides_text(),
                     &p.sha256[..12],
                     p.origin
                 );
@@ -230,7 +214,7 @@ fn show(p: &Plugin) {
     println!("description:  {}", escape(&p.info.description));
     println!("kind:         {}", p.contract.kind);
     println!("contract:     pgclone:plugin@{}", p.contract.version);
-    println!("provides:     {}", provides_text(p.info.provides));
+    println!("provides:     {}", p.provides_text());
     println!(
         "upstream:     {}",
         if p.info.needs_upstream {

@@ -8,11 +8,8 @@ use wasmtime::component::Component;
 use wasmtime::{Store, UpdateDeadline};
 
 use super::bindings::policy::{RecoveryPolicy, RecoveryPolicyPre};
-use super::bindings::policy_api::{RecoveryConfig, RecoveryFacts};
 use super::bindings::source::{BackupSource, BackupSourcePre};
-use super::bindings::types::{
-    BackupDescription, CloneRequest, PlanStep, PluginError, PluginInfo, WalArchive, WalLocation,
-};
+use super::bindings::types::{PluginError, PluginInfo};
 use super::bindings::{v1_0, v1_1};
 use super::capability::{Capability, CapabilitySet};
 use super::catalog::{sha256_hex, Candidate, Origin};
@@ -223,6 +220,38 @@ impl Plugin {
     }
 
     /// True for a plugin shipped inside the binary.
+    /// True when it serves base backups (a source plugin).
+    pub fn provides_base_backups(&self) -> bool {
+        self.info
+            .provides
+            .contains(super::bindings::types::Provides::BASE_BACKUP)
+    }
+
+    /// What it provides, as the manifest says it: `base-backup,wal`, `-`.
+    pub fn provides_text(&self) -> String {
+        use super::bindings::types::Provides;
+        let p = self.info.provides;
+        let mut parts = Vec::new();
+        if p.contains(Provides::BASE_BACKUP) {
+            parts.push("base-backup");
+        }
+        if p.contains(Provides::WAL) {
+            parts.push("wal");
+        }
+        if parts.is_empty() {
+            "-".into()
+        } else {
+            parts.join(",")
+        }
+    }
+
+    /// True when it serves WAL files.
+    pub fn provides_wal(&self) -> bool {
+        self.info
+            .provides
+            .contains(super::bindings::types::Provides::WAL)
+    }
+
     pub fn origin_is_builtin(&self) -> bool {
         self.origin == Origin::Embedded
     }
@@ -331,7 +360,7 @@ impl Plugin {
     }
 }
 
-enum Instance {
+pub(super) enum Instance {
     Source(BackupSource),
     Policy(RecoveryPolicy),
     /// A backup source built against contract 1.0.0.
@@ -346,10 +375,10 @@ enum Instance {
 
 /// One instance of a plugin. After any failure the instance is not used again.
 pub struct Session {
-    plugin: String,
+    pub(super) plugin: String,
     /// `None` once a call was abandoned at its deadline (its thread keeps it).
     store: Option<Store<PluginState>>,
-    instance: Option<Instance>,
+    pub(super) instance: Option<Instance>,
 }
 
 impl Session {
@@ -401,7 +430,7 @@ impl Session {
         }
     }
 
-    fn returned<T>(
+    pub(super) fn returned<T>(
         &mut self,
         call: &'static str,
         r: Result<Result<T, PluginError>, PluginFailure>,
@@ -413,7 +442,7 @@ impl Session {
         })
     }
 
-    fn gone(&self, call: &'static str) -> PluginFailure {
+    pub(super) fn gone(&self, call: &'static str) -> PluginFailure {
         PluginFailure::Trap {
             plugin: self.plugin.clone(),
             call,
@@ -430,7 +459,7 @@ impl Session {
     /// `timeout_ms` + `plugin_program_timeout`. A thread of its own also keeps
     /// WASI's synchronous functions (which drive futures on a runtime of their
     /// own) out of the caller's tokio runtime.
-    fn call<R: Send + 'static>(
+    pub(super) fn call<R: Send + 'static>(
         &mut self,
         call: &'static str,
         f: impl FnOnce(&mut Store<PluginState>) -> wasmtime::Result<R> + Send + 'static,
@@ -522,134 +551,4 @@ impl Session {
             None => Err(self.gone("describe")),
         }
     }
-
-    fn source(&self, call: &'static str) -> Result<Source, PluginFailure> {
-        match &self.instance {
-            Some(Instance::Source(s)) => Ok(Source::Current(s.pgclone_plugin_source().clone())),
-            Some(Instance::SourceV1_0(s)) => Ok(Source::V1_0(s.pgclone_plugin_source().clone())),
-            Some(Instance::SourceV1_1(s)) => Ok(Source::V1_1(s.pgclone_plugin_source().clone())),
-            Some(Instance::Policy(_) | Instance::PolicyV1_0(_) | Instance::PolicyV1_1(_)) => {
-                Err(PluginFailure::Refused {
-                    plugin: self.plugin.clone(),
-                    reason: format!("it is a recovery policy, not a backup source ({call})"),
-                    detail: None,
-                    hint: None,
-                })
-            }
-            None => Err(self.gone(call)),
-        }
-    }
-
-    /// `source.check`.
-    pub fn check(&mut self, req: &CloneRequest) -> Result<BackupDescription, PluginFailure> {
-        let req = req.clone();
-        let r = match self.source("check")? {
-            Source::Current(s) => self.call("check", move |store| s.call_check(store, &req)),
-            Source::V1_1(s) => self.call("check", move |store| s.call_check(store, &req)),
-            Source::V1_0(s) => self.call("check", move |store| {
-                s.call_check(store, &req.conv()).map(Conv::conv)
-            }),
-        };
-        self.returned("check", r)
-    }
-
-    /// `source.plan-clone`.
-    pub fn plan_clone(
-        &mut self,
-        req: &CloneRequest,
-        backup: &BackupDescription,
-    ) -> Result<Vec<PlanStep>, PluginFailure> {
-        let (req, backup) = (req.clone(), backup.clone());
-        let r = match self.source("plan-clone")? {
-            Source::Current(s) => self.call("plan-clone", move |store| {
-                s.call_plan_clone(store, &req, &backup)
-            }),
-            Source::V1_1(s) => self.call("plan-clone", move |store| {
-                s.call_plan_clone(store, &req, &backup)
-            }),
-            Source::V1_0(s) => self.call("plan-clone", move |store| {
-                s.call_plan_clone(store, &req.conv(), &backup.conv())
-                    .map(Conv::conv)
-            }),
-        };
-        self.returned("plan-clone", r)
-    }
-
-    /// `source.locate-wal`.
-    pub fn wal_location(&mut self, name: &str) -> Result<WalLocation, PluginFailure> {
-        let name = name.to_string();
-        let r = match self.source("locate-wal")? {
-            Source::Current(s) => {
-                self.call("locate-wal", move |store| s.call_locate_wal(store, &name))
-            }
-            Source::V1_1(s) => {
-                self.call("locate-wal", move |store| s.call_locate_wal(store, &name))
-            }
-            Source::V1_0(s) => self.call("locate-wal", move |store| {
-                s.call_locate_wal(store, &name).map(Conv::conv)
-            }),
-        };
-        self.returned("locate-wal", r)
-    }
-
-    /// `source.locate-wal-archive`; a plugin of a contract before 1.2.0 has none and
-    /// is asked per file (`locate-wal`), as an empty answer says.
-    pub fn wal_archive(&mut self) -> Result<WalArchive, PluginFailure> {
-        let r = match self.source("locate-wal-archive")? {
-            Source::Current(s) => self.call("locate-wal-archive", move |store| {
-                s.call_locate_wal_archive(store)
-            }),
-            Source::V1_1(_) | Source::V1_0(_) => Ok(Ok(WalArchive {
-                directory: None,
-                fetch: None,
-            })),
-        };
-        self.returned("locate-wal-archive", r)
-    }
-
-    /// `policy.recovery-settings`.
-    pub fn recovery_settings(
-        &mut self,
-        facts: &RecoveryFacts,
-        previous: &RecoveryConfig,
-    ) -> Result<RecoveryConfig, PluginFailure> {
-        let (facts, previous) = (facts.clone(), previous.clone());
-        let r = match &self.instance {
-            Some(Instance::Policy(p)) => {
-                let p = p.pgclone_plugin_policy().clone();
-                self.call("recovery-settings", move |store| {
-                    p.call_recovery_settings(store, &facts, &previous)
-                })
-            }
-            Some(Instance::PolicyV1_0(p)) => {
-                let p = p.pgclone_plugin_policy().clone();
-                self.call("recovery-settings", move |store| {
-                    p.call_recovery_settings(store, &facts.conv(), &previous.conv())
-                        .map(Conv::conv)
-                })
-            }
-            Some(Instance::PolicyV1_1(p)) => {
-                let p = p.pgclone_plugin_policy().clone();
-                self.call("recovery-settings", move |store| {
-                    p.call_recovery_settings(store, &facts.conv(), &previous.conv())
-                        .map(Conv::conv)
-                })
-            }
-            Some(Instance::Source(_) | Instance::SourceV1_0(_) | Instance::SourceV1_1(_)) => {
-                return Err(refused(
-                    &self.plugin,
-                    "it is a backup source, not a recovery policy (recovery-settings)",
-                ))
-            }
-            None => return Err(self.gone("recovery-settings")),
-        };
-        self.returned("recovery-settings", r)
-    }
-}
-
-/// The source interface of any supported contract version.
-enum Source {
-    Current(super::bindings::source_api::Guest),
-    V1_1(v1_1::source_api::Guest),
-    V1_0(v1_0::source_api::Guest),
 }

@@ -1,6 +1,7 @@
 //! The WebAssembly plugin host: loading, verifying, sandboxing and calling
 //! plugins that implement the `pgclone:plugin` contract (`wit/`).
 
+mod adapter;
 pub mod bindings;
 pub mod cache;
 pub mod capability;
@@ -8,6 +9,7 @@ pub mod catalog;
 pub mod compat;
 pub mod conformance;
 pub mod contract;
+pub mod convert;
 pub mod error;
 mod host_calls;
 pub mod host_env;

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use crate::plugin::bindings::policy_api::{RecoveryConfig, RecoveryFacts, SettingsFile};
+use super::policy::{RecoveryConfig, RecoveryFacts, RecoveryPolicy, SettingsFile};
 use crate::plugin::{HostEnv, Plugin, PluginFailure, Runtime};
 
 use super::gucs;

@@ -3,6 +3,7 @@
 
 pub mod chain;
 pub mod gucs;
+pub mod policy;
 pub mod render;
 pub mod write;
 

@@ -1,7 +1,7 @@
 //! Rendering a recovery configuration into file contents, with PostgreSQL's
 //! quoting, merged into an existing `postgresql.auto.conf`.
 
-use crate::plugin::bindings::policy_api::{RecoveryConfig, SettingsFile, SignalFile};
+use super::policy::{RecoveryConfig, SettingsFile, SignalFile};
 
 use super::gucs;
 
@@ -89,7 +89,7 @@ pub fn render(config: &RecoveryConfig, existing_auto_conf: Option<&str>) -> Rend
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugin::bindings::policy_api::Setting;
+    use crate::recovery::policy::Setting;
 
     fn cfg(
         file: SettingsFile,

@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::spool::Spool;
-use crate::plugin::bindings::types as wit;
 use crate::plugin::{Capability, PluginFailure};
+use crate::source as wit;
 
 /// How long a cached answer is used before the plugin is asked again.
 pub const FRESH_FOR: Duration = Duration::from_secs(300);

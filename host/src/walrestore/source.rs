@@ -17,9 +17,9 @@ use super::spool::Spool;
 use super::ssh::SshHost;
 use super::{exit, problem, Problem};
 use crate::config::{ConfFile, PluginsConfig};
-use crate::plugin::bindings::types::{Provides, WalLocation};
 use crate::plugin::{catalog, HostEnv, Plugin, Runtime};
 use crate::report::Failure;
+use crate::source::{BackupSource, WalLocation};
 
 /// barman-wal-restore's arguments: where Barman is and which server.
 #[derive(Debug, Clone)]
@@ -218,7 +218,7 @@ impl WalSource {
             .map_err(|e| usage(Failure::new(format!("{e:#}"))))?;
         let plugin =
             Plugin::load(&rt, &self.candidate().map_err(usage)?).map_err(plugin_failure)?;
-        if !plugin.info.provides.contains(Provides::WAL) {
+        if !plugin.provides_wal() {
             return Err(usage(Failure::new(format!(
                 "plugin \"{}\" does not supply WAL",
                 self.plugin

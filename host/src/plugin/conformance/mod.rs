@@ -9,12 +9,12 @@ mod source;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::bindings::types::ConnParam;
 use super::capability::Capability;
 use super::catalog::{self, Candidate};
 use super::contract::PluginKind;
 use super::{HostEnv, Plugin, PluginFailure, Runtime};
 use crate::config::ConfFile;
+use crate::source::ConnParam;
 
 /// The verdict on one case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

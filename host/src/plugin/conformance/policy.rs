@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use super::{judge, param, Report, Verdict};
-use crate::plugin::bindings::policy_api::RecoveryFacts;
 use crate::plugin::catalog;
 use crate::plugin::{HostEnv, Plugin, PluginFailure, Runtime};
+use crate::recovery::policy::RecoveryFacts;
 
 /// Valid facts with every optional one set, for node `node`: a policy that
 /// adds a setting the standard policy already set is caught here.

@@ -8,12 +8,12 @@ use std::sync::Arc;
 
 use super::{judge, param, Report, Verdict};
 use crate::clone::steps;
-use crate::plugin::bindings::types::{
-    BackupDescription, BackupFormat, CloneRequest, NodeIdentity, PlanStep, Tablespace, WalArchive,
-    WalLocation,
-};
 use crate::plugin::capability::Capability;
 use crate::plugin::{HostEnv, Plugin, Runtime};
+use crate::source::{
+    Backup, BackupFormat, BackupSource, CloneRequest, NodeIdentity, PlanStep, Tablespace,
+    WalArchive, WalLocation,
+};
 
 fn request(data_dir: &Path) -> CloneRequest {
     CloneRequest {
@@ -65,8 +65,8 @@ fn hostile_request() -> CloneRequest {
     }
 }
 
-fn backup(id: &str, tablespace_location: &str, oid: u32) -> BackupDescription {
-    BackupDescription {
+fn backup(id: &str, tablespace_location: &str, oid: u32) -> Backup {
+    Backup {
         id: id.into(),
         system_identifier: "7000000000000000001".into(),
         server_version: 150004,
@@ -206,13 +206,12 @@ pub fn cases(rt: &Runtime, env: &Arc<HostEnv>, p: &Plugin, report: &mut Report) 
 /// `locate-wal-archive`: would a host accept the answer, were the plugin's
 /// declared capabilities granted?
 fn judge_wal_archive(report: &mut Report, p: &Plugin, answer: WalArchive) {
-    use crate::plugin::bindings::types::Provides;
     let case = "locate-wal-archive";
     let caps = crate::plugin::capability::CapabilitySet {
         declared: p.caps.declared.clone(),
         granted: p.caps.declared.clone(),
     };
-    let wal = p.info.provides.contains(Provides::WAL);
+    let wal = p.provides_wal();
     match crate::walrestore::archive::from_plugin(&p.name, &caps, answer) {
         Err(e) => report.add(
             Verdict::Fail,

@@ -1,0 +1,142 @@
+//! Phase 5: the recovery configuration, written last (after a verified
+//! copy), and what the operator is told to do next.
+
+use crate::recovery::policy::{RecoveryConfig, SettingsFile};
+use crate::recovery::{self, render::render, write::read_existing, RenderedConfig};
+use crate::report;
+
+use super::catchup;
+use super::plan::Plan;
+use super::resolve::Context;
+use super::target;
+
+/// Writes the policies' configuration over what the copy brought along.
+pub fn write(ctx: &Context<'_>, plan: &Plan) -> anyhow::Result<()> {
+    let dir = &ctx.target.real;
+    let existing = read_existing(dir, "postgresql.auto.conf")?;
+    let rendered = render(&plan.recovery, existing.as_deref());
+    recovery::apply(dir, &rendered)?;
+    for (name, _) in &rendered.files {
+        report::info(&format!("wrote \"{}/{name}\"", dir.display()));
+    }
+    Ok(())
+}
+
+/// Patroni writes its own configuration: the copy's is removed.
+pub fn clear(ctx: &Context<'_>, plan: &Plan) -> anyhow::Result<()> {
+    let dir = &ctx.target.real;
+    let existing = read_existing(dir, "postgresql.auto.conf")?;
+    let rendered = cleared_recovery(plan.server_version, existing.as_deref());
+    recovery::apply(dir, &rendered)?;
+    if !rendered.files.is_empty() {
+        report::info(&format!(
+            "recovery settings copied from the source were removed from \"{}/postgresql.auto.conf\"",
+            dir.display()
+        ));
+    }
+    report::info("no recovery configuration written: Patroni writes its own");
+    Ok(())
+}
+
+/// What a successful clone tells the operator.
+pub fn announce(ctx: &Context<'_>, plan: &Plan) {
+    let (o, node, data_dir) = (ctx.o, &ctx.node, &ctx.node.data_dir);
+    if o.patroni {
+        report::notice(&match node.source.as_str() {
+            "barman" => "replica created from Barman".to_string(),
+            "pg-basebackup" => "replica created with pg_basebackup".to_string(),
+            other => format!("replica created from backup source \"{other}\""),
+        });
+        report::hint("Patroni writes the recovery configuration and starts the server");
+        return;
+    }
+    if o.replication_conf_only {
+        report::notice(&format!(
+            "replication configuration written to \"{}\"",
+            data_dir.display()
+        ));
+        if target::running_postmaster(&ctx.target.real).is_some() {
+            report::hint(if plan.server_version >= 130000 {
+                "the standby runs: a reload (pg_ctl reload) applies a new primary_conninfo or primary_slot_name; other changes need a restart"
+            } else {
+                "the standby runs: restart it (pg_ctl restart) to apply the new configuration"
+            });
+        }
+    } else {
+        report::notice(&match node.source.as_str() {
+            "barman" => "standby clone (from Barman) complete".to_string(),
+            "pg-basebackup" => "standby clone (using pg_basebackup) complete".to_string(),
+            other => format!("standby clone (from backup source \"{other}\") complete"),
+        });
+        report::notice("you can now start your PostgreSQL server");
+        report::hint(&format!(
+            "for example: pg_ctl -D {} start",
+            data_dir.display()
+        ));
+        // A repmgr configuration (it has repmgr's own conninfo key): the node
+        // is not part of the repmgr cluster until it is registered.
+        if ctx.conf.get("conninfo").is_some() {
+            report::hint(
+                "after starting the server, you need to register this standby with \"repmgr standby register\"",
+            );
+        }
+    }
+    if plan.no_restore_command {
+        catchup::warn_no_restore_command(ctx.conf);
+    }
+}
+
+/// For Patroni, which writes its own recovery settings after the copy: none
+/// are written, and whatever the copy brought along is removed (signal files,
+/// recovery.conf, recovery settings the source set with ALTER SYSTEM such as
+/// primary_conninfo or recovery_target_*), so nothing stale is left behind.
+fn cleared_recovery(version: u32, existing_auto_conf: Option<&str>) -> RenderedConfig {
+    let remove = ["recovery.conf", "standby.signal", "recovery.signal"]
+        .map(String::from)
+        .to_vec();
+    let mut files = Vec::new();
+    if let (Some(old), true) = (existing_auto_conf, version >= 120000) {
+        let none = RecoveryConfig {
+            file: SettingsFile::PostgresqlAutoConf,
+            settings: Vec::new(),
+            signal_files: Vec::new(),
+        };
+        let cleaned = render(&none, Some(old))
+            .files
+            .into_iter()
+            .find(|(name, _)| name == "postgresql.auto.conf");
+        if let Some((name, text)) = cleaned.filter(|(_, text)| text != old) {
+            files.push((name, text));
+        }
+    }
+    RenderedConfig { files, remove }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patroni_replicas_get_no_recovery_configuration_and_keep_nothing_stale() {
+        let old = "# Do not edit this file manually!\n\
+                   work_mem = '8MB'\n\
+                   primary_conninfo = 'host=stale'\n\
+                   recovery_target_time = '2020-01-01'\n";
+        let r = cleared_recovery(150000, Some(old));
+        assert_eq!(r.files.len(), 1);
+        let (name, auto) = &r.files[0];
+        assert_eq!(name, "postgresql.auto.conf");
+        assert!(auto.contains("work_mem = '8MB'"), "{auto}");
+        assert!(!auto.contains("primary_conninfo") && !auto.contains("recovery_target"));
+        for f in ["standby.signal", "recovery.signal", "recovery.conf"] {
+            assert!(r.remove.contains(&f.to_string()), "{f}");
+        }
+        // Nothing to clean: postgresql.auto.conf is left as it is.
+        assert!(cleared_recovery(150000, Some("work_mem = '8MB'\n"))
+            .files
+            .is_empty());
+        assert!(cleared_recovery(150000, None).files.is_empty());
+        // Before 12 there is only recovery.conf to remove.
+        assert!(cleared_recovery(110000, Some(old)).files.is_empty());
+    }
+}

@@ -1,0 +1,213 @@
+//! Phase 4: the plan's actions, in order. From here on things change: a
+//! failure or a signal stops at once, and rollback undoes what this clone did.
+
+use std::os::unix::fs::DirBuilderExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::report::{self, Failure};
+
+use super::plan::{Action, Plan};
+use super::resolve::Context;
+use super::steps::{self, Step};
+use super::warm_wal::Warm;
+use super::{
+    configure, copy_tree, external, interrupt, progress, rollback, target, upstream, verify,
+};
+
+/// What this clone did that rollback must undo.
+#[derive(Default)]
+pub struct Done {
+    pub created_slot: Option<String>,
+    pub warm: Option<Warm>,
+}
+
+/// Runs every action; on failure (or SIGINT/SIGTERM), rolls back and returns
+/// the failure with what was undone in its hint. The staging directory goes
+/// either way.
+pub async fn run(ctx: &Context<'_>, plan: &Plan, executing: &AtomicBool) -> anyhow::Result<()> {
+    let exec = exec_context(ctx, plan)?;
+    let mut done = Done::default();
+    executing.store(true, Ordering::SeqCst);
+    let result = tokio::select! {
+        r = run_actions(ctx, plan, &exec, &mut done) => r,
+        sig = interrupt::wait() => Err(interrupt::failure(sig)),
+    };
+    if let Some(d) = &plan.source.staging {
+        remove_staging(d);
+    }
+    match result {
+        Ok(()) => Ok(()),
+        Err(e) => Err(rollback::undo(ctx, plan, &done, e).await),
+    }
+}
+
+/// What the source's steps run with.
+fn exec_context(ctx: &Context<'_>, plan: &Plan) -> anyhow::Result<steps::ExecContext> {
+    let (repl, s) = (&ctx.repl, &plan.source);
+    Ok(steps::ExecContext {
+        auth: steps::ChildAuth {
+            password: if repl.password_source.as_deref() == Some("the connection string") {
+                repl.password.clone()
+            } else {
+                None
+            },
+            passfile: ctx.node.passfile.clone(),
+            service_file: repl.child_service_file(ctx.scratch.path())?,
+        },
+        jobs: ctx.node.jobs,
+        ssh_options: ctx.env.ssh_options.clone(),
+        scratch: ctx.scratch.path().to_path_buf(),
+        control_path: ctx.env.control_path.clone(),
+        show_progress: progress::live(),
+        expected_bytes: s.size_bytes(),
+        roots: std::iter::once(ctx.target.real.clone())
+            .chain(s.tablespaces.values().cloned())
+            .chain(s.staging.iter().cloned())
+            .chain(ctx.node.waldir.iter().cloned())
+            .collect(),
+    })
+}
+
+async fn run_actions(
+    ctx: &Context<'_>,
+    plan: &Plan,
+    exec: &steps::ExecContext,
+    done: &mut Done,
+) -> anyhow::Result<()> {
+    for action in &plan.actions {
+        perform(ctx, plan, exec, done, action).await?;
+    }
+    Ok(())
+}
+
+async fn perform(
+    ctx: &Context<'_>,
+    plan: &Plan,
+    exec: &steps::ExecContext,
+    done: &mut Done,
+    action: &Action,
+) -> anyhow::Result<()> {
+    let (target, s) = (&ctx.target, &plan.source);
+    match action {
+        Action::PrepareTarget { delta: true } => target.prepare_for_delta()?,
+        Action::PrepareTarget { delta: false } => target.prepare()?,
+        Action::LinkWaldir(w) => target::link_waldir(&target.real, w)?,
+        Action::CreateStaging(d) => create_dir(d, false)?,
+        Action::CreateTablespaceDirs(dirs) => {
+            for d in dirs {
+                create_dir(d, true)?;
+            }
+        }
+        Action::CreateSlot(slot) => create_slot(ctx, slot, done).await?,
+        Action::WarmWal { restore_command } => {
+            let backup = s.backup.as_ref().expect("planned for a backup");
+            done.warm = super::warm_wal::start(
+                restore_command,
+                backup,
+                &target.real,
+                ctx.node.warm_segments,
+            );
+        }
+        Action::RunSource => {
+            report::notice(if ctx.node.barman_mode {
+                "retrieving backup from Barman..."
+            } else {
+                "starting the copy"
+            });
+            steps::execute(&s.steps, exec).await?;
+            if let Some(w) = &done.warm {
+                report::info(&format!(
+                    "wal: {} segments since the backup are already in restore_command's spool",
+                    w.spooled()
+                ));
+            }
+        }
+        Action::RemoveUnlisted => remove_unlisted(&target.real, &s.steps)?,
+        Action::VerifyCopy => {
+            verify::verify_not_incremental(&target.real)?;
+            verify::verify_copy(&target.real)?;
+        }
+        Action::VerifyManifest { unpacked: true } => {
+            verify::verify_unpacked(&ctx.env, &target.real, plan.server_version, &s.tablespaces)
+                .await?
+        }
+        Action::VerifyManifest { unpacked: false } => {
+            verify::verify_backup(&ctx.env, &target.real, plan.server_version).await?
+        }
+        Action::CopyExternal(mode) => {
+            let u = ctx
+                .up
+                .info
+                .as_ref()
+                .expect("planned with the upstream's settings");
+            let local = ctx.up.is_local();
+            let host = ctx.up.meta.params.get("host").unwrap_or("");
+            let dest = external::ssh_dest(host, ctx.o.remote_user.as_deref(), local);
+            external::copy(mode, u, &dest, local, &ctx.env.ssh_options, &target.real).await?
+        }
+        Action::ClearRecovery => configure::clear(ctx, plan)?,
+        Action::WriteRecovery => configure::write(ctx, plan)?,
+    }
+    Ok(())
+}
+
+fn create_dir(d: &Path, recursive: bool) -> Result<(), Failure> {
+    std::fs::DirBuilder::new()
+        .recursive(recursive)
+        .mode(0o700)
+        .create(d)
+        .map_err(|e| {
+            Failure::new(format!("could not create directory \"{}\"", d.display()))
+                .detail(e.to_string())
+        })
+}
+
+/// Created only when it is still missing (a slot made since the plan is
+/// used, not made twice); one this clone made is dropped on rollback.
+async fn create_slot(ctx: &Context<'_>, slot: &str, done: &mut Done) -> anyhow::Result<()> {
+    let Some(c) = &ctx.up.client else {
+        return Ok(());
+    };
+    if upstream::slot_state(c, slot).await?.is_none() {
+        upstream::create_slot(c, slot).await?;
+        report::info(&format!(
+            "replication slot \"{slot}\" created on the upstream"
+        ));
+        done.created_slot = Some(slot.to_string());
+    }
+    Ok(())
+}
+
+/// A delta copy leaves what the backup no longer has: every file neither a
+/// copy-tree step copied nor a write-file step wrote into the data directory
+/// goes (pg_tblspc's and pg_wal's links stay).
+fn remove_unlisted(datadir: &Path, plan: &[Step]) -> anyhow::Result<()> {
+    let listed: Vec<String> = plan
+        .iter()
+        .flat_map(|s| match s {
+            Step::CopyTree { local, files, .. } if local == datadir => files.clone(),
+            Step::WriteFile { path, .. } if path.starts_with(datadir) => {
+                vec![path.to_string_lossy().into_owned()]
+            }
+            _ => Vec::new(),
+        })
+        .collect();
+    let removed = copy_tree::remove_unlisted(datadir, &listed, &["pg_tblspc", "pg_wal"])?;
+    report::info(&format!(
+        "delta copy: {removed} files that are not in the backup were removed"
+    ));
+    Ok(())
+}
+
+/// Created by this clone: whatever happened, it goes.
+fn remove_staging(d: &Path) {
+    if let Err(e) = std::fs::remove_dir_all(d) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            report::warning(
+                &format!("could not remove the staging directory \"{}\"", d.display()),
+                Some(&e.to_string()),
+            );
+        }
+    }
+}

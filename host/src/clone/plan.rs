@@ -1,0 +1,302 @@
+//! Phase 3: the plan. Decided from the resolved context once every check has
+//! run, as a list of actions in the order they run. `--dry-run` prints this
+//! list, and execution walks the very same list, so the two cannot disagree.
+
+use std::path::PathBuf;
+
+use crate::recovery::policy::RecoveryConfig;
+use crate::recovery::{render::render, write::read_existing};
+use crate::report::{self, Failure};
+
+use super::checks::Checks;
+use super::external::{self, ExternalConfig};
+use super::resolve::Context;
+use super::source_plan::{self, SourcePlan};
+use super::steps::Step;
+use super::target::{self, TargetState};
+use super::{catchup, recovery_plan, upstream, warm_wal};
+
+/// What the checks decided, before the actions are laid out.
+pub struct Decided {
+    pub source: SourcePlan,
+    pub server_version: u32,
+    /// `None` when a check failed.
+    pub recovery: Option<RecoveryConfig>,
+    /// The standby has no restore_command and must catch up by streaming.
+    pub no_restore_command: bool,
+}
+
+/// Asks the source for its plan and the policies for the recovery
+/// configuration, and runs the checks on both.
+pub async fn decide(ctx: &Context<'_>, checks: &mut Checks) -> anyhow::Result<Decided> {
+    let source = if ctx.o.replication_conf_only {
+        SourcePlan::default()
+    } else {
+        let s = source_plan::plan(ctx, checks)?;
+        if let Some(w) = &ctx.node.waldir {
+            match target::check_waldir(w, &ctx.target, s.delta) {
+                Ok(m) => checks.ok(m),
+                Err(f) => checks.fail_error_first(&f.into()),
+            }
+        }
+        s
+    };
+    let server_version = server_version(ctx, &source)?;
+    let recovery = recovery_plan::decide(ctx, checks, server_version);
+    let no_restore_command = catchup::needed(ctx, recovery.as_ref());
+    if let (true, Some(b)) = (no_restore_command, &source.backup) {
+        catchup::check_catchup(checks, ctx, b).await;
+    }
+    Ok(Decided {
+        source,
+        server_version,
+        recovery,
+        no_restore_command,
+    })
+}
+
+/// The standby's PostgreSQL version: the upstream's when it answered, else
+/// the data directory's (--replication-conf-only) or the backup's.
+fn server_version(ctx: &Context<'_>, source: &SourcePlan) -> anyhow::Result<u32> {
+    if let Some(u) = &ctx.up.info {
+        return Ok(u.version_num);
+    }
+    if let (true, Some(v)) = (ctx.o.replication_conf_only, ctx.target.pg_version()) {
+        return pgclone_contract::pg_version::parse(v)
+            .ok_or_else(|| Failure::new(format!("cannot understand PG_VERSION \"{v}\"")).into());
+    }
+    Ok(source.backup.as_ref().map_or(0, |b| b.server_version))
+}
+
+/// One thing the clone does.
+#[derive(Debug)]
+pub enum Action {
+    /// Create the data directory, empty it (-F), or keep it for a delta copy.
+    PrepareTarget {
+        delta: bool,
+    },
+    /// Make pg_wal a link to the --waldir of pg_basebackup_options (when
+    /// pgclone places the files: pg_basebackup makes the link itself).
+    LinkWaldir(PathBuf),
+    /// The empty staging directory an incremental chain is combined in.
+    CreateStaging(PathBuf),
+    /// Every tablespace directory, so that writes can be checked against the
+    /// real directories.
+    CreateTablespaceDirs(Vec<PathBuf>),
+    CreateSlot(String),
+    /// Fetch the WAL since the backup into restore_command's spool while
+    /// the copy runs.
+    WarmWal {
+        restore_command: String,
+    },
+    /// The source plugin's validated steps.
+    RunSource,
+    /// A delta copy: remove the files the backup does not have.
+    RemoveUnlisted,
+    /// A complete data directory, not an incremental backup.
+    VerifyCopy,
+    /// Every file against the manifest: the backup's (archives unpacked, a
+    /// chain combined) or pg_basebackup's (-v/--verify-backup).
+    VerifyManifest {
+        unpacked: bool,
+    },
+    CopyExternal(ExternalConfig),
+    /// Patroni writes the recovery configuration: whatever the copy brought
+    /// along is removed.
+    ClearRecovery,
+    WriteRecovery,
+}
+
+/// The clone's plan.
+pub struct Plan {
+    pub source: SourcePlan,
+    pub server_version: u32,
+    pub recovery: RecoveryConfig,
+    pub no_restore_command: bool,
+    pub actions: Vec<Action>,
+}
+
+impl Plan {
+    /// Lays out the actions, in the order they run. Called once every check
+    /// passed.
+    pub async fn new(ctx: &Context<'_>, d: Decided) -> anyhow::Result<Plan> {
+        let recovery = d.recovery.expect("the checks passed");
+        let (o, node, s) = (ctx.o, &ctx.node, &d.source);
+        let mut a = Vec::new();
+        let copy = !o.replication_conf_only;
+        let link_waldir = node
+            .waldir
+            .clone()
+            .filter(|_| copy && s.host_places_files());
+        if copy {
+            a.push(Action::PrepareTarget { delta: s.delta });
+            // pg_combinebackup wants an empty data directory: linked after it.
+            if let (Some(w), None) = (&link_waldir, &s.staging) {
+                a.push(Action::LinkWaldir(w.clone()));
+            }
+            if let Some(d) = &s.staging {
+                a.push(Action::CreateStaging(d.clone()));
+            }
+            if !s.tablespaces.is_empty() {
+                a.push(Action::CreateTablespaceDirs(
+                    s.tablespaces.values().cloned().collect(),
+                ));
+            }
+        }
+        if let (Some(slot), Some(c)) = (&node.slot_name, &ctx.up.client) {
+            if upstream::slot_state(c, slot).await?.is_none() {
+                a.push(Action::CreateSlot(slot.to_string()));
+            }
+        }
+        if copy {
+            if let Some(rc) = warm_restore_command(ctx, s, &recovery) {
+                a.push(Action::WarmWal {
+                    restore_command: rc,
+                });
+            }
+            a.push(Action::RunSource);
+            if let (Some(w), Some(_)) = (&link_waldir, &s.staging) {
+                a.push(Action::LinkWaldir(w.clone()));
+            }
+            if s.delta {
+                a.push(Action::RemoveUnlisted);
+            }
+            a.push(Action::VerifyCopy);
+            if s.unpacks || s.staging.is_some() {
+                a.push(Action::VerifyManifest { unpacked: true });
+            } else if o.verify_backup {
+                a.push(Action::VerifyManifest { unpacked: false });
+            }
+            if let (Some(mode), Some(_)) = (&o.copy_external_config_files, &ctx.up.info) {
+                a.push(Action::CopyExternal(*mode));
+            }
+        }
+        a.push(if o.patroni {
+            Action::ClearRecovery
+        } else {
+            Action::WriteRecovery
+        });
+        Ok(Plan {
+            source: d.source,
+            server_version: d.server_version,
+            recovery,
+            no_restore_command: d.no_restore_command,
+            actions: a,
+        })
+    }
+
+    /// `--dry-run`'s account: every action, in order; the source's steps
+    /// numbered; the files the configuration writes.
+    pub fn print(&self, ctx: &Context<'_>) -> anyhow::Result<()> {
+        println!("plan:");
+        for action in &self.actions {
+            for line in self.describe(ctx, action)? {
+                println!("  {line}");
+            }
+        }
+        Ok(())
+    }
+
+    /// What an action does, as lines.
+    fn describe(&self, ctx: &Context<'_>, action: &Action) -> anyhow::Result<Vec<String>> {
+        let dir = ctx.target.real.display();
+        Ok(match action {
+            Action::PrepareTarget { delta } => match (&ctx.target.state, delta) {
+                (TargetState::Missing, _) => vec![format!("create {dir} (mode 0700)")],
+                (TargetState::Populated { .. }, true) => vec![format!("keep {dir} for a delta copy")],
+                (TargetState::Populated { .. }, false) => vec![format!("empty {dir}")],
+                (TargetState::Empty, _) => vec![],
+            },
+            Action::LinkWaldir(w) => vec![format!("link {dir}/pg_wal to {} (created 0700)", w.display())],
+            Action::CreateStaging(d) => vec![format!(
+                "create staging directory {} (mode 0700; removed after the clone)",
+                d.display()
+            )],
+            Action::CreateTablespaceDirs(dirs) => dirs
+                .iter()
+                .map(|d| format!("create tablespace directory {} (mode 0700) if missing", d.display()))
+                .collect(),
+            Action::CreateSlot(slot) => vec![format!("create replication slot \"{slot}\" on the upstream")],
+            Action::WarmWal { .. } => vec![format!(
+                "fetch up to {} WAL segments since the backup into restore_command's spool while the copy runs",
+                ctx.node.warm_segments
+            )],
+            Action::RunSource => self.source_lines(),
+            Action::RemoveUnlisted => vec![format!("remove the files of {dir} the backup does not have (delta copy)")],
+            Action::VerifyCopy => vec![format!("check that {dir} is a complete data directory")],
+            Action::VerifyManifest { unpacked: true } => {
+                vec!["verify every file against the backup's manifest".into()]
+            }
+            Action::VerifyManifest { unpacked: false } => {
+                vec!["verify every file against pg_basebackup's manifest (pg_verifybackup)".into()]
+            }
+            Action::CopyExternal(mode) => {
+                let u = ctx.up.info.as_ref().expect("planned with the upstream's settings");
+                let host = ctx.up.meta.params.get("host").unwrap_or("");
+                let dest = external::ssh_dest(host, ctx.o.remote_user.as_deref(), ctx.up.is_local());
+                external::plan(mode, u, &dest, ctx.up.is_local(), &ctx.target.real)
+            }
+            Action::ClearRecovery => vec!["remove recovery settings the copy brought along (Patroni writes its own)".into()],
+            Action::WriteRecovery => self.recovery_lines(ctx)?,
+        })
+    }
+
+    /// The source's steps, numbered. Arguments, paths and descriptions come
+    /// from the plugin: escaped.
+    fn source_lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for (i, s) in self.source.steps.iter().enumerate() {
+            lines.push(format!("{}. {}", i + 1, report::escape(&s.to_string())));
+            if let Step::Run { description, .. } = s {
+                lines.push(format!("   ({})", report::escape(description)));
+            }
+        }
+        lines
+    }
+
+    /// The recovery configuration's files, as they would be written now.
+    fn recovery_lines(&self, ctx: &Context<'_>) -> anyhow::Result<Vec<String>> {
+        let dir = ctx.target.real.display();
+        let existing = if ctx.o.replication_conf_only {
+            read_existing(&ctx.target.real, "postgresql.auto.conf")?
+        } else {
+            None
+        };
+        let rendered = render(&self.recovery, existing.as_deref());
+        let mut lines =
+            vec!["write the recovery configuration (last, after a verified copy):".to_string()];
+        for (name, contents) in &rendered.files {
+            lines.push(format!("{dir}/{name}:"));
+            lines.extend(contents.lines().map(|l| format!("  {l}")));
+        }
+        lines.extend(
+            rendered
+                .remove
+                .iter()
+                .map(|name| format!("remove {dir}/{name} if present")),
+        );
+        Ok(lines)
+    }
+}
+
+/// The restore_command to warm up for: the recovery configuration's, when it
+/// is pgclone's own wal-restore and the clone restores a backup (not for
+/// Patroni, whose restore_command pgclone does not write).
+fn warm_restore_command(
+    ctx: &Context<'_>,
+    s: &SourcePlan,
+    recovery: &RecoveryConfig,
+) -> Option<String> {
+    let b = s.backup.as_ref()?;
+    let rc = recovery
+        .settings
+        .iter()
+        .find(|s| s.name == "restore_command")
+        .map(|s| s.value.as_str())
+        .filter(|v| !v.trim().is_empty())?;
+    let window = ctx.node.warm_segments;
+    let usable = !ctx.o.patroni
+        && window > 0
+        && warm_wal::warm_argv(rc, &b.begin_wal, 16 << 20, window).is_some();
+    usable.then(|| rc.to_string())
+}

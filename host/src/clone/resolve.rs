@@ -1,0 +1,224 @@
+//! Phase 1: everything the clone works from, learned once. The settings, the
+//! plugins it uses, the upstream as it answers, and the target directory as
+//! it is now. Later phases judge and act on this context; they do not change it.
+
+use std::sync::Arc;
+
+use crate::config::{ConfFile, PluginsConfig};
+use crate::pg::libpq::Resolved;
+use crate::plugin::{cache, catalog, HostEnv, Plugin, Runtime};
+use crate::report::{self, Failure};
+
+use super::connect::{self, Replication, UpstreamSide};
+use super::settings::NodeSettings;
+use super::ssh_master::SshMaster;
+use super::target::{self, Target};
+use super::CloneOptions;
+
+/// The clone's resolved context.
+pub struct Context<'a> {
+    pub conf: &'a ConfFile,
+    pub plugins_cfg: &'a PluginsConfig,
+    pub o: &'a CloneOptions,
+    pub node: NodeSettings,
+    pub rt: Runtime,
+    /// The backup source (none with --replication-conf-only).
+    pub source: Option<Plugin>,
+    /// The recovery policies in the order they decide: the standard one, then
+    /// the site's (none for Patroni, which writes its own configuration).
+    pub policies: Vec<Plugin>,
+    /// What plugins and steps may use, with the shared ssh connection's path.
+    pub env: Arc<HostEnv>,
+    /// A private directory for the clone's own files, removed at the end.
+    pub scratch: tempfile::TempDir,
+    pub up: UpstreamSide,
+    /// The replication connection's parameters, and what it showed.
+    pub repl: Resolved,
+    pub replication: Replication,
+    pub target: Target,
+    /// Held open for the clone's duration; closed when dropped.
+    _ssh_master: Option<SshMaster>,
+}
+
+impl Context<'_> {
+    /// The source plugin; only --replication-conf-only has none.
+    pub fn source(&self) -> &Plugin {
+        self.source
+            .as_ref()
+            .expect("a source is loaded unless --replication-conf-only")
+    }
+}
+
+/// Resolves the context, in this order: who runs it, the node's settings,
+/// the plugins (whether the source needs the upstream decides how much of its
+/// absence is tolerated), the upstream, the target directory.
+pub async fn context<'a>(
+    conf: &'a ConfFile,
+    plugins_cfg: &'a PluginsConfig,
+    o: &'a CloneOptions,
+) -> anyhow::Result<Context<'a>> {
+    refuse_root()?;
+    let mut node = NodeSettings::read(conf, o)?;
+    announce(conf, o, &node);
+    let rt = Runtime::new(cache::default_dir().as_deref())?;
+    let loader = Loader::new(&rt, plugins_cfg);
+    let source = if o.replication_conf_only {
+        None
+    } else {
+        let p = loader.source(&node.source)?;
+        node.from_backup = !p.info.needs_upstream;
+        Some(p)
+    };
+    let policies = loader.policies(o)?;
+    report::info(&plugins_used(
+        plugins_cfg,
+        &policies.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+    ));
+    let mut env = HostEnv::new(conf, plugins_cfg)?;
+    let scratch = tempfile::Builder::new().prefix("pgclone-").tempdir()?;
+    // Opened now, while the upstream is asked, so that the source's commands
+    // that follow skip the handshake.
+    let master = barman_master(o, &node, &env, &scratch);
+    let up = connect::upstream(o, &node).await?;
+    let repl = connect::replication(o, &node, &up)?;
+    let replication = connect::identify(o, &node, &up, &repl, &env, scratch.path()).await?;
+    let target = target::inspect(&node.data_dir, up.local.as_ref())?;
+    env.control_path = master.as_ref().and_then(SshMaster::ready);
+    Ok(Context {
+        conf,
+        plugins_cfg,
+        o,
+        node,
+        rt,
+        source,
+        policies,
+        env: Arc::new(env),
+        scratch,
+        up,
+        repl,
+        replication,
+        target,
+        _ssh_master: master,
+    })
+}
+
+fn refuse_root() -> anyhow::Result<()> {
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(());
+    }
+    Err(Failure::new("pgclone standby clone must not be run as root")
+        .detail("PostgreSQL refuses to run as root, so a data directory cloned by root cannot be started")
+        .hint("run it as the owner of the data directory, e.g. runuser -u postgres -- pgclone standby clone ...")
+        .into())
+}
+
+/// What the clone is about to do, as repmgr says it.
+fn announce(conf: &ConfFile, o: &CloneOptions, node: &NodeSettings) {
+    report::notice(&format!(
+        "destination directory \"{}\" provided",
+        node.data_dir.display()
+    ));
+    if o.replication_conf_only {
+        return;
+    }
+    if !node.barman_mode && node.source != "pg-basebackup" {
+        report::info(&format!("cloning with backup source \"{}\"", node.source));
+    }
+    if node.barman_mode {
+        if o.fast_checkpoint {
+            report::notice(
+                "-c/--fast-checkpoint does not apply to a clone from Barman: its backup was taken already",
+            );
+        }
+        report::info(&format!(
+            "cloning from Barman server \"{}\" on \"{}\"",
+            conf.get("barman_server").unwrap_or(""),
+            conf.get("barman_host").unwrap_or("")
+        ));
+    }
+}
+
+/// Loads configured plugins by name.
+struct Loader<'a> {
+    rt: &'a Runtime,
+    cfg: &'a PluginsConfig,
+    candidates: Vec<catalog::Candidate>,
+}
+
+impl<'a> Loader<'a> {
+    fn new(rt: &'a Runtime, cfg: &'a PluginsConfig) -> Self {
+        Loader {
+            rt,
+            cfg,
+            candidates: catalog::candidates(cfg),
+        }
+    }
+
+    fn load(&self, name: &str) -> anyhow::Result<Plugin> {
+        let cand = self.candidates.iter().find(|c| c.name == name).ok_or_else(|| {
+            Failure::new(format!("plugin \"{name}\" is not configured"))
+                .hint("install it with `pgclone plugin install FILE.wasm`, or check backup_source and policies")
+        })?;
+        Ok(Plugin::load(self.rt, cand)?)
+    }
+
+    fn source(&self, name: &str) -> anyhow::Result<Plugin> {
+        let p = self.load(name)?;
+        if !p.provides_base_backups() {
+            return Err(
+                Failure::new(format!("plugin \"{name}\" does not provide base backups"))
+                    .hint("set backup_source to a backup source plugin (see `pgclone plugin list`)")
+                    .into(),
+            );
+        }
+        Ok(p)
+    }
+
+    /// Patroni writes its own recovery configuration: no policy decides one.
+    fn policies(&self, o: &CloneOptions) -> anyhow::Result<Vec<Plugin>> {
+        if o.patroni {
+            return Ok(Vec::new());
+        }
+        std::iter::once("recovery-standard")
+            .chain(self.cfg.policies.iter().map(String::as_str))
+            .map(|p| self.load(p))
+            .collect()
+    }
+}
+
+/// From Barman: the shared ssh connection the source's commands go through.
+fn barman_master(
+    o: &CloneOptions,
+    node: &NodeSettings,
+    env: &HostEnv,
+    scratch: &tempfile::TempDir,
+) -> Option<SshMaster> {
+    if !node.barman_mode || o.replication_conf_only {
+        return None;
+    }
+    let dest = env.ssh_destination("barman")?;
+    SshMaster::start(
+        &dest,
+        &env.ssh_options,
+        scratch.path(),
+        env.ssh_connect_timeout,
+    )
+}
+
+/// Which plugin configuration a clone used and its chain of recovery
+/// policies, e.g. `plugins from "/etc/pgclone/plugins.toml"; recovery
+/// policies: recovery-standard, site-policy`.
+/// (None under Patroni, which writes its own recovery configuration.)
+fn plugins_used(cfg: &PluginsConfig, policies: &[&str]) -> String {
+    let from = match &cfg.source {
+        Some(p) => format!("plugins from \"{}\"", p.display()),
+        // Only the default file may be missing: one that was named must exist.
+        None => "no /etc/pgclone/plugins.toml: first-party plugins only".to_string(),
+    };
+    if policies.is_empty() {
+        return format!(
+            "{from}; recovery policies: none (Patroni writes the recovery configuration)"
+        );
+    }
+    format!("{from}; recovery policies: {}", policies.join(", "))
+}
