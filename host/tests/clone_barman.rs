@@ -485,6 +485,13 @@ fn a_delta_reclone_moves_only_what_changed() {
         second.1,
         first.0
     );
+    // What the plan wrote (not copied) stays: PostgreSQL makes the mapped
+    // tablespace's link from it.
+    let map = std::fs::read_to_string(target.join("tablespace_map")).unwrap_or_default();
+    assert!(
+        map.contains(&lab.sc.path("ts_standby").display().to_string()),
+        "tablespace_map after a delta copy: {map:?}\n{err}"
+    );
     let mut st = Pg::existing(&lab.sc, target);
     st.start();
     st.wait_for("SELECT count(*) FROM big", "200000", WAIT);

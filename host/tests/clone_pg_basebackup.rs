@@ -291,6 +291,23 @@ fn a_populated_directory_needs_force_and_dry_run_changes_nothing() {
         "{plan}"
     );
     assert!(stderr(&out).contains("dry run complete: nothing was changed"));
+    // The plan is the list execution walks, in its order: the directory
+    // emptied, the slot made, the copy, its check, the configuration last.
+    let at = |what: &str| {
+        plan.find(what)
+            .unwrap_or_else(|| panic!("no {what:?} in the plan:\n{plan}"))
+    };
+    let order = [
+        at(&format!("empty {}", target.display())),
+        at("create replication slot \"repmgr_slot_4\""),
+        at("pg_basebackup --pgdata"),
+        at(&format!(
+            "check that {} is a complete data directory",
+            target.display()
+        )),
+        at("write the recovery configuration"),
+    ];
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}\n{plan}");
     let after = unchanged_part(&sc, snapshot(&sc.dir));
     let before = unchanged_part(&sc, before);
     assert_eq!(before, after);
