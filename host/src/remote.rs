@@ -1,6 +1,10 @@
 //! Remote commands over ssh. ssh joins its arguments into one string that the
 //! remote shell parses, so every argument is quoted here.
 
+pub mod ssh;
+
+pub use ssh::SshCommand;
+
 /// ssh options pgclone adds for bulk transfers: AES-GCM first (hardware
 /// accelerated, much cheaper than chacha20 on the CPUs this runs on); `^`
 /// only moves it to the front of the defaults, so any server still negotiates.
@@ -36,20 +40,13 @@ pub fn master_command(
     persist_secs: u32,
     log: std::fs::File,
 ) -> std::process::Command {
-    let mut c = std::process::Command::new("ssh");
-    c.args(["-o", "BatchMode=yes", "-o", "ControlMaster=yes", "-f", "-N"])
-        .arg("-o")
-        .arg(format!("ControlPersist={persist_secs}s"))
-        .args(FAST_CIPHER)
-        .arg("-o")
-        .arg(format!("ControlPath={}", control_path.display()));
-    if let Some(p) = port {
-        c.args(["-p", p]);
-    }
-    c.args(ssh_options)
-        .arg("--")
-        .arg(dest)
-        .stdin(std::process::Stdio::null())
+    let mut c = SshCommand::new(dest)
+        .start_master(control_path, persist_secs)
+        .fast_cipher()
+        .port(port)
+        .options(ssh_options)
+        .command();
+    c.stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(log);
     c
@@ -85,15 +82,12 @@ pub fn barman_destination(
 /// The user ssh would log in as on `host` (`ssh -G`: its configuration
 /// evaluated, nothing connected); none when ssh cannot say.
 pub fn configured_user(host: &str, port: Option<&str>, ssh_options: &[String]) -> Option<String> {
-    let mut c = std::process::Command::new("ssh");
-    c.arg("-G");
-    if let Some(p) = port {
-        c.args(["-p", p]);
-    }
-    c.args(ssh_options)
-        .arg("--")
-        .arg(host)
-        .stdin(std::process::Stdio::null())
+    let mut c = SshCommand::new(host)
+        .print_config()
+        .port(port)
+        .options(ssh_options)
+        .command();
+    c.stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
     crate::report::running(&c);
     let out = c.output().ok().filter(|o| o.status.success())?;

@@ -60,17 +60,16 @@ pub async fn copy(
     let (ssh_options, jobs, scratch) = (&ctx.ssh_options, ctx.jobs, ctx.scratch.as_path());
     let control_path = ctx.control_path.as_deref();
     let lists = split(files, jobs);
-    let ssh = std::iter::once(format!(
-        "ssh -o BatchMode=yes {}",
-        crate::remote::FAST_CIPHER.join(" ")
-    ))
-    .chain(
-        ssh_options
-            .iter()
-            .map(|o| shell_words::quote(o).into_owned()),
-    )
-    .collect::<Vec<_>>()
-    .join(" ");
+    // The first stream reuses the clone's shared connection (no handshake);
+    // the others open their own, so that they encrypt in parallel.
+    let shell = |control_path: Option<&Path>| {
+        crate::remote::SshCommand::transport()
+            .control_path(control_path)
+            .fast_cipher()
+            .options(ssh_options)
+            .rsync_shell()
+    };
+    let (shared, own) = (shell(control_path), shell(None));
     let mut children = Vec::new();
     for (i, list) in lists.iter().enumerate() {
         let list_file = scratch.join(format!("files-{i}"));
@@ -83,15 +82,7 @@ pub async fn copy(
         cmd.arg("--files-from")
             .arg(&list_file)
             .arg("-e")
-            // The first stream reuses the clone's shared connection (no handshake);
-            // the others open their own, so that they encrypt in parallel.
-            .arg(match (i, control_path) {
-                (0, Some(cp)) => format!(
-                    "{ssh} -o ControlMaster=no -o ControlPath={}",
-                    shell_words::quote(&cp.to_string_lossy())
-                ),
-                _ => ssh.clone(),
-            })
+            .arg(if i == 0 { &shared } else { &own })
             .arg(format!("{dest}:{}/", remote_path.trim_end_matches('/')))
             .arg(format!("{}/", local.display()))
             .stdin(Stdio::null())

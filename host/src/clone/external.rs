@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::upstream::Upstream;
-use crate::remote::shell_quote;
+use crate::remote::SshCommand;
 use crate::report::Failure;
 
 /// Where external files go.
@@ -109,11 +109,13 @@ pub async fn copy(
                 Failure::new(format!("could not read \"{}\"", file.display())).detail(e.to_string())
             })?
         } else {
-            let mut cmd = tokio::process::Command::new("ssh");
-            cmd.args(["-o", "BatchMode=yes"])
-                .args(ssh_options)
-                .args(["--", host, "cat", "--"])
-                .arg(shell_quote(&file.to_string_lossy()));
+            // A few small files from the upstream (not the Barman host): no
+            // shared connection, ssh's own ciphers.
+            let path = file.to_string_lossy();
+            let mut cmd = SshCommand::new(host)
+                .options(ssh_options)
+                .remote(&["cat", "--", &*path])
+                .tokio_command();
             crate::report::running(cmd.as_std());
             let out = cmd.output().await?;
             if !out.status.success() {

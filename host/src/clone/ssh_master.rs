@@ -66,11 +66,11 @@ impl SshMaster {
 impl Drop for SshMaster {
     fn drop(&mut self) {
         if self.path.exists() {
-            let _ = std::process::Command::new("ssh")
-                .args(&self.ssh_options)
-                .arg("-o")
-                .arg(format!("ControlPath={}", self.path.display()))
-                .args(["-O", "exit", "pgclone-master"])
+            // The control path is literal (no %h): any destination names it.
+            let _ = crate::remote::SshCommand::new("pgclone-master")
+                .stop_master(&self.path)
+                .options(&self.ssh_options)
+                .command()
                 .stdin(std::process::Stdio::null())
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())

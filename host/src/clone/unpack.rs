@@ -115,7 +115,7 @@ pub async fn unpack_all(
         shared: shared.clone(),
         threads: Vec::new(),
     };
-    let ssh = SshCommand {
+    let ssh = RemoteCat {
         options: ctx.ssh_options.clone(),
         control_path: ctx.control_path.clone(),
     };
@@ -182,30 +182,21 @@ pub async fn unpack_all(
 }
 
 #[derive(Clone)]
-struct SshCommand {
+struct RemoteCat {
     options: Vec<String>,
     control_path: Option<PathBuf>,
 }
 
-impl SshCommand {
+impl RemoteCat {
     /// `ssh DEST cat -- PATH`, through the clone's shared connection when
     /// there is one; the path is quoted for the remote shell.
     fn cat(&self, dest: &str, path: &str) -> std::process::Command {
-        let mut cmd = std::process::Command::new("ssh");
-        cmd.args(["-o", "BatchMode=yes"])
-            .args(crate::remote::FAST_CIPHER);
-        if let Some(cp) = &self.control_path {
-            cmd.args(["-o", "ControlMaster=no"])
-                .arg("-o")
-                .arg(format!("ControlPath={}", cp.display()));
-        }
-        cmd.args(&self.options)
-            .arg("--")
-            .arg(dest)
-            .arg("cat")
-            .arg("--")
-            .arg(crate::remote::shell_quote(path));
-        cmd
+        crate::remote::SshCommand::new(dest)
+            .control_path(self.control_path.as_deref())
+            .fast_cipher()
+            .options(&self.options)
+            .remote(&["cat", "--", path])
+            .command()
     }
 }
 
@@ -263,7 +254,7 @@ fn decoder<'a, R: Read + 'a>(c: Option<Compression>, r: R) -> std::io::Result<Bo
 
 fn unpack_one(
     a: &Archive,
-    ssh: &SshCommand,
+    ssh: &RemoteCat,
     roots: &[PathBuf],
     shared: &Shared,
     report: &dyn Fn(u64),

@@ -9,7 +9,7 @@ use super::bindings::host_api;
 use super::bindings::types::{self, CommandOutput, ErrorKind, LogLevel, PluginError};
 use super::capability::{Capability, Refusal};
 use super::state::PluginState;
-use crate::remote::shell_quote;
+use crate::remote::SshCommand;
 
 /// Standard output a plugin may receive from one program.
 const MAX_STDOUT: usize = 16 << 20;
@@ -274,18 +274,14 @@ impl host_api::Host for PluginState {
                 None,
             ));
         }
-        let mut cmd = Command::new("ssh");
-        // The connect timeout and keepalives come with `ssh_options`.
-        cmd.args(["-o", "BatchMode=yes"]);
-        if let Some(cp) = &self.env.control_path {
-            cmd.args(["-o", "ControlMaster=no"])
-                .arg("-o")
-                .arg(format!("ControlPath={}", cp.display()));
-        }
-        cmd.args(&self.env.ssh_options).arg("--").arg(&dest);
-        // ssh joins its arguments into one string for the remote shell: quote
-        // each one so it arrives as exactly one literal argument.
-        cmd.args(argv.iter().map(|a| shell_quote(a)));
+        // The connect timeout and keepalives come with `ssh_options`. No
+        // preferred cipher: a plugin's output is read into memory, not a bulk
+        // transfer (and through the shared connection its cipher is used).
+        let cmd = SshCommand::new(&dest)
+            .control_path(self.env.control_path.as_deref())
+            .options(&self.env.ssh_options)
+            .remote(&argv)
+            .command();
         self.run(cmd, &format!("ssh to \"{dest}\""))
     }
 

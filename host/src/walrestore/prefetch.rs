@@ -297,9 +297,8 @@ fn stream_into_spool(f: &Fetcher, dir: &Directory, names: &[String]) -> std::io:
     let argv = fetch::tar_argv(dir, names);
     host.ensure_master()
         .map_err(|e| std::io::Error::other(e.to_string()))?;
-    let mut cmd = host.ssh();
-    cmd.args(argv.iter().map(|a| crate::remote::shell_quote(a)))
-        .stdin(Stdio::null())
+    let mut cmd = host.ssh(&argv);
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
     let mut child = cmd.spawn()?;

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use super::guard::{ChildGuard, Watchdog};
 
-use crate::remote::shell_quote;
+use crate::remote::SshCommand;
 use crate::report::Failure;
 
 /// One remote host of a source, as ssh reaches it.
@@ -142,18 +142,19 @@ impl SshHost {
         }
     }
 
-    /// An ssh command through the shared connection (direct if it is gone).
-    pub fn ssh(&self) -> std::process::Command {
-        let mut c = std::process::Command::new("ssh");
-        c.args(["-o", "BatchMode=yes", "-o", "ControlMaster=no"])
-            .args(self.bounds())
-            .args(crate::remote::FAST_CIPHER)
-            .arg("-o")
-            .arg(format!("ControlPath={}", self.control_path.display()));
-        if let Some(p) = &self.port {
-            c.args(["-p", p]);
-        }
-        c.args(&self.ssh_options).arg("--").arg(self.target());
+    /// `argv` run remotely through the shared connection (direct if it is
+    /// gone), each argument quoted for the remote shell. wal-restore's bounds
+    /// come before the operator's options (ssh takes the first value of an
+    /// option): a restore_command must not hang on a loose ServerAlive*.
+    pub fn ssh(&self, argv: &[String]) -> std::process::Command {
+        let mut c = SshCommand::new(self.target())
+            .control_path(Some(&self.control_path))
+            .fast_cipher()
+            .port(self.port.as_deref())
+            .options(&self.bounds())
+            .options(&self.ssh_options)
+            .remote(argv)
+            .command();
         c.stdin(Stdio::null());
         c
     }
@@ -202,8 +203,7 @@ impl SshHost {
     fn run_bounded(&self, argv: &[String]) -> std::io::Result<Ran> {
         use std::io::Read;
         let mut child = self
-            .ssh()
-            .args(argv.iter().map(|a| shell_quote(a)))
+            .ssh(argv)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()?;
