@@ -1,43 +1,22 @@
-//! Builds the WebAssembly guests (first-party plugins and test components) for
-//! `wasm32-wasip2` with a nested cargo, so that `cargo build` alone yields a
-//! `pgclone` with its first-party plugins embedded.
+//! Builds the first-party plugins for `wasm32-wasip2` with a nested cargo, so
+//! that `cargo build` alone yields a `pgclone` with them embedded. The examples
+//! and the test components are not built here: the tests build them
+//! (`host/tests/support`, `support::component`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Crates built as components. The first three are embedded in the binary.
+/// The crates built as components, all embedded in the binary.
 const GUESTS: &[&str] = &[
     "pgclone-recovery-standard",
     "pgclone-source-barman",
     "pgclone-source-pg-basebackup",
-    "example-site-policy",
-    "example-source-pgbackrest",
-    "test-spin",
-    "test-hog",
-    "test-sneaky",
-    "test-greedy",
-    "test-echo",
-    "test-escaper",
-    "test-liar",
-    "test-babbler",
-    "test-forgetful",
-    "test-contract-1-0",
-    "test-contract-1-0-policy",
-    "test-contract-1-1",
 ];
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest_dir.parent().unwrap().to_path_buf();
-    for dir in [
-        "wit",
-        "contract",
-        "sdk",
-        "plugins",
-        "examples",
-        "tests/components",
-        "Cargo.lock",
-    ] {
+    for dir in ["wit", "contract", "sdk", "plugins", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
 

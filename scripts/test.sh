@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 eval "$(./scripts/test-deps.sh)"
 
 printf '\n==> running the tests\n'
-# The host: unit tests, plugin sandbox tests against real components, CLI tests.
+# The host: unit tests, plugin sandbox tests against real components, CLI tests. Building pgclone builds only the
+# plugins it embeds; the tests build the examples and test components they load (host/tests/support: component).
 cargo test --release --locked -p pgclone
 # The contract's shared rules, and the first-party plugins' decisions, natively (their wasm builds are what the
 # host tests above load).

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use pgclone::plugin::catalog::{sha256_hex, GUEST_DIR};
+use pgclone::plugin::catalog::sha256_hex;
 
 /// An isolated environment: its own HOME (cache), an empty node config and the
 /// given plugins.toml.
@@ -42,7 +42,7 @@ fn text(b: &[u8]) -> String {
 }
 
 fn guest(name: &str) -> PathBuf {
-    Path::new(GUEST_DIR).join(format!("{name}.wasm"))
+    crate::support::component(name)
 }
 
 #[test]
@@ -207,12 +207,7 @@ fn help_is_there_at_every_level() {
 #[test]
 fn plugin_test_exits_non_zero_when_a_host_would_refuse_something() {
     let env = Env::new("");
-    let dir = std::path::Path::new(pgclone::plugin::catalog::GUEST_DIR);
-    let out = env.run(&[
-        "plugin",
-        "test",
-        dir.join("test_escaper.wasm").to_str().unwrap(),
-    ]);
+    let out = env.run(&["plugin", "test", guest("test_escaper").to_str().unwrap()]);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("FAIL  locate-wal"), "{stdout}");
@@ -224,7 +219,7 @@ fn plugin_test_exits_non_zero_when_a_host_would_refuse_something() {
     let out = env.run(&[
         "plugin",
         "test",
-        dir.join("example_site_policy.wasm").to_str().unwrap(),
+        guest("example_site_policy").to_str().unwrap(),
     ]);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");

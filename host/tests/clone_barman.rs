@@ -380,11 +380,7 @@ fn barman_3_19_backup_names_and_incremental_backups() {
             .args(["--checkpoint=fast", "--no-sync", "-X", "none"]),
     );
     let wasm = lab.sc.path("forgetful.wasm");
-    std::fs::copy(
-        Path::new(pgclone::plugin::catalog::GUEST_DIR).join("test_forgetful.wasm"),
-        &wasm,
-    )
-    .unwrap();
+    std::fs::copy(component("test_forgetful"), &wasm).unwrap();
     let cfg = lab.sc.write(
         "forgetful.conf",
         &format!(

@@ -100,11 +100,7 @@ impl Lab {
 
     fn install(&self, cfg: &Path, extra: &[&str]) -> std::process::Output {
         let wasm = self.sc.path("pgbackrest-source.wasm");
-        std::fs::copy(
-            Path::new(pgclone::plugin::catalog::GUEST_DIR).join("example_source_pgbackrest.wasm"),
-            &wasm,
-        )
-        .unwrap();
+        std::fs::copy(component("example_source_pgbackrest"), &wasm).unwrap();
         let mut args = vec!["-f", s(cfg), "plugin", "install", s(&wasm)];
         args.extend(extra);
         pgclone(&self.sc, &args, &[])

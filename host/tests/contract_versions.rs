@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pgclone::config::ConfFile;
-use pgclone::plugin::catalog::{self, sha256_hex, GUEST_DIR};
+use pgclone::plugin::catalog::{self, sha256_hex};
 use pgclone::plugin::{Candidate, Capability, HostEnv, Plugin, Runtime};
 use pgclone::recovery::policy::{RecoveryFacts, SettingsFile, SignalFile};
 use support::*;
@@ -19,7 +19,7 @@ use support::*;
 const WAIT: Duration = Duration::from_secs(90);
 
 fn guest(name: &str) -> std::path::PathBuf {
-    Path::new(GUEST_DIR).join(format!("{name}.wasm"))
+    support::component(name)
 }
 
 #[test]

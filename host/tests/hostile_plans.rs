@@ -12,14 +12,14 @@ use std::sync::Arc;
 
 use pgclone::clone::steps;
 use pgclone::config::ConfFile;
-use pgclone::plugin::catalog::{sha256_hex, Candidate, GUEST_DIR};
+use pgclone::plugin::catalog::{sha256_hex, Candidate};
 use pgclone::plugin::conformance::{self, Verdict};
 use pgclone::plugin::{Capability, HostEnv, Plugin, PluginFailure, Runtime};
 use pgclone::report::render;
 use pgclone::source::BackupSource;
 
 fn guest(file: &str) -> PathBuf {
-    PathBuf::from(GUEST_DIR).join(format!("{file}.wasm"))
+    support::component(file)
 }
 
 fn escaper(rt: &Runtime) -> Plugin {

@@ -9,12 +9,12 @@ use std::sync::Arc;
 
 use pgclone::config::ConfFile;
 use pgclone::plugin::capability::Refusal;
-use pgclone::plugin::catalog::{self, sha256_hex, Candidate, GUEST_DIR};
+use pgclone::plugin::catalog::{self, sha256_hex, Candidate};
 use pgclone::plugin::{Capability, HostEnv, Plugin, PluginFailure, Runtime};
 use pgclone::source::BackupSource;
 
 fn guest(name: &str) -> PathBuf {
-    PathBuf::from(GUEST_DIR).join(format!("{name}.wasm"))
+    support::component(name)
 }
 
 /// A pinned candidate for a test component.

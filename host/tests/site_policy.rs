@@ -13,7 +13,7 @@ fn s(p: &Path) -> &str {
 }
 
 fn example() -> PathBuf {
-    Path::new(pgclone::plugin::catalog::GUEST_DIR).join("example_site_policy.wasm")
+    component("example_site_policy")
 }
 
 #[test]
@@ -175,11 +175,7 @@ fn the_site_policy_is_installed_verified_and_enforced() {
 fn on_a_terminal_install_asks_for_each_capability() {
     let sc = Scratch::new("askinstall");
     let wasm = sc.path("pgbackrest-source.wasm");
-    std::fs::copy(
-        Path::new(pgclone::plugin::catalog::GUEST_DIR).join("example_source_pgbackrest.wasm"),
-        &wasm,
-    )
-    .unwrap();
+    std::fs::copy(component("example_source_pgbackrest"), &wasm).unwrap();
     run_ok(
         std::process::Command::new("chown")
             .arg("postgres")

@@ -1272,11 +1272,7 @@ fn a_contract_1_1_source_is_served_per_file_through_locate_wal() {
     let lab = lab("walpername");
     let names = lab.switch_segments(2);
     let wasm = lab.sc.path("contract-1-1.wasm");
-    std::fs::copy(
-        Path::new(pgclone::plugin::catalog::GUEST_DIR).join("test_contract_1_1.wasm"),
-        &wasm,
-    )
-    .unwrap();
+    std::fs::copy(component("test_contract_1_1"), &wasm).unwrap();
     let sha = pgclone::plugin::catalog::sha256_hex(&std::fs::read(&wasm).unwrap());
     let all_grants = "\"remote-run:barman:cat\", \"remote-run:barman:barman\", \
                       \"read-config:contract_wals_directory\", \"read-config:barman_server\"";

@@ -136,8 +136,44 @@ pub mod standard;
 pub mod testing;
 pub mod version;
 
-pub use bindings::policy::export_policy;
-pub use bindings::source::export_source;
+/// Registers `Type`, an implementation of [`source::Guest`], as the component's
+/// exports. The exports exist in a wasm32 build only: natively (unit tests, a
+/// workspace build) there is no component, and a native library could not
+/// carry the exports' names (`pgclone:plugin/source@1.2.0#check`: the system
+/// linker's symbol list has no syntax for them).
+#[macro_export]
+macro_rules! export_source {
+    ($ty:ident $($rest:tt)*) => {
+        #[cfg(target_arch = "wasm32")]
+        $crate::bindings::source::export_source!($ty $($rest)*);
+        // Natively only the tests call the implementation: name each export,
+        // so that it and what it calls count as used.
+        #[cfg(not(target_arch = "wasm32"))]
+        const _: () = {
+            let _ = <$ty as $crate::source::Guest>::describe;
+            let _ = <$ty as $crate::source::Guest>::check;
+            let _ = <$ty as $crate::source::Guest>::plan_clone;
+            let _ = <$ty as $crate::source::Guest>::locate_wal;
+            let _ = <$ty as $crate::source::Guest>::locate_wal_archive;
+        };
+    };
+}
+
+/// Registers `Type`, an implementation of [`policy::Guest`], as the
+/// component's exports; in a wasm32 build only, as [`export_source!`].
+#[macro_export]
+macro_rules! export_policy {
+    ($ty:ident $($rest:tt)*) => {
+        #[cfg(target_arch = "wasm32")]
+        $crate::bindings::policy::export_policy!($ty $($rest)*);
+        #[cfg(not(target_arch = "wasm32"))]
+        const _: () = {
+            let _ = <$ty as $crate::policy::Guest>::describe;
+            let _ = <$ty as $crate::policy::Guest>::recovery_settings;
+        };
+    };
+}
+
 pub use error::ErrorExt;
 pub use manifest::describe;
 pub use types::{ErrorKind, PluginError, PluginInfo};

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use super::capability::Capability;
 use crate::config::PluginsConfig;
 
-/// Where the wasm guests were built (test components live there too).
+/// Where host/build.rs built the embedded plugins (`pgclone_source_barman.wasm`, ...).
 pub const GUEST_DIR: &str = env!("PGCLONE_GUEST_DIR");
 
 macro_rules! guest {

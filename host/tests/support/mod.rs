@@ -1,12 +1,14 @@
 //! Real PostgreSQL servers for tests. PostgreSQL refuses to run as root, so
 //! when the tests run as root the servers (and pgclone, like a DBA would run
-//! it) run as the `postgres` user through runuser.
+//! it) run as the `postgres` user through runuser. And the components the
+//! tests load ([`component`]), built once per run.
 
 pub mod barman;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 pub fn is_root() -> bool {
@@ -34,6 +36,98 @@ pub fn pg17_bindir() -> PathBuf {
         p.display()
     );
     p
+}
+
+/// The components the tests load besides the embedded plugins, by crate: the
+/// examples and the test components (`tests/components`). Building pgclone
+/// builds only the embedded plugins (host/build.rs); these are built by
+/// [`component`].
+const TEST_COMPONENTS: &[&str] = &[
+    "example-site-policy",
+    "example-source-pgbackrest",
+    "test-spin",
+    "test-hog",
+    "test-sneaky",
+    "test-greedy",
+    "test-echo",
+    "test-escaper",
+    "test-liar",
+    "test-babbler",
+    "test-forgetful",
+    "test-contract-1-0",
+    "test-contract-1-0-policy",
+    "test-contract-1-1",
+];
+
+/// The `.wasm` file of a component, by file name without `.wasm`: an example
+/// or a test component (`example_site_policy`, `test_spin`) or an embedded
+/// plugin (`pgclone_source_barman`). The first call builds every example and
+/// test component, as host/build.rs builds the embedded plugins (for
+/// wasm32-wasip2, profile `guest`) but in a target directory of their own,
+/// `target/test-guests`; every later call, from any test, uses that build.
+pub fn component(name: &str) -> PathBuf {
+    if !TEST_COMPONENTS.iter().any(|c| c.replace('-', "_") == name) {
+        let embedded = Path::new(pgclone::plugin::catalog::GUEST_DIR).join(format!("{name}.wasm"));
+        assert!(
+            embedded.exists(),
+            "{name}: neither a test component nor an embedded plugin ({} is missing)",
+            embedded.display()
+        );
+        return embedded;
+    }
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    match BUILT.get_or_init(build_test_components) {
+        Ok(dir) => dir.join(format!("{name}.wasm")),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn build_test_components() -> Result<PathBuf, String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    // Not the outer cargo's target directory: it may be locked by the cargo
+    // running these tests.
+    let target_dir = root.join("target").join("test-guests");
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(root)
+        .args(["build", "--target", "wasm32-wasip2", "--profile", "guest"])
+        .arg("--target-dir")
+        .arg(&target_dir);
+    for krate in TEST_COMPONENTS {
+        cmd.args(["-p", krate]);
+    }
+    // As host/build.rs: nothing of the outer cargo's own compilation leaks in.
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "CARGO_MAKEFLAGS",
+        "MAKEFLAGS",
+        "MFLAGS",
+        "CARGO_PRIMARY_PACKAGE",
+    ] {
+        cmd.env_remove(var);
+    }
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run cargo to build the test components: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "building the test components failed ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let dir = target_dir.join("wasm32-wasip2").join("guest");
+    for krate in TEST_COMPONENTS {
+        let file = dir.join(format!("{}.wasm", krate.replace('-', "_")));
+        if !file.exists() {
+            return Err(format!("{} was not built", file.display()));
+        }
+    }
+    Ok(dir)
 }
 
 /// A command run as the postgres user when we are root, else as ourselves.

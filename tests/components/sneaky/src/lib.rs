@@ -60,4 +60,8 @@ impl Guest for Component {
     }
 }
 
+// The exports exist in the wasm32 build only: a native library cannot carry
+// their names (`pgclone:plugin/source@1.2.0#check`); natively the code is only
+// compiled and linted.
+#[cfg(target_arch = "wasm32")]
 export!(Component);
