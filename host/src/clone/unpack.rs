@@ -296,37 +296,7 @@ fn unpack_one(
         report,
     };
     let mut stats = UnpackStats::default();
-    let result = (|| -> Result<(), Fault> {
-        let stream = decoder(a.compression, &mut counted).map_err(Fault::Stream)?;
-        let mut archive = tar::Archive::new(stream);
-        extract(&mut archive, &a.local, roots, shared, &mut stats)?;
-        // The stream must end as an archive ends: a second zero block after the
-        // one that ended the entries (so an archive cut between two entries is
-        // noticed even when it is not compressed), then nothing but zeros; and
-        // reading to its end makes the decompressor check its trailer.
-        let mut rest = archive.into_inner();
-        let mut buf = vec![0u8; 64 << 10];
-        let mut trailing = 0u64;
-        loop {
-            let k = rest.read(&mut buf).map_err(Fault::Stream)?;
-            if k == 0 {
-                break;
-            }
-            if buf[..k].iter().any(|b| *b != 0) {
-                return Err(Fault::Stream(std::io::Error::other(
-                    "data follows the end of the tar archive",
-                )));
-            }
-            trailing += k as u64;
-        }
-        if trailing < 512 {
-            return Err(Fault::Stream(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "the tar archive ends without its end-of-archive blocks",
-            )));
-        }
-        Ok(())
-    })();
+    let result = read_archive(a, &mut counted, roots, shared, &mut stats);
     // Whatever happened, ssh is finished with: kill it if it still sends.
     if result.is_err() {
         unsafe { libc::kill(-pid, libc::SIGKILL) };
@@ -353,6 +323,60 @@ fn unpack_one(
     }
     let status =
         status.map_err(|e| Failure::new("could not wait for ssh").detail(e.to_string()))?;
+    judge(a, &source, result, &status, tail, counted.n).map(|()| stats)
+}
+
+/// Unpacks the archive from `stream` and reads it to its end: the stream
+/// must end as an archive ends, a second zero block after the one that ended
+/// the entries (so an archive cut between two entries is noticed even when
+/// it is not compressed), then nothing but zeros; and reading to its end
+/// makes the decompressor check its trailer.
+fn read_archive<R: Read>(
+    a: &Archive,
+    stream: R,
+    roots: &[PathBuf],
+    shared: &Shared,
+    stats: &mut UnpackStats,
+) -> Result<(), Fault> {
+    let stream = decoder(a.compression, stream).map_err(Fault::Stream)?;
+    let mut archive = tar::Archive::new(stream);
+    extract(&mut archive, &a.local, roots, shared, stats)?;
+    let mut rest = archive.into_inner();
+    let mut buf = vec![0u8; 64 << 10];
+    let mut trailing = 0u64;
+    loop {
+        let k = rest.read(&mut buf).map_err(Fault::Stream)?;
+        if k == 0 {
+            break;
+        }
+        if buf[..k].iter().any(|b| *b != 0) {
+            return Err(Fault::Stream(std::io::Error::other(
+                "data follows the end of the tar archive",
+            )));
+        }
+        trailing += k as u64;
+    }
+    if trailing < 512 {
+        return Err(Fault::Stream(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "the tar archive ends without its end-of-archive blocks",
+        )));
+    }
+    Ok(())
+}
+
+/// What an unpacked archive comes to, once ssh ended with `status` (the end
+/// of its standard error in `tail`) after `read` bytes: ssh's (or cat's) own
+/// failure is the cause when there is one; then a short or damaged stream,
+/// a local write, an entry refused.
+fn judge(
+    a: &Archive,
+    source: &str,
+    result: Result<(), Fault>,
+    status: &std::process::ExitStatus,
+    tail: String,
+    read: u64,
+) -> Result<(), Outcome> {
     // ssh's (or cat's) own failure is the cause when there is one.
     // (A stream error with ssh killed by a signal is ours: we killed it.)
     let ssh_failed = match &result {
@@ -361,7 +385,7 @@ fn unpack_one(
         Err(_) => false,
     };
     if ssh_failed {
-        let how = crate::report::exit_text(&status);
+        let how = crate::report::exit_text(status);
         let hint = if status.code() == Some(255) {
             "check that this host reaches the backup host with ssh (ssh -o BatchMode=yes HOST true)"
         } else {
@@ -380,15 +404,15 @@ fn unpack_one(
     }
     match result {
         Ok(()) => {
-            if a.size_bytes > 0 && counted.n != a.size_bytes {
+            if a.size_bytes > 0 && read != a.size_bytes {
                 return Err(Failure::new(format!("archive \"{source}\" is incomplete"))
                     .detail(format!(
                         "{} bytes were read, the backup source reported {}",
-                        counted.n, a.size_bytes
+                        read, a.size_bytes
                     ))
                     .into());
             }
-            Ok(stats)
+            Ok(())
         }
         Err(Fault::Stream(e)) => {
             let what = match a.compression {
@@ -400,7 +424,7 @@ fn unpack_one(
             ))
             .detail(format!(
                 "reading it as a {what} failed after {} bytes: {e}",
-                counted.n
+                read
             ))
             .hint("the backup is damaged: check it on the backup host (barman check-backup), or clone from another backup with --backup-id")
             .into())
