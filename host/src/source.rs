@@ -3,7 +3,7 @@
 //! inside `plugin/`, which converts them (`plugin/convert.rs`); the clone and
 //! wal-restore work with these, whatever contract version a plugin was built
 //! against. Everything a source answers is untrusted until the host checked
-//! it (`clone/steps.rs`, `walrestore/archive.rs`).
+//! it (`clone/steps/validate.rs`, `walrestore/archive.rs`).
 
 use crate::plugin::PluginFailure;
 

@@ -1,4 +1,5 @@
-//! `pgclone plugin list | inspect | check`.
+//! `pgclone plugin`: list, inspect, check and test (the conformance run);
+//! install and verify are in `plugin_install.rs`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
