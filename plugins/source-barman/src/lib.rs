@@ -7,40 +7,20 @@
 //! `unpack-archive` steps the host streams and unpacks in parallel.
 
 pub mod parse;
+mod plan;
 
 use std::cell::RefCell;
 
 use pgclone_plugin_sdk::host;
 use pgclone_plugin_sdk::source::Guest;
 use pgclone_plugin_sdk::types::{
-    ArchiveCompression, BackupDescription, BackupFormat, CloneRequest, CombineBackupsStep,
-    CopyTreeStep, CreateDirStep, ErrorKind, LocalPath, LogLevel, PathRoot, PlanStep, PluginError,
-    PluginInfo, RemoteWalCommand, UnpackArchiveStep, WalArchive, WalDirectory, WalFetchCommand,
+    BackupDescription, BackupFormat, CloneRequest, ErrorKind, LocalPath, LogLevel, PathRoot,
+    PlanStep, PluginError, PluginInfo, RemoteWalCommand, WalArchive, WalDirectory, WalFetchCommand,
     WalLayout, WalLocation, WriteFileStep,
 };
 
 /// The logical remote target the operator maps to `barman_host`.
 const TARGET: &str = "barman";
-
-/// Directories a Barman backup leaves out (or empties) that PostgreSQL needs.
-const SKELETON: &[&str] = &[
-    "pg_wal",
-    "pg_wal/archive_status",
-    "pg_replslot",
-    "pg_stat_tmp",
-    "pg_logical",
-    "pg_logical/snapshots",
-    "pg_logical/mappings",
-    "pg_notify",
-    "pg_serial",
-    "pg_snapshots",
-    "pg_subtrans",
-    "pg_dynshmem",
-    "pg_twophase",
-    "pg_commit_ts",
-    "pg_tblspc",
-    "pg_stat",
-];
 
 pgclone_plugin_sdk::manifest! {
     name: "barman",
@@ -250,272 +230,6 @@ fn unknown_backup(server: &str, wanted: &str, barman_said: String) -> PluginErro
     )
 }
 
-/// The chain of an incremental backup, oldest (the full backup) first, found
-/// by following `Parent Backup` through `barman show-backup`. A parent Barman
-/// no longer has, one that is not DONE, a compressed or tablespace-holding
-/// chain are clear errors here, before anything is copied.
-fn incremental_chain(
-    server: &str,
-    last: parse::ShownBackup,
-) -> Result<Vec<parse::ShownBackup>, PluginError> {
-    let mut chain = vec![last];
-    while let Some(parent) = chain.last().and_then(|b| b.parent.clone()) {
-        if chain.len() > 1000 || chain.iter().any(|b| b.id == parent) {
-            return Err(err(
-                ErrorKind::InvalidBackup,
-                format!(
-                    "the chain of backup {} loops at backup {parent}",
-                    chain[0].id
-                ),
-                None,
-                None,
-            ));
-        }
-        let child = chain.last().map(|b| b.id.clone()).unwrap_or_default();
-        let shown = match show_backup(server, &parent) {
-            Ok(s) => s,
-            Err(e) if e.kind == ErrorKind::NotFound => {
-                return Err(err(
-                    ErrorKind::NotFound,
-                    format!(
-                        "backup {} is an incremental backup whose chain is incomplete: Barman no longer has backup {parent}, the parent of {child}",
-                        chain[0].id
-                    ),
-                    Some(format!(
-                        "an incremental backup can only be restored with every backup it is based on; nothing was copied\n{}",
-                        e.detail.unwrap_or(e.message)
-                    )),
-                    Some("choose a backup whose chain is complete with --backup-id (barman list-backups), or take a new full backup (barman backup SERVER)"),
-                ))
-            }
-            Err(e) => return Err(e),
-        };
-        let b = parse_shown(&shown, &parent)?;
-        if b.status != "DONE" {
-            return Err(err(
-                ErrorKind::InvalidBackup,
-                format!(
-                    "backup {parent} of the chain of backup {} has status {}, not DONE",
-                    chain[0].id, b.status
-                ),
-                None,
-                Some("choose another backup with --backup-id"),
-            ));
-        }
-        chain.push(b);
-    }
-    chain.reverse();
-    if chain[0].is_incremental() {
-        return Err(err(
-            ErrorKind::InvalidBackup,
-            format!(
-                "the chain of backup {} does not start with a full backup",
-                chain[chain.len() - 1].id
-            ),
-            None,
-            None,
-        ));
-    }
-    if chain.iter().any(|b| !b.tablespaces.is_empty()) {
-        return Err(err(
-            ErrorKind::Unsupported,
-            format!(
-                "the incremental backup {} has tablespaces: pgclone cannot combine such a chain yet",
-                chain[chain.len() - 1].id
-            ),
-            None,
-            Some(&format!("restore it with {}, or clone from a full backup with --backup-id", restore_command_name())),
-        ));
-    }
-    Ok(chain)
-}
-
-/// Where each backup of a chain is copied in the staging directory.
-fn staging_path(i: usize, id: &str) -> LocalPath {
-    LocalPath {
-        root: PathRoot::Staging,
-        path: format!("{i:02}-{id}"),
-    }
-}
-
-/// A plain backup: its data directory and each tablespace copied with rsync.
-fn copy_steps(tree: parse::Tree) -> Vec<PlanStep> {
-    let mut steps = vec![PlanStep::CopyTree(CopyTreeStep {
-        target: TARGET.into(),
-        remote_path: tree.data_dir,
-        local: LocalPath {
-            root: PathRoot::DataDirectory,
-            path: String::new(),
-        },
-        files: tree.data_files,
-        exclude: Vec::new(),
-    })];
-    for (oid, remote, files) in tree.tablespaces {
-        steps.push(PlanStep::CopyTree(CopyTreeStep {
-            target: TARGET.into(),
-            remote_path: remote,
-            local: LocalPath {
-                root: PathRoot::Tablespace(oid),
-                path: String::new(),
-            },
-            files,
-            exclude: Vec::new(),
-        }));
-    }
-    steps
-}
-
-/// A tar-format backup (`backup_compression`): `base.tar.*` unpacked into the
-/// data directory, `<oid>.tar.*` into each tablespace, and `backup_manifest`
-/// copied next to them so that the host verifies the result against it.
-fn archive_steps(
-    backup: &BackupDescription,
-    tree: &parse::Tree,
-) -> Result<Vec<PlanStep>, PluginError> {
-    archive_steps_into(&backup.id, &backup.tablespaces, tree, None)
-}
-
-/// The same, for backup `id` with `tablespaces`; into `into` (a staging
-/// subdirectory, for a backup of an incremental chain) instead of the data
-/// directory when given.
-fn archive_steps_into(
-    id: &str,
-    tablespaces: &[pgclone_plugin_sdk::types::Tablespace],
-    tree: &parse::Tree,
-    into: Option<LocalPath>,
-) -> Result<Vec<PlanStep>, PluginError> {
-    let data = into.unwrap_or(LocalPath {
-        root: PathRoot::DataDirectory,
-        path: String::new(),
-    });
-    let (archives, manifest) = parse::tar_archives(&tree.data_files).map_err(|problem| {
-        err(
-            ErrorKind::InvalidBackup,
-            format!("backup {id} is not a tar-format backup pgclone understands"),
-            Some(problem),
-            None,
-        )
-    })?;
-    let mut steps = Vec::new();
-    for a in archives {
-        let local = match a.tablespace {
-            None => data.clone(),
-            Some(oid) if tablespaces.iter().any(|t| t.oid == oid) => LocalPath {
-                root: PathRoot::Tablespace(oid),
-                path: String::new(),
-            },
-            Some(oid) => {
-                return Err(err(
-                    ErrorKind::InvalidBackup,
-                    format!(
-                        "backup {id} has an archive of tablespace {oid}, which barman show-backup does not list"
-                    ),
-                    Some(a.file),
-                    None,
-                ))
-            }
-        };
-        steps.push(PlanStep::UnpackArchive(UnpackArchiveStep {
-            target: TARGET.into(),
-            remote_path: format!("{}/{}", tree.data_dir, a.file),
-            compression: a.compression.map(|c| match c {
-                "gzip" => ArchiveCompression::Gzip,
-                "lz4" => ArchiveCompression::Lz4,
-                "zstd" => ArchiveCompression::Zstd,
-                _ => ArchiveCompression::Bzip2,
-            }),
-            local,
-            size_bytes: 0,
-        }));
-    }
-    if manifest {
-        steps.push(PlanStep::CopyTree(CopyTreeStep {
-            target: TARGET.into(),
-            remote_path: tree.data_dir.clone(),
-            files: vec!["backup_manifest".into()],
-            exclude: Vec::new(),
-            local: data,
-        }));
-    }
-    Ok(steps)
-}
-
-/// The directories of a Barman backup that PostgreSQL needs, in the data directory.
-fn skeleton_steps() -> Vec<PlanStep> {
-    SKELETON
-        .iter()
-        .map(|dir| {
-            PlanStep::CreateDir(CreateDirStep {
-                path: LocalPath {
-                    root: PathRoot::DataDirectory,
-                    path: dir.to_string(),
-                },
-                mode: 0o700,
-            })
-        })
-        .collect()
-}
-
-/// An incremental backup: every backup of its chain copied into the staging
-/// directory, combined into the data directory by the host (pg_combinebackup),
-/// then the directories Barman leaves out.
-fn incremental_plan(server: &str, last: parse::ShownBackup) -> Result<Vec<PlanStep>, PluginError> {
-    let chain = incremental_chain(server, last)?;
-    let mut steps = Vec::new();
-    let mut backups = Vec::new();
-    for (i, b) in chain.iter().enumerate() {
-        let listing = barman(&["list-files", "--target", "data", server, &b.id])?;
-        let tree = parse::list_files(&listing, &b.id, &[]).map_err(|problem| {
-            err(
-                ErrorKind::InvalidBackup,
-                format!(
-                    "backup {} of the chain of incremental backup {} has no usable files in Barman",
-                    b.id,
-                    chain[chain.len() - 1].id
-                ),
-                Some(format!("barman list-files: {problem}; nothing was copied")),
-                Some("check the backups with barman check-backup, or choose a backup whose chain is complete with --backup-id"),
-            )
-        })?;
-        // A compressed backup (backup_compression): its archives unpacked
-        // into the staging subdirectory as they arrive.
-        if parse::archive_format(&tree.data_files).is_some() {
-            steps.extend(archive_steps_into(
-                &b.id,
-                &[],
-                &tree,
-                Some(staging_path(i, &b.id)),
-            )?);
-        } else if !tree.data_files.iter().any(|f| f == "backup_manifest") {
-            return Err(err(
-                ErrorKind::InvalidBackup,
-                format!("backup {} of the chain has no backup_manifest", b.id),
-                Some("pg_combinebackup needs the manifest of every backup of the chain".into()),
-                None,
-            ));
-        } else {
-            steps.push(PlanStep::CopyTree(CopyTreeStep {
-                target: TARGET.into(),
-                remote_path: tree.data_dir,
-                local: staging_path(i, &b.id),
-                files: tree.data_files,
-                exclude: Vec::new(),
-            }));
-        }
-        // Barman leaves out empty directories pg_combinebackup reads
-        // (pg_tblspc): each copy gets them, and so does the result.
-        for dir in SKELETON {
-            let mut path = staging_path(i, &b.id);
-            path.path = format!("{}/{dir}", path.path);
-            steps.push(PlanStep::CreateDir(CreateDirStep { path, mode: 0o700 }));
-        }
-        backups.push(staging_path(i, &b.id));
-    }
-    steps.push(PlanStep::CombineBackups(CombineBackupsStep { backups }));
-    steps.extend(skeleton_steps());
-    Ok(steps)
-}
-
 impl Guest for Barman {
     fn describe() -> PluginInfo {
         pgclone_plugin_sdk::describe(MANIFEST)
@@ -592,7 +306,7 @@ impl Guest for Barman {
             }
         }
         if b.is_incremental() {
-            let chain = incremental_chain(&server, b.clone())?;
+            let chain = plan::incremental_chain(&server, b.clone())?;
             let ids: Vec<&str> = chain.iter().map(|b| b.id.as_str()).collect();
             host::log(
                 LogLevel::Notice,
@@ -632,7 +346,7 @@ impl Guest for Barman {
         let shown = show_backup(&server, &backup.id)?;
         let this = parse_shown(&shown, &backup.id)?;
         if this.is_incremental() {
-            return incremental_plan(&server, this);
+            return plan::incremental_plan(&server, this);
         }
         let listing = barman(&["list-files", "--target", "data", &server, &backup.id])?;
         let tree =
@@ -647,19 +361,11 @@ impl Guest for Barman {
         // Barman 3.4's show-backup does not say that a backup is compressed;
         // its files do: tar archives instead of a data directory.
         let mut steps = if parse::archive_format(&tree.data_files).is_some() {
-            archive_steps(&backup, &tree)?
+            plan::archive_steps(&backup, &tree)?
         } else {
-            copy_steps(tree)
+            plan::copy_steps(tree)
         };
-        for dir in SKELETON {
-            steps.push(PlanStep::CreateDir(CreateDirStep {
-                path: LocalPath {
-                    root: PathRoot::DataDirectory,
-                    path: dir.to_string(),
-                },
-                mode: 0o700,
-            }));
-        }
+        steps.extend(plan::skeleton_steps());
         if !backup.tablespaces.is_empty() {
             // PostgreSQL creates pg_tblspc links from this file when it starts
             // from the backup label: the mapped locations.
