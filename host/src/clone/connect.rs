@@ -105,7 +105,13 @@ pub struct UpstreamSide {
 
 /// Connects to the upstream and learns what the checks need. A failure is
 /// fatal unless the clone can do without the upstream (Barman, conf-only).
-pub async fn upstream(o: &CloneOptions, node: &NodeSettings) -> anyhow::Result<UpstreamSide> {
+/// `from_backup`: the source restores a backup, so the clone can do without
+/// the upstream.
+pub async fn upstream(
+    o: &CloneOptions,
+    node: &NodeSettings,
+    from_backup: bool,
+) -> anyhow::Result<UpstreamSide> {
     let mut source = source_conninfo(o)?;
     if let Some(pf) = &node.passfile {
         source.set_default("passfile", pf);
@@ -123,7 +129,7 @@ pub async fn upstream(o: &CloneOptions, node: &NodeSettings) -> anyhow::Result<U
         Ok(c) => Some(c),
         // For Patroni, the replication connection below must work: it shows
         // that the leader is there and of the backup's database system.
-        Err(e) if o.replication_conf_only || node.from_backup => {
+        Err(e) if o.replication_conf_only || from_backup => {
             report::warning(&report::render(&e).replacen("ERROR: ", "", 1), None);
             None
         }

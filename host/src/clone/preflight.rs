@@ -6,16 +6,14 @@ use crate::pg::client;
 use crate::report::{self, Failure};
 
 use super::checks::Checks;
-use super::connect::{Replication, UpstreamSide};
+use super::connect::Replication;
 use super::resolve::Context;
-use super::settings::NodeSettings;
 use super::target::{self, TargetState};
 use super::upstream;
-use super::CloneOptions;
 
 /// Runs the checks that need no plan.
 pub async fn check(ctx: &Context<'_>, checks: &mut Checks) -> anyhow::Result<()> {
-    check_upstream(checks, &ctx.up, &ctx.node, ctx.o).await?;
+    check_upstream(checks, ctx).await?;
     check_replication(checks, ctx);
     if ctx.o.replication_conf_only {
         check_existing_standby(checks, ctx)
@@ -26,12 +24,8 @@ pub async fn check(ctx: &Context<'_>, checks: &mut Checks) -> anyhow::Result<()>
 }
 
 /// The server-side checks.
-async fn check_upstream(
-    checks: &mut Checks,
-    up: &UpstreamSide,
-    node: &NodeSettings,
-    o: &CloneOptions,
-) -> anyhow::Result<()> {
+async fn check_upstream(checks: &mut Checks, ctx: &Context<'_>) -> anyhow::Result<()> {
+    let (up, node, o) = (&ctx.up, &ctx.node, ctx.o);
     let Some(u) = &up.info else { return Ok(()) };
     checks.ok(format!(
         "upstream is PostgreSQL {} ({}){}",
@@ -60,7 +54,7 @@ async fn check_upstream(
     if !o.replication_conf_only {
         // pg_basebackup -X stream takes two walsenders while it runs; a clone
         // from Barman needs one, for the standby.
-        let needed = if node.from_backup { 1 } else { 2 };
+        let needed = if ctx.from_backup { 1 } else { 2 };
         let free = u.max_wal_senders - u.walsenders_in_use;
         let what = format!(
             "max_wal_senders = {}, {} in use, {needed} needed",
@@ -117,7 +111,7 @@ fn check_replication(checks: &mut Checks, ctx: &Context<'_>) {
             id.system_identifier,
             id.timeline
         )),
-        Replication::Fails(e) if ctx.node.from_backup && !ctx.o.patroni => {
+        Replication::Fails(e) if ctx.from_backup && !ctx.o.patroni => {
             let text = report::render(e).replacen("ERROR: ", "", 1);
             checks.warn(format!(
                 "{} (the standby cannot stream until this is fixed)",

@@ -21,6 +21,9 @@ pub struct Context<'a> {
     pub plugins_cfg: &'a PluginsConfig,
     pub o: &'a CloneOptions,
     pub node: NodeSettings,
+    /// The source restores a backup instead of copying the live upstream
+    /// (its plugin does not need the upstream): the upstream may be down.
+    pub from_backup: bool,
     pub rt: Runtime,
     /// The backup source (none with --replication-conf-only).
     pub source: Option<Plugin>,
@@ -58,17 +61,16 @@ pub async fn context<'a>(
     o: &'a CloneOptions,
 ) -> anyhow::Result<Context<'a>> {
     refuse_root()?;
-    let mut node = NodeSettings::read(conf, o)?;
+    let node = NodeSettings::read(conf, o)?;
     announce(conf, o, &node);
     let rt = Runtime::new(cache::default_dir().as_deref())?;
     let loader = Loader::new(&rt, plugins_cfg);
     let source = if o.replication_conf_only {
         None
     } else {
-        let p = loader.source(&node.source)?;
-        node.from_backup = !p.info.needs_upstream;
-        Some(p)
+        Some(loader.source(&node.source)?)
     };
+    let from_backup = source.as_ref().is_some_and(|p| !p.info.needs_upstream);
     let policies = loader.policies(o)?;
     report::info(&plugins_used(
         plugins_cfg,
@@ -79,7 +81,7 @@ pub async fn context<'a>(
     // Opened now, while the upstream is asked, so that the source's commands
     // that follow skip the handshake.
     let master = barman_master(o, &node, &env, &scratch);
-    let up = connect::upstream(o, &node).await?;
+    let up = connect::upstream(o, &node, from_backup).await?;
     let repl = connect::replication(o, &node, &up)?;
     let replication = connect::identify(o, &node, &up, &repl, &env, scratch.path()).await?;
     let target = target::inspect(&node.data_dir, up.local.as_ref())?;
@@ -89,6 +91,7 @@ pub async fn context<'a>(
         plugins_cfg,
         o,
         node,
+        from_backup,
         rt,
         source,
         policies,

@@ -23,9 +23,6 @@ pub struct NodeSettings {
     /// The source plugin: `backup_source`, else `barman` when barman_host and
     /// barman_server are set (and no --without-barman), else `pg-basebackup`.
     pub source: String,
-    /// The source restores a backup instead of copying the live upstream
-    /// (its plugin does not need the upstream): the upstream may be down.
-    pub from_backup: bool,
     pub jobs: usize,
     /// Segments fetched into restore_command's spool while the copy runs
     /// (`clone_wal_prefetch`; 0: none).
@@ -213,7 +210,6 @@ impl NodeSettings {
                     .map(str::to_string)
             }),
             barman_mode: source == "barman",
-            from_backup: source != "pg-basebackup",
             source,
             jobs: jobs.clamp(1, 32),
             waldir: waldir_option(conf)?,

@@ -64,7 +64,7 @@ pub fn plan(ctx: &Context<'_>, checks: &mut Checks) -> anyhow::Result<SourcePlan
             return Ok(planned);
         }
     };
-    if ctx.node.from_backup {
+    if ctx.from_backup {
         checks.ok(format!(
             "{} backup {} (PostgreSQL {}, timeline {}, begins at WAL {}) is usable",
             if ctx.node.barman_mode {
@@ -181,7 +181,7 @@ fn place_tablespaces(
         .map(|(a, b)| (a.to_string(), b.to_string()))
         .collect();
     let source = ctx.source();
-    let onto_itself = ctx.up.is_local() && !ctx.node.from_backup;
+    let onto_itself = ctx.up.is_local() && !ctx.from_backup;
     let mut dirs = BTreeMap::new();
     for t in &backup.tablespaces {
         let loc = Path::new(&t.location);
