@@ -266,14 +266,14 @@ impl Plan {
         let mut lines =
             vec!["write the recovery configuration (last, after a verified copy):".to_string()];
         for (name, contents) in &rendered.files {
-            lines.push(format!("{dir}/{name}:"));
-            lines.extend(contents.lines().map(|l| format!("  {l}")));
+            lines.push(format!("  {dir}/{name}:"));
+            lines.extend(contents.lines().map(|l| format!("    {l}")));
         }
         lines.extend(
             rendered
                 .remove
                 .iter()
-                .map(|name| format!("remove {dir}/{name} if present")),
+                .map(|name| format!("  remove {dir}/{name} if present")),
         );
         Ok(lines)
     }
