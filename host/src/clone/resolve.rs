@@ -70,7 +70,7 @@ pub async fn context<'a>(
     } else {
         Some(loader.source(&node.source)?)
     };
-    let from_backup = source.as_ref().is_some_and(|p| !p.info.needs_upstream);
+    let from_backup = source.as_ref().is_some_and(|p| !p.needs_upstream());
     let policies = loader.policies(o)?;
     report::info(&plugins_used(
         plugins_cfg,

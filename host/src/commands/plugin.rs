@@ -218,7 +218,7 @@ fn show(p: &Plugin) {
     println!("provides:     {}", p.provides_text());
     println!(
         "upstream:     {}",
-        if p.info.needs_upstream {
+        if p.needs_upstream() {
             "needed"
         } else {
             "not needed"

@@ -245,6 +245,12 @@ impl Plugin {
         }
     }
 
+    /// True when its backups are of the live upstream (pg_basebackup), false
+    /// when it restores a backup taken earlier: then the upstream may be down.
+    pub fn needs_upstream(&self) -> bool {
+        self.info.needs_upstream
+    }
+
     /// True when it serves WAL files.
     pub fn provides_wal(&self) -> bool {
         self.info
