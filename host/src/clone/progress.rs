@@ -49,6 +49,41 @@ pub fn last_record(chunk: &str) -> Option<u64> {
         .last()
 }
 
+/// Reads a program's output to its end as records ending in `\r` (a
+/// terminal) or `\n`: a progress record (see [`parse_kb_record`]) moves
+/// `phase`, any other non-empty one goes to `other`; `raw` sees every byte
+/// read. Returns what followed the last record's end.
+pub async fn follow_records<R: tokio::io::AsyncRead + Unpin>(
+    mut r: R,
+    phase: &Phase,
+    mut other: impl FnMut(&str),
+    mut raw: impl FnMut(&[u8]),
+) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 8192];
+    let mut pending = Vec::new();
+    loop {
+        let n = r.read(&mut buf).await.unwrap_or(0);
+        if n == 0 {
+            return pending;
+        }
+        raw(&buf[..n]);
+        pending.extend_from_slice(&buf[..n]);
+        while let Some(end) = pending.iter().position(|b| matches!(b, b'\r' | b'\n')) {
+            let record: Vec<u8> = pending.drain(..=end).collect();
+            let record = String::from_utf8_lossy(&record[..end]);
+            match parse_kb_record(&record) {
+                Some((done, total)) => {
+                    phase.set_total(total);
+                    phase.set(done);
+                }
+                None if !record.trim().is_empty() => other(record.trim_end()),
+                None => {}
+            }
+        }
+    }
+}
+
 /// (done, total) in bytes from a progress report of pg_basebackup or
 /// pg_verifybackup: `12345/67890 kB (18%), 0/1 tablespace ...` or
 /// `12345/67890 kB (18%) verified`.

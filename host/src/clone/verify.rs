@@ -4,7 +4,7 @@ use std::path::Path;
 
 use tokio::io::AsyncReadExt;
 
-use super::progress::{parse_kb_record, Phase};
+use super::progress::{follow_records, Phase};
 use crate::plugin::HostEnv;
 use crate::report::{self, Failure};
 
@@ -80,35 +80,16 @@ pub async fn verify_backup(env: &HostEnv, dir: &Path, version: u32) -> anyhow::R
     })?;
     let phase = Phase::start("verify", None);
     let mut stdout = child.stdout.take().expect("piped");
-    let mut stderr = child.stderr.take().expect("piped");
+    let stderr = child.stderr.take().expect("piped");
     let mut out = Vec::new();
     let mut errors = String::new();
     let read_err = async {
-        let mut buf = [0u8; 8192];
-        let mut pending = Vec::new();
-        loop {
-            let n = stderr.read(&mut buf).await.unwrap_or(0);
-            if n == 0 {
-                break;
-            }
-            pending.extend_from_slice(&buf[..n]);
-            while let Some(end) = pending.iter().position(|b| matches!(b, b'\r' | b'\n')) {
-                let record: Vec<u8> = pending.drain(..=end).collect();
-                let record = String::from_utf8_lossy(&record[..end]);
-                match parse_kb_record(&record) {
-                    Some((done, total)) => {
-                        phase.set_total(total);
-                        phase.set(done);
-                    }
-                    None if !record.trim().is_empty() => {
-                        errors.push_str(record.trim_end());
-                        errors.push('\n');
-                    }
-                    None => {}
-                }
-            }
-        }
-        errors.push_str(String::from_utf8_lossy(&pending).trim_end());
+        let add = |line: &str| {
+            errors.push_str(line);
+            errors.push('\n');
+        };
+        let rest = follow_records(stderr, &phase, add, |_| {}).await;
+        errors.push_str(String::from_utf8_lossy(&rest).trim_end());
     };
     let (_, _) = tokio::join!(read_err, stdout.read_to_end(&mut out));
     let status = child.wait().await?;

@@ -5,12 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 
-use tokio::io::AsyncReadExt;
-
 use super::{confined, ExecContext, Step};
 use crate::clone::copy_tree::{self, CopyStats};
 use crate::clone::group::GroupGuard;
-use crate::clone::progress::{parse_kb_record, Phase};
+use crate::clone::progress::{follow_records, Phase};
 use crate::clone::unpack::{self, Archive};
 use crate::report::Failure;
 
@@ -233,36 +231,21 @@ async fn run_program(
 /// Reads a program's standard error to its end: progress records
 /// (pg_basebackup --progress) move `phase`, other lines are shown above it.
 /// Returns the last 16 KiB, for an error message.
-async fn follow_stderr(mut err: tokio::process::ChildStderr, phase: &Phase, show: bool) -> Vec<u8> {
+async fn follow_stderr(err: tokio::process::ChildStderr, phase: &Phase, show: bool) -> Vec<u8> {
     let mut tail = Vec::new();
-    let mut buf = [0u8; 8192];
-    let mut pending = Vec::new();
-    loop {
-        let n = err.read(&mut buf).await.unwrap_or(0);
-        if n == 0 {
-            return tail;
+    let shown = |line: &str| {
+        if show {
+            phase.suspend(|| eprintln!("{}", crate::report::escape(line)));
         }
-        tail.extend_from_slice(&buf[..n]);
+    };
+    let kept = |bytes: &[u8]| {
+        tail.extend_from_slice(bytes);
         if tail.len() > 16384 {
             tail.drain(..tail.len() - 16384);
         }
-        pending.extend_from_slice(&buf[..n]);
-        // Whole records only: they end in \r (a terminal) or \n.
-        while let Some(end) = pending.iter().position(|b| matches!(b, b'\r' | b'\n')) {
-            let record: Vec<u8> = pending.drain(..=end).collect();
-            let record = String::from_utf8_lossy(&record[..end]);
-            match parse_kb_record(&record) {
-                Some((done, total)) => {
-                    phase.set_total(total);
-                    phase.set(done);
-                }
-                None if show && !record.trim().is_empty() => {
-                    phase.suspend(|| eprintln!("{}", crate::report::escape(record.trim_end())));
-                }
-                None => {}
-            }
-        }
-    }
+    };
+    follow_records(err, phase, shown, kept).await;
+    tail
 }
 
 /// `pg_combinebackup BACKUPS... -o OUTPUT`, after checking that every backup
