@@ -1429,3 +1429,6 @@ fn a_clone_fills_restore_command_s_spool_with_the_wal_since_the_backup() {
     assert!(out.status.success(), "{err}");
     assert!(!err.contains("fetching the WAL since the backup"), "{err}");
 }
+
+/// Hostile names, archives and WAL hosts; segments received but not archived.
+mod hostile;

@@ -117,10 +117,21 @@ pub struct WalRestoreArgs {
 /// end of the archive: [`walrestore::refusal_code`] says which status.
 pub fn run(ctx: &Context, a: WalRestoreArgs) -> anyhow::Result<ExitCode> {
     let dest = a.args.last().cloned().unwrap_or_default();
-    let code = match run_inner(ctx, a) {
-        Ok(c) => c,
-        Err(e) => {
+    // A panic is a bug, but as a restore_command it must still end in a
+    // status PostgreSQL reads as "not available" (or, in a targeted recovery,
+    // "stop"), never in a death by signal that shuts the server down.
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_inner(ctx, a)));
+    let code = match caught {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
             eprintln!("{}", pgclone::report::render(&e));
+            exit::USAGE
+        }
+        Err(_) => {
+            eprintln!(
+                "ERROR: pgclone wal-restore: internal error (the panic above); the file was not delivered\n\
+                 HINT: please report it with the lines above"
+            );
             exit::USAGE
         }
     };

@@ -13,6 +13,9 @@ pub struct Cluster {
     pub data_dir: Option<PathBuf>,
     /// The system identifier from its global/pg_control.
     pub sysid: Option<u64>,
+    /// Its WAL segment size from global/pg_control: no file of its archive
+    /// is larger.
+    pub seg_size: Option<u64>,
     /// Archive recovery outside standby mode (PITR): a failure must not look
     /// like the end of the archive.
     pub targeted: bool,
@@ -26,12 +29,20 @@ impl Cluster {
             return Cluster::default();
         };
         let sysid = super::verify::system_identifier(&dir);
+        let seg_size = super::verify::segment_size(&dir);
         let targeted = !rewind && targeted_recovery(&dir);
         Cluster {
             data_dir: Some(dir),
             sysid,
+            seg_size,
             targeted,
         }
+    }
+
+    /// The most bytes a file of this cluster's archive can have: its segment
+    /// size, or the largest PostgreSQL allows when that is not known.
+    pub fn file_bound(&self) -> u64 {
+        self.seg_size.unwrap_or(super::landing::MAX_SEGMENT)
     }
 }
 
@@ -148,6 +159,19 @@ mod tests {
         control.resize(8192, 0);
         std::fs::write(t.path().join("global/pg_control"), control).unwrap();
         assert_eq!(detect(&t).sysid, Some(7_123_456_789));
+        // No floatFormat word: the size is not known, the bound is the largest.
+        assert_eq!(detect(&t).seg_size, None);
+        assert_eq!(detect(&t).file_bound(), 1 << 30);
+        // A real pg_control of PostgreSQL 15 with 64 MiB segments (208: where
+        // floatFormat is in 15's layout).
+        let mut control = 7_123_456_789u64.to_le_bytes().to_vec();
+        control.resize(8192, 0);
+        control[208..216].copy_from_slice(&1234567.0f64.to_le_bytes());
+        for (i, v) in [8192u32, 131072, 8192, 64 << 20].iter().enumerate() {
+            control[216 + 4 * i..220 + 4 * i].copy_from_slice(&v.to_le_bytes());
+        }
+        std::fs::write(t.path().join("global/pg_control"), control).unwrap();
+        assert_eq!(detect(&t).seg_size, Some(64 << 20));
         // Not a data directory: nothing known.
         let other = tempfile::tempdir().unwrap();
         assert_eq!(

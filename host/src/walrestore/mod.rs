@@ -41,6 +41,7 @@ pub mod archive;
 pub mod cluster;
 pub mod fetch;
 pub mod guard;
+pub mod landing;
 pub mod names;
 pub mod prefetch;
 pub mod source;
@@ -128,12 +129,7 @@ pub fn run(o: &Options) -> u8 {
         if o.test {
             return test_connection(o, &spool);
         }
-        let Some(kind) = names::parse(&o.wal_name) else {
-            return Err(problem(
-                exit::USAGE,
-                Failure::new(format!("\"{}\" is not a WAL file name", o.wal_name)),
-            ));
-        };
+        let kind = fetch::require_wal_name(&o.wal_name)?;
         let deadline = started + Duration::from_secs(o.retry_for);
         loop {
             match restore(o, &spool, &cluster, kind, rewind) {
@@ -287,7 +283,7 @@ fn restore(
                 && wait_for_inflight(spool, &o.wal_name)
                 && take_from_spool(o, spool, cluster)))
     {
-        after_delivery(o, spool, rewind);
+        after_delivery(o, spool, cluster, rewind);
         return Ok(exit::DELIVERED);
     }
     let op = format!("fetching {} for {}", o.wal_name, o.source.describe());
@@ -297,16 +293,16 @@ fn restore(
         spool,
         archive,
     };
-    let Some(bytes) = fetch_one(o, &fetcher, segment, cluster).map_err(|p| during(&op, p))? else {
+    let Some(landed) = fetch_one(o, &fetcher, segment, cluster).map_err(|p| during(&op, p))? else {
         return Ok(exit::NOT_FOUND);
     };
-    if let Err(why) = verify::check_segment(&o.wal_name, &bytes, cluster.sysid) {
+    if let Err(why) = landed.check(&o.wal_name, cluster.sysid) {
         return Err(problem(
             exit::DAMAGED,
             Failure::new(format!("not delivered: {why}")),
         ));
     }
-    if let Err(e) = spool::deliver(&o.wal_dest, &bytes) {
+    if let Err(e) = landed.deliver(&o.wal_dest) {
         return Err(problem(
             exit::UNREACHABLE,
             Failure::new(format!("cannot write \"{}\"", o.wal_dest.display()))
@@ -314,60 +310,54 @@ fn restore(
         ));
     }
     if segment {
-        after_delivery(o, spool, rewind);
+        after_delivery(o, spool, cluster, rewind);
     }
     Ok(exit::DELIVERED)
 }
 
-/// The requested file as the source's archive describes it; `None` when
-/// the archive does not have it. A directory answers for what it holds: a
-/// segment it lacks is not archived (yet), with no program run, unless
-/// `--partial` asks the fetch program for a `.partial` file; its fetch
-/// program serves what the host cannot read there.
+/// The requested file as the source's archive describes it, landed in the
+/// spool and bounded by the cluster's segment size; `None` when the archive
+/// does not have it. A directory answers for what it holds; what it lacks,
+/// or holds in a form the host cannot read, is asked of the source's fetch
+/// program when it has one: a source may hold segments it has received but
+/// not yet archived (Barman's `incoming/` and `streaming/`, which `barman
+/// get-wal` serves), and recovery must get every segment the source has.
+/// With `--partial`, a segment nobody has is asked for as `.partial`.
 fn fetch_one(
     o: &Options,
     f: &Fetcher,
     segment: bool,
     cluster: &Cluster,
-) -> Result<Option<Vec<u8>>, Problem> {
+) -> Result<Option<landing::Landed>, Problem> {
     let name = o.wal_name.as_str();
+    let into = fetch::Landing {
+        dir: &f.spool.dir,
+        limit: cluster.file_bound(),
+    };
     if f.archive.per_name {
-        return f.located(name);
+        return f.located(name, into);
     }
     let fetch = f.archive.fetch.as_ref();
-    let mut partial = false;
     if let Some(dir) = &f.archive.directory {
-        let stored = f
-            .read_directory(dir, &[name.to_string()])?
-            .into_iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, b)| b);
-        match stored.map(fetch::decompress) {
+        match f.read_directory(dir, name, into)? {
             // What the host reads (the caller checks it), or no program to
             // ask instead.
-            Some(Ok(b))
-                if fetch.is_none() || verify::check_segment(name, &b, cluster.sysid).is_ok() =>
-            {
-                return Ok(Some(b));
+            Some(Ok(l)) if fetch.is_none() || l.check(name, cluster.sysid).is_ok() => {
+                return Ok(Some(l));
             }
-            Some(Err(p)) if fetch.is_none() => return Err(p),
-            // There, but compressed in a way the host does not read, or
-            // damaged: the program may do better.
-            Some(_) => {}
-            None if o.partial && segment => partial = true,
-            None => return Ok(None),
+            Some(Err(e)) if fetch.is_none() => return Err(fetch::damaged(name, &e)),
+            // There but unreadable or damaged, or not archived (yet): the
+            // program may do better.
+            Some(_) | None => {}
         }
     }
     let Some(fetch) = fetch else {
         return Ok(None);
     };
-    if partial && fetch.partial_argv.is_none() {
-        return Ok(None);
-    }
-    match f.with_command(fetch, name, partial)? {
-        Some(b) => Ok(Some(b)),
-        None if !partial && o.partial && segment && fetch.partial_argv.is_some() => {
-            f.with_command(fetch, name, true)
+    match f.with_command(fetch, name, false, into)? {
+        Some(l) => Ok(Some(l)),
+        None if o.partial && segment && fetch.partial_argv.is_some() => {
+            f.with_command(fetch, name, true, into)
         }
         None => Ok(None),
     }
@@ -392,15 +382,18 @@ fn wait_for_inflight(spool: &Spool, name: &str) -> bool {
     }
 }
 
-/// Moves the cursor and makes sure a prefetcher is filling the spool.
-fn after_delivery(o: &Options, spool: &Spool, rewind: bool) {
+/// Moves the cursor and makes sure a prefetcher is filling the spool. The
+/// segment size is the cluster's (pg_control), else what the delivered
+/// segment's checked header says.
+fn after_delivery(o: &Options, spool: &Spool, cluster: &Cluster, rewind: bool) {
     if rewind || o.prefetch == 0 {
         return;
     }
-    let seg_size = std::fs::File::open(&o.wal_dest)
-        .ok()
-        .and_then(|mut f| {
+    let seg_size = cluster
+        .seg_size
+        .or_else(|| {
             use std::io::{Read, Seek, SeekFrom};
+            let mut f = std::fs::File::open(&o.wal_dest).ok()?;
             let mut b = [0u8; 4];
             f.seek(SeekFrom::Start(32)).ok()?;
             f.read_exact(&mut b).ok()?;

@@ -9,10 +9,11 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use super::archive::{Archive, Directory, Fetch};
-use super::fetch::{self, Fetcher};
+use super::fetch::{Fetcher, Landing};
+use super::landing::Landed;
 use super::names::{self, WalName};
 use super::spool::Spool;
-use super::{exit, guard, log, open_spool, verify, Options};
+use super::{exit, guard, log, open_spool, Options};
 
 /// Fetch programs run at once for one batch.
 const PARALLEL_PROGRAMS: usize = 4;
@@ -244,7 +245,7 @@ pub fn daemon(o: &Options) -> u8 {
             continue;
         }
         let _ = spool.put_unsynced("inflight", want.join("\n").as_bytes());
-        let result = fill(&fetcher, &want);
+        let result = fill(&fetcher, &want, seg_size);
         let _ = std::fs::remove_file(spool.path("inflight"));
         match result {
             Ok(0) => {
@@ -273,96 +274,59 @@ pub fn daemon(o: &Options) -> u8 {
     }
 }
 
-/// Spools what it can of `want`; how many it spooled.
-fn fill(f: &Fetcher, want: &[String]) -> std::io::Result<usize> {
+/// Spools what it can of `want`; how many it spooled. Files land in the
+/// spool bounded by the cursor's segment size, are checked, and only then
+/// take their names.
+fn fill(f: &Fetcher, want: &[String], seg_size: u64) -> std::io::Result<usize> {
+    let into = Landing {
+        dir: &f.spool.dir,
+        limit: seg_size,
+    };
     match &f.archive {
         Archive {
             directory: Some(dir),
             ..
-        } => stream_into_spool(f, dir, want),
+        } => stream_into_spool(f, dir, want, into),
         Archive {
             fetch: Some(fetch), ..
-        } => Ok(run_into_spool(f, fetch, want)),
+        } => Ok(run_into_spool(f, fetch, want, into)),
         _ => Ok(0),
     }
 }
 
-/// Fetches `names` in one remote `tar` and writes each checked segment to the
-/// spool as soon as it has arrived.
-fn stream_into_spool(f: &Fetcher, dir: &Directory, names: &[String]) -> std::io::Result<usize> {
-    use std::io::Read;
-    let host = f
-        .directory_host(dir)
-        .map_err(|p| std::io::Error::other(p.failure.to_string()))?;
-    let argv = fetch::tar_argv(dir, names);
-    host.ensure_master()
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
-    let mut cmd = host.ssh(&argv);
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut child = cmd.spawn()?;
-    let _guard = guard::ChildGuard::register(child.id());
-    // Killed when no file arrives for the operation's bound.
-    let dog = guard::Watchdog::arm(child.id(), Duration::from_secs(host.timeout.max(1)));
-    let stdout = child.stdout.take().unwrap();
-    // Writing happens on another thread, so the stream from the remote host
-    // never waits for the disk.
-    let (tx, rx) = std::sync::mpsc::sync_channel::<(String, Vec<u8>)>(2);
-    let writer_spool = f.spool.clone();
-    let writer = std::thread::spawn(move || {
-        let mut count = 0;
-        for (name, data) in rx {
-            if writer_spool.put(&name, &data).is_ok() {
-                count += 1;
-            }
+/// Checks a landed segment and gives it its name in the spool; a damaged
+/// file is never spooled (the foreground path reports it).
+fn spool_landed(spool: &Spool, name: &str, landed: Landed) -> bool {
+    landed.check(name, None).is_ok() && landed.place(&spool.path(name), false).is_ok()
+}
+
+/// Fetches `names` in one remote `tar` and spools each checked segment as
+/// soon as it has arrived.
+fn stream_into_spool(
+    f: &Fetcher,
+    dir: &Directory,
+    names: &[String],
+    into: Landing,
+) -> std::io::Result<usize> {
+    let mut count = 0;
+    f.stream_directory(dir, names, into, &mut |name, landed| {
+        if landed.is_ok_and(|l| spool_landed(f.spool, &name, l)) {
+            count += 1;
         }
-        count
-    });
-    let mut archive = tar::Archive::new(stdout);
-    let entries = archive.entries()?;
-    for entry in entries {
-        dog.kick();
-        let Ok(mut entry) = entry else {
-            break;
-        };
-        let name = entry
-            .path()?
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let mut data = Vec::with_capacity(entry.size() as usize);
-        if entry.read_to_end(&mut data).is_err() {
-            break;
-        }
-        if !names.contains(&name) {
-            continue;
-        }
-        let Ok(data) = fetch::decompress(data) else {
-            continue;
-        };
-        // A damaged file is never spooled; the foreground path reports it.
-        if verify::check_segment(&name, &data, None).is_ok() && tx.send((name, data)).is_err() {
-            break;
-        }
-    }
-    drop(tx);
-    let count = writer.join().unwrap_or(0);
-    drop(archive);
-    let _ = dog.disarm();
-    let _ = child.wait();
+    })
+    .map_err(|p| std::io::Error::other(p.failure.to_string()))?;
     Ok(count)
 }
 
 /// Runs the fetch program for the first of `names`, a few at a time, and
 /// spools each checked segment; stops at the first the archive lacks.
-fn run_into_spool(f: &Fetcher, fetch: &Fetch, names: &[String]) -> usize {
+fn run_into_spool(f: &Fetcher, fetch: &Fetch, names: &[String], into: Landing) -> usize {
     let mut count = 0;
     for batch in names.chunks(PARALLEL_PROGRAMS) {
-        let results: Vec<Option<Vec<u8>>> = std::thread::scope(|s| {
+        let results: Vec<Option<Landed>> = std::thread::scope(|s| {
             let handles: Vec<_> = batch
                 .iter()
-                .map(|n| s.spawn(move || f.with_command(fetch, n, false).ok().flatten()))
+                .map(|n| s.spawn(move || f.with_command(fetch, n, false, into).ok().flatten()))
                 .collect();
             handles
                 .into_iter()
@@ -370,14 +334,10 @@ fn run_into_spool(f: &Fetcher, fetch: &Fetch, names: &[String]) -> usize {
                 .collect()
         });
         for (name, got) in batch.iter().zip(results) {
-            match got {
-                Some(data) if verify::check_segment(name, &data, None).is_ok() => {
-                    if f.spool.put(name, &data).is_ok() {
-                        count += 1;
-                    }
-                }
-                _ => return count,
+            if !got.is_some_and(|l| spool_landed(f.spool, name, l)) {
+                return count;
             }
+            count += 1;
         }
     }
     count

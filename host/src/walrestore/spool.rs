@@ -6,7 +6,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::guard::TempFile;
-use super::verify::{check_header, check_segment, HEADER_LEN};
+use super::verify::{check_header, HEADER_LEN};
 use crate::report::Failure;
 
 /// What [`Spool::take`] did.
@@ -131,14 +131,17 @@ impl Spool {
         match std::fs::rename(&path, dest) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Taken::Absent),
-            // Another filesystem: copy the checked file over atomically instead.
+            // Another file system: copy the checked file over atomically
+            // instead, streamed (a segment may be up to 1 GiB).
             Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
-                let mut bytes = header;
-                f.read_to_end(&mut bytes)?;
-                if let Err(why) = check_segment(name, &bytes, sysid) {
+                use std::io::Seek;
+                f.seek(std::io::SeekFrom::Start(0))?;
+                let copy = super::landing::land(super::landing::dir_of(dest), name, f, meta.len())
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+                if let Err(why) = copy.check(name, sysid) {
                     return Ok(self.reject(name, why));
                 }
-                deliver(dest, &bytes)?;
+                copy.deliver(dest)?;
                 let _ = std::fs::remove_file(&path);
                 return Ok(Taken::Delivered);
             }
@@ -168,7 +171,13 @@ impl Spool {
     pub fn cursor(&self) -> Option<(String, u64)> {
         let text = self.read("cursor")?;
         let (name, size) = text.trim().split_once(' ')?;
-        Some((name.to_string(), size.parse().ok()?))
+        let size: u64 = size.parse().ok()?;
+        let valid = size.is_power_of_two() && (1 << 20..=1 << 30).contains(&size);
+        let segment = matches!(
+            super::names::parse(name),
+            Some(super::names::WalName::Segment { .. })
+        );
+        (valid && segment).then(|| (name.to_string(), size))
     }
 
     pub fn set_cursor(&self, name: &str, seg_size: u64) -> std::io::Result<()> {
@@ -336,19 +345,6 @@ fn remove_old_layout(top: &Path) {
             let _ = std::fs::remove_file(e.path());
         }
     }
-}
-
-/// Writes `bytes` at `dest` atomically: never a partial file at `dest`.
-pub fn deliver(dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match dest.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = dest
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    write_atomic(&dir, &name, bytes, true)
 }
 
 #[cfg(test)]

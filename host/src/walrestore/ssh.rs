@@ -34,6 +34,23 @@ pub struct SshHost {
     pub timeout: u64,
 }
 
+/// The most a remote program's output may be when it is captured whole
+/// (directory listings hold at most 4096 segment names of 25 bytes).
+pub const MAX_OUTPUT: u64 = 4 << 20;
+
+/// The most of a program's standard error kept for a message.
+pub const MAX_STDERR: u64 = 64 << 10;
+
+/// Up to `cap` bytes of `r`, the rest read and dropped (a writer is never
+/// left blocked on a full pipe).
+pub fn read_capped(mut r: impl std::io::Read, cap: u64) -> Vec<u8> {
+    use std::io::Read;
+    let mut kept = Vec::new();
+    let _ = (&mut r).take(cap).read_to_end(&mut kept);
+    let _ = std::io::copy(&mut r, &mut std::io::sink());
+    kept
+}
+
 /// What a remote program did.
 #[derive(Debug)]
 pub struct Ran {
@@ -199,9 +216,37 @@ impl SshHost {
         f.detail(ran.stderr.clone())
     }
 
-    /// Runs the ssh, reading both of its outputs, under a watchdog.
+    /// Runs the ssh under a watchdog, capturing at most [`MAX_OUTPUT`] of
+    /// its standard output (listings, tests: never WAL, which is streamed).
     fn run_bounded(&self, argv: &[String]) -> std::io::Result<Ran> {
         use std::io::Read;
+        let (out, mut ran) = self.run_reading(argv, |stdout, _| {
+            let mut out = Vec::new();
+            let read = stdout.take(MAX_OUTPUT + 1).read_to_end(&mut out);
+            (read, out)
+        })?;
+        let (read, out) = out;
+        read?;
+        if out.len() as u64 > MAX_OUTPUT {
+            return Err(std::io::Error::other(format!(
+                "{} wrote more than {MAX_OUTPUT} bytes",
+                argv[0]
+            )));
+        }
+        ran.stdout = out;
+        Ok(ran)
+    }
+
+    /// Runs `argv` remotely and hands its standard output to `read` as it
+    /// arrives, with the watchdog (which `read` may kick on progress). When
+    /// `read` returns, the pipe is closed: a remote program with more to say
+    /// ends instead of holding the process. Standard error is kept up to
+    /// [`MAX_STDERR`] and the rest drained.
+    pub fn run_reading<T>(
+        &self,
+        argv: &[String],
+        read: impl FnOnce(&mut dyn std::io::Read, &Watchdog) -> T,
+    ) -> std::io::Result<(T, Ran)> {
         let mut child = self
             .ssh(argv)
             .stdout(Stdio::piped())
@@ -209,15 +254,14 @@ impl SshHost {
             .spawn()?;
         let _guard = ChildGuard::register(child.id());
         let dog = Watchdog::arm(child.id(), Duration::from_secs(self.timeout.max(1)));
-        let mut err_pipe = child.stderr.take().unwrap();
+        let err_pipe = child.stderr.take().unwrap();
         let (err_tx, err_rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let mut b = Vec::new();
-            let _ = err_pipe.read_to_end(&mut b);
-            let _ = err_tx.send(b);
+            let _ = err_tx.send(read_capped(err_pipe, MAX_STDERR));
         });
-        let mut out = Vec::new();
-        let _ = child.stdout.take().unwrap().read_to_end(&mut out);
+        let mut stdout = child.stdout.take().unwrap();
+        let result = read(&mut stdout, &dog);
+        drop(stdout);
         // Disarmed before the child is reaped: the pid cannot have been reused.
         let timed_out = dog.disarm();
         let status = child.wait()?;
@@ -225,11 +269,14 @@ impl SshHost {
         let err = err_rx
             .recv_timeout(Duration::from_secs(2))
             .unwrap_or_default();
-        Ok(Ran {
-            status: status.code(),
-            stdout: out,
-            stderr: String::from_utf8_lossy(&err).trim().to_string(),
-            timed_out,
-        })
+        Ok((
+            result,
+            Ran {
+                status: status.code(),
+                stdout: Vec::new(),
+                stderr: String::from_utf8_lossy(&err).trim().to_string(),
+                timed_out,
+            },
+        ))
     }
 }

@@ -96,6 +96,28 @@ pub fn system_identifier(data_dir: &std::path::Path) -> Option<u64> {
     Some(u64::from_le_bytes(b))
 }
 
+/// The WAL segment size of the cluster in `data_dir`, from global/pg_control:
+/// the word after the block size, relation segment size and WAL block size
+/// that follow the `floatFormat` check value (1234567.0), which every version
+/// since 8.x keeps in that order; read where the layout moves between versions
+/// without a table of offsets. None when pg_control cannot tell.
+pub fn segment_size(data_dir: &std::path::Path) -> Option<u64> {
+    use std::io::Read;
+    // PG_CONTROL_MAX_SAFE_SIZE: the part of pg_control written atomically.
+    let mut head = Vec::with_capacity(512);
+    std::fs::File::open(data_dir.join("global/pg_control"))
+        .ok()?
+        .take(512)
+        .read_to_end(&mut head)
+        .ok()?;
+    let float_format = 1234567.0f64.to_le_bytes();
+    let at = (0..head.len().saturating_sub(24))
+        .step_by(8)
+        .find(|&i| head[i..i + 8] == float_format)?;
+    let size = u32::from_le_bytes(head[at + 20..at + 24].try_into().ok()?) as u64;
+    (size.is_power_of_two() && (1 << 20..=1 << 30).contains(&size)).then_some(size)
+}
+
 #[cfg(test)]
 pub fn fake_segment(name: &str, seg_size: usize) -> Vec<u8> {
     let Some(WalName::Segment { tli, log, seg }) = names::parse(name) else {
@@ -157,5 +179,40 @@ mod tests {
             Some(1),
         )
         .unwrap();
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 512, failure_persistence: None, ..Default::default()
+        })]
+        /// Any header bytes and length are judged without a panic; a header
+        /// with a random byte changed passes only if it still names this
+        /// segment of this cluster with its own size.
+        #[test]
+        fn any_header_is_judged_cleanly(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+                                        len in proptest::num::u64::ANY, sysid in proptest::option::of(proptest::num::u64::ANY)) {
+            let _ = check_header(N, &bytes, len, sysid);
+            let _ = check_header("00000002.history", &bytes, len, sysid);
+        }
+
+        #[test]
+        fn a_mutated_header_is_refused_or_still_right(at in 0usize..HEADER_LEN, b in proptest::num::u8::ANY) {
+            let mut seg = fake_segment(N, 1 << 20);
+            seg[at] = b;
+            if check_header(N, &seg[..HEADER_LEN], 1 << 20, Some(FAKE_SYSID)).is_ok() {
+                proptest::prop_assert_eq!(u64::from_le_bytes(seg[24..32].try_into().unwrap()), FAKE_SYSID);
+                proptest::prop_assert_eq!(u32::from_le_bytes(seg[32..36].try_into().unwrap()), 1 << 20);
+            }
+        }
+    }
+
+    #[test]
+    fn segment_size_of_a_truncated_or_random_pg_control() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir(t.path().join("global")).unwrap();
+        for len in [0usize, 7, 24, 215, 230, 512, 8192] {
+            std::fs::write(t.path().join("global/pg_control"), vec![0x3f; len]).unwrap();
+            assert_eq!(segment_size(t.path()), None, "{len}");
+        }
     }
 }
