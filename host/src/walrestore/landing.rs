@@ -58,10 +58,6 @@ pub struct Landed {
 }
 
 impl Landed {
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
     /// Checks it as the file `name` (size, long page header, system
     /// identifier when `sysid` is known) from its first bytes.
     pub fn check(&self, name: &str, sysid: Option<u64>) -> Result<(), String> {
@@ -311,7 +307,7 @@ mod tests {
         let seg = fake_segment(N, 1 << 20);
         for input in [seg.clone(), gzip(&seg), bzip(&seg)] {
             let l = land(t.path(), N, &input[..], 1 << 20).unwrap();
-            assert_eq!(l.len(), 1 << 20);
+            assert_eq!(l.len, 1 << 20);
             l.check(N, Some(FAKE_SYSID)).unwrap();
             let dest = t.path().join("RECOVERYXLOG");
             l.deliver(&dest).unwrap();
@@ -348,7 +344,7 @@ mod tests {
         }
         // Exactly the bound is fine.
         assert_eq!(
-            land(t.path(), N, &big[..1 << 20], 1 << 20).unwrap().len(),
+            land(t.path(), N, &big[..1 << 20], 1 << 20).unwrap().len,
             1 << 20
         );
     }
@@ -382,7 +378,7 @@ mod tests {
             let input: Vec<u8> = head.into_iter().chain(body).collect();
             match land(t.path(), N, &input[..], limit) {
                 Ok(l) => {
-                    proptest::prop_assert!(l.len() <= limit);
+                    proptest::prop_assert!(l.len <= limit);
                     let _ = l.check(N, None);
                 }
                 Err(_) => proptest::prop_assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 0),

@@ -31,6 +31,8 @@ fn pgclone_measured(sc: &Scratch, args: &[String]) -> (Output, i64) {
         .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
+    // Reaped with wait4 below (for its rusage), not with Child::wait.
+    #[allow(clippy::zombie_processes)]
     let mut child = cmd.spawn().unwrap();
     let mut out_pipe = child.stdout.take().unwrap();
     let mut err_pipe = child.stderr.take().unwrap();
