@@ -492,6 +492,47 @@ fn partial_segments_only_with_dash_p() {
     assert_eq!(std::fs::metadata(&dest).unwrap().len(), 16 << 20);
 }
 
+/// Disaster recovery with the primary gone: the last segments Barman has
+/// received (streaming/) but whose cron has not archived them yet are
+/// replayed, as with barman-wal-restore (`barman get-wal` serves them); the
+/// rows written in them are there after promotion.
+#[test]
+fn recovery_replays_the_segments_barman_received_but_has_not_archived() {
+    let mut lab = lab("walrpo");
+    lab.primary
+        .sql("CREATE TABLE t(i int); INSERT INTO t VALUES (1)");
+    lab.barman.backup();
+    let mut st = restore_for_archive_recovery(&lab, &lab.primary, "standby", None, "");
+    // Written after the backup, switched, received by Barman, never archived.
+    lab.primary.sql("INSERT INTO t VALUES (2)");
+    let last = lab
+        .primary
+        .sql("SELECT pg_walfile_name(pg_current_wal_lsn())");
+    lab.primary.sql("SELECT pg_switch_wal()");
+    let received = lab.barman.home.join("pg/streaming").join(&last);
+    let start = std::time::Instant::now();
+    while !received.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "Barman never received {last}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        !lab.archived_file("pg", &last).exists(),
+        "{last} already archived"
+    );
+    lab.primary.stop();
+    st.start();
+    st.wait_for("SELECT pg_is_in_recovery()", "f", Duration::from_secs(180));
+    assert_eq!(st.sql("SELECT count(*) FROM t WHERE i = 2"), "1");
+    let log = std::fs::read_to_string(&st.log).unwrap();
+    assert!(
+        log.contains(&format!("restored log file \"{last}\"")),
+        "{log}"
+    );
+}
+
 /// `pgclone` as the postgres user (as [`pgclone`] runs it), killed after
 /// `limit` seconds so that a hang fails the test instead of stalling it;
 /// with how long it ran.
