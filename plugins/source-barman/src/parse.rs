@@ -631,7 +631,8 @@ mod props {
             timeline in any::<u32>(),
             (begin_wal, end_wal, begin_lsn, end_lsn) in (value(), value(), value(), value()),
             compression in proptest::option::of("gzip|lz4|zstd|bzip2"),
-            name in proptest::option::of(value()),
+            // Barman prints "- ..." for none: a name cannot start so.
+            name in proptest::option::of("[A-Za-z0-9_.][A-Za-z0-9_./: -]{0,20}[A-Za-z0-9_.]"),
             parent in proptest::option::of("[0-9]{8}T[0-9]{6}"),
             spaces in proptest::collection::vec(
                 ("[a-z_][a-z0-9_]{0,10}( [a-z0-9_]{1,5})?", "/[a-z0-9_ /]{0,20}[a-z0-9_]", any::<u32>()),
