@@ -108,17 +108,22 @@ async fn seg_size(c: &Client) -> u64 {
     let Ok(Some(row)) = row else {
         return 16 << 20;
     };
-    let n: i64 = row.get(0);
-    let unit: String = row.get(1);
-    let mult: i64 = match unit.as_str() {
+    seg_size_of(row.get(0), &row.get::<_, String>(1))
+}
+
+/// The segment size from pg_settings' `setting` and `unit`: a power of two
+/// from 1 MiB to 1 GiB, else 16 MiB (an overflowing product is not wrapped
+/// into a valid size).
+fn seg_size_of(n: i64, unit: &str) -> u64 {
+    let mult: i64 = match unit {
         "B" | "" => 1,
         "kB" => 1024,
         "8kB" => 8192,
         "MB" => 1 << 20,
         _ => return 16 << 20,
     };
-    match (n * mult) as u64 {
-        s if s.is_power_of_two() && (1 << 20..=1 << 30).contains(&s) => s,
+    match n.checked_mul(mult).and_then(|s| u64::try_from(s).ok()) {
+        Some(s) if s.is_power_of_two() && (1 << 20..=1 << 30).contains(&s) => s,
         _ => 16 << 20,
     }
 }
@@ -381,6 +386,20 @@ mod props {
     proptest! {
         #![proptest_config(fuzz::config())]
 
+        /// Whatever the server says, a size WAL names can be computed with.
+        #[test]
+        fn seg_size_is_always_valid(
+            n in prop_oneof![any::<i64>(), (0u32..63).prop_map(|b| (1i64 << b) + (1i64 << 62))],
+            unit in proptest::sample::select(&["B", "", "kB", "8kB", "MB", "GB"][..]),
+        ) {
+            let s = seg_size_of(n, unit);
+            prop_assert!(s.is_power_of_two() && (1 << 20..=1 << 30).contains(&s));
+            let want = if unit == "kB" { n.checked_mul(1024) } else { Some(n) };
+            if s != 16 << 20 && unit != "8kB" && unit != "MB" {
+                prop_assert_eq!(want, Some(s as i64));
+            }
+        }
+
         #[test]
         fn lsn_text_reads_back(hi in any::<u32>(), lo in any::<u32>()) {
             let lsn = (u64::from(hi) << 32) | u64::from(lo);
@@ -407,5 +426,14 @@ mod props {
             }
             let _ = judge_listing(&[s.clone()], 0x44, seg_size);
         }
+    }
+
+    #[test]
+    fn an_overflowing_segment_size_is_not_wrapped() {
+        // (2^54 + 2^10) kB wrapped to exactly 1 MiB before.
+        assert_eq!(seg_size_of((1 << 54) + (1 << 10), "kB"), 16 << 20);
+        assert_eq!(seg_size_of(16384, "kB"), 16 << 20);
+        assert_eq!(seg_size_of(64, "MB"), 64 << 20);
+        assert_eq!(seg_size_of(-(16 << 20), "B"), 16 << 20);
     }
 }
