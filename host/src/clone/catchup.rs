@@ -424,7 +424,7 @@ mod props {
             if let Some(n) = segno_of_name(&s, seg_size) {
                 prop_assert_eq!(&wal_name(u32::from_str_radix(&s[..8], 16).unwrap(), n, seg_size), &s.to_ascii_uppercase());
             }
-            let _ = judge_listing(&[s.clone()], 0x44, seg_size);
+            let _ = judge_listing(std::slice::from_ref(&s), 0x44, seg_size);
         }
     }
 
