@@ -101,3 +101,66 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::fuzz;
+    use proptest::prelude::*;
+
+    /// A word as `is_word` accepts it.
+    fn word() -> impl Strategy<Value = String> {
+        "[A-Za-z0-9_.][A-Za-z0-9_.-]{0,15}"
+    }
+
+    fn capability() -> impl Strategy<Value = Capability> {
+        prop_oneof![
+            (word(), word())
+                .prop_map(|(target, program)| Capability::RemoteRun { target, program }),
+            word().prop_map(Capability::LocalRun),
+            word().prop_map(Capability::ReadConfig),
+        ]
+    }
+
+    const SAMPLES: &[&str] = &[
+        "remote-run:barman:rsync",
+        "local-run:pg_basebackup",
+        "read-config:barman_server",
+    ];
+    const VOCAB: &[&str] = &[
+        "remote-run",
+        "local-run",
+        "read-config",
+        ":",
+        "barman",
+        "-x",
+        "/",
+    ];
+
+    proptest! {
+        #![proptest_config(fuzz::config())]
+
+        /// What the host grants is exactly what was written: display and
+        /// parse are inverse.
+        #[test]
+        fn display_then_parse_is_identity(c in capability()) {
+            prop_assert_eq!(c.to_string().parse::<Capability>(), Ok(c));
+        }
+
+        /// Any text is a capability in its one canonical spelling, every
+        /// part a plain word, or a clean refusal; never a panic.
+        #[test]
+        fn any_text_parses_canonically_or_is_refused(
+            s in prop_oneof![fuzz::any_text(), fuzz::words(VOCAB), fuzz::mutated_any(SAMPLES)]
+        ) {
+            if let Ok(c) = s.parse::<Capability>() {
+                prop_assert_eq!(c.to_string(), s);
+                let parts: Vec<&str> = match &c {
+                    Capability::RemoteRun { target, program } => vec![target, program],
+                    Capability::LocalRun(p) | Capability::ReadConfig(p) => vec![p],
+                };
+                prop_assert!(parts.iter().all(|p| is_word(p)));
+            }
+        }
+    }
+}

@@ -14,5 +14,8 @@ pub mod capability;
 pub mod manifest;
 pub mod pg_version;
 
+#[cfg(test)]
+mod fuzz;
+
 pub use capability::{BadCapability, Capability};
 pub use manifest::Manifest;

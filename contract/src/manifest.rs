@@ -141,3 +141,89 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::fuzz;
+    use proptest::prelude::*;
+
+    const SAMPLE: &str = "pgclone-plugin-manifest 1\nname=source-barman\nversion=0.1.0\n\
+        vendor=pgclone\nlicense=Apache-2.0\ndescription=Clone from Barman: plain, tar or incremental\n\
+        provides=base-backup,wal,\nneeds-upstream=false\ncapability=remote-run:barman:barman\n\
+        capability=remote-run:barman:rsync\ncapability=read-config:barman_server\n";
+
+    /// A free-text value: one line, no `\r` (which `lines()` would eat at
+    /// the end of a line).
+    fn value() -> impl Strategy<Value = String> {
+        "[^\r\n]{0,24}"
+    }
+
+    fn manifest() -> impl Strategy<Value = Manifest> {
+        (
+            "[a-z0-9-]{1,64}",
+            "[^\r\n]{1,12}",
+            (value(), value(), value()),
+            proptest::sample::subsequence(PROVIDES, 0..=2),
+            any::<bool>(),
+            proptest::collection::vec("(local-run|read-config):[a-z_][a-z0-9_.-]{0,8}", 0..4),
+        )
+            .prop_map(
+                |(
+                    name,
+                    version,
+                    (vendor, license, description),
+                    provides,
+                    needs_upstream,
+                    caps,
+                )| Manifest {
+                    name,
+                    version,
+                    vendor,
+                    license,
+                    description,
+                    provides: provides.iter().map(|p| p.to_string()).collect(),
+                    needs_upstream,
+                    capabilities: caps.iter().map(|c| c.parse().unwrap()).collect(),
+                },
+            )
+    }
+
+    /// The manifest as the SDK's `manifest!` writes it.
+    fn render(m: &Manifest) -> String {
+        let mut s = format!(
+            "{HEADER}\nname={}\nversion={}\nvendor={}\nlicense={}\ndescription={}\nprovides=",
+            m.name, m.version, m.vendor, m.license, m.description
+        );
+        for p in &m.provides {
+            s += &format!("{p},");
+        }
+        s += &format!("\nneeds-upstream={}\n", m.needs_upstream);
+        for c in &m.capabilities {
+            s += &format!("capability={c}\n");
+        }
+        s
+    }
+
+    proptest! {
+        #![proptest_config(fuzz::config())]
+
+        /// What the SDK writes, the host reads back field for field.
+        #[test]
+        fn render_then_parse_is_identity(m in manifest()) {
+            prop_assert_eq!(parse(&render(&m)), Ok(m));
+        }
+
+        /// A damaged or random section is a manifest with a valid name, or
+        /// a clean error; never a panic.
+        #[test]
+        fn damaged_manifests_are_refused_cleanly(
+            s in prop_oneof![fuzz::mutated(SAMPLE), fuzz::any_text()]
+        ) {
+            if let Ok(m) = parse(&s) {
+                prop_assert!(valid_name(&m.name) && !m.version.is_empty());
+                prop_assert!(m.provides.iter().all(|p| PROVIDES.contains(&p.as_str())));
+            }
+        }
+    }
+}

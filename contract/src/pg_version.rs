@@ -27,11 +27,16 @@ pub fn parse(text: &str) -> Option<u32> {
         .split('.')
         .map(|p| p.parse().ok())
         .collect::<Option<_>>()?;
-    match parts.as_slice() {
-        [major] if *major >= 10 => Some(major * 10000),
-        [major, minor] if *major >= 10 => Some(major * 10000 + minor),
-        [major, minor] => Some(major * 10000 + minor * 100),
-        [major, minor, patch] if *major < 10 => Some(major * 10000 + minor * 100 + patch),
+    // Each part must fit its digits of the number: `9.100` is not 10.0,
+    // `15.10000` is not 16.0, and a huge major version is not wrapped.
+    let major = |m: u32| m.checked_mul(10000);
+    match *parts.as_slice() {
+        [m] if m >= 10 => major(m),
+        [m, minor] if m >= 10 && minor < 10000 => major(m)?.checked_add(minor),
+        [m, minor] if m < 10 && minor < 100 => Some(m * 10000 + minor * 100),
+        [m, minor, patch] if m < 10 && minor < 100 && patch < 100 => {
+            Some(m * 10000 + minor * 100 + patch)
+        }
         _ => None,
     }
 }
@@ -68,5 +73,60 @@ mod tests {
         assert!(!same_major(150004, 160000));
         assert!(same_major(90624, 90600) && !same_major(90624, 90500));
         assert!(uses_signal_files(120000) && !uses_signal_files(110022));
+    }
+}
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::fuzz;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(fuzz::config())]
+
+        /// Every version a server can report reads back as itself.
+        #[test]
+        fn text_then_parse_is_identity(
+            n in prop_oneof![(10u32..100, 0u32..10000).prop_map(|(m, n)| m * 10000 + n),
+                             (7u32..10, 0u32..10, 0u32..100).prop_map(|(a, b, c)| a * 10000 + b * 100 + c)]
+        ) {
+            prop_assert_eq!(parse(&text(n)), Some(n));
+        }
+
+        /// A version that parses has the major version the text says: a
+        /// huge or overlong part is refused, never wrapped or carried into
+        /// the major version (`9.100` is not 10, `15.99999` is not 24).
+        #[test]
+        fn parsed_versions_keep_their_major(
+            parts in proptest::collection::vec(prop_oneof![0u64..30, 0u64..200_000, any::<u64>()], 1..4)
+        ) {
+            let s = parts.iter().map(u64::to_string).collect::<Vec<_>>().join(".");
+            if let Some(v) = parse(&s) {
+                if parts[0] >= 10 {
+                    prop_assert_eq!(u64::from(v / 10000), parts[0]);
+                } else {
+                    prop_assert_eq!((u64::from(v / 10000), u64::from(v / 100 % 100)), (parts[0], parts[1]));
+                }
+                prop_assert_eq!(parse(&text(v)), Some(v));
+            }
+        }
+
+        /// Any text: a version or None, no panic.
+        #[test]
+        fn any_text_is_a_version_or_none(s in prop_oneof![fuzz::any_text(), fuzz::words(&["1", "15", "9", ".", "0", "4294967295"])]) {
+            let _ = parse(&s);
+        }
+    }
+
+    #[test]
+    fn oversized_parts_are_refused() {
+        // Found by parsed_versions_keep_their_major ("0.100" read as 1.0):
+        // a part too large for its digits carried into the next, or wrapped.
+        assert_eq!(parse("0.100"), None);
+        assert_eq!(parse("9.100"), None);
+        assert_eq!(parse("9.6.100"), None);
+        assert_eq!(parse("15.10000"), None);
+        assert_eq!(parse("429497"), None);
     }
 }

@@ -10,3 +10,9 @@ pub mod remote;
 pub mod report;
 pub mod source;
 pub mod walrestore;
+
+/// The property tests' configuration and mutations, shared with the contract
+/// crate and the Barman plugin.
+#[cfg(test)]
+#[path = "../../contract/src/fuzz.rs"]
+mod fuzz;

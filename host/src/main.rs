@@ -307,3 +307,40 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// The property tests' configuration and mutations, shared with the library.
+#[cfg(test)]
+#[path = "../../contract/src/fuzz.rs"]
+mod fuzz;
+
+/// Command lines come from scripts, Patroni and PostgreSQL's restore_command:
+/// any argv is a command or a usage error, never a panic.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn word() -> impl Strategy<Value = String> {
+        prop_oneof![
+            3 => proptest::sample::select(&[
+                "standby", "clone", "wal-restore", "plugin", "patroni-replica", "-h", "-p", "-U", "-d",
+                "-D", "-f", "-F", "-c", "--dry-run", "--upstream-conninfo", "--upstream-node-id",
+                "--without-barman", "--replication-user", "-P", "-z", "-j", "--spool-dir", "-t", "--",
+                "=", "node1", "5432", "000000010000000000000044", "pg_wal/RECOVERYXLOG", "-?", "-vP",
+            ][..]).prop_map(str::to_string),
+            1 => crate::fuzz::any_text(),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(crate::fuzz::config())]
+
+        #[test]
+        fn any_command_line_is_parsed_or_a_usage_error(args in proptest::collection::vec(word(), 0..8)) {
+            let argv = std::iter::once("pgclone".to_string()).chain(args);
+            if let Ok(m) = definition().try_get_matches_from(argv) {
+                let _ = Cli::from_arg_matches(&m);
+            }
+        }
+    }
+}

@@ -186,3 +186,48 @@ mod tests {
         assert_eq!(render(&p), "host=h user=repl application_name=n2");
     }
 }
+
+/// A plugin reads the upstream's conninfo and edits it: any text is
+/// parameters or an error, and what it renders reads back the same.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::fuzz;
+    use proptest::prelude::*;
+
+    const SAMPLE: &str = "host=node2 user='rep mgr' password='a\\'b' sslmode=verify-full application_name=n\\ 2 passfile=c:\\";
+
+    fn params() -> impl Strategy<Value = Vec<ConnParam>> {
+        proptest::collection::vec(
+            (
+                "[a-z_]{1,12}",
+                prop_oneof![
+                    any::<String>(),
+                    fuzz::words(&["a", "'", "\\", "=", " ", "\t"])
+                ],
+            )
+                .prop_map(|(key, value)| ConnParam { key, value }),
+            0..6,
+        )
+    }
+
+    proptest! {
+        #![proptest_config(fuzz::config())]
+
+        #[test]
+        fn any_text_is_parameters_or_an_error(
+            s in prop_oneof![fuzz::mutated(SAMPLE), fuzz::any_text()]
+        ) {
+            if let Ok(p) = parse(&s) {
+                prop_assert!(p.iter().all(|c| !c.key.is_empty()));
+                prop_assert_eq!(parse(&render(&p)), Ok(p));
+            }
+        }
+
+        /// Rendering then parsing gives back every value, whatever it holds.
+        #[test]
+        fn render_then_parse_is_identity(p in params()) {
+            prop_assert_eq!(parse(&render(&p)), Ok(p));
+        }
+    }
+}

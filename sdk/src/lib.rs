@@ -177,3 +177,8 @@ macro_rules! export_policy {
 pub use error::ErrorExt;
 pub use manifest::describe;
 pub use types::{ErrorKind, PluginError, PluginInfo};
+
+/// The property tests' configuration and mutations, shared with the host.
+#[cfg(test)]
+#[path = "../../contract/src/fuzz.rs"]
+mod fuzz;

@@ -108,17 +108,22 @@ async fn seg_size(c: &Client) -> u64 {
     let Ok(Some(row)) = row else {
         return 16 << 20;
     };
-    let n: i64 = row.get(0);
-    let unit: String = row.get(1);
-    let mult: i64 = match unit.as_str() {
+    seg_size_of(row.get(0), &row.get::<_, String>(1))
+}
+
+/// The segment size from pg_settings' `setting` and `unit`: a power of two
+/// from 1 MiB to 1 GiB, else 16 MiB (an overflowing product is not wrapped
+/// into a valid size).
+fn seg_size_of(n: i64, unit: &str) -> u64 {
+    let mult: i64 = match unit {
         "B" | "" => 1,
         "kB" => 1024,
         "8kB" => 8192,
         "MB" => 1 << 20,
         _ => return 16 << 20,
     };
-    match (n * mult) as u64 {
-        s if s.is_power_of_two() && (1 << 20..=1 << 30).contains(&s) => s,
+    match n.checked_mul(mult).and_then(|s| u64::try_from(s).ok()) {
+        Some(s) if s.is_power_of_two() && (1 << 20..=1 << 30).contains(&s) => s,
         _ => 16 << 20,
     }
 }
@@ -364,5 +369,71 @@ mod tests {
             Verdict::Gone { .. }
         ));
         assert!(matches!(judge_listing(&[], 3, m16), Verdict::Unknown(_)));
+    }
+}
+
+/// LSNs and WAL names come from the upstream and from the backup's catalogue.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::fuzz;
+    use proptest::prelude::*;
+
+    fn seg_size() -> impl Strategy<Value = u64> {
+        (20u32..=30).prop_map(|b| 1u64 << b)
+    }
+
+    proptest! {
+        #![proptest_config(fuzz::config())]
+
+        /// Whatever the server says, a size WAL names can be computed with.
+        #[test]
+        fn seg_size_is_always_valid(
+            n in prop_oneof![any::<i64>(), (0u32..63).prop_map(|b| (1i64 << b) + (1i64 << 62))],
+            unit in proptest::sample::select(&["B", "", "kB", "8kB", "MB", "GB"][..]),
+        ) {
+            let s = seg_size_of(n, unit);
+            prop_assert!(s.is_power_of_two() && (1 << 20..=1 << 30).contains(&s));
+            let want = if unit == "kB" { n.checked_mul(1024) } else { Some(n) };
+            if s != 16 << 20 && unit != "8kB" && unit != "MB" {
+                prop_assert_eq!(want, Some(s as i64));
+            }
+        }
+
+        #[test]
+        fn lsn_text_reads_back(hi in any::<u32>(), lo in any::<u32>()) {
+            let lsn = (u64::from(hi) << 32) | u64::from(lo);
+            prop_assert_eq!(parse_lsn(&format!("{hi:X}/{lo:X}")), Some(lsn));
+        }
+
+        #[test]
+        fn wal_names_read_back(tli in any::<u32>(), log in any::<u32>(), seg_size in seg_size(), seg in any::<u64>()) {
+            let segno = u64::from(log) * (0x1_0000_0000 / seg_size) + seg % (0x1_0000_0000 / seg_size);
+            let name = wal_name(tli, segno, seg_size);
+            prop_assert_eq!(segno_of_name(&name, seg_size), Some(segno));
+        }
+
+        /// Any text, names with multibyte characters included: a value or
+        /// none, never a panic.
+        #[test]
+        fn any_text_is_an_lsn_a_segment_or_none(
+            s in prop_oneof![fuzz::mutated("000000010000000000000044"), fuzz::mutated("0/44000028"), fuzz::any_text()],
+            seg_size in seg_size(),
+        ) {
+            let _ = parse_lsn(&s);
+            if let Some(n) = segno_of_name(&s, seg_size) {
+                prop_assert_eq!(&wal_name(u32::from_str_radix(&s[..8], 16).unwrap(), n, seg_size), &s.to_ascii_uppercase());
+            }
+            let _ = judge_listing(std::slice::from_ref(&s), 0x44, seg_size);
+        }
+    }
+
+    #[test]
+    fn an_overflowing_segment_size_is_not_wrapped() {
+        // (2^54 + 2^10) kB wrapped to exactly 1 MiB before.
+        assert_eq!(seg_size_of((1 << 54) + (1 << 10), "kB"), 16 << 20);
+        assert_eq!(seg_size_of(16384, "kB"), 16 << 20);
+        assert_eq!(seg_size_of(64, "MB"), 64 << 20);
+        assert_eq!(seg_size_of(-(16 << 20), "B"), 16 << 20);
     }
 }

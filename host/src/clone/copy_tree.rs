@@ -243,3 +243,30 @@ mod tests {
         assert_eq!(stat_value(s, "Matched data:"), None);
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::fuzz;
+    use proptest::prelude::*;
+
+    const STATS: &str = "Number of files: 1,234 (reg: 1,200, dir: 34)\nTotal file size: 1,121,015,638 bytes\nLiteral data: 12,345 bytes\nMatched data: 0 bytes\n";
+
+    proptest! {
+        #![proptest_config(fuzz::config())]
+
+        /// rsync's --stats, damaged or random: a number or none.
+        #[test]
+        fn any_stats_are_a_number_or_none(s in prop_oneof![fuzz::mutated(STATS), fuzz::any_text()]) {
+            for label in ["Total file size:", "Literal data:", "Matched data:"] {
+                let _ = stat_value(&s, label);
+            }
+        }
+
+        #[test]
+        fn stat_values_read_back(n in any::<u64>()) {
+            let text = format!("Total file size: {} bytes\n", n.to_string().as_bytes().rchunks(3).rev().map(|c| std::str::from_utf8(c).unwrap()).collect::<Vec<_>>().join(","));
+            prop_assert_eq!(stat_value(&text, "Total file size:"), Some(n));
+        }
+    }
+}

@@ -94,10 +94,8 @@ pub fn parse_kb_record(line: &str) -> Option<(u64, u64)> {
         return None;
     }
     let (done, total) = counts.trim().split_once('/')?;
-    Some((
-        done.trim().parse::<u64>().ok()? * 1024,
-        total.trim().parse::<u64>().ok()? * 1024,
-    ))
+    let bytes = |kb: &str| kb.trim().parse::<u64>().ok()?.checked_mul(1024);
+    Some((bytes(done)?, bytes(total)?))
 }
 
 /// Whether a phase draws a live line: standard error is a terminal and
@@ -410,5 +408,56 @@ mod tests {
             line.starts_with("copy ") && line.contains("3.00 MiB, "),
             "{line}"
         );
+    }
+}
+
+/// Progress records come from rsync, pg_basebackup and pg_verifybackup,
+/// which may run on a hostile upstream's data: any output is a count or
+/// nothing, and a count is the one the record says.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::fuzz;
+    use proptest::prelude::*;
+
+    const RSYNC: &str = "\r      1,234,567  45%   12.34MB/s    0:00:01 (xfr#3, to-chk=10/20)\r      2,345,678  90%   12.34MB/s    0:00:02 (xfr#4, to-chk=5/20)\n";
+    const BASEBACKUP: &str = "    0/23456 kB (0%), 0/1 tablespace (...ata/base/5/1249)\r23456/23456 kB (100%), 1/1 tablespace\n";
+
+    proptest! {
+        #![proptest_config(fuzz::config())]
+
+        #[test]
+        fn any_output_is_a_count_or_nothing(
+            s in prop_oneof![fuzz::mutated(RSYNC), fuzz::mutated(BASEBACKUP), fuzz::any_text()]
+        ) {
+            let _ = last_record(&s);
+            for line in s.split(['\r', '\n']) {
+                let _ = parse_record(line);
+                let _ = parse_kb_record(line);
+            }
+        }
+
+        /// The bytes of a kB record are 1024 times its numbers, or none when
+        /// that does not fit: never a wrapped count.
+        #[test]
+        fn kb_records_are_exact(
+            done in prop_oneof![0u64..1 << 40, any::<u64>()],
+            total in prop_oneof![0u64..1 << 40, any::<u64>()],
+            pct in 0u32..=100,
+        ) {
+            let got = parse_kb_record(&format!("{done}/{total} kB ({pct}%), 0/1 tablespace"));
+            let want = done.checked_mul(1024).zip(total.checked_mul(1024));
+            prop_assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn counts_too_large_for_bytes_are_not_records() {
+        // Found by kb_records_are_exact: 2^54 kB wrapped to 0 bytes.
+        assert_eq!(
+            parse_kb_record("18014398509481984/18014398509481984 kB (100%) verified"),
+            None
+        );
+        assert_eq!(parse_kb_record("1/2 kB (50%) verified"), Some((1024, 2048)));
     }
 }

@@ -26,9 +26,12 @@ pub fn verify_copy(dir: &Path) -> anyhow::Result<()> {
 /// data directory"), so a clone that ends with one has failed.
 pub fn verify_not_incremental(dir: &Path) -> anyhow::Result<()> {
     let label = dir.join("backup_label");
-    let Ok(text) = std::fs::read_to_string(&label) else {
+    // Read as bytes: a label (`pg_basebackup -l`) need not be UTF-8, and
+    // read_to_string would then take the file for absent.
+    let Ok(bytes) = std::fs::read(&label) else {
         return Ok(());
     };
+    let text = String::from_utf8_lossy(&bytes);
     match text
         .lines()
         .find(|l| l.starts_with("INCREMENTAL FROM LSN:"))
@@ -170,4 +173,22 @@ pub async fn verify_unpacked(
     }
     crate::report::info("pg_verifybackup: backup successfully verified");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_label_that_is_not_utf8_is_still_checked() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(
+            t.path().join("backup_label"),
+            b"START WAL LOCATION: 0/8000028 (file 000000010000000000000008)\nLABEL: caf\xe9\nINCREMENTAL FROM LSN: 0/6000028\n",
+        )
+        .unwrap();
+        assert!(verify_not_incremental(t.path()).is_err());
+        std::fs::write(t.path().join("backup_label"), b"LABEL: caf\xe9\n").unwrap();
+        assert!(verify_not_incremental(t.path()).is_ok());
+    }
 }

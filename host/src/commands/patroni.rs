@@ -348,3 +348,38 @@ mod tests {
         .is_err());
     }
 }
+
+/// Patroni's argv: any arguments are a request or a usage error.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::fuzz;
+    use proptest::prelude::*;
+
+    fn arg() -> impl Strategy<Value = String> {
+        prop_oneof![
+            fuzz::mutated_any(&[
+                "--datadir=/srv/pg/data",
+                "--connstring=dbname=postgres user=replicator host=10.0.0.1 port=5432",
+                "--role=replica",
+                "--keep_data=True",
+                "--jobs=8",
+                "--scope=demo",
+                "--backup-id=latest",
+            ]),
+            fuzz::any_text(),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(fuzz::config())]
+
+        #[test]
+        fn any_arguments_are_a_request_or_a_usage_error(args in proptest::collection::vec(arg(), 0..8)) {
+            if let Ok(r) = parse(&args) {
+                prop_assert!(r.datadir.is_absolute());
+                prop_assert!(r.jobs.is_none_or(|j| j > 0));
+            }
+        }
+    }
+}

@@ -368,3 +368,63 @@ mod tests {
         );
     }
 }
+
+/// repmgr.conf is the operator's, but pgclone reads it as libpq and
+/// PostgreSQL tools would: any text is entries or an error naming a line.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::fuzz;
+    use proptest::prelude::*;
+
+    const SAMPLE: &str = "node_id=2
+node_name='node2'
+conninfo='host=node2 user=repmgr dbname=repmgr connect_timeout=2'
+data_directory='/var/lib/postgresql/15/main'
+pg_bindir='/usr/lib/postgresql/15/bin'
+use_replication_slots=yes
+barman_host='barman@backup1'   # the Barman host
+barman_server = 'pg'
+restore_command = '/usr/bin/pgclone wal-restore barmansrv pg %f %p'
+tablespace_mapping='/srv/ts1=/srv/ts1-standby'
+tablespace_mapping='/srv/ts 2=/srv/ts2-standby'
+recovery_min_apply_delay=5min
+ssh_options='-q -o ConnectTimeout=10'
+passfile='/var/lib/postgresql/.pgpass'
+# a comment
+";
+
+    /// A path whose includes cannot be found: included files are not read.
+    fn path() -> &'static Path {
+        Path::new("/nonexistent/pgclone-props/repmgr.conf")
+    }
+
+    proptest! {
+        #![proptest_config(fuzz::config())]
+
+        #[test]
+        fn any_text_is_entries_or_an_error_with_a_line(
+            text in prop_oneof![fuzz::mutated(SAMPLE), fuzz::any_text()]
+        ) {
+            match ConfFile::parse(path(), &text) {
+                Ok(c) => prop_assert!(c.entries().iter().all(|e| !e.key.is_empty() && e.line > 0)),
+                Err(e) => prop_assert!(e.line >= 1 && e.line <= text.lines().count().max(1)),
+            }
+        }
+
+        /// A value quoted as repmgr's docs say reads back as it was.
+        #[test]
+        fn quoted_values_read_back(
+            entries in proptest::collection::vec(("[a-z_][a-z0-9_]{0,15}", "[^\r\n]{0,24}"), 1..8)
+        ) {
+            let entries: Vec<_> = entries.into_iter().filter(|(k, _)| !k.starts_with("include")).collect();
+            let text: String = entries
+                .iter()
+                .map(|(k, v)| format!("{k} = '{}'\n", v.replace('\\', "\\\\").replace('\'', "''")))
+                .collect();
+            let c = ConfFile::parse(path(), &text).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let got: Vec<_> = c.entries().iter().map(|e| (e.key.clone(), e.value.clone())).collect();
+            prop_assert_eq!(got, entries);
+        }
+    }
+}

@@ -196,3 +196,45 @@ timeout_ms = 100
         assert!(crate::report::render(&e).contains("64 hexadecimal"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::fuzz;
+    use proptest::prelude::*;
+
+    const SAMPLE: &str = r#"plugin_dir = "/etc/pgclone/plugins"
+policies = ["site-policy"]
+
+[targets]
+backup-store = "vendor@store.example"
+
+[plugin.site-policy]
+file = "site-policy.wasm"
+sha256 = "9f2c0000000000000000000000000000000000000000000000000000000000aa"
+grants = ["read-config:node_name", "remote-run:backup-store:tar"]
+timeout_ms = 5000
+memory_mib = 64
+"#;
+
+    proptest! {
+        #![proptest_config(fuzz::config())]
+
+        /// Any text: a configuration whose grants and pins are all valid,
+        /// or a clean error.
+        #[test]
+        fn any_text_is_a_valid_configuration_or_an_error(
+            text in prop_oneof![fuzz::mutated(SAMPLE), fuzz::any_text()]
+        ) {
+            if let Ok(cfg) = PluginsConfig::parse(Path::new("/etc/pgclone/plugins.toml"), &text) {
+                for (name, entry) in &cfg.plugin {
+                    let grants = entry.grants.clone().unwrap_or_default();
+                    prop_assert_eq!(cfg.grants_for(name).map_or(0, |g| g.len()), grants.len());
+                    if let Some(sha) = &entry.sha256 {
+                        prop_assert!(sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit()));
+                    }
+                }
+            }
+        }
+    }
+}

@@ -254,8 +254,10 @@ fn percent_decode(s: &str) -> Result<String, ConnInfoError> {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' {
+            // Two hex digits: from_str_radix alone would take "+1" too.
             let hex = s
                 .get(i + 1..i + 3)
+                .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
                 .ok_or_else(|| ConnInfoError(format!("invalid percent-encoding in \"{s}\"")))?;
             out.push(hex);
@@ -379,5 +381,88 @@ mod tests {
         assert!(ConnInfo::parse("host='x").is_err());
         assert!(ConnInfo::parse("=x").is_err());
         assert!(ConnInfo::parse("postgresql://h/?a").is_err());
+    }
+}
+
+/// Conninfo comes from the command line, configuration files and plugins:
+/// any text is a connection string or a clean error, and what pgclone writes
+/// reads back as it was.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::fuzz;
+    use proptest::prelude::*;
+
+    const SAMPLES: &[&str] = &[
+        "host=node1 port=5432 user=repmgr dbname=repmgr connect_timeout=2",
+        "host=node2 user='rep mgr' password='a\\'b' sslmode=verify-full sslrootcert=/etc/ssl/root.crt application_name=node2",
+        "postgresql://rep%40l:s3cr%3At@[::1]:5433/app?sslmode=require&connect_timeout=5",
+        "postgres://node1:5432/postgres?application_name=n%20one",
+    ];
+
+    fn params() -> impl Strategy<Value = Vec<(&'static str, String)>> {
+        proptest::collection::vec(
+            (
+                proptest::sample::select(KEYWORDS),
+                prop_oneof![
+                    any::<String>(),
+                    fuzz::words(&["a", "'", "\\", "=", " ", "\t"])
+                ],
+            ),
+            0..6,
+        )
+    }
+
+    proptest! {
+        #![proptest_config(fuzz::config())]
+
+        #[test]
+        fn any_text_is_a_conninfo_of_known_keywords_or_an_error(
+            s in prop_oneof![fuzz::mutated_any(SAMPLES), fuzz::any_text(), fuzz::words(&["host", "=", "'", "\\", " ", "postgresql://", "%", "@", "[", "]", ":", "/", "?", "&"])]
+        ) {
+            if let Ok(c) = ConnInfo::parse(&s) {
+                prop_assert!(c.params().iter().all(|(k, _)| KEYWORDS.contains(&k.as_str())));
+                // What pgclone then writes reads back the same.
+                prop_assert_eq!(ConnInfo::parse(&c.to_secret_string()), Ok(c));
+            }
+        }
+
+        /// Quoting then parsing gives back every value, whatever it holds.
+        #[test]
+        fn quote_then_parse_is_identity(params in params()) {
+            let mut c = ConnInfo::default();
+            for (k, v) in &params {
+                c.set(k, v);
+            }
+            prop_assert_eq!(ConnInfo::parse(&c.to_secret_string()), Ok(c));
+        }
+
+        /// A percent escape is `%` and two hexadecimal digits, nothing else
+        /// (libpq: "invalid percent-encoded token").
+        #[test]
+        fn percent_escapes_are_two_hex_digits(a in any::<char>(), b in any::<char>()) {
+            let uri = format!("postgresql://h/db?application_name=%{a}{b}");
+            let hex = a.is_ascii_hexdigit() && b.is_ascii_hexdigit();
+            match ConnInfo::parse(&uri) {
+                Ok(c) => {
+                    prop_assert!(hex, "{:?} accepted as {:?}", uri, c.get("application_name"));
+                }
+                Err(_) => {
+                    // Refused: not hex, or a byte that is not UTF-8 alone.
+                    let byte = u8::from_str_radix(&[a, b].iter().collect::<String>(), 16);
+                    prop_assert!(!hex || byte.is_ok_and(|x| x >= 0x80));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_sign_is_not_a_hex_digit() {
+        // Found by percent_escapes_are_two_hex_digits: "%+1" decoded as
+        // byte 1 (from_str_radix accepts a sign).
+        assert!(ConnInfo::parse("postgresql://h/db?application_name=%+1").is_err());
+        assert!(ConnInfo::parse("postgresql://h/db?application_name=%-1").is_err());
+        let c = ConnInfo::parse("postgresql://h/db?application_name=%41%62").unwrap();
+        assert_eq!(c.get("application_name"), Some("Ab"));
     }
 }

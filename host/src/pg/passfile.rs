@@ -90,3 +90,35 @@ mod tests {
         assert_eq!(lookup(f.path(), "h", "5432", "d", "u"), None);
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::fuzz;
+    use proptest::prelude::*;
+
+    /// A field as it is written in the file: `\` escapes `:` and `\`.
+    fn escape(f: &str) -> String {
+        f.replace('\\', "\\\\").replace(':', "\\:")
+    }
+
+    proptest! {
+        #![proptest_config(fuzz::config())]
+
+        /// Any line: five fields or none, no panic.
+        #[test]
+        fn any_line_is_five_fields_or_none(
+            line in prop_oneof![fuzz::mutated("node1:5432:replication:repl:s3cr\\:et\\\\x"), fuzz::any_text()]
+        ) {
+            let _ = fields(&line);
+        }
+
+        /// What a DBA escapes is read back as written, a password with `:`
+        /// and `\` included.
+        #[test]
+        fn escaped_fields_read_back(f in proptest::array::uniform5("[^\n]{0,12}")) {
+            let line = f.iter().map(|x| escape(x)).collect::<Vec<_>>().join(":");
+            prop_assert_eq!(fields(&line), Some(f));
+        }
+    }
+}

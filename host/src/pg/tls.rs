@@ -451,3 +451,26 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::fuzz;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(fuzz::config())]
+
+        /// A server's or OpenSSL's error text: shortened or kept, no panic.
+        #[test]
+        fn any_error_text_is_tidied(
+            s in prop_oneof![
+                fuzz::mutated("error performing TLS handshake: certificate verify failed: error:0A000086:SSL routines::certificate verify failed:: self-signed certificate in certificate chain"),
+                fuzz::any_text(),
+            ]
+        ) {
+            let _ = tidy(&s);
+            let _ = hint_for(&s);
+        }
+    }
+}

@@ -147,3 +147,26 @@ mod tests {
         assert!(!newer.supported());
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::fuzz;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(fuzz::config())]
+
+        /// The version in a component's export name is the plugin's word:
+        /// any text is a version or none.
+        #[test]
+        fn version_text_reads_back_or_is_none(
+            (major, minor, patch) in any::<(u64, u64, u64)>(),
+            s in prop_oneof![fuzz::mutated("1.2.0"), fuzz::any_text()],
+        ) {
+            let v = Version { major, minor, patch };
+            prop_assert_eq!(Version::parse(&v.to_string()), Some(v));
+            let _ = Version::parse(&s);
+        }
+    }
+}

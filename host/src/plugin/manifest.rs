@@ -112,3 +112,72 @@ mod tests {
         assert!(d[1].contains("read-config:node_name"), "{d:?}");
     }
 }
+
+/// `pgclone plugin install` reads the manifest of a file nobody vouched for
+/// yet: any bytes are a manifest, none, or an error.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::fuzz;
+    use proptest::prelude::*;
+
+    const MANIFEST: &str = "pgclone-plugin-manifest 1\nname=site-policy\nversion=0.1.0\n\
+        vendor=Example Corp\nlicense=Apache-2.0\ndescription=Our standby rules\nprovides=\n\
+        needs-upstream=false\ncapability=read-config:node_name\n";
+
+    /// LEB128, as the binary format writes sizes.
+    fn leb(mut n: usize, out: &mut Vec<u8>) {
+        loop {
+            let b = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(b);
+                return;
+            }
+            out.push(b | 0x80);
+        }
+    }
+
+    /// A component holding one custom section `name` with `data`.
+    fn component(name: &str, data: &[u8]) -> Vec<u8> {
+        let mut body = Vec::new();
+        leb(name.len(), &mut body);
+        body.extend_from_slice(name.as_bytes());
+        body.extend_from_slice(data);
+        let mut out = b"\0asm\x0d\0\x01\0".to_vec();
+        out.push(0);
+        leb(body.len(), &mut out);
+        out.extend(body);
+        out
+    }
+
+    proptest! {
+        #![proptest_config(fuzz::config())]
+
+        /// A section the SDK wrote reads back as the contract parses it;
+        /// a damaged one as the same parse of the damaged text.
+        #[test]
+        fn a_manifest_section_is_read_as_written(text in fuzz::mutated(MANIFEST)) {
+            let got = read(&component(SECTION, text.as_bytes()));
+            prop_assert_eq!(got, parse(&text).map(Some));
+        }
+
+        /// Random and damaged files: no panic.
+        #[test]
+        fn any_bytes_are_a_manifest_none_or_an_error(
+            bytes in prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..512),
+                (proptest::collection::vec(any::<u8>(), 0..64), any::<proptest::sample::Index>(), any::<u8>())
+                    .prop_map(|(junk, i, b)| {
+                        let mut c = component(SECTION, MANIFEST.as_bytes());
+                        let at = i.index(c.len());
+                        c[at] = b;
+                        c.extend(junk);
+                        c
+                    }),
+            ]
+        ) {
+            let _ = read(&bytes);
+        }
+    }
+}

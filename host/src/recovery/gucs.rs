@@ -345,3 +345,35 @@ mod tests {
         assert!(!owned_by_recovery("hot_standby_feedback"));
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::fuzz;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(fuzz::config())]
+
+        /// A policy's values, whatever they are: accepted or refused with a
+        /// reason, never a panic; an accepted one has no control character.
+        #[test]
+        fn any_value_is_checked_cleanly(
+            name in proptest::sample::select(&[
+                "recovery_min_apply_delay", "max_standby_streaming_delay", "wal_receiver_timeout",
+                "hot_standby", "recovery_target_action", "recovery_target_timeline",
+                "recovery_target_lsn", "recovery_target_xid", "primary_slot_name", "primary_conninfo",
+                "restore_command",
+            ][..]),
+            value in prop_oneof![
+                fuzz::words(&["1", "0", ".", "-", "+", "5", "min", "ms", "us", " ", "s", "h", "d", "/", "A", "é", "99999999999999999999"]),
+                fuzz::any_text(),
+            ],
+            version in prop_oneof![Just(110000u32), Just(150000u32)],
+        ) {
+            if check_value(name, &value, version).is_ok() {
+                prop_assert!(!value.chars().any(char::is_control));
+            }
+        }
+    }
+}

@@ -9,6 +9,11 @@
 pub mod parse;
 mod plan;
 
+/// The property tests' configuration and mutations, shared with the host.
+#[cfg(test)]
+#[path = "../../../contract/src/fuzz.rs"]
+mod fuzz;
+
 use std::cell::RefCell;
 
 use pgclone_plugin_sdk::host;

@@ -41,7 +41,10 @@ pub fn human_size(value: &str) -> Option<u64> {
         "PiB" => 1 << 50,
         _ => return None,
     };
-    Some((number * unit as f64) as u64)
+    // `as` would read NaN and negatives as 0 and saturate what is too big:
+    // a size the text does not say. Those are no size at all.
+    let bytes = number * unit as f64;
+    (bytes >= 0.0 && bytes < u64::MAX as f64).then_some(bytes as u64)
 }
 
 impl ShownBackup {
@@ -485,5 +488,314 @@ mod tests {
         assert!(list_files("/etc/passwd\n", "X", &[]).is_err());
         assert!(list_files("", "X", &[]).is_err());
         assert!(list_files("/b/X/data/../../etc/passwd\n", "X", &[]).is_err());
+    }
+}
+
+/// Barman's answers are untrusted: a damaged, truncated or hostile one is a
+/// clean error, never a panic (a panic in a plugin is a trap the host must
+/// turn into an error, and it hides what Barman said).
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::fuzz;
+    use proptest::prelude::*;
+
+    // Real outputs (Barman 3.4 and 3.19, as in `tests` above).
+    const SHOWN_34: &str = "Backup 20261124T210749:
+  Server Name            : pg
+  System Id              : 7711844596137977720
+  Status                 : DONE
+  PostgreSQL Version     : 150018
+  PGDATA directory       : /tmp/pgt/primary
+
+  Tablespaces:
+    ts1: /srv/ts1 (oid: 16390)
+    ts two: /srv/ts 2 (oid: 16391)
+
+  Base backup information:
+    Disk usage           : 1.0 GiB (1.1 GiB with WALs)
+    Incremental size     : 1.0 GiB (-0.00%)
+    Timeline             : 1
+    Begin WAL            : 000000010000000000000044
+    End WAL              : 000000010000000000000045
+    WAL number           : 2
+    WAL compression ratio: 99.90%
+    Begin time           : 2026-11-24 21:07:49.839213+00:00
+    End time             : 2026-11-24 21:07:52.316563+00:00
+    Copy time            : 2 seconds
+    Estimated throughput : 512.0 MiB/s
+    Begin Offset         : 40
+    End Offset           : 0
+    Begin LSN            : 0/44000028
+    End LSN              : 0/45000000
+
+  WAL information:
+    No of files          : 0
+    Disk usage           : 0 B
+    Last available       : 000000010000000000000045
+
+  Catalog information:
+    Retention Policy     : not enforced
+    Previous Backup      : - (this is the oldest base backup)
+    Next Backup          : - (this is the latest base backup)
+";
+    const SHOWN_319: &str = "Backup 20261126T101006:
+  Backup Name            : incr1
+  Server Name            : pg
+  System Id              : 7712420261172115520
+  Status                 : DONE
+  PostgreSQL Version     : 170011
+  PGDATA directory       : /tmp/pg17
+
+  Server information:
+    Checksums            : off
+    WAL summarizer       : on
+
+  Base backup information:
+    Backup Method        : postgres
+    Backup Type          : incremental
+    Backup Compression   : gzip
+    Timeline             : 1
+    Begin WAL            : 000000010000000000000008
+    Begin LSN            : 0/8000028
+    End LSN              : 0/9000000
+
+  Catalog information:
+    Retention Policy     : not enforced
+    Previous Backup      : 20261126T100953
+    Next Backup          : - (this is the latest base backup)
+    Root Backup          : 20261126T100953
+    Parent Backup        : 20261126T100953
+    Backup chain size    : 2
+";
+    const SHOW_SERVER: &str = "Server pg:
+\tactive: True
+\tarchiver: False
+\tbackup_directory: /var/lib/barman/pg
+\tbackup_method: postgres
+\tbasebackups_directory: /var/lib/barman/pg/base
+\tcompression: gzip
+\tconninfo: host=127.0.0.1 port=5432 user=barman dbname=postgres
+\tincoming_wals_directory: /var/lib/barman/pg/incoming
+\tstreaming_wals_directory: /var/lib/barman/pg/streaming
+\twal_level: replica
+\twals_directory: /var/lib/barman/pg/wals
+";
+    const LISTING: &str = "/b/pg/meta/20261124T210749-backup.info
+/b/pg/base/20261124T210749/data/PG_VERSION
+/b/pg/base/20261124T210749/data/backup_label
+/b/pg/base/20261124T210749/data/global/pg_control
+/b/pg/base/20261124T210749/data/base/1/112
+/b/pg/base/20261124T210749/data/base/5/16384_vm
+/b/pg/base/20261124T210749/16390/PG_15_202209061/5/16400
+/b/pg/base/20261124T210749/16391/PG_15_202209061/5/16401
+";
+    const TAR_LISTING: &str = "/b/pg/base/20261126T101006/backup.info
+/b/pg/base/20261126T101006/data/base.tar.gz
+/b/pg/base/20261126T101006/data/16390.tar.gz
+/b/pg/base/20261126T101006/data/backup_manifest
+";
+    const ID: &str = "20261124T210749";
+
+    fn tablespaces() -> Vec<Tablespace> {
+        show_backup(SHOWN_34).unwrap().tablespaces
+    }
+
+    /// A value as Barman prints one: no line break, nothing to trim.
+    fn value() -> impl Strategy<Value = String> {
+        "[A-Za-z0-9_./+-][A-Za-z0-9_./+: -]{0,20}[A-Za-z0-9_./+-]"
+    }
+
+    proptest! {
+        #![proptest_config(fuzz::config())]
+
+        /// Any output of show-backup: a backup with the fields pgclone
+        /// relies on, or an error.
+        #[test]
+        fn show_backup_is_complete_or_an_error(
+            text in prop_oneof![fuzz::mutated_any(&[SHOWN_34, SHOWN_319]), fuzz::any_text()]
+        ) {
+            if let Ok(b) = show_backup(&text) {
+                prop_assert!(!b.id.is_empty() && !b.status.is_empty() && !b.system_id.is_empty());
+                prop_assert!(b.version != 0);
+            }
+        }
+
+        /// What Barman prints is read back field for field.
+        #[test]
+        fn show_backup_reads_what_barman_prints(
+            id in "[0-9]{8}T[0-9]{6}",
+            status in "DONE|FAILED|WAITING_FOR_WALS",
+            system_id in "[0-9]{1,20}",
+            version in 90600u32..200000,
+            timeline in any::<u32>(),
+            (begin_wal, end_wal, begin_lsn, end_lsn) in (value(), value(), value(), value()),
+            compression in proptest::option::of("gzip|lz4|zstd|bzip2"),
+            // Barman prints "- ..." for none: a name cannot start so.
+            name in proptest::option::of("[A-Za-z0-9_.][A-Za-z0-9_./: -]{0,20}[A-Za-z0-9_.]"),
+            parent in proptest::option::of("[0-9]{8}T[0-9]{6}"),
+            spaces in proptest::collection::vec(
+                ("[a-z_][a-z0-9_]{0,10}( [a-z0-9_]{1,5})?", "/[a-z0-9_ /]{0,20}[a-z0-9_]", any::<u32>()),
+                0..4,
+            ),
+        ) {
+            let mut text = format!("Backup {id}:\n");
+            if let Some(n) = &name {
+                text += &format!("  Backup Name            : {n}\n");
+            }
+            text += &format!(
+                "  Server Name            : pg\n  System Id              : {system_id}\n  Status                 : {status}\n  PostgreSQL Version     : {version}\n  PGDATA directory       : /srv/pg\n\n"
+            );
+            if !spaces.is_empty() {
+                text += "  Tablespaces:\n";
+                for (n, l, o) in &spaces {
+                    text += &format!("    {n}: {l} (oid: {o})\n");
+                }
+                text += "\n";
+            }
+            text += &format!(
+                "  Base backup information:\n    Timeline             : {timeline}\n    Begin WAL            : {begin_wal}\n    End WAL              : {end_wal}\n    Begin LSN            : {begin_lsn}\n    End LSN              : {end_lsn}\n"
+            );
+            if let Some(c) = &compression {
+                text += &format!("    Backup Compression   : {c}\n");
+            }
+            if let Some(p) = &parent {
+                text += &format!("\n  Catalog information:\n    Parent Backup        : {p}\n");
+            }
+            let b = show_backup(&text).map_err(TestCaseError::fail)?;
+            prop_assert_eq!(
+                (b.id, b.status, b.system_id, b.version, b.timeline),
+                (id, status, system_id, version, timeline)
+            );
+            prop_assert_eq!((b.begin_wal, b.end_wal, b.begin_lsn, b.end_lsn), (begin_wal, end_wal, begin_lsn, end_lsn));
+            prop_assert_eq!((b.compression, b.name, b.parent), (compression, name, parent));
+            let got: Vec<_> = b.tablespaces.into_iter().map(|t| (t.name, t.location, t.oid)).collect();
+            prop_assert_eq!(got, spaces);
+        }
+
+        /// A size is a number of bytes the text says, or none: never a
+        /// wrapped, saturated or negative one.
+        #[test]
+        fn human_size_is_what_the_text_says_or_none(
+            text in prop_oneof![
+                (any::<f64>(), proptest::sample::select(&["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"][..]))
+                    .prop_map(|(n, u)| format!("{n} {u}")),
+                (0u64..1 << 40, proptest::sample::select(&["B", "KiB", "MiB"][..]))
+                    .prop_map(|(n, u)| format!("{n} {u} ({n} {u} with WALs)")),
+                fuzz::words(&["1", "0.5", "-", "e", "9", " ", "B", "GiB", "inf", "NaN"]),
+                fuzz::any_text(),
+            ]
+        ) {
+            if let Some(bytes) = human_size(&text) {
+                let mut w = text.split_whitespace();
+                let n: f64 = w.next().unwrap().parse().unwrap();
+                let unit = match w.next().unwrap() {
+                    "B" => 1.0,
+                    "KiB" => 1024.0,
+                    "MiB" => 1048576.0,
+                    "GiB" => 1073741824.0,
+                    "TiB" => 1099511627776.0,
+                    _ => 1125899906842624.0,
+                };
+                prop_assert!(n.is_finite() && n >= 0.0 && n * unit < 18446744073709551616.0, "{text:?} → {bytes}");
+                prop_assert_eq!(bytes, (n * unit) as u64);
+            }
+        }
+
+        /// The WAL directory from show-server is an absolute path or none.
+        #[test]
+        fn wals_directory_is_absolute_or_none(
+            text in prop_oneof![fuzz::mutated(SHOW_SERVER), fuzz::any_text()]
+        ) {
+            if let Some(d) = wals_directory(&text) {
+                prop_assert!(d.starts_with('/') && !d.contains('\n'));
+            }
+        }
+
+        /// `barman --version`: the major and minor version it printed.
+        #[test]
+        fn barman_version_reads_major_and_minor(
+            (a, b, c) in (any::<u32>(), any::<u32>(), any::<u32>()),
+            junk in fuzz::any_text(),
+        ) {
+            let text = format!("{a}.{b}.{c} Barman by EnterpriseDB (www.enterprisedb.com)\n");
+            prop_assert_eq!(barman_version(&text), Some((a, b)));
+            let _ = barman_version(&junk);
+        }
+
+        /// A listing: files under the backup's directories only, each a
+        /// plain relative path, or an error.
+        #[test]
+        fn list_files_yields_plain_paths_or_an_error(
+            text in prop_oneof![fuzz::mutated_any(&[LISTING, TAR_LISTING]), fuzz::any_text()],
+            id in prop_oneof![Just(ID.to_string()), Just("20261126T101006".to_string()), "[^\n]{0,12}"],
+        ) {
+            let Ok(tree) = list_files(&text, &id, &tablespaces()) else {
+                return Ok(());
+            };
+            let data_end = format!("/{id}/data");
+            prop_assert!(tree.data_dir.ends_with(&data_end));
+            let plain = |f: &String| f.split('/').all(|c| !c.is_empty() && c != "." && c != "..");
+            prop_assert!(!tree.data_files.is_empty() && tree.data_files.iter().all(plain));
+            for (oid, dir, files) in &tree.tablespaces {
+                let end = format!("/{id}/{oid}");
+                prop_assert!(dir.ends_with(&end));
+                prop_assert!(files.iter().all(plain));
+            }
+            // Whatever the tar reading makes of the data files: no panic.
+            let _ = archive_format(&tree.data_files);
+            if let Ok((archives, _)) = tar_archives(&tree.data_files) {
+                prop_assert!(archives[0].tablespace.is_none());
+                prop_assert!(archives.iter().all(|a| a.compression == archives[0].compression));
+            }
+        }
+
+        /// A listing Barman would print is read back as it was written.
+        #[test]
+        fn list_files_reads_what_barman_lists(
+            root in "(/[a-z0-9_.-]{1,8}){1,4}",
+            files in proptest::collection::vec("[a-zA-Z0-9_.-]{0,6}[a-zA-Z0-9_-](/[a-zA-Z0-9_-][a-zA-Z0-9_.-]{0,6}){0,3}", 1..20),
+        ) {
+            let files: Vec<String> = files.into_iter().filter(|f| !f.split('/').any(|c| c == "." || c == "..")).collect();
+            prop_assume!(!files.is_empty());
+            let text: String = files.iter().map(|f| format!("{root}/{ID}/data/{f}\n")).collect();
+            let tree = list_files(&text, ID, &[]).map_err(TestCaseError::fail)?;
+            prop_assert_eq!(tree.data_dir, format!("{root}/{ID}/data"));
+            prop_assert_eq!(tree.data_files, files);
+        }
+
+        /// Names of a tar-format backup's data directory, random or mixed:
+        /// archives (the data directory's first, one compression) or an error.
+        #[test]
+        fn tar_archives_are_consistent_or_an_error(
+            names in proptest::collection::vec(
+                prop_oneof![
+                    "(base|[0-9]{1,6}|16390|x)\\.tar(\\.(gz|lz4|zst|bz2|xz))?",
+                    Just("backup_manifest".to_string()),
+                    Just("PG_VERSION".to_string()),
+                    fuzz::any_text(),
+                ],
+                0..6,
+            )
+        ) {
+            let _ = archive_format(&names);
+            if let Ok((archives, _)) = tar_archives(&names) {
+                prop_assert!(archives[0].tablespace.is_none());
+                prop_assert!(archives.iter().all(|a| a.compression == archives[0].compression && names.contains(&a.file)));
+            }
+        }
+    }
+
+    #[test]
+    fn sizes_that_are_not_sizes_are_none() {
+        // Found by human_size_is_what_the_text_says_or_none: a negative
+        // size was read as 0 bytes (and NaN too, and inf as 16 EiB).
+        assert_eq!(human_size("-0.00000001 B"), None);
+        assert_eq!(human_size("-1.0 GiB"), None);
+        assert_eq!(human_size("NaN MiB"), None);
+        assert_eq!(human_size("inf B"), None);
+        assert_eq!(human_size("16384.0 PiB"), None);
+        assert_eq!(human_size("0 B"), Some(0));
+        assert_eq!(human_size("2.5 PiB"), Some(2814749767106560));
     }
 }

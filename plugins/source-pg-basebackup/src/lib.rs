@@ -197,3 +197,8 @@ impl Guest for PgBasebackup {
 }
 
 pgclone_plugin_sdk::export_source!(PgBasebackup);
+
+/// The property tests' configuration and mutations, shared with the host.
+#[cfg(test)]
+#[path = "../../../contract/src/fuzz.rs"]
+mod fuzz;

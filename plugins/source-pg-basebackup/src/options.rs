@@ -423,3 +423,39 @@ mod tests {
         assert_eq!(split_mapping("/a"), None);
     }
 }
+
+/// `pg_basebackup_options` is the operator's text: any text is options or a
+/// clean refusal.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::fuzz;
+    use proptest::prelude::*;
+
+    /// Quoted for a POSIX shell: single quotes, `'` as `'\''`.
+    fn sh_quote(a: &str) -> String {
+        format!("'{}'", a.replace('\'', "'\\''"))
+    }
+
+    proptest! {
+        #![proptest_config(fuzz::config())]
+
+        #[test]
+        fn any_text_is_options_or_an_error(
+            s in prop_oneof![
+                fuzz::mutated("--max-rate=100M -c fast --label='pgclone clone' -Xstream -S repmgr_slot_2 -vP"),
+                fuzz::words(&["-", "--", "X", "S", "=", " ", "'", "\"", "\\", "ma", "slot", "no-slot", "é"]),
+                fuzz::any_text(),
+            ]
+        ) {
+            let _ = parse(&s);
+        }
+
+        /// Arguments quoted as a shell would split back as they were.
+        #[test]
+        fn quoted_arguments_split_back(args in proptest::collection::vec(any::<String>(), 0..6)) {
+            let text = args.iter().map(|a| sh_quote(a)).collect::<Vec<_>>().join(" ");
+            prop_assert_eq!(split(&text), Ok(args));
+        }
+    }
+}

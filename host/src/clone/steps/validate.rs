@@ -7,6 +7,7 @@ use std::path::{Component, Path, PathBuf};
 use std::process::Stdio;
 
 use super::Step;
+use crate::plugin::capability::CapabilitySet;
 use crate::plugin::{Capability, HostEnv, Plugin};
 use crate::report::Failure;
 use crate::source::{ArchiveCompression, LocalPath, PathRoot, PlanStep};
@@ -136,7 +137,27 @@ pub fn validate_with_staging(
     tablespaces: &BTreeMap<u32, PathBuf>,
     staging: Option<&Path>,
 ) -> anyhow::Result<Vec<Step>> {
-    let name = plugin.name.as_str();
+    check_plan(
+        &plugin.name,
+        &plugin.caps,
+        env,
+        plan,
+        datadir,
+        tablespaces,
+        staging,
+    )
+}
+
+/// The checks of [`validate_with_staging`], for the plugin `name` holding `caps`.
+fn check_plan(
+    name: &str,
+    caps: &CapabilitySet,
+    env: &HostEnv,
+    plan: &[PlanStep],
+    datadir: &Path,
+    tablespaces: &BTreeMap<u32, PathBuf>,
+    staging: Option<&Path>,
+) -> anyhow::Result<Vec<Step>> {
     let staging = staging.filter(|_| combines(plan));
     if plan.is_empty() {
         return Err(malformed(name, "the plan is empty".into()).into());
@@ -153,7 +174,7 @@ pub fn validate_with_staging(
         out.push(match step {
             PlanStep::RunLocal(r) => {
                 let cap = Capability::LocalRun(r.program.clone());
-                if let Err(refusal) = plugin.caps.check(&cap) {
+                if let Err(refusal) = caps.check(&cap) {
                     return Err(Failure::new(format!("plugin \"{name}\" plans to run \"{}\", which it may not", r.program))
                         .detail(format!("capability {cap}: {refusal:?}"))
                         .hint(format!("grant it in plugins.toml if you trust the plugin: [plugin.{name}] grants = [\"{cap}\"]"))
@@ -194,7 +215,7 @@ pub fn validate_with_staging(
             },
             PlanStep::UnpackArchive(u) => {
                 let cap = Capability::RemoteRun { target: u.target.clone(), program: "cat".into() };
-                if let Err(refusal) = plugin.caps.check(&cap) {
+                if let Err(refusal) = caps.check(&cap) {
                     return Err(Failure::new(format!("plugin \"{name}\" plans to read an archive it may not read"))
                         .detail(format!("capability {cap}: {refusal:?}"))
                         .hint(format!("grant it in plugins.toml if you trust the plugin: [plugin.{name}] grants = [\"{cap}\"]"))
@@ -251,7 +272,7 @@ pub fn validate_with_staging(
             }
             PlanStep::CopyTree(c) => {
                 let cap = Capability::RemoteRun { target: c.target.clone(), program: "rsync".into() };
-                if let Err(refusal) = plugin.caps.check(&cap) {
+                if let Err(refusal) = caps.check(&cap) {
                     return Err(Failure::new(format!("plugin \"{name}\" plans an rsync copy it may not make"))
                         .detail(format!("capability {cap}: {refusal:?}"))
                         .into());
@@ -328,4 +349,213 @@ pub fn check_combine_tool(steps: &[Step], backup_version: u32) -> Result<(), Fai
         }
     }
     Ok(())
+}
+
+/// A plan is untrusted: whatever its strings, the check accepts it with
+/// every path inside a root and every name clean, or refuses it; it never
+/// panics.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::fuzz;
+    use crate::source::*;
+    use proptest::prelude::*;
+
+    /// Mostly plain paths (so that whole plans pass and their steps are
+    /// checked), else what a hostile plugin would try, or random text.
+    fn path() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => "([a-z0-9_]{1,8}(/[a-z0-9_é]{1,8}){0,3})?",
+            2 => fuzz::words(&["a", "/", "..", ".", "pg_wal", "//", "base/1", "é", "\n", "\u{1b}[2J"]),
+            1 => fuzz::any_text(),
+        ]
+    }
+
+    fn remote() -> impl Strategy<Value = String> {
+        prop_oneof![3 => path().prop_map(|p| format!("/b/{p}")), 1 => path()]
+    }
+
+    fn local() -> impl Strategy<Value = LocalPath> {
+        (
+            prop_oneof![
+                Just(PathRoot::DataDirectory),
+                Just(PathRoot::Staging),
+                Just(PathRoot::Tablespace(16390)),
+                any::<u32>().prop_map(PathRoot::Tablespace),
+            ],
+            path(),
+        )
+            .prop_map(|(root, path)| LocalPath { root, path })
+    }
+
+    fn target() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => Just("barman".to_string()),
+            1 => Just("nowhere".to_string()),
+            1 => fuzz::any_text(),
+        ]
+    }
+
+    fn step() -> impl Strategy<Value = PlanStep> {
+        let strings = || proptest::collection::vec(path(), 0..3);
+        prop_oneof![
+            (
+                prop_oneof![3 => Just("sh".to_string()), 1 => fuzz::any_text()],
+                strings(),
+                any::<bool>()
+            )
+                .prop_map(
+                    |(program, args, uses_upstream_password)| PlanStep::RunLocal(RunLocalStep {
+                        program,
+                        args,
+                        uses_upstream_password,
+                        description: String::new(),
+                    })
+                ),
+            (target(), remote(), local(), strings(), strings()).prop_map(
+                |(target, remote_path, local, files, exclude)| PlanStep::CopyTree(CopyTreeStep {
+                    target,
+                    remote_path,
+                    local,
+                    files,
+                    exclude,
+                })
+            ),
+            (local(), any::<u32>())
+                .prop_map(|(path, mode)| PlanStep::CreateDir(CreateDirStep { path, mode })),
+            (local(), path(), any::<u32>()).prop_map(|(path, contents, mode)| PlanStep::WriteFile(
+                WriteFileStep {
+                    path,
+                    contents,
+                    mode
+                }
+            )),
+            (target(), remote(), local(), any::<u64>()).prop_map(
+                |(target, remote_path, local, size_bytes)| {
+                    PlanStep::UnpackArchive(UnpackArchiveStep {
+                        target,
+                        remote_path,
+                        compression: Some(ArchiveCompression::Gzip),
+                        local,
+                        size_bytes,
+                    })
+                }
+            ),
+            proptest::collection::vec(local(), 0..4)
+                .prop_map(|backups| PlanStep::CombineBackups(CombineBackupsStep { backups })),
+        ]
+    }
+
+    fn clean(s: &str) -> bool {
+        !s.chars().any(char::is_control)
+    }
+
+    /// No `..`, no root, no `.`: only names below the root.
+    fn below(p: &Path, root: &Path) -> bool {
+        p.strip_prefix(root)
+            .is_ok_and(|rel| rel.components().all(|c| matches!(c, Component::Normal(_))))
+            && clean(&p.to_string_lossy())
+    }
+
+    /// A plugin that may run `sh`, and rsync and cat on the Barman host.
+    fn harness() -> (CapabilitySet, HostEnv) {
+        let caps: Vec<Capability> = [
+            "remote-run:barman:rsync",
+            "remote-run:barman:cat",
+            "local-run:sh",
+        ]
+        .iter()
+        .map(|c| c.parse().unwrap())
+        .collect();
+        let env = HostEnv {
+            targets: [("barman".to_string(), "barman@backup1".to_string())].into(),
+            ..HostEnv::default()
+        };
+        (
+            CapabilitySet {
+                declared: caps.clone(),
+                granted: caps,
+            },
+            env,
+        )
+    }
+
+    /// The harness accepts a plain plan: the property checks real steps.
+    #[test]
+    fn a_plain_plan_passes_the_harness() {
+        let (caps, env) = harness();
+        let local = |p: &str| LocalPath {
+            root: PathRoot::DataDirectory,
+            path: p.into(),
+        };
+        let plan = vec![
+            PlanStep::CopyTree(CopyTreeStep {
+                target: "barman".into(),
+                remote_path: "/b/pg/base/1/data".into(),
+                local: local(""),
+                files: vec!["PG_VERSION".into(), "base/1/112".into()],
+                exclude: vec![],
+            }),
+            PlanStep::CreateDir(CreateDirStep {
+                path: local("pg_wal"),
+                mode: 0o700,
+            }),
+            PlanStep::RunLocal(RunLocalStep {
+                program: "sh".into(),
+                args: vec!["-c".into(), "true".into()],
+                uses_upstream_password: false,
+                description: String::new(),
+            }),
+        ];
+        let steps = check_plan(
+            "p",
+            &caps,
+            &env,
+            &plan,
+            Path::new("/d"),
+            &BTreeMap::new(),
+            None,
+        )
+        .unwrap();
+        assert_eq!(steps.len(), 3);
+    }
+
+    proptest! {
+        #![proptest_config(fuzz::config())]
+
+        #[test]
+        fn plans_are_confined_or_refused(plan in proptest::collection::vec(step(), 0..4)) {
+            let (caps, env) = harness();
+            let (data, ts, staging) = (Path::new("/srv/pg/data"), Path::new("/srv/ts"), Path::new("/srv/pg/.data.pgclone-staging"));
+            let tablespaces = BTreeMap::from([(16390, ts.to_path_buf())]);
+            let Ok(steps) = check_plan("hostile", &caps, &env, &plan, data, &tablespaces, Some(staging)) else {
+                return Ok(());
+            };
+            let inside = |p: &Path| [data, ts, staging].iter().any(|r| below(p, r) || p == *r);
+            for s in &steps {
+                match s {
+                    Step::Run { args, .. } => prop_assert!(args.iter().all(|a| clean(a))),
+                    Step::CreateDir { path, mode } | Step::WriteFile { path, mode, .. } => {
+                        prop_assert!(inside(path), "{:?}", path);
+                        prop_assert!(*mode <= 0o777);
+                    }
+                    Step::Unpack(a) => {
+                        prop_assert!(inside(&a.local), "{:?}", a.local);
+                        prop_assert!(a.remote_path.starts_with('/') && clean(&a.remote_path));
+                        prop_assert_eq!(&a.dest, "barman@backup1");
+                    }
+                    Step::CopyTree { dest, remote_path, local, files } => {
+                        prop_assert!(inside(local), "{:?}", local);
+                        prop_assert!(remote_path.starts_with('/') && clean(remote_path));
+                        prop_assert!(files.iter().all(|f| below(&local.join(f), local)), "{:?}", files);
+                        prop_assert_eq!(dest, "barman@backup1");
+                    }
+                    Step::Combine { backups, output, .. } => {
+                        prop_assert!(backups.iter().all(|b| below(b, staging) && b != staging));
+                        prop_assert_eq!(output, data);
+                    }
+                }
+            }
+        }
+    }
 }
