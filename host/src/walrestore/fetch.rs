@@ -562,9 +562,7 @@ mod tests {
     }
 
     proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig {
-            cases: 128, failure_persistence: None, ..Default::default()
-        })]
+        #![proptest_config(crate::fuzz::config())]
         /// Random and mutated tar streams end in landed files within the
         /// bound or a clean error; never a panic.
         #[test]

@@ -363,9 +363,7 @@ mod tests {
     }
 
     proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig {
-            cases: 64, failure_persistence: None, ..Default::default()
-        })]
+        #![proptest_config(crate::fuzz::config())]
         /// Whatever the bytes, landing ends in a file within the bound or a
         /// clean error, and never leaves a temporary file behind on error.
         #[test]

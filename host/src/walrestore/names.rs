@@ -225,9 +225,7 @@ mod tests {
     }
 
     proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig {
-            cases: 512, failure_persistence: None, ..Default::default()
-        })]
+        #![proptest_config(crate::fuzz::config())]
         /// Any string is classified or refused, never a panic; a name it
         /// accepts has no path, option or space in it.
         #[test]

@@ -182,9 +182,7 @@ mod tests {
     }
 
     proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig {
-            cases: 512, failure_persistence: None, ..Default::default()
-        })]
+        #![proptest_config(crate::fuzz::config())]
         /// Any header bytes and length are judged without a panic; a header
         /// with a random byte changed passes only if it still names this
         /// segment of this cluster with its own size.
