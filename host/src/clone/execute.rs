@@ -61,6 +61,9 @@ fn exec_context(ctx: &Context<'_>, plan: &Plan) -> anyhow::Result<steps::ExecCon
         control_path: ctx.env.control_path.clone(),
         show_progress: progress::live(),
         expected_bytes: s.size_bytes(),
+        wal_span: s.backup.as_ref().map_or(0, |b| {
+            super::unpack::budget::wal_span(&b.begin_lsn, &b.end_lsn)
+        }),
         roots: std::iter::once(ctx.target.real.clone())
             .chain(s.tablespaces.values().cloned())
             .chain(s.staging.iter().cloned())
@@ -116,6 +119,12 @@ async fn perform(
                 "starting the copy"
             });
             steps::execute(&s.steps, exec).await?;
+            // Whatever made the copy, no link in it may lead out of it.
+            super::links::check(&super::links::Layout {
+                data_dir: &target.real,
+                tablespaces: &s.tablespaces,
+                waldir: ctx.node.waldir.as_deref(),
+            })?;
             if let Some(w) = &done.warm {
                 report::info(&format!(
                     "wal: {} segments since the backup are already in restore_command's spool",
