@@ -61,6 +61,9 @@ fn none(value: &str) -> bool {
 pub fn show_backup(text: &str) -> Result<ShownBackup, String> {
     let mut b = ShownBackup::default();
     let mut in_tablespaces = false;
+    // The section a `key: value` row is in: "Disk usage" is both the base
+    // backup's size and, under "WAL information", the WAL kept after it.
+    let mut section = String::new();
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("Backup ") {
             b.id = rest.trim().trim_end_matches(':').to_string();
@@ -93,6 +96,10 @@ pub fn show_backup(text: &str) -> Result<ShownBackup, String> {
             continue;
         };
         let (key, value) = (key.trim(), value.trim());
+        if value.is_empty() {
+            section = key.to_string();
+            continue;
+        }
         match key {
             "Status" => b.status = value.to_string(),
             "System Id" => b.system_id = value.to_string(),
@@ -102,7 +109,9 @@ pub fn show_backup(text: &str) -> Result<ShownBackup, String> {
                     .map_err(|_| format!("bad version \"{value}\""))?
             }
             "Timeline" => b.timeline = value.parse().unwrap_or(0),
-            "Disk usage" => b.size_bytes = human_size(value).unwrap_or(0),
+            "Disk usage" if section == "Base backup information" => {
+                b.size_bytes = human_size(value).unwrap_or(0)
+            }
             "Begin WAL" => b.begin_wal = value.to_string(),
             "End WAL" => b.end_wal = value.to_string(),
             "Begin LSN" => b.begin_lsn = value.to_string(),
@@ -340,6 +349,11 @@ mod tests {
     End WAL              : 000000010000000000000045
     Begin LSN            : 0/44000028
     End LSN              : 0/45000000
+
+  WAL information:
+    No of files          : 0
+    Disk usage           : 0 B
+    Last available       : 000000010000000000000045
 ";
 
     const SHOWN_INCREMENTAL: &str = "Backup 20261126T101006:
