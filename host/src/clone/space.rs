@@ -111,7 +111,7 @@ mod tests {
         let fs = file_systems(&[a.clone(), b.clone()]).unwrap();
         assert_eq!(fs.len(), 1, "{fs:?}");
         assert_eq!(fs[0].dirs, vec![a.clone(), b]);
-        assert!(check_room(0, "the backup", &[a.clone()]).is_ok());
+        assert!(check_room(0, "the backup", std::slice::from_ref(&a)).is_ok());
         let e = check_room(u64::MAX, "the backup", &[a]).unwrap_err();
         assert!(e.message.contains("not enough free space"), "{e:?}");
         assert!(e.message.contains(&u64::MAX.to_string()), "{e:?}");
