@@ -11,7 +11,7 @@
 //! directory and `pg_wal` to `--waldir`. `tablespace_map` is checked too:
 //! PostgreSQL makes a `pg_tblspc` link from each of its lines when it starts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
 use std::path::{Component, Path, PathBuf};
 
@@ -104,11 +104,16 @@ pub struct Escape {
 }
 
 /// Walks the clone's directories (links not followed) and returns the first
-/// link that leads out of the directory it is in, if any.
+/// link that leads out of the directory it is in, if any. A hard link is a
+/// way out too (a write to one name is a write to every other): a file with
+/// more names than the walk finds has one outside the clone.
 pub fn find_escape(layout: &Layout<'_>) -> std::io::Result<Option<Escape>> {
+    use std::os::unix::fs::MetadataExt;
     let mut roots: Vec<PathBuf> = vec![layout.data_dir.to_path_buf()];
     roots.extend(layout.tablespaces.values().cloned());
     roots.extend(layout.waldir.map(Path::to_path_buf));
+    // Files with several names: (device, inode) -> (names, names seen, one).
+    let mut linked: HashMap<(u64, u64), (u64, u64, PathBuf)> = HashMap::new();
     for root in &roots {
         let real_root = std::fs::canonicalize(root)?;
         let mut stack = vec![real_root.clone()];
@@ -127,11 +132,26 @@ pub fn find_escape(layout: &Layout<'_>) -> std::io::Result<Option<Escape>> {
                     if let Some(x) = judge(&e.path(), &real_root, layout)? {
                         return Ok(Some(x));
                     }
+                } else {
+                    let m = e.metadata()?;
+                    if m.nlink() > 1 {
+                        let seen =
+                            linked
+                                .entry((m.dev(), m.ino()))
+                                .or_insert((m.nlink(), 0, e.path()));
+                        seen.1 += 1;
+                    }
                 }
             }
         }
     }
-    Ok(None)
+    let outside = linked.into_values().find(|(n, seen, _)| seen < n);
+    Ok(outside.map(|(n, seen, path)| Escape {
+        link: path.clone(),
+        points_to: path,
+        leads_to: None,
+        why: format!("it is a hard link with {n} names, {seen} of them in the clone's directories"),
+    }))
 }
 
 /// The link at `link` (under `root`): none when it stays inside `root` or is
@@ -245,16 +265,24 @@ pub fn check(layout: &Layout<'_>) -> Result<(), Failure> {
             Some(p) if *p != x.points_to => format!(" (leading to \"{}\")", p.display()),
             _ => String::new(),
         };
-        return Err(Failure::new(format!(
-            "refusing the copy: link \"{}\" points to \"{}\"{leads}",
-            x.link.display(),
-            report::escape(&x.points_to.to_string_lossy()),
-        ))
+        let message = if x.points_to == x.link {
+            format!(
+                "refusing the copy: \"{}\" is also a file outside it",
+                x.link.display()
+            )
+        } else {
+            format!(
+                "refusing the copy: link \"{}\" points to \"{}\"{leads}",
+                x.link.display(),
+                report::escape(&x.points_to.to_string_lossy()),
+            )
+        };
+        return Err(Failure::new(message)
         .detail(format!(
             "{}: PostgreSQL would read and write through it",
             x.why
         ))
-        .hint("a symbolic link in the backup leads out of the data directory; check the backup on its host (it may have been tampered with), or clone from another backup"));
+        .hint("a link in the copy leads out of the data directory; check the backup on its host (it may have been tampered with), or clone from another backup"));
     }
     check_tablespace_map(layout)
 }
@@ -337,6 +365,30 @@ mod tests {
         let x = find_escape(&layout).unwrap().unwrap();
         assert_eq!(x.link, ts.join("up"));
         assert_eq!(x.leads_to, Some(root.clone()));
+    }
+
+    #[test]
+    fn a_hard_link_to_a_file_outside_is_found() {
+        let t = tempfile::tempdir().unwrap();
+        let root = real(t.path());
+        let d = root.join("data");
+        std::fs::create_dir_all(d.join("base")).unwrap();
+        let tablespaces = BTreeMap::new();
+        let layout = Layout {
+            data_dir: &d,
+            tablespaces: &tablespaces,
+            waldir: None,
+        };
+        // Two names inside: harmless.
+        std::fs::write(d.join("base/a"), "x").unwrap();
+        std::fs::hard_link(d.join("base/a"), d.join("base/b")).unwrap();
+        assert_eq!(find_escape(&layout).unwrap(), None);
+        // One name outside.
+        std::fs::write(root.join("victim"), "x").unwrap();
+        std::fs::hard_link(root.join("victim"), d.join("base/v")).unwrap();
+        let x = find_escape(&layout).unwrap().unwrap();
+        assert_eq!(x.link, d.join("base/v"));
+        assert!(x.why.contains("hard link with 2 names, 1 of them"), "{x:?}");
     }
 
     #[test]

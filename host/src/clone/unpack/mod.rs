@@ -479,7 +479,7 @@ fn judge(
             "archive \"{source}\" holds an entry pgclone refuses to unpack"
         ))
         .detail(why)
-        .hint("a PostgreSQL base backup holds only files, directories and links inside the data directory; this archive is not one as the source describes it")
+        .hint("a PostgreSQL base backup's archive holds only files and directories (pgclone makes the tablespace and WAL directory links itself); this archive is not one as the source describes it")
         .into()),
     }
 }
