@@ -59,6 +59,16 @@ fn lab(name: &str, compressed: bool) -> (Lab, String) {
 impl Lab {
     /// Clones `server` into `target`, the tablespace into `ts`.
     fn clone(&self, server: &str, target: &Path, ts: &Path) -> std::process::Output {
+        self.clone_with(server, target, ts, &[])
+    }
+
+    fn clone_with(
+        &self,
+        server: &str,
+        target: &Path,
+        ts: &Path,
+        extra: &[&str],
+    ) -> std::process::Output {
         let cfg = self.sc.write(
             "pgclone.conf",
             &format!(
@@ -73,7 +83,7 @@ impl Lab {
                 self.barman.config.display(),
             ),
         );
-        standby_clone(&self.sc, &cfg, &self.primary, target, &[], &[])
+        standby_clone(&self.sc, &cfg, &self.primary, target, extra, &[])
     }
 
     fn backup_data(&self, server: &str, id: &str) -> PathBuf {
@@ -92,12 +102,13 @@ impl Lab {
 }
 
 /// The clone failed with every one of `wants`, exited 1, and left nothing:
-/// `outside` and the tablespace directory empty, the target empty or absent.
+/// `outside` and the tablespace directory (when given) empty, the target
+/// empty or absent.
 fn failed_cleanly(
     out: &std::process::Output,
     wants: &[&str],
     target: &Path,
-    ts: &Path,
+    ts: Option<&Path>,
     outside: &Path,
 ) {
     let err = stderr(out);
@@ -116,7 +127,9 @@ fn failed_cleanly(
     );
     let empty = |d: &Path| std::fs::read_dir(d).map_or(true, |mut r| r.next().is_none());
     assert!(empty(target), "{} not empty:\n{err}", target.display());
-    assert!(empty(ts), "{} not empty:\n{err}", ts.display());
+    if let Some(ts) = ts {
+        assert!(empty(ts), "{} not empty:\n{err}", ts.display());
+    }
     assert!(empty(outside), "written outside the target:\n{err}");
 }
 
@@ -243,7 +256,7 @@ fn archives_cannot_link_or_write_out_of_the_target_nor_expand_past_the_backup() 
         let mut all = vec!["holds an entry pgclone refuses to unpack"];
         all.extend(wants);
         eprintln!("case {what}:\n{}", stderr(&out));
-        failed_cleanly(&out, &all, &target, &ts, &outside);
+        failed_cleanly(&out, &all, &target, Some(&ts), &outside);
         assert!(!victim.exists());
     }
 
@@ -280,7 +293,7 @@ fn archives_cannot_link_or_write_out_of_the_target_nor_expand_past_the_backup() 
             "unpacking stopped there",
         ],
         &target,
-        &ts,
+        Some(&ts),
         &outside,
     );
     assert!(!err.contains("No space left"), "{err}");
@@ -328,7 +341,7 @@ fn a_planted_link_in_a_plain_backup_and_a_full_file_system_are_refused() {
             "the incomplete copy in",
         ],
         &target,
-        &ts,
+        Some(&ts),
         &outside,
     );
 
@@ -352,18 +365,46 @@ fn a_planted_link_in_a_plain_backup_and_a_full_file_system_are_refused() {
             "nothing was changed",
         ],
         &target,
-        &ts,
+        Some(&ts),
         &outside,
     );
     assert!(!target.exists(), "{err}");
     // The same clone with room succeeds (the check is not in its way).
     let target = lab.sc.path("standby_ok");
-    let out = lab.clone("pg", &target, &lab.sc.path("ts_ok"));
+    let ts = lab.sc.path("ts_ok");
+    let out = lab.clone("pg", &target, &ts);
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
     assert!(
         err.contains("the backup as the source declares it is"),
         "{err}"
+    );
+
+    // A delta re-clone keeps pg_tblspc's links: one left in the old copy
+    // that leads out is found after the copy all the same.
+    let left = target.join("pg_tblspc/99999");
+    std::os::unix::fs::symlink(&outside, &left).unwrap();
+    run_ok(
+        Command::new("chown")
+            .arg("-h")
+            .arg("postgres:postgres")
+            .arg(&left),
+    );
+    let out = lab.clone_with("pg", &target, &ts, &["-F"]);
+    let err = stderr(&out);
+    eprintln!("delta:\n{err}");
+    assert!(err.contains("only what changed will be copied"), "{err}");
+    failed_cleanly(
+        &out,
+        &[
+            "refusing the copy: link",
+            &format!("pg_tblspc/99999\" points to \"{}\"", outside.display()),
+        ],
+        &target,
+        // A failed delta copy keeps the tablespace's files (rollback empties
+        // only what this clone found empty); the data directory goes.
+        None,
+        &outside,
     );
 }
 

@@ -119,12 +119,6 @@ async fn perform(
                 "starting the copy"
             });
             steps::execute(&s.steps, exec).await?;
-            // Whatever made the copy, no link in it may lead out of it.
-            super::links::check(&super::links::Layout {
-                data_dir: &target.real,
-                tablespaces: &s.tablespaces,
-                waldir: ctx.node.waldir.as_deref(),
-            })?;
             if let Some(w) = &done.warm {
                 report::info(&format!(
                     "wal: {} segments since the backup are already in restore_command's spool",
@@ -134,6 +128,14 @@ async fn perform(
         }
         Action::RemoveUnlisted => remove_unlisted(&target.real, &s.steps)?,
         Action::VerifyCopy => {
+            // Whatever made the copy (and a delta copy's clean-up after it),
+            // no link in it may lead out of it; nothing is written into it
+            // before this (the recovery configuration, external files).
+            super::links::check(&super::links::Layout {
+                data_dir: &target.real,
+                tablespaces: &s.tablespaces,
+                waldir: ctx.node.waldir.as_deref(),
+            })?;
             verify::verify_not_incremental(&target.real)?;
             verify::verify_copy(&target.real)?;
         }

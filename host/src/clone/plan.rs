@@ -111,7 +111,8 @@ pub enum Action {
     RunSource,
     /// A delta copy: remove the files the backup does not have.
     RemoveUnlisted,
-    /// A complete data directory, not an incremental backup.
+    /// A complete data directory, not an incremental backup, with no link
+    /// out of the clone's directories (clone::links).
     VerifyCopy,
     /// Every file against the manifest: the backup's (archives unpacked, a
     /// chain combined) or pg_basebackup's (-v/--verify-backup).
@@ -241,7 +242,7 @@ impl Plan {
             )],
             Action::RunSource => self.source_lines(),
             Action::RemoveUnlisted => vec![format!("remove the files of {dir} the backup does not have (delta copy)")],
-            Action::VerifyCopy => vec![format!("check that {dir} is a complete data directory")],
+            Action::VerifyCopy => vec![format!("check that {dir} is a complete data directory, with no link that leads out of it, its tablespaces or its WAL directory")],
             Action::VerifyManifest { unpacked: true } => {
                 vec!["verify every file against the backup's manifest".into()]
             }
