@@ -20,6 +20,8 @@ mod clone_pg_basebackup;
 mod clone_pgbackrest;
 /// Plugins built against the released 1.0.0 contract.
 mod contract_versions;
+/// Hostile backups over a real sshd: links out of the target, gzip bombs, no room.
+mod hostile_archives;
 /// Plans that escape, lie or overreach, refused before anything is written.
 mod hostile_plans;
 /// Patroni 3.0.2 and 4.1.5 clusters with members made by patroni-replica.

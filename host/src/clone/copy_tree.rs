@@ -161,8 +161,11 @@ pub async fn copy(
     for f in files {
         let p = local.join(f);
         match std::fs::symlink_metadata(&p) {
+            // rsync counts a link by the length of its target, as lstat
+            // does: the link is judged after the copy (clone::links), not
+            // mistaken here for a file that did not arrive.
             Ok(m) => {
-                if m.is_file() {
+                if m.is_file() || m.file_type().is_symlink() {
                     local_bytes += m.len();
                 }
             }

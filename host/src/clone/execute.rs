@@ -61,6 +61,9 @@ fn exec_context(ctx: &Context<'_>, plan: &Plan) -> anyhow::Result<steps::ExecCon
         control_path: ctx.env.control_path.clone(),
         show_progress: progress::live(),
         expected_bytes: s.size_bytes(),
+        wal_span: s.backup.as_ref().map_or(0, |b| {
+            super::unpack::budget::wal_span(&b.begin_lsn, &b.end_lsn)
+        }),
         roots: std::iter::once(ctx.target.real.clone())
             .chain(s.tablespaces.values().cloned())
             .chain(s.staging.iter().cloned())
@@ -125,6 +128,14 @@ async fn perform(
         }
         Action::RemoveUnlisted => remove_unlisted(&target.real, &s.steps)?,
         Action::VerifyCopy => {
+            // Whatever made the copy (and a delta copy's clean-up after it),
+            // no link in it may lead out of it; nothing is written into it
+            // before this (the recovery configuration, external files).
+            super::links::check(&super::links::Layout {
+                data_dir: &target.real,
+                tablespaces: &s.tablespaces,
+                waldir: ctx.node.waldir.as_deref(),
+            })?;
             verify::verify_not_incremental(&target.real)?;
             verify::verify_copy(&target.real)?;
         }

@@ -33,6 +33,7 @@ pub async fn decide(ctx: &Context<'_>, checks: &mut Checks) -> anyhow::Result<De
         SourcePlan::default()
     } else {
         let s = source_plan::plan(ctx, checks)?;
+        check_room(ctx, &s, checks);
         if let Some(w) = &ctx.node.waldir {
             match target::check_waldir(w, &ctx.target, s.delta) {
                 Ok(m) => checks.ok(m),
@@ -53,6 +54,23 @@ pub async fn decide(ctx: &Context<'_>, checks: &mut Checks) -> anyhow::Result<De
         recovery,
         no_restore_command,
     })
+}
+
+/// The target's file systems have room for the backup as the source declares
+/// it (not checked when the size is unknown, nor for a delta copy, which
+/// rewrites files the target already holds).
+fn check_room(ctx: &Context<'_>, s: &SourcePlan, checks: &mut Checks) {
+    let declared = s.size_bytes();
+    if declared == 0 || s.delta {
+        return;
+    }
+    let dirs: Vec<PathBuf> = std::iter::once(ctx.target.real.clone())
+        .chain(s.tablespaces.values().cloned())
+        .collect();
+    match super::space::check_room(declared, "the backup as the source declares it", &dirs) {
+        Ok(m) => checks.ok(m),
+        Err(f) => checks.fail_error(&f.into()),
+    }
 }
 
 /// The standby's PostgreSQL version: the upstream's when it answered, else
@@ -93,7 +111,8 @@ pub enum Action {
     RunSource,
     /// A delta copy: remove the files the backup does not have.
     RemoveUnlisted,
-    /// A complete data directory, not an incremental backup.
+    /// A complete data directory, not an incremental backup, with no link
+    /// out of the clone's directories (clone::links).
     VerifyCopy,
     /// Every file against the manifest: the backup's (archives unpacked, a
     /// chain combined) or pg_basebackup's (-v/--verify-backup).
@@ -223,7 +242,7 @@ impl Plan {
             )],
             Action::RunSource => self.source_lines(),
             Action::RemoveUnlisted => vec![format!("remove the files of {dir} the backup does not have (delta copy)")],
-            Action::VerifyCopy => vec![format!("check that {dir} is a complete data directory")],
+            Action::VerifyCopy => vec![format!("check that {dir} is a complete data directory, with no link that leads out of it, its tablespaces or its WAL directory")],
             Action::VerifyManifest { unpacked: true } => {
                 vec!["verify every file against the backup's manifest".into()]
             }

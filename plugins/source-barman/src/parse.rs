@@ -17,8 +17,10 @@ pub struct ShownBackup {
     pub end_lsn: String,
     pub compression: Option<String>,
     pub tablespaces: Vec<Tablespace>,
-    /// The backup's size as Barman shows it ("Disk usage", without WALs),
-    /// 0 when not shown. Approximate (one decimal): for progress only.
+    /// The backup's size as Barman shows it under "Base backup information"
+    /// ("Disk usage" up to 3.10, "Backup Size" since; without WALs), 0 when
+    /// not shown. Approximate (one decimal): the copy's total, the room a
+    /// clone needs.
     pub size_bytes: u64,
     /// `barman backup --name` (Barman 3.3+).
     pub name: Option<String>,
@@ -64,6 +66,9 @@ fn none(value: &str) -> bool {
 pub fn show_backup(text: &str) -> Result<ShownBackup, String> {
     let mut b = ShownBackup::default();
     let mut in_tablespaces = false;
+    // The section a `key: value` row is in: "Disk usage" is both the base
+    // backup's size and, under "WAL information", the WAL kept after it.
+    let mut section = String::new();
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("Backup ") {
             b.id = rest.trim().trim_end_matches(':').to_string();
@@ -96,6 +101,10 @@ pub fn show_backup(text: &str) -> Result<ShownBackup, String> {
             continue;
         };
         let (key, value) = (key.trim(), value.trim());
+        if value.is_empty() {
+            section = key.to_string();
+            continue;
+        }
         match key {
             "Status" => b.status = value.to_string(),
             "System Id" => b.system_id = value.to_string(),
@@ -105,7 +114,10 @@ pub fn show_backup(text: &str) -> Result<ShownBackup, String> {
                     .map_err(|_| format!("bad version \"{value}\""))?
             }
             "Timeline" => b.timeline = value.parse().unwrap_or(0),
-            "Disk usage" => b.size_bytes = human_size(value).unwrap_or(0),
+            // Barman 3.4 says "Disk usage", newer ones "Backup Size".
+            "Disk usage" | "Backup Size" if section == "Base backup information" => {
+                b.size_bytes = human_size(value).unwrap_or(0)
+            }
             "Begin WAL" => b.begin_wal = value.to_string(),
             "End WAL" => b.end_wal = value.to_string(),
             "Begin LSN" => b.begin_lsn = value.to_string(),
@@ -343,6 +355,11 @@ mod tests {
     End WAL              : 000000010000000000000045
     Begin LSN            : 0/44000028
     End LSN              : 0/45000000
+
+  WAL information:
+    No of files          : 0
+    Disk usage           : 0 B
+    Last available       : 000000010000000000000045
 ";
 
     const SHOWN_INCREMENTAL: &str = "Backup 20261126T101006:
@@ -360,6 +377,8 @@ mod tests {
   Base backup information:
     Backup Method        : postgres
     Backup Type          : incremental
+    Backup Size          : 3.2 MiB (19.2 MiB with WALs)
+    WAL Size             : 16.0 MiB
     Timeline             : 1
     Begin WAL            : 000000010000000000000008
     Begin LSN            : 0/8000028
@@ -372,6 +391,10 @@ mod tests {
     Root Backup          : 20261126T100953
     Parent Backup        : 20261126T100953
     Backup chain size    : 2
+
+  WAL information:
+    No of files          : 1
+    Disk usage           : 16.0 MiB
 ";
 
     #[test]
@@ -381,6 +404,8 @@ mod tests {
         assert_eq!(b.backup_type.as_deref(), Some("incremental"));
         assert_eq!(b.parent.as_deref(), Some("20261126T100953"));
         assert!(b.is_incremental());
+        // The base backup's size, not the WAL kept after it.
+        assert_eq!(b.size_bytes, human_size("3.2 MiB").unwrap());
         let full = SHOWN_INCREMENTAL
             .replace("incremental", "full")
             .replace("    Parent Backup        : 20261126T100953\n", "");

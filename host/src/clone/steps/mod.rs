@@ -146,8 +146,12 @@ pub struct ExecContext {
     pub control_path: Option<PathBuf>,
     /// Show a live byte counter (standard error is a terminal).
     pub show_progress: bool,
-    /// The backup's size for the counter (0 when unknown).
+    /// The backup's size as the source declares it (0 when unknown): the
+    /// counter's total, and the bound of uncompressed archives.
     pub expected_bytes: u64,
+    /// The bytes of WAL the backup spans (its end LSN less its start): the
+    /// margin for WAL an archive carries beside its manifest's files.
+    pub wal_span: u64,
     /// Where steps may write: the data directory, the tablespaces, the WAL
     /// directory.
     pub roots: Vec<PathBuf>,

@@ -19,10 +19,16 @@ pub async fn execute(steps: &[Step], ctx: &ExecContext) -> anyhow::Result<CopySt
     // One phase for all copy-tree steps (the data directory and each
     // tablespace), against the backup's size.
     let mut copy_phase: Option<Arc<Phase>> = None;
+    // Steps already run ahead of their turn (a manifest fetched before the
+    // archives it describes).
+    let mut ran = vec![false; steps.len()];
     let mut i = 0;
     while i < steps.len() {
         let step = &steps[i];
         i += 1;
+        if ran[i - 1] {
+            continue;
+        }
         if !matches!(
             step,
             Step::CopyTree { .. } | Step::CreateDir { .. } | Step::WriteFile { .. }
@@ -39,7 +45,8 @@ pub async fn execute(steps: &[Step], ctx: &ExecContext) -> anyhow::Result<CopySt
                     batch.push(a.clone());
                     i += 1;
                 }
-                unpack_batch(&batch, ctx, &mut stats).await?;
+                let budget = manifests_first(&batch, &steps[i..], &mut ran[i..], ctx).await?;
+                unpack_batch(&batch, ctx, &mut stats, budget).await?;
             }
             Step::CopyTree {
                 dest,
@@ -88,11 +95,72 @@ fn create_local(dir: &Path) -> Result<(), Failure> {
     })
 }
 
-/// Archives in a row: streamed and unpacked in parallel.
+/// The backup manifests a plan copies beside the archives of `batch` (later
+/// in `rest`), copied now, before the archives: what they declare bounds
+/// what unpacking may write, and a file system without room for it is
+/// refused before anything is unpacked. Without a manifest the bound is the
+/// size the source declares, when the archives are not compressed (a
+/// compressed backup's size says nothing of what it expands to).
+async fn manifests_first(
+    batch: &[Archive],
+    rest: &[Step],
+    ran: &mut [bool],
+    ctx: &ExecContext,
+) -> anyhow::Result<Option<unpack::Budget>> {
+    use crate::clone::unpack::budget;
+    let mut manifests = Vec::new();
+    for (j, step) in rest.iter().enumerate() {
+        let Step::CopyTree {
+            dest,
+            remote_path,
+            local,
+            files,
+        } = step
+        else {
+            continue;
+        };
+        if files.len() != 1
+            || files[0] != "backup_manifest"
+            || !batch.iter().any(|a| a.local == *local)
+        {
+            continue;
+        }
+        let phase = Phase::with_display("copy", None, false);
+        copy_tree(dest, remote_path, local, files, ctx, &phase).await?;
+        phase.finish();
+        ran[j] = true;
+        manifests.push(local.join("backup_manifest"));
+    }
+    let (declared, what) = if !manifests.is_empty() {
+        let mut total = 0u64;
+        for m in &manifests {
+            total = total.saturating_add(budget::manifest_total(m).map_err(|e| {
+                Failure::new(format!("could not read \"{}\"", m.display())).detail(e.to_string())
+            })?);
+        }
+        (total, "the backup's manifest declares")
+    } else if ctx.expected_bytes > 0 && batch.iter().all(|a| a.compression.is_none()) {
+        (ctx.expected_bytes, "the source declares")
+    } else {
+        return Ok(None);
+    };
+    let dirs: Vec<PathBuf> = batch.iter().map(|a| a.local.clone()).collect();
+    let room = crate::clone::space::check_room(declared, &format!("what {what}"), &dirs)?;
+    crate::report::info(&format!("unpacking: {room}"));
+    let limit = declared.saturating_add(budget::margin(declared, ctx.wal_span));
+    Ok(Some(unpack::Budget::new(
+        limit,
+        format!("{what} {declared} bytes of files"),
+    )))
+}
+
+/// Archives in a row: streamed and unpacked in parallel, writing no more
+/// than `budget` allows.
 async fn unpack_batch(
     batch: &[Archive],
     ctx: &ExecContext,
     stats: &mut CopyStats,
+    budget: Option<unpack::Budget>,
 ) -> anyhow::Result<()> {
     for a in batch {
         confined(&a.local, &ctx.roots)?;
@@ -112,7 +180,7 @@ async fn unpack_batch(
     // backup's, which is about as much: it is compressed).
     let total = (ctx.expected_bytes > 0).then_some(ctx.expected_bytes);
     let phase = Phase::with_display("unpack", total, ctx.show_progress);
-    let s = unpack::unpack_all(batch, ctx, &phase).await?;
+    let s = unpack::unpack_all(batch, ctx, &phase, budget).await?;
     phase.suspend(|| {
         crate::report::info(&format!(
             "{} entries, {:.1} MiB unpacked from {:.1} MiB read over ssh",

@@ -23,36 +23,6 @@ fn relative(p: &Path) -> Option<PathBuf> {
     Some(out)
 }
 
-/// Where a link at `link` (relative to the root) pointing to `target` leads,
-/// relative to the root; none when it leaves the root or is absolute.
-fn link_inside(link: &Path, target: &Path) -> Option<PathBuf> {
-    if target.is_absolute() {
-        return None;
-    }
-    let mut at: Vec<&std::ffi::OsStr> = link
-        .parent()
-        .map(|p| {
-            p.components()
-                .filter_map(|c| match c {
-                    Component::Normal(n) => Some(n),
-                    _ => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    for c in target.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                at.pop()?;
-            }
-            Component::Normal(n) => at.push(n),
-            _ => return None,
-        }
-    }
-    Some(at.iter().collect())
-}
-
 pub(super) fn extract<R: Read>(
     archive: &mut tar::Archive<R>,
     root: &Path,
@@ -134,30 +104,39 @@ pub(super) fn extract<R: Read>(
                     if k == 0 {
                         break;
                     }
+                    // Charged before it is written: a bomb stops at the bound.
+                    shared.charge(k as u64)?;
                     f.write_all(&buf[..k])
                         .map_err(|e| Fault::Local(dst.clone(), e))?;
                     stats.file_bytes += k as u64;
                 }
             }
             T::Symlink => {
+                // A base backup's archive holds no symbolic link: pg_tblspc's
+                // links are made by pgclone from the placed tablespaces, and
+                // pg_wal is a link only to --waldir, made by pgclone. A link
+                // the archive makes could lead anywhere through links made
+                // before it (`dot -> .`, then `up -> dot/dot/../..`); one
+                // refused as it arrives cannot.
                 let target = entry
                     .link_name()
                     .map_err(Fault::Stream)?
-                    .ok_or_else(|| Fault::Refused(format!("link \"{shown}\" has no target")))?
-                    .into_owned();
-                if rel.as_os_str().is_empty() || link_inside(&rel, &target).is_none() {
-                    return Err(Fault::Refused(format!(
-                        "link \"{shown}\" points to \"{}\", outside the directory it is unpacked into",
-                        target.display().to_string().escape_debug()
-                    )));
-                }
-                check_dir(&parent)?;
-                std::os::unix::fs::symlink(&target, &dst)
-                    .map_err(|e| Fault::Local(dst.clone(), e))?;
+                    .map(|t| t.display().to_string())
+                    .unwrap_or_default();
+                return Err(Fault::Refused(format!(
+                    "entry \"{shown}\" is a symbolic link to \"{}\", which a base backup's archive does not hold",
+                    target.escape_debug()
+                )));
             }
             T::Link => {
                 return Err(Fault::Refused(format!(
-                    "entry \"{shown}\" is a hard link, which a base backup does not hold"
+                    "entry \"{shown}\" is a hard link to \"{}\", which a base backup does not hold",
+                    entry
+                        .link_name()
+                        .ok()
+                        .flatten()
+                        .map(|t| t.display().to_string().escape_debug().to_string())
+                        .unwrap_or_default()
                 )))
             }
             T::Char | T::Block | T::Fifo => {
@@ -182,17 +161,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn paths_and_links_stay_inside() {
+    fn paths_stay_inside() {
         assert_eq!(relative(Path::new("./base/1")), Some("base/1".into()));
         assert_eq!(relative(Path::new("/etc/passwd")), None);
         assert_eq!(relative(Path::new("base/../../x")), None);
         assert_eq!(relative(Path::new("./")), Some(PathBuf::new()));
-        let l = |a: &str, b: &str| link_inside(Path::new(a), Path::new(b));
-        assert_eq!(l("pg_wal", "sub/dir"), Some("sub/dir".into()));
-        assert_eq!(l("a/b/link", "../c"), Some("a/c".into()));
-        assert_eq!(l("a/link", "../.."), None);
-        assert_eq!(l("link", "/etc"), None);
-        assert_eq!(l("link", ".."), None);
     }
 
     fn tar_with(build: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> Vec<u8> {
@@ -219,6 +192,7 @@ mod tests {
                 Fault::Refused(s) => s,
                 Fault::Stream(e) => format!("stream: {e}"),
                 Fault::Local(p, e) => format!("local {}: {e}", p.display()),
+                Fault::TooLarge => "too large".into(),
             })
     }
 
@@ -264,13 +238,25 @@ mod tests {
             ("/etc/evil", tar::EntryType::Regular, None, "absolute"),
             ("dev", tar::EntryType::Char, None, "device"),
             ("fifo", tar::EntryType::Fifo, None, "FIFO"),
-            ("ln", tar::EntryType::Symlink, Some("/etc"), "outside"),
-            ("ln", tar::EntryType::Symlink, Some("../.."), "outside"),
+            ("ln", tar::EntryType::Symlink, Some("/etc"), "symbolic link"),
+            (
+                "ln",
+                tar::EntryType::Symlink,
+                Some("../.."),
+                "symbolic link",
+            ),
+            // Inside by its text: refused all the same (see the chain below).
+            (
+                "pg_wal/dot",
+                tar::EntryType::Symlink,
+                Some("."),
+                "symbolic link",
+            ),
             (
                 "hard",
                 tar::EntryType::Link,
-                Some("PG_VERSION"),
-                "hard link",
+                Some("/etc/passwd"),
+                "hard link to \"/etc/passwd\"",
             ),
         ] {
             let e = run(&raw(name, kind, link), t.path()).unwrap_err();
@@ -283,5 +269,54 @@ mod tests {
         let bytes = tar_with(|b| file(b, "out/x", b"x"));
         let e = run(&bytes, t.path()).unwrap_err();
         assert!(e.contains("outside"), "{e}");
+    }
+
+    /// The chain of issue 23: `dot -> .` then `up -> dot/dot/dot/../../..`
+    /// then a file through it. Refused at the first link; nothing is made
+    /// outside the root (its parent stays as it was).
+    #[test]
+    fn a_chain_of_links_is_refused_at_its_first_link() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("data");
+        std::fs::create_dir(&root).unwrap();
+        let bytes = tar_with(|b| {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Symlink);
+            h.set_mode(0o777);
+            h.set_size(0);
+            b.append_link(&mut h, "pg_wal/dot", ".").unwrap();
+            b.append_link(&mut h, "pg_wal/up", "dot/dot/dot/../../..")
+                .unwrap();
+            file(b, "pg_wal/up/outside/victim", b"x");
+        });
+        let e = run(&bytes, &root).unwrap_err();
+        assert!(e.contains("\"pg_wal/dot\" is a symbolic link"), "{e}");
+        let names: Vec<_> = std::fs::read_dir(t.path()).unwrap().flatten().collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+        assert!(std::fs::read_dir(root.join("pg_wal"))
+            .map(|d| d.count() == 0)
+            .unwrap_or(true));
+    }
+
+    /// The budget: writing stops before the byte that would pass it.
+    #[test]
+    fn writing_stops_at_the_budget() {
+        let t = tempfile::tempdir().unwrap();
+        let bytes = tar_with(|b| file(b, "big", &vec![0u8; 1 << 20]));
+        let shared = Shared {
+            budget: Some(super::super::Budget::new(100_000, "test".into())),
+            ..Default::default()
+        };
+        let mut stats = UnpackStats::default();
+        let mut a = tar::Archive::new(&bytes[..]);
+        let r = extract(
+            &mut a,
+            t.path(),
+            &[t.path().to_path_buf()],
+            &shared,
+            &mut stats,
+        );
+        assert!(matches!(r, Err(Fault::TooLarge)));
+        assert!(std::fs::metadata(t.path().join("big")).unwrap().len() <= 100_000);
     }
 }

@@ -16,8 +16,10 @@ use std::sync::{Arc, Mutex};
 
 use crate::report::Failure;
 
+pub mod budget;
 mod entries;
 
+pub use budget::Budget;
 use entries::extract;
 
 /// How an archive is compressed.
@@ -72,9 +74,20 @@ struct Shared {
     cancel: AtomicBool,
     /// Process groups of the running ssh commands.
     groups: Mutex<Vec<i32>>,
+    /// The bytes all archives of the batch may write together.
+    budget: Option<Budget>,
 }
 
 impl Shared {
+    /// Counts `n` bytes about to be written; refuses them when they would
+    /// pass the budget (nothing of them is written then).
+    fn charge(&self, n: u64) -> Result<(), Fault> {
+        match &self.budget {
+            Some(b) if !b.take(n) => Err(Fault::TooLarge),
+            _ => Ok(()),
+        }
+    }
+
     fn stop(&self) {
         self.cancel.store(true, Ordering::SeqCst);
         for pid in self.groups.lock().unwrap_or_else(|p| p.into_inner()).iter() {
@@ -105,13 +118,17 @@ pub async fn unpack_all(
     archives: &[Archive],
     ctx: &super::steps::ExecContext,
     phase: &Arc<super::progress::Phase>,
+    budget: Option<Budget>,
 ) -> anyhow::Result<UnpackStats> {
     let before = phase.done();
     if archives.iter().all(|a| a.size_bytes > 0) {
         phase.set_total(before + archives.iter().map(|a| a.size_bytes).sum::<u64>());
     }
     let progress = super::progress::Progress::new(archives.len(), before, phase.clone());
-    let shared = Arc::new(Shared::default());
+    let shared = Arc::new(Shared {
+        budget,
+        ..Default::default()
+    });
     let queue: Arc<Mutex<VecDeque<(usize, Archive)>>> =
         Arc::new(Mutex::new(archives.iter().cloned().enumerate().collect()));
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -242,6 +259,8 @@ enum Fault {
     Stream(std::io::Error),
     Local(PathBuf, std::io::Error),
     Refused(String),
+    /// Writing more would pass the bytes the backup declares.
+    TooLarge,
 }
 
 fn decoder<'a, R: Read + 'a>(c: Option<Compression>, r: R) -> std::io::Result<Box<dyn Read + 'a>> {
@@ -321,13 +340,25 @@ fn unpack_one(
     if shared.cancel.load(Ordering::SeqCst) && result.is_err() {
         // Another archive failed (or the clone was abandoned): its error is
         // the one to report.
-        if !matches!(result, Err(Fault::Refused(_)) | Err(Fault::Local(..))) {
+        if !matches!(
+            result,
+            Err(Fault::Refused(_)) | Err(Fault::Local(..)) | Err(Fault::TooLarge)
+        ) {
             return Err(Outcome::Cancelled);
         }
     }
     let status =
         status.map_err(|e| Failure::new("could not wait for ssh").detail(e.to_string()))?;
-    judge(a, &source, result, &status, tail, counted.n).map(|()| stats)
+    judge(
+        a,
+        &source,
+        result,
+        &status,
+        tail,
+        counted.n,
+        shared.budget.as_ref(),
+    )
+    .map(|()| stats)
 }
 
 /// Unpacks the archive from `stream` and reads it to its end: the stream
@@ -380,6 +411,7 @@ fn judge(
     status: &std::process::ExitStatus,
     tail: String,
     read: u64,
+    budget: Option<&Budget>,
 ) -> Result<(), Outcome> {
     // ssh's (or cat's) own failure is the cause when there is one.
     // (A stream error with ssh killed by a signal is ours: we killed it.)
@@ -439,11 +471,15 @@ fn judge(
         ))
         .detail(format!("while unpacking \"{source}\": {e}"))
         .into()),
+        Err(Fault::TooLarge) => Err(budget
+            .map(|b| b.exceeded(source))
+            .unwrap_or_else(|| Failure::new("unpacking exceeded its budget"))
+            .into()),
         Err(Fault::Refused(why)) => Err(Failure::new(format!(
             "archive \"{source}\" holds an entry pgclone refuses to unpack"
         ))
         .detail(why)
-        .hint("a PostgreSQL base backup holds only files, directories and links inside the data directory; this archive is not one as the source describes it")
+        .hint("a PostgreSQL base backup's archive holds only files and directories (pgclone makes the tablespace and WAL directory links itself); this archive is not one as the source describes it")
         .into()),
     }
 }
