@@ -60,8 +60,10 @@ pub async fn verify_backup(env: &HostEnv, dir: &Path, version: u32) -> anyhow::R
     })?;
     crate::report::info("verifying the copy with pg_verifybackup");
     // --progress is in pg_verifybackup 16 and later.
-    let progress = tokio::process::Command::new(&prog)
-        .arg("--help")
+    let mut help = tokio::process::Command::new(&prog);
+    help.arg("--help");
+    crate::child::dies_with_parent(help.as_std_mut());
+    let progress = help
         .output()
         .await
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("--progress"));
@@ -74,6 +76,7 @@ pub async fn verify_backup(env: &HostEnv, dir: &Path, version: u32) -> anyhow::R
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
+    crate::child::bound(cmd.as_std_mut());
     crate::report::running(cmd.as_std());
     let mut child = cmd.spawn().map_err(|e| {
         Failure::new(format!("could not run \"{}\"", prog.display())).detail(e.to_string())
@@ -150,6 +153,7 @@ pub async fn verify_unpacked(
         .arg(dir)
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true);
+    crate::child::bound(cmd.as_std_mut());
     crate::report::running(cmd.as_std());
     let out = cmd.output().await.map_err(|e| {
         Failure::new(format!("could not run \"{}\"", prog.display())).detail(e.to_string())
