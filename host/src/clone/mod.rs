@@ -22,6 +22,7 @@ pub mod execute;
 pub mod external;
 pub mod group;
 pub mod interrupt;
+pub mod leftover;
 pub mod plan;
 pub mod preflight;
 pub mod progress;
