@@ -200,9 +200,10 @@ fn repair(ctx: &Context<'_>, plan: &Plan) -> anyhow::Result<()> {
         return Ok(());
     };
     let mut said = l.remove()?;
-    if ctx.o.force && l.journal.is_some() && ctx.target.real.is_dir() && !plan.source.delta {
+    let populated = matches!(ctx.target.state, target::TargetState::Populated { .. });
+    if ctx.o.force && l.journal.is_some() && populated && !plan.source.delta {
         said.push(format!(
-            "the incomplete copy in \"{}\" that {} left is removed",
+            "the incomplete copy in \"{}\" left by {} is removed",
             ctx.node.data_dir.display(),
             l.who()
         ));

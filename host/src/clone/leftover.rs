@@ -187,7 +187,7 @@ fn server_below(dir: &Path) -> Option<i32> {
 }
 
 impl Leftover {
-    /// "a clone that was interrupted (pgclone PID 123, started 4 min ago)".
+    /// "the clone interrupted earlier (pgclone PID 123, started 4 min ago)".
     pub fn who(&self) -> String {
         let mut parts = Vec::new();
         if let Some(p) = self.pid {
@@ -197,9 +197,9 @@ impl Leftover {
             parts.push(format!("started {} ago", human_age(a)));
         }
         if parts.is_empty() {
-            "a clone that was interrupted".into()
+            "a clone interrupted earlier".into()
         } else {
-            format!("a clone that was interrupted ({})", parts.join(", "))
+            format!("the clone interrupted earlier ({})", parts.join(", "))
         }
     }
 
@@ -264,7 +264,7 @@ mod tests {
         assert_eq!(l.staging, None);
         assert!(l
             .who()
-            .starts_with("a clone that was interrupted (pgclone PID"));
+            .starts_with("the clone interrupted earlier (pgclone PID"));
         j.end();
         assert_eq!(find(&data).unwrap(), None);
     }
@@ -281,7 +281,7 @@ mod tests {
         assert_eq!(l.journal, None);
         let said = l.remove().unwrap();
         assert!(
-            said[0].contains("left by a clone that was interrupted"),
+            said[0].contains("left by a clone interrupted earlier"),
             "{said:?}"
         );
         assert!(!staging.exists());

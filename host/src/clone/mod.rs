@@ -89,6 +89,9 @@ pub async fn run(
     plugins_cfg: &PluginsConfig,
     o: &CloneOptions,
 ) -> anyhow::Result<()> {
+    // Before any program runs: what kills their process groups if pgclone
+    // is killed (see crate::child).
+    crate::child::reaper::start();
     let executing = AtomicBool::new(false);
     tokio::select! {
         biased;

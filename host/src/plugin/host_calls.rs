@@ -162,6 +162,7 @@ fn run_bounded(
         let _ = err_reader.join();
         let timed_out = stop_watchdog();
         let _ = child.wait();
+        crate::child::reaped(pid as u32);
         if timed_out {
             return Err(too_slow());
         }
@@ -181,6 +182,7 @@ fn run_bounded(
     wait_without_reaping(pid);
     let timed_out = stop_watchdog();
     let status = child.wait();
+    crate::child::reaped(pid as u32);
     if timed_out {
         return Err(too_slow());
     }

@@ -307,6 +307,7 @@ fn unpack_one(
     }
     drop(counted.inner);
     let status = child.wait();
+    crate::child::reaped(pid as u32);
     shared
         .groups
         .lock()

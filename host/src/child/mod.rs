@@ -14,20 +14,42 @@
 //! threads wait for the child they spawned before they end, and the blocking
 //! helpers (`output()`, `status()`) wait too.
 //!
-//! A grandchild does not inherit the signal (the kernel clears it on fork):
-//! the programs pgclone runs stop their own helpers when they lose their
-//! parent (pg_basebackup's WAL streamer on its pipe, rsync's receiver and ssh
-//! on theirs). The shared ssh connection (`ssh -f`, ControlPersist) and the
+//! A grandchild does not inherit the signal (the kernel clears it on fork),
+//! and some run on without their parent (pg_basebackup's WAL streamer): for
+//! a clone, the [`reaper`] kills the process groups of its programs when
+//! pgclone is gone. A program is registered with it from the child itself,
+//! before exec; the caller unregisters it with [`reaped`] once it reaped the
+//! program (its pid is free for reuse from then on). The shared ssh connection (`ssh -f`, ControlPersist) and the
 //! WAL warm-up prefetcher daemonize on purpose: they leave pgclone's process
 //! tree, write nothing into a target, and end on their own (see README).
+
+pub mod reaper;
 
 use std::os::unix::process::CommandExt;
 
 /// Gives `cmd` a process group of its own and the parent-death signal
-/// SIGKILL. For `tokio::process::Command`, pass `cmd.as_std_mut()`.
+/// SIGKILL, and registers its group with the [`reaper`] when one runs (then
+/// call [`reaped`] once the child was waited for). For
+/// `tokio::process::Command`, pass `cmd.as_std_mut()`.
 pub fn bound(cmd: &mut std::process::Command) -> &mut std::process::Command {
     cmd.process_group(0);
-    dies_with_parent(cmd)
+    dies_with_parent(cmd);
+    if let Some(socket) = reaper::socket() {
+        // SAFETY: one send(2) on a socket, async-signal-safe.
+        unsafe {
+            cmd.pre_exec(move || {
+                reaper::register_self(socket);
+                Ok(())
+            })
+        };
+    }
+    cmd
+}
+
+/// A child made with [`bound`] was reaped (waited for): its group is no
+/// longer the reaper's to kill.
+pub fn reaped(pid: u32) {
+    reaper::unregister(pid as i32);
 }
 
 /// The parent-death signal alone, for a child that must stay in pgclone's
