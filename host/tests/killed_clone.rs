@@ -552,7 +552,7 @@ fn incremental_chain_killed_while_staging_and_combining() {
             .flatten()
             .any(|e| e.path().join("base").exists())
     };
-    let killed = kill_during(&sc, bg, "rsync", Catch::Running(&ready));
+    let killed = kill_during(sc, bg, "rsync", Catch::Running(&ready));
     assert!(staging.is_dir());
     slot_left_inactive(&lab.primary);
 
@@ -582,7 +582,7 @@ fn incremental_chain_killed_while_staging_and_combining() {
     let combine = write_conf("combine.conf", &lab.sshd.ssh_config, &gated);
     let bg = start(sc, &clone_args(&combine, &lab.primary, &target, &["-F"]));
     let killed2 = kill_during(
-        &sc,
+        sc,
         bg,
         "pg_combinebackup",
         Catch::Gated(&pg17.join("pg_combinebackup")),
