@@ -336,6 +336,8 @@ fn rerun_repairs(
     let out = standby_clone(sc, cfg, primary, target, &["-F"], &[]);
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
+    // Shown with --nocapture: what the operator reads.
+    eprintln!("--- the rerun with -F:\n{err}");
     let who = format!("the clone interrupted earlier (pgclone PID {}", killed.pid);
     for want in [
         format!("left by {who}"),
@@ -399,6 +401,7 @@ fn pg_basebackup_killed_while_copying_and_verifying() {
     let out = standby_clone(&sc, &cfg, &primary, &target, &[], &[]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
+    eprintln!("--- the rerun without -F:\n{err}");
     for want in [
         format!(
             "ERROR: \"{}\" holds what the clone interrupted earlier (pgclone PID {}",

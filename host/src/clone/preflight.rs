@@ -189,7 +189,7 @@ fn interrupted(ctx: &Context<'_>, l: &Leftover) -> Result<String, Failure> {
         };
         return Err(Failure::new(subject)
             .detail(format!("left: {what}"))
-            .hint("run the clone again with -F: it removes the incomplete copy and the staging directory, and makes the replication slot again"));
+            .hint("run the clone again with -F: it removes what that clone left and makes its replication slot again"));
     }
     Ok(format!("{} left {what}: it will be repaired", l.who()))
 }
