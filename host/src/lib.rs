@@ -1,6 +1,7 @@
 //! pgclone: clone PostgreSQL standbys from Barman or pg_basebackup, with the
 //! site- and vendor-specific parts in sandboxed WebAssembly plugins.
 
+pub mod child;
 pub mod clone;
 pub mod config;
 pub mod pg;

@@ -89,6 +89,7 @@ pub fn configured_user(host: &str, port: Option<&str>, ssh_options: &[String]) -
         .command();
     c.stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
+    crate::child::dies_with_parent(&mut c);
     crate::report::running(&c);
     let out = c.output().ok().filter(|o| o.status.success())?;
     String::from_utf8_lossy(&out.stdout)

@@ -24,6 +24,8 @@ mod contract_versions;
 mod hostile_archives;
 /// Plans that escape, lie or overreach, refused before anything is written.
 mod hostile_plans;
+/// pgclone killed (SIGKILL) at each phase of a clone: nothing runs on, the rerun repairs.
+mod killed_clone;
 /// Patroni 3.0.2 and 4.1.5 clusters with members made by patroni-replica.
 mod patroni;
 /// The plugin guide's example, followed as a newcomer would.

@@ -88,8 +88,8 @@ pub async fn copy(
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .process_group(0)
             .kill_on_drop(true);
+        crate::child::bound(cmd.as_std_mut());
         crate::report::running(cmd.as_std());
         let child = cmd.spawn().map_err(|e| {
             Failure::new("could not run rsync")

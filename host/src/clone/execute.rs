@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::report::{self, Failure};
 
+use super::leftover::Journal;
 use super::plan::{Action, Plan};
 use super::resolve::Context;
 use super::steps::{self, Step};
@@ -20,6 +21,8 @@ use super::{
 pub struct Done {
     pub created_slot: Option<String>,
     pub warm: Option<Warm>,
+    /// Kept beside the target while the clone runs (see `leftover`).
+    pub journal: Option<Journal>,
 }
 
 /// Runs every action; on failure (or SIGINT/SIGTERM), rolls back and returns
@@ -36,10 +39,23 @@ pub async fn run(ctx: &Context<'_>, plan: &Plan, executing: &AtomicBool) -> anyh
     if let Some(d) = &plan.source.staging {
         remove_staging(d);
     }
-    match result {
+    let result = match result {
         Ok(()) => Ok(()),
         Err(e) => Err(rollback::undo(ctx, plan, &done, e).await),
+    };
+    // Kept only when the rollback could not drop the slot: the rerun does.
+    if let Some(j) = done.journal.take() {
+        let slot_left = match (&done.created_slot, &ctx.up.client, &result) {
+            (Some(slot), Some(c), Err(_)) => {
+                !matches!(upstream::slot_state(c, slot).await, Ok(None))
+            }
+            _ => false,
+        };
+        if !slot_left {
+            j.end();
+        }
     }
+    result
 }
 
 /// What the source's steps run with.
@@ -93,8 +109,20 @@ async fn perform(
 ) -> anyhow::Result<()> {
     let (target, s) = (&ctx.target, &plan.source);
     match action {
-        Action::PrepareTarget { delta: true } => target.prepare_for_delta()?,
-        Action::PrepareTarget { delta: false } => target.prepare()?,
+        Action::PrepareTarget { delta } => {
+            repair(ctx, plan)?;
+            match delta {
+                true => target.prepare_for_delta()?,
+                false => target.prepare()?,
+            }
+            let dirs: Vec<_> = s
+                .tablespaces
+                .values()
+                .chain(ctx.node.waldir.iter())
+                .cloned()
+                .collect();
+            done.journal = Journal::begin(&target.real, &dirs);
+        }
         Action::LinkWaldir(w) => target::link_waldir(&target.real, w)?,
         Action::CreateStaging(d) => create_dir(d, false)?,
         Action::CreateTablespaceDirs(dirs) => {
@@ -102,7 +130,7 @@ async fn perform(
                 create_dir(d, true)?;
             }
         }
-        Action::CreateSlot(slot) => create_slot(ctx, slot, done).await?,
+        Action::CreateSlot(slot) => create_slot(ctx, plan, slot, done).await?,
         Action::WarmWal { restore_command } => {
             let backup = s.backup.as_ref().expect("planned for a backup");
             done.warm = super::warm_wal::start(
@@ -174,19 +202,90 @@ fn create_dir(d: &Path, recursive: bool) -> Result<(), Failure> {
         })
 }
 
+/// What an interrupted clone left, before this one prepares the target: its
+/// staging directory and journal go, and with `-F` the directories it filled
+/// that this clone fills too (the target itself is emptied by `prepare`).
+/// Checked before: without `-F` only a journal is left here.
+fn repair(ctx: &Context<'_>, plan: &Plan) -> anyhow::Result<()> {
+    let Some(l) = &plan.leftover else {
+        return Ok(());
+    };
+    let mut said = l.remove()?;
+    let populated = matches!(ctx.target.state, target::TargetState::Populated { .. });
+    if ctx.o.force && l.journal.is_some() && populated && !plan.source.delta {
+        said.push(format!(
+            "the incomplete copy in \"{}\" left by {} is removed",
+            ctx.node.data_dir.display(),
+            l.who()
+        ));
+    }
+    for d in l.dirs.iter().filter(|d| plan.refills(ctx, d) && d.is_dir()) {
+        target::empty_dir(d).map_err(|e| {
+            Failure::new(format!("could not empty \"{}\"", d.display())).detail(e.to_string())
+        })?;
+        said.push(format!(
+            "\"{}\", which {} filled, was emptied",
+            d.display(),
+            l.who()
+        ));
+    }
+    for s in said {
+        report::info(&s);
+    }
+    Ok(())
+}
+
 /// Created only when it is still missing (a slot made since the plan is
-/// used, not made twice); one this clone made is dropped on rollback.
-async fn create_slot(ctx: &Context<'_>, slot: &str, done: &mut Done) -> anyhow::Result<()> {
+/// used, not made twice); one this clone made is dropped on rollback. The
+/// one an interrupted clone made (its journal names it) is dropped and made
+/// again: it has been holding WAL since that clone for nothing, and a clone
+/// makes its slot at this point, so a new one is exactly what an
+/// uninterrupted clone would have left.
+async fn create_slot(
+    ctx: &Context<'_>,
+    plan: &Plan,
+    slot: &str,
+    done: &mut Done,
+) -> anyhow::Result<()> {
     let Some(c) = &ctx.up.client else {
         return Ok(());
     };
-    if upstream::slot_state(c, slot).await?.is_none() {
-        upstream::create_slot(c, slot).await?;
-        report::info(&format!(
-            "replication slot \"{slot}\" created on the upstream"
-        ));
-        done.created_slot = Some(slot.to_string());
+    let left = plan
+        .leftover
+        .as_ref()
+        .filter(|l| l.slot.as_deref() == Some(slot));
+    let mut repaired = None;
+    match (upstream::slot_state(c, slot).await?, left) {
+        (None, _) => {}
+        (Some(false), Some(l)) => {
+            let since = upstream::slot_restart_lsn(c, slot).await.ok().flatten();
+            upstream::drop_slot(c, slot).await?;
+            repaired =
+                Some(format!(
+                "replication slot \"{slot}\", left inactive by {}{}, was dropped and created again",
+                l.who(),
+                since.map(|l| format!(" and holding WAL since {l}")).unwrap_or_default()
+            ));
+        }
+        (Some(true), Some(l)) => return Err(Failure::new(format!(
+            "replication slot \"{slot}\" that {} made is in use",
+            l.who()
+        ))
+        .hint(
+            "another server streams through it: check that no other standby uses this node's slot",
+        )
+        .into()),
+        (Some(_), None) => return Ok(()),
     }
+    if let Some(j) = &done.journal {
+        // Before it exists: a kill right after creating it still names it.
+        j.slot_created(slot);
+    }
+    upstream::create_slot(c, slot).await?;
+    report::info(
+        &repaired.unwrap_or_else(|| format!("replication slot \"{slot}\" created on the upstream")),
+    );
+    done.created_slot = Some(slot.to_string());
     Ok(())
 }
 

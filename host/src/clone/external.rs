@@ -116,6 +116,8 @@ pub async fn copy(
                 .options(ssh_options)
                 .remote(&["cat", "--", &*path])
                 .tokio_command();
+            // In pgclone's process group still: ssh may ask on the terminal.
+            crate::child::dies_with_parent(cmd.as_std_mut());
             crate::report::running(cmd.as_std());
             let out = cmd.output().await?;
             if !out.status.success() {

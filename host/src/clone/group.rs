@@ -20,7 +20,9 @@ impl GroupGuard {
     /// The child was reaped: its pid (and group id) may be reused, so the
     /// group is left alone from now on.
     pub fn finished(&mut self) {
-        self.pid = None;
+        if let Some(pid) = self.pid.take() {
+            crate::child::reaped(pid as u32);
+        }
     }
 }
 
@@ -28,6 +30,7 @@ impl Drop for GroupGuard {
     fn drop(&mut self) {
         if let Some(pid) = self.pid.filter(|p| *p > 0) {
             unsafe { libc::kill(-pid, libc::SIGKILL) };
+            crate::child::reaped(pid as u32);
         }
     }
 }

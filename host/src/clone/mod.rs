@@ -22,6 +22,7 @@ pub mod execute;
 pub mod external;
 pub mod group;
 pub mod interrupt;
+pub mod leftover;
 pub mod links;
 pub mod plan;
 pub mod preflight;
@@ -90,6 +91,9 @@ pub async fn run(
     plugins_cfg: &PluginsConfig,
     o: &CloneOptions,
 ) -> anyhow::Result<()> {
+    // Before any program runs: what kills their process groups if pgclone
+    // is killed (see crate::child).
+    crate::child::reaper::start();
     let executing = AtomicBool::new(false);
     tokio::select! {
         biased;

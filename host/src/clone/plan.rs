@@ -10,11 +10,12 @@ use crate::report::{self, Failure};
 
 use super::checks::Checks;
 use super::external::{self, ExternalConfig};
+use super::leftover::{self, Leftover};
 use super::resolve::Context;
 use super::source_plan::{self, SourcePlan};
 use super::steps::Step;
 use super::target::{self, TargetState};
-use super::{catchup, recovery_plan, upstream, warm_wal};
+use super::{catchup, recovery_plan, safety, upstream, warm_wal};
 
 /// What the checks decided, before the actions are laid out.
 pub struct Decided {
@@ -35,8 +36,23 @@ pub async fn decide(ctx: &Context<'_>, checks: &mut Checks) -> anyhow::Result<De
         let s = source_plan::plan(ctx, checks)?;
         check_room(ctx, &s, checks);
         if let Some(w) = &ctx.node.waldir {
+            // An interrupted clone's WAL there is given up with -F.
+            let left = super::leftover::find(&ctx.target.real)
+                .ok()
+                .flatten()
+                .is_some_and(|l| l.filled(w));
             match target::check_waldir(w, &ctx.target, s.delta) {
                 Ok(m) => checks.ok(m),
+                Err(_) if left && ctx.o.force && safety::check_writable_root(w, safety::Role::WalDir).is_ok() => {
+                    checks.ok(format!(
+                        "WAL directory \"{}\" holds an interrupted clone's files: -F given, it will be emptied",
+                        w.display()
+                    ))
+                }
+                Err(f) if left => checks.fail_error_first(
+                    &f.hint("it holds the files of an interrupted clone: run the clone again with -F to empty it")
+                        .into(),
+                ),
                 Err(f) => checks.fail_error_first(&f.into()),
             }
         }
@@ -133,6 +149,8 @@ pub struct Plan {
     pub recovery: RecoveryConfig,
     pub no_restore_command: bool,
     pub actions: Vec<Action>,
+    /// What an interrupted clone into this target left (repaired on the way).
+    pub leftover: Option<Leftover>,
 }
 
 impl Plan {
@@ -143,6 +161,10 @@ impl Plan {
         let (o, node, s) = (ctx.o, &ctx.node, &d.source);
         let mut a = Vec::new();
         let copy = !o.replication_conf_only;
+        let leftover = match copy {
+            true => leftover::find(&ctx.target.real)?,
+            false => None,
+        };
         let link_waldir = node
             .waldir
             .clone()
@@ -163,7 +185,9 @@ impl Plan {
             }
         }
         if let (Some(slot), Some(c)) = (&node.slot_name, &ctx.up.client) {
-            if upstream::slot_state(c, slot).await?.is_none() {
+            // The one an interrupted clone made is made again (see execute).
+            let left = leftover.as_ref().and_then(|l| l.slot.as_deref()) == Some(slot);
+            if left || upstream::slot_state(c, slot).await?.is_none() {
                 a.push(Action::CreateSlot(slot.to_string()));
             }
         }
@@ -201,7 +225,18 @@ impl Plan {
             recovery,
             no_restore_command: d.no_restore_command,
             actions: a,
+            leftover,
         })
+    }
+
+    /// Whether `dir`, filled by an interrupted clone, is a tablespace or WAL
+    /// directory of this clone too (then `-F` empties it first).
+    pub fn refills(&self, ctx: &Context<'_>, dir: &std::path::Path) -> bool {
+        let same = |d: &std::path::Path| safety::normalize(d) == safety::normalize(dir);
+        ctx.o.force
+            && !self.source.delta
+            && (self.source.tablespaces.values().any(|d| same(d))
+                || ctx.node.waldir.as_deref().is_some_and(same))
     }
 
     /// `--dry-run`'s account: every action, in order; the source's steps
@@ -220,12 +255,23 @@ impl Plan {
     fn describe(&self, ctx: &Context<'_>, action: &Action) -> anyhow::Result<Vec<String>> {
         let dir = ctx.target.real.display();
         Ok(match action {
-            Action::PrepareTarget { delta } => match (&ctx.target.state, delta) {
-                (TargetState::Missing, _) => vec![format!("create {dir} (mode 0700)")],
-                (TargetState::Populated { .. }, true) => vec![format!("keep {dir} for a delta copy")],
-                (TargetState::Populated { .. }, false) => vec![format!("empty {dir}")],
-                (TargetState::Empty, _) => vec![],
-            },
+            Action::PrepareTarget { delta } => {
+                let mut v = match (&ctx.target.state, delta) {
+                    (TargetState::Missing, _) => vec![format!("create {dir} (mode 0700)")],
+                    (TargetState::Populated { .. }, true) => vec![format!("keep {dir} for a delta copy")],
+                    (TargetState::Populated { .. }, false) => vec![format!("empty {dir}")],
+                    (TargetState::Empty, _) => vec![],
+                };
+                if let Some(l) = &self.leftover {
+                    if let Some(s) = &l.staging {
+                        v.push(format!("remove the staging directory {} that {} left", s.display(), l.who()));
+                    }
+                    for d in l.dirs.iter().filter(|d| self.refills(ctx, d)) {
+                        v.push(format!("empty {} ({} filled it)", d.display(), l.who()));
+                    }
+                }
+                v
+            }
             Action::LinkWaldir(w) => vec![format!("link {dir}/pg_wal to {} (created 0700)", w.display())],
             Action::CreateStaging(d) => vec![format!(
                 "create staging directory {} (mode 0700; removed after the clone)",
@@ -235,7 +281,13 @@ impl Plan {
                 .iter()
                 .map(|d| format!("create tablespace directory {} (mode 0700) if missing", d.display()))
                 .collect(),
-            Action::CreateSlot(slot) => vec![format!("create replication slot \"{slot}\" on the upstream")],
+            Action::CreateSlot(slot) => match &self.leftover {
+                Some(l) if l.slot.as_ref() == Some(slot) => vec![format!(
+                    "drop replication slot \"{slot}\" that {} made, if it is still there, and create it again on the upstream",
+                    l.who()
+                )],
+                _ => vec![format!("create replication slot \"{slot}\" on the upstream")],
+            },
             Action::WarmWal { .. } => vec![format!(
                 "fetch up to {} WAL segments since the backup into restore_command's spool while the copy runs",
                 ctx.node.warm_segments

@@ -7,6 +7,7 @@ use crate::report::{self, Failure};
 
 use super::checks::Checks;
 use super::connect::Replication;
+use super::leftover::{self, Leftover};
 use super::resolve::Context;
 use super::target::{self, TargetState};
 use super::upstream;
@@ -72,6 +73,9 @@ async fn check_upstream(checks: &mut Checks, ctx: &Context<'_>) -> anyhow::Resul
                 format!("replication slot \"{slot}\" exists on the upstream and is active"),
                 "another standby uses it: set a different replication_slot_name or node_id",
             ),
+            Some(false) if left_slot(ctx, slot) => checks.ok(format!(
+                "replication slot \"{slot}\" was made by an interrupted clone and is inactive: it will be dropped and created again"
+            )),
             Some(false) => checks.ok(format!(
                 "replication slot \"{slot}\" exists and is inactive: it will be used"
             )),
@@ -125,6 +129,14 @@ fn check_replication(checks: &mut Checks, ctx: &Context<'_>) {
 /// A new copy: the directory must be missing, empty, or given up with -F.
 fn check_target(checks: &mut Checks, ctx: &Context<'_>) {
     let (target, dir) = (&ctx.target, ctx.node.data_dir.display());
+    match leftover::find(&target.real) {
+        Err(f) => return checks.fail_error_first(&f.into()),
+        Ok(Some(l)) => match interrupted(ctx, &l) {
+            Ok(said) => checks.ok(said),
+            Err(f) => return checks.fail_error_first(&f.into()),
+        },
+        Ok(None) => {}
+    }
     match target.check_usable(ctx.o.force) {
         Ok(()) => checks.ok(match &target.state {
             TargetState::Missing => {
@@ -135,6 +147,51 @@ fn check_target(checks: &mut Checks, ctx: &Context<'_>) {
         }),
         Err(e) => checks.fail_error_first(&e),
     }
+}
+
+/// Whether `slot` is the one an interrupted clone into this target made.
+fn left_slot(ctx: &Context<'_>, slot: &str) -> bool {
+    !ctx.o.replication_conf_only
+        && leftover::find(&ctx.target.real)
+            .ok()
+            .flatten()
+            .is_some_and(|l| l.slot.as_deref() == Some(slot))
+}
+
+/// What an interrupted clone left: said, and refused without `-F` where it
+/// holds data (the incomplete copy, the staging directory).
+fn interrupted(ctx: &Context<'_>, l: &Leftover) -> Result<String, Failure> {
+    let (target, dir) = (&ctx.target, ctx.node.data_dir.display());
+    let copy = matches!(target.state, TargetState::Populated { .. }) && l.journal.is_some();
+    let mut left = Vec::new();
+    if copy {
+        left.push(format!("an incomplete copy in \"{dir}\""));
+    }
+    if let Some(s) = &l.staging {
+        left.push(format!("the staging directory \"{}\"", s.display()));
+    }
+    if let Some(slot) = &l.slot {
+        left.push(format!("replication slot \"{slot}\" on the upstream"));
+    }
+    let what = if left.is_empty() {
+        "nothing to remove".to_string()
+    } else {
+        left.join(", ")
+    };
+    if !ctx.o.force && (copy || l.staging.is_some()) {
+        let subject = match &l.staging {
+            Some(s) if !copy => format!(
+                "the staging directory \"{}\" was left by {}",
+                s.display(),
+                l.who()
+            ),
+            _ => format!("\"{dir}\" holds what {} left", l.who()),
+        };
+        return Err(Failure::new(subject)
+            .detail(format!("left: {what}"))
+            .hint("run the clone again with -F: it removes what that clone left and makes its replication slot again"));
+    }
+    Ok(format!("{} left {what}: it will be repaired", l.who()))
 }
 
 /// --replication-conf-only: the directory must be a data directory of the

@@ -242,7 +242,22 @@ fn place_tablespaces(
             continue;
         }
         let populated = std::fs::read_dir(&dir).is_ok_and(|mut rd| rd.next().is_some());
-        if populated && !delta {
+        // Filled by an interrupted clone (its journal says so): -F empties it.
+        let left = populated && !delta && interrupted_filled(ctx, &dir);
+        if left && ctx.o.force {
+            checks.ok(format!(
+                "tablespace directory \"{}\" holds an interrupted clone's files: -F given, it will be emptied",
+                dir.display()
+            ));
+        } else if left {
+            checks.fail_hint(
+                format!(
+                    "tablespace directory \"{}\" holds the files of an interrupted clone",
+                    dir.display()
+                ),
+                "run the clone again with -F to empty it",
+            );
+        } else if populated && !delta {
             checks.fail_hint(
                 format!("tablespace directory \"{}\" is not empty", dir.display()),
                 "empty it or map the tablespace elsewhere with tablespace_mapping",
@@ -257,6 +272,14 @@ fn place_tablespaces(
         dirs.insert(t.oid, dir);
     }
     dirs
+}
+
+/// Whether the journal of an interrupted clone into this target names `dir`.
+fn interrupted_filled(ctx: &Context<'_>, dir: &Path) -> bool {
+    super::leftover::find(&ctx.target.real)
+        .ok()
+        .flatten()
+        .is_some_and(|l| l.filled(dir))
 }
 
 /// Validates the plan whole against the placed directories; a plan that
@@ -278,14 +301,15 @@ fn validate(ctx: &Context<'_>, checks: &mut Checks, plan: &[PlanStep], planned: 
     planned.unpacks = s.iter().any(|s| matches!(s, Step::Unpack(_)));
     if let Some(dir) = staging {
         let version = planned.backup.as_ref().map_or(0, |b| b.server_version);
-        match steps::check_combine_tool(&s, version)
-            .and_then(|()| safety::check_writable_root(&dir, safety::Role::DataDirectory))
-        {
+        // One that exists was left by an interrupted clone: the target's
+        // check says so, and -F removes it before this clone makes its own.
+        let left = std::fs::symlink_metadata(&dir).is_ok();
+        match steps::check_combine_tool(&s, version).and_then(|()| match left {
+            true => Ok(()),
+            false => safety::check_writable_root(&dir, safety::Role::DataDirectory),
+        }) {
             Err(f) => checks.fail_error_first(&f.into()),
-            Ok(()) if std::fs::symlink_metadata(&dir).is_ok() => checks.fail_hint(
-                format!("the staging directory \"{}\" already exists", dir.display()),
-                "it is left from an interrupted clone: remove it",
-            ),
+            Ok(()) if left && !ctx.o.force => {}
             Ok(()) => checks.ok(format!(
                 "the incremental backup chain is combined in \"{}\" (removed afterwards)",
                 dir.display()

@@ -28,6 +28,13 @@ impl SshMaster {
         let path = dir.join("ssh-master");
         let log = std::fs::File::create(dir.join("ssh-master.log")).ok()?;
         let mut cmd = crate::remote::master_command(dest, None, ssh_options, &path, 30, log);
+        // Until it has logged in and gone to the background (`-f`), it dies
+        // with pgclone; left in pgclone's process group (it may ask on the
+        // terminal). The master itself is a fork ssh makes, in a session of
+        // its own, without this signal: detached on purpose. It writes
+        // nothing into a target, its clients all die with pgclone, and
+        // ControlPersist ends it 30 s after the last one.
+        crate::child::dies_with_parent(&mut cmd);
         crate::report::running(&cmd);
         let child = cmd.spawn().ok()?;
         Some(SshMaster {
@@ -67,10 +74,11 @@ impl Drop for SshMaster {
     fn drop(&mut self) {
         if self.path.exists() {
             // The control path is literal (no %h): any destination names it.
-            let _ = crate::remote::SshCommand::new("pgclone-master")
+            let mut stop = crate::remote::SshCommand::new("pgclone-master")
                 .stop_master(&self.path)
                 .options(&self.ssh_options)
-                .command()
+                .command();
+            let _ = crate::child::dies_with_parent(&mut stop)
                 .stdin(std::process::Stdio::null())
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())

@@ -132,6 +132,18 @@ pub async fn slot_state(c: &Client, name: &str) -> anyhow::Result<Option<bool>> 
     Ok(rows.first().map(|r| r.get(0)))
 }
 
+/// Where slot `name` holds WAL from (`restart_lsn`), if it exists and holds any.
+pub async fn slot_restart_lsn(c: &Client, name: &str) -> anyhow::Result<Option<String>> {
+    let rows = c
+        .query(
+            "SELECT restart_lsn::text FROM pg_replication_slots WHERE slot_name = $1",
+            &[&name],
+        )
+        .await
+        .map_err(|e| Failure::new("could not query replication slots").detail(error_text(&e)))?;
+    Ok(rows.first().and_then(|r| r.get(0)))
+}
+
 /// Creates physical slot `name`, reserving WAL from now on.
 pub async fn create_slot(c: &Client, name: &str) -> anyhow::Result<()> {
     c.execute(
@@ -215,6 +227,7 @@ pub async fn identify_system(
     .stdin(Stdio::null())
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
+    crate::child::dies_with_parent(cmd.as_std_mut());
     if let Some(pw) = &repl.password {
         cmd.env("PGPASSWORD", pw);
     }

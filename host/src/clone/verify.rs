@@ -63,8 +63,10 @@ pub async fn verify_backup(env: &HostEnv, dir: &Path, version: u32) -> anyhow::R
     })?;
     crate::report::info("verifying the copy with pg_verifybackup");
     // --progress is in pg_verifybackup 16 and later.
-    let progress = tokio::process::Command::new(&prog)
-        .arg("--help")
+    let mut help = tokio::process::Command::new(&prog);
+    help.arg("--help");
+    crate::child::dies_with_parent(help.as_std_mut());
+    let progress = help
         .output()
         .await
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("--progress"));
@@ -77,6 +79,7 @@ pub async fn verify_backup(env: &HostEnv, dir: &Path, version: u32) -> anyhow::R
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
+    crate::child::bound(cmd.as_std_mut());
     crate::report::running(cmd.as_std());
     let mut child = cmd.spawn().map_err(|e| {
         Failure::new(format!("could not run \"{}\"", prog.display())).detail(e.to_string())
@@ -95,7 +98,11 @@ pub async fn verify_backup(env: &HostEnv, dir: &Path, version: u32) -> anyhow::R
         errors.push_str(String::from_utf8_lossy(&rest).trim_end());
     };
     let (_, _) = tokio::join!(read_err, stdout.read_to_end(&mut out));
+    let pid = child.id();
     let status = child.wait().await?;
+    if let Some(p) = pid {
+        crate::child::reaped(p);
+    }
     if !status.success() {
         return Err(Failure::new("pg_verifybackup found problems in the copy")
             .detail(errors.trim().to_string())
@@ -153,10 +160,21 @@ pub async fn verify_unpacked(
         .arg(dir)
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true);
+    crate::child::bound(cmd.as_std_mut());
     crate::report::running(cmd.as_std());
-    let out = cmd.output().await.map_err(|e| {
+    let could_not = |e: std::io::Error| {
         Failure::new(format!("could not run \"{}\"", prog.display())).detail(e.to_string())
-    })?;
+    };
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(could_not)?;
+    let pid = child.id();
+    let out = child.wait_with_output().await.map_err(could_not)?;
+    if let Some(p) = pid {
+        crate::child::reaped(p);
+    }
     if !out.status.success() {
         let text = String::from_utf8_lossy(&out.stderr);
         let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();

@@ -84,6 +84,9 @@ pub fn start(
     let exe = std::env::current_exe().ok()?;
     let mut cmd = std::process::Command::new(exe);
     cmd.args(&argv).stdin(Stdio::null()).stderr(Stdio::null());
+    // The prefetcher it leaves running is detached on purpose (it serves the
+    // standby's restore_command afterwards); this starter dies with pgclone.
+    crate::child::dies_with_parent(&mut cmd);
     crate::report::running(&cmd);
     let out = cmd.output().ok().filter(|o| o.status.success())?;
     let text = String::from_utf8_lossy(&out.stdout);

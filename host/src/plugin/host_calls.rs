@@ -97,14 +97,14 @@ fn run_bounded(
     what: &str,
     limit: std::time::Duration,
 ) -> Result<CommandOutput, PluginError> {
-    use std::os::unix::process::CommandExt;
     // A process group of its own: the watchdog kills the program and whatever
     // it started (a grandchild holding the pipes would otherwise keep us
     // reading).
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
+        .stderr(Stdio::piped());
+    // The call's thread waits for the program before it returns (see crate::child).
+    crate::child::bound(cmd);
     crate::report::running(cmd);
     let mut child = cmd.spawn().map_err(|e| {
         error(
@@ -162,6 +162,7 @@ fn run_bounded(
         let _ = err_reader.join();
         let timed_out = stop_watchdog();
         let _ = child.wait();
+        crate::child::reaped(pid as u32);
         if timed_out {
             return Err(too_slow());
         }
@@ -181,6 +182,7 @@ fn run_bounded(
     wait_without_reaping(pid);
     let timed_out = stop_watchdog();
     let status = child.wait();
+    crate::child::reaped(pid as u32);
     if timed_out {
         return Err(too_slow());
     }

@@ -243,8 +243,8 @@ async fn run_program(
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .process_group(0)
         .kill_on_drop(true);
+    crate::child::bound(cmd.as_std_mut());
     if uses_password {
         let auth = &ctx.auth;
         if let Some(pw) = &auth.password {
@@ -348,8 +348,8 @@ async fn combine(
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .process_group(0)
         .kill_on_drop(true);
+    crate::child::bound(cmd.as_std_mut());
     crate::report::running(cmd.as_std());
     let child = cmd.spawn().map_err(|e| {
         Failure::new(format!("could not run \"{}\"", program.display())).detail(e.to_string())

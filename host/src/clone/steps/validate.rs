@@ -302,9 +302,9 @@ fn check_plan(
 /// The major version of a PostgreSQL tool, from `TOOL --version`
 /// (`pg_combinebackup (PostgreSQL) 17.6`).
 fn tool_major(program: &Path) -> Result<u32, Failure> {
-    let out = std::process::Command::new(program)
-        .arg("--version")
-        .stdin(Stdio::null())
+    let mut cmd = std::process::Command::new(program);
+    cmd.arg("--version").stdin(Stdio::null());
+    let out = crate::child::dies_with_parent(&mut cmd)
         .output()
         .map_err(|e| {
             Failure::new(format!("could not run \"{}\"", program.display())).detail(e.to_string())

@@ -282,13 +282,13 @@ fn unpack_one(
     shared: &Shared,
     report: &dyn Fn(u64),
 ) -> Result<UnpackStats, Outcome> {
-    use std::os::unix::process::CommandExt;
     let source = format!("{}:{}", a.dest, a.remote_path);
     let mut cmd = ssh.cat(&a.dest, &a.remote_path);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
+        .stderr(Stdio::piped());
+    // This worker thread waits for its ssh before it ends (see crate::child).
+    crate::child::bound(&mut cmd);
     crate::report::running(&cmd);
     let mut child = {
         // Registered under the lock, so that a stop either sees it or came first.
@@ -326,6 +326,7 @@ fn unpack_one(
     }
     drop(counted.inner);
     let status = child.wait();
+    crate::child::reaped(pid as u32);
     shared
         .groups
         .lock()
