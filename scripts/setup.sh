@@ -11,7 +11,7 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 # Packages the build and the test suite use. The clone and WAL tests need a
 # real PostgreSQL, sshd, rsync and Barman; they are installed here so that a
 # fresh machine needs nothing else.
-PACKAGES=(gcc pkg-config libssl-dev openssl openssh-client openssh-server rsync procps postgresql-15 postgresql-client-15
+PACKAGES=(gcc pkg-config libssl-dev openssl openssh-client openssh-server rsync procps time postgresql-15 postgresql-client-15
           postgresql-15-repmgr barman barman-cli pgbackrest python3-venv patroni etcd-server)
 missing=()
 for p in "${PACKAGES[@]}"; do

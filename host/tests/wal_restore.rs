@@ -1010,14 +1010,7 @@ fn planted_damaged_or_foreign_segments_are_never_delivered() {
         .unwrap_or_else(|e| panic!("{name}: {e}: {:?}", snapshot(&other.data.join("pg_wal"))));
     assert_eq!(foreign.len(), real.len());
     assert_ne!(foreign[24..32], real[24..32], "the same system identifier?");
-    // restore_command's view: a data directory of the primary's cluster.
-    let dest = fake_data_dir(
-        &lab.sc,
-        "data",
-        "15",
-        &[],
-        Some(&lab.primary.data.join("global/pg_control")),
-    );
+    let dest = lab.primary_s_view();
     let out = lab.wal_restore(&["-p", "0"], &name, &dest);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     std::fs::remove_file(&dest).unwrap();

@@ -117,10 +117,6 @@ pub struct WalRestoreArgs {
 /// end of the archive: [`walrestore::refusal_code`] says which status.
 pub fn run(ctx: &Context, a: WalRestoreArgs) -> anyhow::Result<ExitCode> {
     let dest = a.args.last().cloned().unwrap_or_default();
-    // One malloc arena: the few threads of a restore_command (ssh pipes, the
-    // watchdog, the plugin's deadline timer) would otherwise each hold one,
-    // and its memory must stay small and bounded (README: Safety).
-    unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
     // A panic is a bug, but as a restore_command it must still end in a
     // status PostgreSQL reads as "not available" (or, in a targeted recovery,
     // "stop"), never in a death by signal that shuts the server down.

@@ -33,10 +33,6 @@ impl Runtime {
         config.wasm_component_model(true);
         config.epoch_interruption(true);
         config.max_wasm_stack(1 << 20);
-        // One thread compiles: plugins are small (tens of ms each, once per
-        // host, then cached), and a restore_command's memory stays small and
-        // the same from run to run instead of growing with a thread pool.
-        config.parallel_compilation(false);
         let engine = Engine::new(&config)
             .map_err(anyhow::Error::from)
             .context("could not create the WebAssembly engine")?;

@@ -7,7 +7,7 @@
 
 use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
@@ -16,46 +16,40 @@ use super::*;
 /// The most memory any wal-restore process may use, whatever it is fed.
 const PEAK_LIMIT_KIB: i64 = 64 << 10;
 
-/// `pgclone` as postgres (as [`pgclone`] runs it), with the peak resident
-/// memory of the largest process of the run: wait4's rusage covers the
-/// process and every child it waited for, so the ssh that streams the WAL
-/// counts too (pgclone alone stays near 10 MiB once its plugin is compiled).
+/// `pgclone` as postgres (as [`pgclone`] runs it) under GNU time, with the
+/// peak resident memory of the largest process of the run: pgclone, or the
+/// ssh that streams the WAL (time waits for both). Not wait4 from here: a
+/// child forked by this test binary starts with the binary's own high-water
+/// mark, which exec carries into the child's rusage; runuser and time are
+/// exec'd fresh, so what time reports is the run's own.
 fn pgclone_measured(sc: &Scratch, args: &[String]) -> (Output, i64) {
-    use std::io::Read;
-    let mut cmd = as_pg("env");
-    cmd.arg("-i")
+    let report = sc.path(&format!("peak-{}", std::process::id()));
+    let _ = std::fs::remove_file(&report);
+    let out = run(as_pg("/usr/bin/time")
+        .arg("-f")
+        .arg("%M")
+        .arg("-o")
+        .arg(&report)
+        .args(["env", "-i"])
         .arg(format!("HOME={}", sc.dir.display()))
         .arg("PATH=/usr/local/bin:/usr/bin:/bin")
         .arg(format!("PGCLONE_CACHE_DIR={}", sc.path("cache").display()))
         .arg(env!("CARGO_BIN_EXE_pgclone"))
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    // Reaped with wait4 below (for its rusage), not with Child::wait.
-    #[allow(clippy::zombie_processes)]
-    let mut child = cmd.spawn().unwrap();
-    let mut out_pipe = child.stdout.take().unwrap();
-    let mut err_pipe = child.stderr.take().unwrap();
-    let out_t = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = out_pipe.read_to_end(&mut b);
-        b
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = err_pipe.read_to_end(&mut b);
-        b
-    });
-    let mut status = 0;
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = child.id() as i32;
-    assert_eq!(unsafe { libc::wait4(pid, &mut status, 0, &mut usage) }, pid);
-    let out = Output {
-        status: std::process::ExitStatus::from_raw(status),
-        stdout: out_t.join().unwrap(),
-        stderr: err_t.join().unwrap(),
-    };
-    (out, usage.ru_maxrss)
+        .args(args));
+    // "Command exited with non-zero status N" or "Command terminated by
+    // signal N" comes first; the last line is the peak in KiB.
+    let text = std::fs::read_to_string(&report).unwrap_or_default();
+    assert!(
+        !text.contains("terminated by signal"),
+        "{text}\n{}",
+        stderr(&out)
+    );
+    let peak = text
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no peak from time: {text:?}"));
+    (out, peak)
 }
 
 /// What PostgreSQL would see: an exit status (never a signal), and for
@@ -76,6 +70,18 @@ fn assert_clean_refusal(what: &str, out: &Output, dest: &Path, code: i32) {
 }
 
 impl Lab {
+    /// %p as restore_command sees it in a data directory of the primary's
+    /// cluster (its pg_control: system identifier and segment size).
+    pub(super) fn primary_s_view(&self) -> PathBuf {
+        fake_data_dir(
+            &self.sc,
+            "data",
+            "15",
+            &[],
+            Some(&self.primary.data.join("global/pg_control")),
+        )
+    }
+
     /// `wal-restore` barman-wal-restore style through the sshd of `ssh_config`.
     fn wal_restore_args(
         &self,
@@ -186,13 +192,7 @@ fn archived_files_that_expand_past_a_segment_are_refused_in_bounded_memory() {
     let name = lab.switch_segments(1).remove(0);
     let archived = lab.archived_file("pg", &name);
     let real = std::fs::read(&archived).unwrap();
-    let dest = fake_data_dir(
-        &lab.sc,
-        "data",
-        "15",
-        &[],
-        Some(&lab.primary.data.join("global/pg_control")),
-    );
+    let dest = lab.primary_s_view();
     // A normal delivery first (the plugin compiled on the first, cached on
     // the second), for comparison.
     for run in ["first", "second"] {
@@ -245,13 +245,7 @@ fn a_wal_host_whose_tar_lies_never_takes_the_standby_down() {
     let bin = lab.sc.mkdir("liar-bin");
     let tar = bin.join("tar");
     let liar = Sshd::start(&lab.sc, &format!("{}:/usr/bin:/bin", bin.display()));
-    let dest = fake_data_dir(
-        &lab.sc,
-        "data",
-        "15",
-        &[],
-        Some(&lab.primary.data.join("global/pg_control")),
-    );
+    let dest = lab.primary_s_view();
     // Each script writes to standard output what a lying tar would.
     let huge_header = format!(
         "import sys,tarfile\n\
@@ -313,13 +307,7 @@ fn a_wal_host_whose_tar_lies_never_takes_the_standby_down() {
 #[test]
 fn segments_barman_received_but_has_not_archived_are_delivered() {
     let lab = lab("walreceived");
-    let dest = fake_data_dir(
-        &lab.sc,
-        "data",
-        "15",
-        &[],
-        Some(&lab.primary.data.join("global/pg_control")),
-    );
+    let dest = lab.primary_s_view();
     let streaming_dir = lab.barman.home.join("pg/streaming");
     // Written and switched by the primary, received by pg_receivewal; no cron.
     lab.primary
