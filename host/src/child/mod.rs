@@ -19,9 +19,11 @@
 //! a clone, the [`reaper`] kills the process groups of its programs when
 //! pgclone is gone. A program is registered with it from the child itself,
 //! before exec; the caller unregisters it with [`reaped`] once it reaped the
-//! program (its pid is free for reuse from then on). The shared ssh connection (`ssh -f`, ControlPersist) and the
-//! WAL warm-up prefetcher daemonize on purpose: they leave pgclone's process
-//! tree, write nothing into a target, and end on their own (see README).
+//! program (its pid is free for reuse from then on). The shared ssh connection (`ssh -f`) daemonizes:
+//! its group is handed to the reaper once it runs, so that it ends with the
+//! clone too (a remote `cat` it carries would otherwise hold it, and itself,
+//! for good). The WAL warm-up prefetcher daemonizes on purpose: it writes only
+//! into restore_command's spool and ends on its own (see README).
 
 pub mod reaper;
 

@@ -43,6 +43,17 @@ pub(super) fn register_self(socket: i32) {
     send(socket, unsafe { libc::getpid() });
 }
 
+/// Watches the group `pgid` of a process pgclone did not fork itself (the
+/// shared ssh connection, which daemonizes): killed with the clone's
+/// programs; [`unregister`] it once it was stopped.
+pub fn watch(pgid: i32) {
+    if let Some(s) = socket() {
+        if pgid > 1 {
+            send(s, pgid);
+        }
+    }
+}
+
 /// The leader of group `pgid` was reaped: the group is no longer watched (its
 /// number may be given to another process from now on).
 pub fn unregister(pgid: i32) {

@@ -32,6 +32,10 @@ pub struct Context<'a> {
     pub policies: Vec<Plugin>,
     /// What plugins and steps may use, with the shared ssh connection's path.
     pub env: Arc<HostEnv>,
+    /// Held open for the clone's duration; closed when dropped, before the
+    /// scratch directory that holds its socket (fields drop in order: with
+    /// the socket gone first, `-O exit` could not reach it).
+    _ssh_master: Option<SshMaster>,
     /// A private directory for the clone's own files, removed at the end.
     pub scratch: tempfile::TempDir,
     pub up: UpstreamSide,
@@ -39,8 +43,6 @@ pub struct Context<'a> {
     pub repl: Resolved,
     pub replication: Replication,
     pub target: Target,
-    /// Held open for the clone's duration; closed when dropped.
-    _ssh_master: Option<SshMaster>,
 }
 
 impl Context<'_> {

@@ -14,6 +14,8 @@ pub struct SshMaster {
     /// How long the connection may take before it is given up.
     bound: Duration,
     started: Instant,
+    /// The master's pid once it runs, watched by the reaper.
+    pid: std::sync::Mutex<Option<i32>>,
 }
 
 impl SshMaster {
@@ -31,9 +33,8 @@ impl SshMaster {
         // Until it has logged in and gone to the background (`-f`), it dies
         // with pgclone; left in pgclone's process group (it may ask on the
         // terminal). The master itself is a fork ssh makes, in a session of
-        // its own, without this signal: detached on purpose. It writes
-        // nothing into a target, its clients all die with pgclone, and
-        // ControlPersist ends it 30 s after the last one.
+        // its own, without this signal: once it runs, its group is the
+        // reaper's (see `ready`).
         crate::child::dies_with_parent(&mut cmd);
         crate::report::running(&cmd);
         let child = cmd.spawn().ok()?;
@@ -43,6 +44,7 @@ impl SshMaster {
             ssh_options: ssh_options.to_vec(),
             bound: Duration::from_secs(connect_timeout as u64 + 5),
             started: Instant::now(),
+            pid: std::sync::Mutex::new(None),
         })
     }
 
@@ -66,8 +68,46 @@ impl SshMaster {
                 }
             }
         };
-        (ok && self.path.exists()).then(|| self.path.clone())
+        if !(ok && self.path.exists()) {
+            return None;
+        }
+        self.watch_master();
+        Some(self.path.clone())
     }
+
+    /// Hands the master's process group to the reaper: it ends with the
+    /// clone, however the clone ends. Left alone, a killed clone's master
+    /// outlived it for good whenever a remote program it carried was still
+    /// writing (`cat` of an archive being unpacked: it never reads its input,
+    /// so it never sees the client go), holding that program on the backup
+    /// host with it.
+    fn watch_master(&self) {
+        let mut check = crate::remote::SshCommand::new("pgclone-master")
+            .check_master(&self.path)
+            .options(&self.ssh_options)
+            .command();
+        let Ok(out) = crate::child::dies_with_parent(&mut check)
+            .stdin(std::process::Stdio::null())
+            .output()
+        else {
+            return;
+        };
+        if let Some(pid) = master_pid(&String::from_utf8_lossy(&out.stderr)) {
+            // `ssh -f` daemonizes into a session of its own: its pid is its
+            // group's number.
+            crate::child::reaper::watch(pid);
+            if let Ok(mut slot) = self.pid.lock() {
+                *slot = Some(pid);
+            }
+        }
+    }
+}
+
+/// The pid in `-O check`'s "Master running (pid=N)".
+fn master_pid(text: &str) -> Option<i32> {
+    let at = text.find("(pid=")? + 5;
+    let rest = &text[at..];
+    rest[..rest.find(')')?].parse().ok()
 }
 
 impl Drop for SshMaster {
@@ -84,5 +124,26 @@ impl Drop for SshMaster {
                 .stderr(std::process::Stdio::null())
                 .status();
         }
+        // Stopped: its pid may be another process's from now on.
+        if let Some(pid) = self.pid.lock().ok().and_then(|p| *p) {
+            crate::child::reaper::unregister(pid);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_master_s_pid_is_read_from_its_check() {
+        assert_eq!(
+            super::master_pid("Master running (pid=4242)\r\n"),
+            Some(4242)
+        );
+        assert_eq!(
+            super::master_pid("Control socket connect(/x): No such file"),
+            None
+        );
+        assert_eq!(super::master_pid("(pid=)"), None);
+        assert_eq!(super::master_pid("(pid=12"), None);
     }
 }

@@ -33,6 +33,9 @@ enum Action {
     StartMaster { path: PathBuf, persist_secs: u32 },
     /// Asks the shared connection at its path to exit (`-O exit`).
     StopMaster(PathBuf),
+    /// Asks the shared connection at its path whether it runs, and its pid
+    /// (`-O check`: "Master running (pid=N)" on standard error).
+    CheckMaster(PathBuf),
     /// Prints the configuration ssh would use (`-G`), connecting nothing.
     PrintConfig,
 }
@@ -119,6 +122,12 @@ impl SshCommand {
         self
     }
 
+    /// Asks the shared connection at `path` whether it runs (`-O check`).
+    pub fn check_master(mut self, path: &Path) -> SshCommand {
+        self.action = Action::CheckMaster(path.to_path_buf());
+        self
+    }
+
     /// Prints the configuration ssh would use for the destination (`-G`).
     pub fn print_config(mut self) -> SshCommand {
         self.action = Action::PrintConfig;
@@ -151,6 +160,10 @@ impl SshCommand {
             Action::StopMaster(path) => {
                 v.extend(["-o".into(), control_path(path)]);
                 v.extend(["-O".into(), "exit".into()]);
+            }
+            Action::CheckMaster(path) => {
+                v.extend(["-o".into(), control_path(path)]);
+                v.extend(["-O".into(), "check".into()]);
             }
             Action::PrintConfig => v.push("-G".into()),
         }

@@ -688,7 +688,9 @@ def up():
     while True:
         b = os.read(0, 65536)
         if not b:
-            break
+            # Its ssh is gone: end, as ssh -W or nc would (a relay left
+            # waiting on the server would hold the test's output open).
+            os._exit(0)
         s.sendall(b)
 threading.Thread(target=up, daemon=True).start()
 while True:
