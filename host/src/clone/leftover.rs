@@ -20,14 +20,7 @@ use super::steps::staging_dir;
 
 /// The journal of a clone into `datadir`: beside it, like the staging directory.
 pub fn journal_path(datadir: &Path) -> PathBuf {
-    let name = datadir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "data".into());
-    datadir
-        .parent()
-        .unwrap_or(Path::new("/"))
-        .join(format!(".{name}.pgclone-journal"))
+    super::steps::beside(datadir, "pgclone-journal")
 }
 
 /// The journal of the clone under way.

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 pub use confine::confined;
 pub use run::{execute, tree_bytes};
 pub use validate::{
-    check_combine_tool, combines, staging_dir, validate, validate_with_staging, MAX_STEPS,
+    beside, check_combine_tool, combines, staging_dir, validate, validate_with_staging, MAX_STEPS,
     MAX_WRITE_FILE,
 };
 

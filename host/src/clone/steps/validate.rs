@@ -117,6 +117,13 @@ pub fn combines(plan: &[PlanStep]) -> bool {
 /// The staging directory of a clone into `datadir`: beside it, on the same
 /// file system.
 pub fn staging_dir(datadir: &Path) -> PathBuf {
+    beside(datadir, "pgclone-staging")
+}
+
+/// `.NAME.SUFFIX` beside the data directory NAME (`data` for a root): where
+/// a clone keeps what belongs to one target (its staging directory, its
+/// journal).
+pub fn beside(datadir: &Path, suffix: &str) -> PathBuf {
     let name = datadir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -124,7 +131,7 @@ pub fn staging_dir(datadir: &Path) -> PathBuf {
     datadir
         .parent()
         .unwrap_or(Path::new("/"))
-        .join(format!(".{name}.pgclone-staging"))
+        .join(format!(".{name}.{suffix}"))
 }
 
 /// [`validate`], with the staging directory of a plan that combines backups
