@@ -28,8 +28,7 @@ impl Cluster {
         let Some(dir) = data_dir_of(dest) else {
             return Cluster::default();
         };
-        let sysid = super::verify::system_identifier(&dir);
-        let seg_size = super::verify::segment_size(&dir);
+        let (sysid, seg_size) = super::verify::control_facts(&dir);
         let targeted = !rewind && targeted_recovery(&dir);
         Cluster {
             data_dir: Some(dir),

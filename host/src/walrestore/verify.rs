@@ -84,32 +84,35 @@ pub fn check_header(name: &str, header: &[u8], len: u64, sysid: Option<u64>) -> 
     Ok(())
 }
 
-/// The system identifier of the cluster in `data_dir`: the first 8 bytes of
-/// global/pg_control, in every PostgreSQL version.
-pub fn system_identifier(data_dir: &std::path::Path) -> Option<u64> {
+/// What a data directory's global/pg_control says about its cluster: the
+/// system identifier (its first 8 bytes, in every version) and the WAL
+/// segment size, from one read of its first
+/// 512 bytes (PG_CONTROL_MAX_SAFE_SIZE, the part written atomically).
+pub fn control_facts(data_dir: &std::path::Path) -> (Option<u64>, Option<u64>) {
     use std::io::Read;
-    let mut b = [0u8; 8];
-    std::fs::File::open(data_dir.join("global/pg_control"))
-        .ok()?
-        .read_exact(&mut b)
-        .ok()?;
-    Some(u64::from_le_bytes(b))
+    let mut head = Vec::with_capacity(512);
+    let read = std::fs::File::open(data_dir.join("global/pg_control"))
+        .and_then(|f| f.take(512).read_to_end(&mut head));
+    if read.is_err() {
+        return (None, None);
+    }
+    let sysid = head
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()));
+    (sysid, segment_size_in(&head))
 }
 
-/// The WAL segment size of the cluster in `data_dir`, from global/pg_control:
-/// the word after the block size, relation segment size and WAL block size
-/// that follow the `floatFormat` check value (1234567.0), which every version
-/// since 8.x keeps in that order; read where the layout moves between versions
-/// without a table of offsets. None when pg_control cannot tell.
+/// The WAL segment size of the cluster in `data_dir`, from global/pg_control.
 pub fn segment_size(data_dir: &std::path::Path) -> Option<u64> {
-    use std::io::Read;
-    // PG_CONTROL_MAX_SAFE_SIZE: the part of pg_control written atomically.
-    let mut head = Vec::with_capacity(512);
-    std::fs::File::open(data_dir.join("global/pg_control"))
-        .ok()?
-        .take(512)
-        .read_to_end(&mut head)
-        .ok()?;
+    control_facts(data_dir).1
+}
+
+/// The segment size in pg_control's first bytes: the word after the block
+/// size, relation segment size and WAL block size that follow the
+/// `floatFormat` check value (1234567.0), which every version since 8.x keeps
+/// in that order; read where the layout moves between versions without a
+/// table of offsets. None when they cannot tell.
+fn segment_size_in(head: &[u8]) -> Option<u64> {
     let float_format = 1234567.0f64.to_le_bytes();
     let at = (0..head.len().saturating_sub(24))
         .step_by(8)
