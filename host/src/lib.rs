@@ -4,12 +4,17 @@
 pub mod child;
 pub mod clone;
 pub mod config;
+pub mod conformance;
+pub mod contract;
+pub mod environment;
+#[cfg(test)]
+mod layers;
 pub mod pg;
 pub mod plugin;
 pub mod recovery;
 pub mod remote;
 pub mod report;
-pub mod source;
+pub mod trust;
 pub mod walrestore;
 
 /// The property tests' configuration and mutations, shared with the contract

@@ -11,9 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pgclone::config::ConfFile;
+use pgclone::contract::policy::{RecoveryFacts, SettingsFile, SignalFile};
+use pgclone::contract::Capability;
+use pgclone::environment::HostEnv;
 use pgclone::plugin::catalog::{self, sha256_hex};
-use pgclone::plugin::{Candidate, Capability, HostEnv, Plugin, Runtime};
-use pgclone::recovery::policy::{RecoveryFacts, SettingsFile, SignalFile};
+use pgclone::plugin::{Candidate, Plugin, Runtime};
 use support::*;
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -127,7 +129,7 @@ fn a_policy_built_against_1_0_0_chains_after_the_standard_policy() {
     let facts = RecoveryFacts {
         server_version: 150000,
         node_name: "node2".into(),
-        upstream: vec![pgclone::source::ConnParam {
+        upstream: vec![pgclone::contract::source::ConnParam {
             key: "host".into(),
             value: "primary".into(),
         }],

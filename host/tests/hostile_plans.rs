@@ -12,11 +12,13 @@ use std::sync::Arc;
 
 use pgclone::clone::steps;
 use pgclone::config::ConfFile;
+use pgclone::conformance::{self, Verdict};
+use pgclone::contract::source::BackupSource;
+use pgclone::contract::{Capability, PluginFailure};
+use pgclone::environment::HostEnv;
 use pgclone::plugin::catalog::{sha256_hex, Candidate};
-use pgclone::plugin::conformance::{self, Verdict};
-use pgclone::plugin::{Capability, HostEnv, Plugin, PluginFailure, Runtime};
+use pgclone::plugin::{Plugin, Runtime};
 use pgclone::report::render;
-use pgclone::source::BackupSource;
 
 fn guest(file: &str) -> PathBuf {
     support::component(file)
@@ -146,7 +148,7 @@ fn every_escaping_plan_is_refused_with_what_was_wrong() {
     let plan = validate(&rt, "unpack-ok").unwrap();
     assert!(
         matches!(&plan[0], steps::Step::Unpack(a) if a.remote_path == "/srv/b/base.tar.gz"
-            && a.compression == Some(pgclone::clone::unpack::Compression::Gzip)),
+            && a.compression == Some(pgclone::clone::steps::unpack::Compression::Gzip)),
         "{plan:?}"
     );
     assert!(!std::path::Path::new("/tmp/pgclone-escaped").exists());

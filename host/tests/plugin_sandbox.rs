@@ -8,10 +8,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use pgclone::config::ConfFile;
-use pgclone::plugin::capability::Refusal;
+use pgclone::contract::capability::Refusal;
+use pgclone::contract::source::BackupSource;
+use pgclone::contract::{Capability, PluginFailure};
+use pgclone::environment::HostEnv;
 use pgclone::plugin::catalog::{self, sha256_hex, Candidate};
-use pgclone::plugin::{Capability, HostEnv, Plugin, PluginFailure, Runtime};
-use pgclone::source::BackupSource;
+use pgclone::plugin::{Plugin, Runtime};
 
 fn guest(name: &str) -> PathBuf {
     support::component(name)

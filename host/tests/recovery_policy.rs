@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
+use pgclone::contract::policy::{ConnParam, RecoveryFacts};
+use pgclone::environment::HostEnv;
 use pgclone::plugin::catalog;
-use pgclone::plugin::{HostEnv, Plugin, Runtime};
-use pgclone::recovery::policy::{ConnParam, RecoveryFacts};
+use pgclone::plugin::{Plugin, Runtime};
 use pgclone::recovery::{self, render::render, write::read_existing};
 
 fn facts(version: u32) -> RecoveryFacts {

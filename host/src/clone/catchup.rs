@@ -15,10 +15,10 @@
 use tokio_postgres::Client;
 
 use crate::config::ConfFile;
+use crate::contract::policy::RecoveryConfig;
+use crate::contract::source::Backup;
 use crate::pg::client::error_text;
-use crate::recovery::policy::RecoveryConfig;
 use crate::report::{self, Failure};
-use crate::source::Backup;
 
 use super::checks::Checks;
 use super::resolve::Context;

@@ -1,7 +1,7 @@
 //! Phase 5: the recovery configuration, written last (after a verified
 //! copy), and what the operator is told to do next.
 
-use crate::recovery::policy::{RecoveryConfig, SettingsFile};
+use crate::contract::policy::{RecoveryConfig, SettingsFile};
 use crate::recovery::{self, render::render, write::read_existing, RenderedConfig};
 use crate::report;
 

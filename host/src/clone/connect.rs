@@ -6,10 +6,10 @@ use std::path::Path;
 
 use tokio_postgres::Client;
 
+use crate::environment::HostEnv;
 use crate::pg::client;
 use crate::pg::libpq::{self, Resolved};
 use crate::pg::ConnInfo;
-use crate::plugin::HostEnv;
 use crate::report::{self, Failure};
 
 use super::settings::NodeSettings;

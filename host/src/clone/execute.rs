@@ -10,20 +10,9 @@ use crate::report::{self, Failure};
 use super::leftover::Journal;
 use super::plan::{Action, Plan};
 use super::resolve::Context;
+use super::rollback::Done;
 use super::steps::{self, Step};
-use super::warm_wal::Warm;
-use super::{
-    configure, copy_tree, external, interrupt, progress, rollback, target, upstream, verify,
-};
-
-/// What this clone did that rollback must undo.
-#[derive(Default)]
-pub struct Done {
-    pub created_slot: Option<String>,
-    pub warm: Option<Warm>,
-    /// Kept beside the target while the clone runs (see `leftover`).
-    pub journal: Option<Journal>,
-}
+use super::{configure, external, interrupt, progress, rollback, target, upstream, verify};
 
 /// Runs every action; on failure (or SIGINT/SIGTERM), rolls back and returns
 /// the failure with what was undone in its hint. The staging directory goes
@@ -78,7 +67,7 @@ fn exec_context(ctx: &Context<'_>, plan: &Plan) -> anyhow::Result<steps::ExecCon
         show_progress: progress::live(),
         expected_bytes: s.size_bytes(),
         wal_span: s.backup.as_ref().map_or(0, |b| {
-            super::unpack::budget::wal_span(&b.begin_lsn, &b.end_lsn)
+            super::steps::unpack::budget::wal_span(&b.begin_lsn, &b.end_lsn)
         }),
         roots: std::iter::once(ctx.target.real.clone())
             .chain(s.tablespaces.values().cloned())
@@ -303,7 +292,8 @@ fn remove_unlisted(datadir: &Path, plan: &[Step]) -> anyhow::Result<()> {
             _ => Vec::new(),
         })
         .collect();
-    let removed = copy_tree::remove_unlisted(datadir, &listed, &["pg_tblspc", "pg_wal"])?;
+    let removed =
+        super::steps::copy_tree::remove_unlisted(datadir, &listed, &["pg_tblspc", "pg_wal"])?;
     report::info(&format!(
         "delta copy: {removed} files that are not in the backup were removed"
     ));

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use crate::recovery::policy::RecoveryConfig;
+use crate::contract::policy::RecoveryConfig;
 use crate::recovery::{render::render, write::read_existing};
 use crate::report::{self, Failure};
 

@@ -2,8 +2,8 @@
 //! the configuration's own values read as PostgreSQL will read them, and the
 //! policies' decision: the standard policy, then the site's.
 
+use crate::contract::policy::{RecoveryConfig, RecoveryFacts};
 use crate::recovery;
-use crate::recovery::policy::{RecoveryConfig, RecoveryFacts};
 use crate::report;
 
 use super::checks::Checks;

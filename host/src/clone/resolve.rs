@@ -5,8 +5,9 @@
 use std::sync::Arc;
 
 use crate::config::{ConfFile, PluginsConfig};
+use crate::environment::HostEnv;
 use crate::pg::libpq::Resolved;
-use crate::plugin::{cache, catalog, HostEnv, Plugin, Runtime};
+use crate::plugin::{cache, catalog, Plugin, Runtime};
 use crate::report::{self, Failure};
 
 use super::connect::{self, Replication, UpstreamSide};

@@ -6,10 +6,20 @@
 
 use crate::report::{self, Failure};
 
-use super::execute::Done;
+use super::leftover::Journal;
 use super::plan::Plan;
 use super::resolve::Context;
+use super::warm_wal::Warm;
 use super::{target, upstream};
+
+/// What this clone did that rollback must undo.
+#[derive(Default)]
+pub struct Done {
+    pub created_slot: Option<String>,
+    pub warm: Option<Warm>,
+    /// Kept beside the target while the clone runs (see `leftover`).
+    pub journal: Option<Journal>,
+}
 
 /// Rolls back after `e`; returns `e` with what was done in its hint.
 pub async fn undo(ctx: &Context<'_>, plan: &Plan, done: &Done, e: anyhow::Error) -> anyhow::Error {

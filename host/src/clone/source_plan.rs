@@ -6,10 +6,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::pg::ConnInfo;
-use crate::source::{
+use crate::contract::source::{
     Backup, BackupSource, CloneRequest, ConnParam, NodeIdentity, PlanStep, Tablespace,
 };
+use crate::pg::ConnInfo;
 
 use super::checks::Checks;
 use super::resolve::Context;

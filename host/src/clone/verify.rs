@@ -5,7 +5,7 @@ use std::path::Path;
 use tokio::io::AsyncReadExt;
 
 use super::progress::{follow_records, Phase};
-use crate::plugin::HostEnv;
+use crate::environment::HostEnv;
 use crate::report::{self, Failure};
 
 /// The copy is a data directory.

@@ -14,7 +14,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use crate::source::Backup;
+use crate::contract::source::Backup;
 use crate::walrestore::names;
 
 /// A running warm-up: the spool directory it fills and its prefetcher.

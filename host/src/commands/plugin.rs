@@ -238,7 +238,7 @@ fn show(p: &Plugin) {
     for line in capability_lines(p) {
         println!("  {line}");
     }
-    if p.contract.kind == pgclone::plugin::contract::PluginKind::Policy {
+    if p.contract.kind == pgclone::plugin::version::PluginKind::Policy {
         println!("\n{}", super::plugin_install::policy_power());
     }
 }
@@ -294,7 +294,7 @@ fn conformance(
     file: &std::path::Path,
     with_config: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
-    use pgclone::plugin::conformance::{self, Verdict};
+    use pgclone::conformance::{self, Verdict};
     let config = match with_config {
         Some(p) => Some(pgclone::config::ConfFile::load(&p)?),
         None => None,

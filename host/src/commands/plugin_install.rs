@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use pgclone::config::PluginsConfig;
-use pgclone::plugin::capability::Capability;
+use pgclone::contract::capability::Capability;
 use pgclone::plugin::catalog::{self, Candidate, Origin};
-use pgclone::plugin::contract::PluginKind;
 use pgclone::plugin::manifest;
+use pgclone::plugin::version::PluginKind;
 use pgclone::plugin::{Plugin, Runtime};
 use pgclone::report::{escape, Failure};
 
@@ -188,7 +188,7 @@ pub fn install(
     for g in &o.grants {
         let c: Capability =
             g.parse()
-                .map_err(|e: pgclone::plugin::capability::BadCapability| {
+                .map_err(|e: pgclone::contract::capability::BadCapability| {
                     Failure::new("invalid --grant").detail(e.to_string())
                 })?;
         if !requested.contains(&c) {

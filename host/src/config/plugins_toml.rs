@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::plugin::capability::Capability;
+use crate::contract::capability::Capability;
 use crate::report::Failure;
 
 /// The parsed `plugins.toml`.
@@ -68,7 +68,7 @@ impl PluginsConfig {
     /// changed it (it says which plugins run with which grants).
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         if path.exists() {
-            crate::plugin::trust::require(path, "plugin configuration")?;
+            crate::trust::require(path, "plugin configuration")?;
         }
         let text = std::fs::read_to_string(path).map_err(|e| {
             let f = Failure::new(format!(

@@ -7,10 +7,10 @@ use super::bindings as wb;
 use super::bindings::{policy_api as wp, types as wt};
 use super::compat::Conv;
 use super::convert::ToWit;
-use super::error::PluginFailure;
 use super::loaded::{Instance, Session};
-use crate::recovery::policy::{self as hp, RecoveryPolicy};
-use crate::source::{self as hs, BackupSource};
+use crate::contract::policy::{self as hp, RecoveryPolicy};
+use crate::contract::source::{self as hs, BackupSource};
+use crate::contract::PluginFailure;
 
 impl BackupSource for Session {
     /// `source.check`.

@@ -100,7 +100,7 @@ impl ComponentCache {
 }
 
 /// Owned by the effective user and not writable by group or others (the rule
-/// of [`super::trust`], without root: the cache is the user's own).
+/// of [`crate::trust`], without root: the cache is the user's own).
 fn trusted(path: &Path, want_dir: bool) -> bool {
-    super::trust::check(path, want_dir, super::trust::Owner::Me, false).is_ok()
+    crate::trust::check(path, want_dir, crate::trust::Owner::Me, false).is_ok()
 }

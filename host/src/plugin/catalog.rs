@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
-use super::capability::Capability;
 use crate::config::PluginsConfig;
+use crate::contract::capability::Capability;
 
 /// Where host/build.rs built the embedded plugins (`pgclone_source_barman.wasm`, ...).
 pub const GUEST_DIR: &str = env!("PGCLONE_GUEST_DIR");
@@ -61,7 +61,7 @@ pub struct Candidate {
     pub timeout_ms: u64,
     pub memory_mib: u64,
     /// Named by plugins.toml: the file (and its directory) must be trusted
-    /// (see [`super::trust`]). A file given on the command line to be
+    /// (see [`crate::trust`]). A file given on the command line to be
     /// checked, tested or installed is judged by its contents alone.
     pub configured: bool,
     embedded: Option<&'static [u8]>,

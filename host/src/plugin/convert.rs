@@ -1,11 +1,11 @@
 //! The one place the contract's (current) WIT types meet the host's own
-//! (`crate::source`, `crate::recovery::policy`): what the host asks is
+//! (`crate::contract::source`, `crate::contract::policy`): what the host asks is
 //! converted into the contract's types, what a plugin answers out of them.
 //! Older contracts are converted to the current one first (`compat.rs`).
 
 use super::bindings::{policy_api as wp, types as wt};
-use crate::recovery::policy as hp;
-use crate::source as hs;
+use crate::contract::policy as hp;
+use crate::contract::source as hs;
 
 /// Host → contract.
 pub trait ToWit<T> {

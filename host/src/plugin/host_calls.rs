@@ -7,8 +7,8 @@ use std::process::{Command, Stdio};
 
 use super::bindings::host_api;
 use super::bindings::types::{self, CommandOutput, ErrorKind, LogLevel, PluginError};
-use super::capability::{Capability, Refusal};
 use super::state::PluginState;
+use crate::contract::capability::{Capability, Refusal};
 use crate::remote::SshCommand;
 
 /// Standard output a plugin may receive from one program.

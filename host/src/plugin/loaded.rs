@@ -11,14 +11,15 @@ use super::bindings::policy::{RecoveryPolicy, RecoveryPolicyPre};
 use super::bindings::source::{BackupSource, BackupSourcePre};
 use super::bindings::types::{PluginError, PluginInfo};
 use super::bindings::{v1_0, v1_1};
-use super::capability::{Capability, CapabilitySet};
 use super::catalog::{sha256_hex, Candidate, Origin};
 use super::compat::Conv;
-use super::contract::{self, Contract, PluginKind};
-use super::error::{DeadlineExceeded, PluginFailure};
-use super::host_env::HostEnv;
+use super::error::DeadlineExceeded;
 use super::runtime::Runtime;
 use super::state::PluginState;
+use super::version::{self, Contract, PluginKind};
+use crate::contract::capability::{Capability, CapabilitySet};
+use crate::contract::PluginFailure;
+use crate::environment::HostEnv;
 
 /// How long past its deadline a call blocked outside its own code (in a WASI
 /// wait) is given before it is abandoned; code that runs is stopped by the
@@ -69,7 +70,7 @@ impl Plugin {
         let name = cand.name.as_str();
         if let (Origin::File(path), true) = (&cand.origin, cand.configured) {
             // A component another user could replace is not run, pinned or not.
-            super::trust::require(path, "plugin file").map_err(|f| PluginFailure::Refused {
+            crate::trust::require(path, "plugin file").map_err(|f| PluginFailure::Refused {
                 plugin: name.into(),
                 reason: f.message,
                 detail: f.detail,
@@ -123,9 +124,9 @@ impl Plugin {
             detail: Some(problem),
             hint: Some("rebuild the plugin with the pgclone plugin SDK's manifest!".into()),
         })?;
-        let contract = contract::inspect(&rt.engine, &component).map_err(|e| {
+        let contract = version::inspect(&rt.engine, &component).map_err(|e| {
             let hint = match &e {
-                contract::ContractError::Unsupported(_) => Some(
+                version::ContractError::Unsupported(_) => Some(
                     "use a version of the plugin built for this pgclone's contract, or upgrade pgclone"
                         .into(),
                 ),
@@ -444,7 +445,7 @@ impl Session {
         r?.map_err(|error| PluginFailure::Returned {
             plugin: self.plugin.clone(),
             call,
-            error,
+            error: error.into(),
         })
     }
 

@@ -4,7 +4,7 @@
 //! refuses a plugin whose `describe()` disagrees with its manifest.
 
 use super::bindings::types::{PluginInfo, Provides};
-use super::capability::Capability;
+use crate::contract::capability::Capability;
 
 /// The manifest's format and rules are the contract's, shared with the SDK
 /// that writes it (`pgclone-contract`).

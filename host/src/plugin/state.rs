@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::capability::{Capability, CapabilitySet, Refusal};
-use super::host_env::HostEnv;
+use crate::contract::capability::{Capability, CapabilitySet, Refusal};
+use crate::environment::HostEnv;
 
 /// A capability refused during a call. The call fails with it even when the
 /// plugin ignores the error it was given.
@@ -181,7 +181,7 @@ impl PluginState {
     pub fn program_budget(&self) -> Duration {
         self.env
             .program_timeout
-            .unwrap_or(super::host_env::DEFAULT_PROGRAM_TIMEOUT)
+            .unwrap_or(crate::environment::DEFAULT_PROGRAM_TIMEOUT)
     }
 
     /// Checks `cap` against both locks, recording a refusal.

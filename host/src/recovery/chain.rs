@@ -4,8 +4,10 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use super::policy::{RecoveryConfig, RecoveryFacts, RecoveryPolicy, SettingsFile};
-use crate::plugin::{HostEnv, Plugin, PluginFailure, Runtime};
+use crate::contract::policy::{RecoveryConfig, RecoveryFacts, RecoveryPolicy, SettingsFile};
+use crate::contract::PluginFailure;
+use crate::environment::HostEnv;
+use crate::plugin::{Plugin, Runtime};
 
 use super::gucs;
 

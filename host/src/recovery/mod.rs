@@ -3,7 +3,6 @@
 
 pub mod chain;
 pub mod gucs;
-pub mod policy;
 pub mod render;
 pub mod write;
 

@@ -1,7 +1,7 @@
 //! Rendering a recovery configuration into file contents, with PostgreSQL's
 //! quoting, merged into an existing `postgresql.auto.conf`.
 
-use super::policy::{RecoveryConfig, SettingsFile, SignalFile};
+use crate::contract::policy::{RecoveryConfig, SettingsFile, SignalFile};
 
 use super::gucs;
 
@@ -89,7 +89,7 @@ pub fn render(config: &RecoveryConfig, existing_auto_conf: Option<&str>) -> Rend
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::recovery::policy::Setting;
+    use crate::contract::policy::Setting;
 
     fn cfg(
         file: SettingsFile,
@@ -193,9 +193,9 @@ mod tests {
 mod props {
     use super::*;
     use crate::config::ConfFile;
+    use crate::contract::policy::Setting;
     use crate::fuzz;
     use crate::recovery::chain;
-    use crate::recovery::policy::Setting;
     use proptest::prelude::*;
     use std::path::Path;
 

@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::spool::Spool;
-use crate::plugin::{Capability, PluginFailure};
-use crate::source as wit;
+use crate::contract::source as wit;
+use crate::contract::{Capability, PluginFailure};
 
 /// How long a cached answer is used before the plugin is asked again.
 pub const FRESH_FOR: Duration = Duration::from_secs(300);
@@ -112,7 +112,7 @@ pub fn remember(spool: &Spool, tag: &str, archive: &Archive) {
 /// granted, every path and argument plain text.
 pub fn from_plugin(
     plugin: &str,
-    caps: &crate::plugin::capability::CapabilitySet,
+    caps: &crate::contract::capability::CapabilitySet,
     answer: wit::WalArchive,
 ) -> Result<Archive, PluginFailure> {
     let malformed = |problem: String| PluginFailure::Malformed {
@@ -252,9 +252,9 @@ mod tests {
         assert_eq!(remote.argv_for(true, "N", None)[2], "--partial");
     }
 
-    fn caps(list: &[&str]) -> crate::plugin::capability::CapabilitySet {
+    fn caps(list: &[&str]) -> crate::contract::capability::CapabilitySet {
         let caps: Vec<Capability> = list.iter().map(|c| c.parse().unwrap()).collect();
-        crate::plugin::capability::CapabilitySet {
+        crate::contract::capability::CapabilitySet {
             declared: caps.clone(),
             granted: caps,
         }

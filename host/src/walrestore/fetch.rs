@@ -232,7 +232,7 @@ impl<'a> Fetcher<'a> {
         into: Landing,
     ) -> Result<(Ran, Result<Landed, LandError>, String), Problem> {
         let program = &fetch.argv[0];
-        let env = crate::plugin::HostEnv {
+        let env = crate::environment::HostEnv {
             config: self.source.config.clone(),
             ..Default::default()
         };

@@ -17,9 +17,10 @@ use super::spool::Spool;
 use super::ssh::SshHost;
 use super::{exit, problem, Problem};
 use crate::config::{ConfFile, PluginsConfig};
-use crate::plugin::{catalog, HostEnv, Plugin, Runtime};
+use crate::contract::source::{BackupSource, WalLocation};
+use crate::environment::HostEnv;
+use crate::plugin::{catalog, Plugin, Runtime};
 use crate::report::Failure;
-use crate::source::{BackupSource, WalLocation};
 
 /// barman-wal-restore's arguments: where Barman is and which server.
 #[derive(Debug, Clone)]
@@ -54,7 +55,7 @@ pub struct WalSource {
 /// A plugin failure as wal-restore reports it: the plugin could not reach
 /// its host is "unreachable" (3, retried in a targeted recovery); any other
 /// is a configuration problem (2).
-fn plugin_failure(e: crate::plugin::PluginFailure) -> Problem {
+fn plugin_failure(e: crate::contract::PluginFailure) -> Problem {
     let code = if e.is_remote_failure() {
         exit::UNREACHABLE
     } else {
@@ -293,12 +294,12 @@ impl WalSource {
         let (plugin, mut session) = self.open_plugin(spool)?;
         let where_ = session.wal_location(name).map_err(plugin_failure)?;
         let allow = |target: &str, program: &str| {
-            let cap = crate::plugin::Capability::RemoteRun {
+            let cap = crate::contract::Capability::RemoteRun {
                 target: target.into(),
                 program: program.into(),
             };
             plugin.caps.check(&cap).map_err(|refusal| {
-                plugin_failure(crate::plugin::PluginFailure::Denied {
+                plugin_failure(crate::contract::PluginFailure::Denied {
                     plugin: plugin.name.clone(),
                     call: "locate-wal",
                     function: "locate-wal",

@@ -657,8 +657,8 @@ pub fn snapshot(dir: &Path) -> Vec<(PathBuf, u64, i64)> {
 
 /// A clone request for node 2 into a directory that does not exist, with no
 /// upstream: what a plugin sandbox test passes to `check`.
-pub fn plugin_request() -> pgclone::source::CloneRequest {
-    use pgclone::source::{CloneRequest, NodeIdentity};
+pub fn plugin_request() -> pgclone::contract::source::CloneRequest {
+    use pgclone::contract::source::{CloneRequest, NodeIdentity};
     CloneRequest {
         node: NodeIdentity {
             node_id: Some(2),

@@ -4,7 +4,9 @@
 //! ([`confine`]).
 
 mod confine;
+pub mod copy_tree;
 mod run;
+pub mod unpack;
 mod validate;
 
 use std::path::PathBuf;
@@ -41,7 +43,7 @@ pub enum Step {
         mode: u32,
     },
     /// Stream a remote tar archive and unpack it (steps in a row run in parallel).
-    Unpack(super::unpack::Archive),
+    Unpack(unpack::Archive),
     /// `pg_combinebackup BACKUPS... -o OUTPUT` (an incremental backup chain,
     /// oldest first, combined into the data directory).
     Combine {

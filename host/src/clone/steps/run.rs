@@ -6,10 +6,10 @@ use std::process::Stdio;
 use std::sync::Arc;
 
 use super::{confined, ExecContext, Step};
-use crate::clone::copy_tree::{self, CopyStats};
 use crate::clone::group::GroupGuard;
 use crate::clone::progress::{follow_records, Phase};
-use crate::clone::unpack::{self, Archive};
+use crate::clone::steps::copy_tree::{self, CopyStats};
+use crate::clone::steps::unpack::{self, Archive};
 use crate::report::Failure;
 
 /// Runs the steps in order; stops at the first failure. Returns what the
@@ -107,7 +107,7 @@ async fn manifests_first(
     ran: &mut [bool],
     ctx: &ExecContext,
 ) -> anyhow::Result<Option<unpack::Budget>> {
-    use crate::clone::unpack::budget;
+    use crate::clone::steps::unpack::budget;
     let mut manifests = Vec::new();
     for (j, step) in rest.iter().enumerate() {
         let Step::CopyTree {

@@ -7,10 +7,12 @@ use std::path::{Component, Path, PathBuf};
 use std::process::Stdio;
 
 use super::Step;
-use crate::plugin::capability::CapabilitySet;
-use crate::plugin::{Capability, HostEnv, Plugin};
+use crate::contract::capability::CapabilitySet;
+use crate::contract::source::{ArchiveCompression, LocalPath, PathRoot, PlanStep};
+use crate::contract::Capability;
+use crate::environment::HostEnv;
+use crate::plugin::Plugin;
 use crate::report::Failure;
-use crate::source::{ArchiveCompression, LocalPath, PathRoot, PlanStep};
 
 fn malformed(plugin: &str, problem: String) -> Failure {
     Failure::new(format!(
@@ -232,14 +234,14 @@ fn check_plan(
                 if !u.remote_path.starts_with('/') || !clean_name(&u.remote_path) || u.remote_path.ends_with('/') {
                     return Err(malformed(name, format!("archive path \"{}\" is not an absolute file path without control characters", u.remote_path.escape_debug())).into());
                 }
-                Step::Unpack(crate::clone::unpack::Archive {
+                Step::Unpack(crate::clone::steps::unpack::Archive {
                     dest,
                     remote_path: u.remote_path.clone(),
                     compression: u.compression.map(|c| match c {
-                        ArchiveCompression::Gzip => crate::clone::unpack::Compression::Gzip,
-                        ArchiveCompression::Lz4 => crate::clone::unpack::Compression::Lz4,
-                        ArchiveCompression::Zstd => crate::clone::unpack::Compression::Zstd,
-                        ArchiveCompression::Bzip2 => crate::clone::unpack::Compression::Bzip2,
+                        ArchiveCompression::Gzip => crate::clone::steps::unpack::Compression::Gzip,
+                        ArchiveCompression::Lz4 => crate::clone::steps::unpack::Compression::Lz4,
+                        ArchiveCompression::Zstd => crate::clone::steps::unpack::Compression::Zstd,
+                        ArchiveCompression::Bzip2 => crate::clone::steps::unpack::Compression::Bzip2,
                     }),
                     local: resolve(name, &u.local, datadir, tablespaces, staging)?,
                     size_bytes: u.size_bytes,
@@ -364,8 +366,8 @@ pub fn check_combine_tool(steps: &[Step], backup_version: u32) -> Result<(), Fai
 #[cfg(test)]
 mod props {
     use super::*;
+    use crate::contract::source::*;
     use crate::fuzz;
-    use crate::source::*;
     use proptest::prelude::*;
 
     /// Mostly plain paths (so that whole plans pass and their steps are

@@ -116,15 +116,15 @@ impl Drop for Workers {
 /// bytes read over ssh, against the archives' sizes when all are known.
 pub async fn unpack_all(
     archives: &[Archive],
-    ctx: &super::steps::ExecContext,
-    phase: &Arc<super::progress::Phase>,
+    ctx: &super::ExecContext,
+    phase: &Arc<crate::clone::progress::Phase>,
     budget: Option<Budget>,
 ) -> anyhow::Result<UnpackStats> {
     let before = phase.done();
     if archives.iter().all(|a| a.size_bytes > 0) {
         phase.set_total(before + archives.iter().map(|a| a.size_bytes).sum::<u64>());
     }
-    let progress = super::progress::Progress::new(archives.len(), before, phase.clone());
+    let progress = crate::clone::progress::Progress::new(archives.len(), before, phase.clone());
     let shared = Arc::new(Shared {
         budget,
         ..Default::default()

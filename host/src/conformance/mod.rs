@@ -9,12 +9,14 @@ mod source;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::capability::Capability;
-use super::catalog::{self, Candidate};
-use super::contract::PluginKind;
-use super::{HostEnv, Plugin, PluginFailure, Runtime};
 use crate::config::ConfFile;
-use crate::source::ConnParam;
+use crate::contract::source::ConnParam;
+use crate::contract::Capability;
+use crate::contract::PluginFailure;
+use crate::environment::HostEnv;
+use crate::plugin::catalog::{self, Candidate};
+use crate::plugin::version::PluginKind;
+use crate::plugin::{Plugin, Runtime};
 
 /// The verdict on one case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,7 +110,7 @@ pub fn run(rt: &Runtime, file: &Path, config: Option<ConfFile>) -> anyhow::Resul
     })?;
     let sha = catalog::sha256_hex(&bytes);
     let mut report = Report::default();
-    match super::manifest::read(&bytes) {
+    match crate::plugin::manifest::read(&bytes) {
         Ok(Some(_)) => report.add(Verdict::Ok, "manifest", "present: identity readable without running the plugin"),
         Ok(None) => report.add(Verdict::Warn, "manifest", "none: operators must run describe() to learn who the plugin is (use the SDK's manifest!)"),
         Err(e) => report.add(Verdict::Fail, "manifest", e),

@@ -8,12 +8,13 @@ use std::sync::Arc;
 
 use super::{judge, param, Report, Verdict};
 use crate::clone::steps;
-use crate::plugin::capability::Capability;
-use crate::plugin::{HostEnv, Plugin, Runtime};
-use crate::source::{
+use crate::contract::capability::Capability;
+use crate::contract::source::{
     Backup, BackupFormat, BackupSource, CloneRequest, NodeIdentity, PlanStep, Tablespace,
     WalArchive, WalLocation,
 };
+use crate::environment::HostEnv;
+use crate::plugin::{Plugin, Runtime};
 
 fn request(data_dir: &Path) -> CloneRequest {
     CloneRequest {
@@ -207,7 +208,7 @@ pub fn cases(rt: &Runtime, env: &Arc<HostEnv>, p: &Plugin, report: &mut Report) 
 /// declared capabilities granted?
 fn judge_wal_archive(report: &mut Report, p: &Plugin, answer: WalArchive) {
     let case = "locate-wal-archive";
-    let caps = crate::plugin::capability::CapabilitySet {
+    let caps = crate::contract::capability::CapabilitySet {
         declared: p.caps.declared.clone(),
         granted: p.caps.declared.clone(),
     };

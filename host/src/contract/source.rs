@@ -5,7 +5,7 @@
 //! against. Everything a source answers is untrusted until the host checked
 //! it (`clone/steps/validate.rs`, `walrestore/archive.rs`).
 
-use crate::plugin::PluginFailure;
+use crate::contract::PluginFailure;
 
 /// What a backup source does for the host.
 pub trait BackupSource {

@@ -2,8 +2,8 @@
 //! configuration it returns, in the host's own types (`plugin/convert.rs`
 //! converts them to and from the WebAssembly contract's).
 
-use crate::plugin::PluginFailure;
-pub use crate::source::ConnParam;
+pub use crate::contract::source::ConnParam;
+use crate::contract::PluginFailure;
 
 /// What a recovery policy does for the host.
 pub trait RecoveryPolicy {

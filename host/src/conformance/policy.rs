@@ -5,9 +5,11 @@
 use std::sync::Arc;
 
 use super::{judge, param, Report, Verdict};
+use crate::contract::policy::RecoveryFacts;
+use crate::contract::PluginFailure;
+use crate::environment::HostEnv;
 use crate::plugin::catalog;
-use crate::plugin::{HostEnv, Plugin, PluginFailure, Runtime};
-use crate::recovery::policy::RecoveryFacts;
+use crate::plugin::{Plugin, Runtime};
 
 /// Valid facts with every optional one set, for node `node`: a policy that
 /// adds a setting the standard policy already set is caught here.

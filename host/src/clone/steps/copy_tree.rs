@@ -54,8 +54,8 @@ pub async fn copy(
     remote_path: &str,
     local: &Path,
     files: &[String],
-    ctx: &super::steps::ExecContext,
-    phase: &std::sync::Arc<super::progress::Phase>,
+    ctx: &super::ExecContext,
+    phase: &std::sync::Arc<crate::clone::progress::Phase>,
 ) -> anyhow::Result<CopyStats> {
     let (ssh_options, jobs, scratch) = (&ctx.ssh_options, ctx.jobs, ctx.scratch.as_path());
     let control_path = ctx.control_path.as_deref();
@@ -99,12 +99,15 @@ pub async fn copy(
         children.push(child);
     }
     let base = phase.done();
-    let progress = super::progress::Progress::new(children.len(), base, phase.clone());
+    let progress = crate::clone::progress::Progress::new(children.len(), base, phase.clone());
     // Wait for all; the first failure wins, and dropping the rest kills them.
     // The waits run as tasks, which outlive this future if it is dropped
     // (a failure elsewhere, an interruption): the guards stay here and kill
     // each stream's process group (rsync and its ssh) then.
-    let mut guards: Vec<_> = children.iter().map(super::group::GroupGuard::new).collect();
+    let mut guards: Vec<_> = children
+        .iter()
+        .map(crate::clone::group::GroupGuard::new)
+        .collect();
     let mut futures = Vec::new();
     for (i, mut child) in children.into_iter().enumerate() {
         let progress = progress.clone();
@@ -120,7 +123,7 @@ pub async fn copy(
                         break;
                     }
                     if let Some(b) =
-                        super::progress::last_record(&String::from_utf8_lossy(&buf[..n]))
+                        crate::clone::progress::last_record(&String::from_utf8_lossy(&buf[..n]))
                     {
                         progress.set(i, b);
                     }
