@@ -60,14 +60,15 @@ fn validate(rt: &Runtime, case: &str) -> Result<Vec<steps::Step>, String> {
     let scratch = tempfile::tempdir().unwrap();
     let ts: BTreeMap<u32, PathBuf> = [(16385, scratch.path().join("ts"))].into();
     let staging = scratch.path().join("staging");
-    steps::validate_with_staging(
-        &p,
-        &env,
-        &plan,
-        &scratch.path().join("data"),
-        &ts,
-        Some(&staging),
-    )
+    steps::Validation {
+        plugin: &p.name,
+        caps: &p.caps,
+        env: &env,
+        datadir: &scratch.path().join("data"),
+        tablespaces: &ts,
+        staging: Some(&staging),
+    }
+    .plan(&plan)
     .map_err(|e| render(&e))
 }
 
@@ -143,12 +144,12 @@ fn every_escaping_plan_is_refused_with_what_was_wrong() {
     // Shell metacharacters in the arguments of a granted program are just
     // arguments: accepted, and never given to a shell.
     let plan = validate(&rt, "metacharacters").unwrap();
-    assert!(matches!(&plan[0], steps::Step::Run { args, .. } if args[1] == "$(reboot)"));
+    assert!(matches!(&plan[0], steps::Step::RunLocal(r) if r.args[1] == "$(reboot)"));
     // A well-formed unpack-archive step is accepted as it was planned.
     let plan = validate(&rt, "unpack-ok").unwrap();
     assert!(
-        matches!(&plan[0], steps::Step::Unpack(a) if a.remote_path == "/srv/b/base.tar.gz"
-            && a.compression == Some(pgclone::clone::steps::unpack::Compression::Gzip)),
+        matches!(&plan[0], steps::Step::UnpackArchive(a) if a.remote_path == "/srv/b/base.tar.gz"
+            && a.compression == Some(pgclone::contract::source::ArchiveCompression::Gzip)),
         "{plan:?}"
     );
     assert!(!std::path::Path::new("/tmp/pgclone-escaped").exists());

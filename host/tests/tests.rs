@@ -20,6 +20,8 @@ mod clone_pg_basebackup;
 mod clone_pgbackrest;
 /// Plugins built against the released 1.0.0 contract.
 mod contract_versions;
+/// copy-tree steps over a real sshd: exclusions, whole trees.
+mod copy_tree;
 /// Hostile backups over a real sshd: links out of the target, gzip bombs, no room.
 mod hostile_archives;
 /// Plans that escape, lie or overreach, refused before anything is written.

@@ -67,7 +67,7 @@ fn exec_context(ctx: &Context<'_>, plan: &Plan) -> anyhow::Result<steps::ExecCon
         show_progress: progress::live(),
         expected_bytes: s.size_bytes(),
         wal_span: s.backup.as_ref().map_or(0, |b| {
-            super::steps::unpack::budget::wal_span(&b.begin_lsn, &b.end_lsn)
+            steps::kinds::unpack_archive::budget::wal_span(&b.begin_lsn, &b.end_lsn)
         }),
         roots: std::iter::once(ctx.target.real.clone())
             .chain(s.tablespaces.values().cloned())
@@ -278,22 +278,12 @@ async fn create_slot(
     Ok(())
 }
 
-/// A delta copy leaves what the backup no longer has: every file neither a
-/// copy-tree step copied nor a write-file step wrote into the data directory
-/// goes (pg_tblspc's and pg_wal's links stay).
+/// A delta copy leaves what the backup no longer has: every file no step put
+/// into the data directory (a copy-tree step copied, a write-file step
+/// wrote) goes (pg_tblspc's and pg_wal's links stay).
 fn remove_unlisted(datadir: &Path, plan: &[Step]) -> anyhow::Result<()> {
-    let listed: Vec<String> = plan
-        .iter()
-        .flat_map(|s| match s {
-            Step::CopyTree { local, files, .. } if local == datadir => files.clone(),
-            Step::WriteFile { path, .. } if path.starts_with(datadir) => {
-                vec![path.to_string_lossy().into_owned()]
-            }
-            _ => Vec::new(),
-        })
-        .collect();
-    let removed =
-        super::steps::copy_tree::remove_unlisted(datadir, &listed, &["pg_tblspc", "pg_wal"])?;
+    let placed = steps::placed(plan, datadir);
+    let removed = steps::remove_unlisted(datadir, &placed, &["pg_tblspc", "pg_wal"])?;
     report::info(&format!(
         "delta copy: {removed} files that are not in the backup were removed"
     ));

@@ -13,7 +13,6 @@ use super::external::{self, ExternalConfig};
 use super::leftover::{self, Leftover};
 use super::resolve::Context;
 use super::source_plan::{self, SourcePlan};
-use super::steps::Step;
 use super::target::{self, TargetState};
 use super::{catchup, recovery_plan, safety, upstream, warm_wal};
 
@@ -317,9 +316,11 @@ impl Plan {
     fn source_lines(&self) -> Vec<String> {
         let mut lines = Vec::new();
         for (i, s) in self.source.steps.iter().enumerate() {
-            lines.push(format!("{}. {}", i + 1, report::escape(&s.to_string())));
-            if let Step::Run { description, .. } = s {
-                lines.push(format!("   ({})", report::escape(description)));
+            for (j, line) in s.describe().iter().enumerate() {
+                lines.push(match j {
+                    0 => format!("{}. {}", i + 1, report::escape(line)),
+                    _ => format!("   ({})", report::escape(line)),
+                });
             }
         }
         lines

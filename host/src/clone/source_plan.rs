@@ -45,7 +45,7 @@ impl SourcePlan {
     /// True when pgclone places the files itself (no program of the source's,
     /// such as pg_basebackup, makes the data directory).
     pub fn host_places_files(&self) -> bool {
-        !self.steps.iter().any(|s| matches!(s, Step::Run { .. }))
+        !self.steps.iter().any(|s| matches!(s, Step::RunLocal(_)))
     }
 }
 
@@ -142,21 +142,13 @@ pub fn params(c: &ConnInfo) -> Vec<ConnParam> {
         .collect()
 }
 
-/// `-F` over a data directory of the backup's own system, with a plan that
-/// only copies files (rsync compares them) and makes directories and small
-/// files: then only what changed is copied. Archives are unpacked whole, and
-/// a program of the source's wants an empty directory.
+/// `-F` over a data directory of the backup's own system, with a plan whose
+/// steps copy in place (`steps::copies_in_place`: rsync compares the files,
+/// the other steps make directories and small files): then only what changed
+/// is copied. Archives are unpacked whole, and a program of the source's
+/// wants an empty directory.
 fn delta_possible(ctx: &Context<'_>, backup: &Backup, plan: Option<&Vec<PlanStep>>) -> bool {
-    let copies_only = plan.is_some_and(|p| {
-        p.iter().any(|s| matches!(s, PlanStep::CopyTree(_)))
-            && p.iter().all(|s| {
-                matches!(
-                    s,
-                    PlanStep::CopyTree(_) | PlanStep::CreateDir(_) | PlanStep::WriteFile(_)
-                )
-            })
-    });
-    copies_only
+    plan.is_some_and(|p| steps::copies_in_place(p))
         && ctx.o.force
         && matches!(ctx.target.state, TargetState::Populated { .. })
         && target::system_identifier(&ctx.target.real).as_deref()
@@ -286,19 +278,21 @@ fn interrupted_filled(ctx: &Context<'_>, dir: &Path) -> bool {
 /// combines backups gets its staging directory, which must not exist yet.
 fn validate(ctx: &Context<'_>, checks: &mut Checks, plan: &[PlanStep], planned: &mut SourcePlan) {
     let staging = steps::combines(plan).then(|| steps::staging_dir(&ctx.target.real));
-    let validated = steps::validate_with_staging(
-        ctx.source(),
-        &ctx.env,
-        plan,
-        &ctx.target.real,
-        &planned.tablespaces,
-        staging.as_deref(),
-    );
+    let source = ctx.source();
+    let validated = steps::Validation {
+        plugin: &source.name,
+        caps: &source.caps,
+        env: &ctx.env,
+        datadir: &ctx.target.real,
+        tablespaces: &planned.tablespaces,
+        staging: staging.as_deref(),
+    }
+    .plan(plan);
     let s = match validated {
         Ok(s) => s,
         Err(e) => return checks.fail_error(&e),
     };
-    planned.unpacks = s.iter().any(|s| matches!(s, Step::Unpack(_)));
+    planned.unpacks = s.iter().any(|s| matches!(s, Step::UnpackArchive(_)));
     if let Some(dir) = staging {
         let version = planned.backup.as_ref().map_or(0, |b| b.server_version);
         // One that exists was left by an interrupted clone: the target's

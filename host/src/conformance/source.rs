@@ -255,7 +255,15 @@ fn judge_plan(
             _ => None,
         })
         .collect();
-    match steps::validate(p, env, plan, data, tablespaces) {
+    let validation = steps::Validation {
+        plugin: &p.name,
+        caps: &p.caps,
+        env,
+        datadir: data,
+        tablespaces,
+        staging: None,
+    };
+    match validation.plan(plan) {
         Ok(v) => report.add(
             Verdict::Ok,
             case,

@@ -1,6 +1,7 @@
 //! A recovery policy as the host sees it: the facts it decides from and the
-//! configuration it returns, in the host's own types (`plugin/convert.rs`
-//! converts them to and from the WebAssembly contract's).
+//! configuration it returns, in the host's own types
+//! (`plugin/versions/current.rs` converts them to and from the WebAssembly
+//! contract's).
 
 pub use crate::contract::source::ConnParam;
 use crate::contract::PluginFailure;

@@ -1,9 +1,10 @@
 //! A backup source as the host sees it: what it is asked and what it
 //! answers, in the host's own types. The WebAssembly contract's types stay
-//! inside `plugin/`, which converts them (`plugin/convert.rs`); the clone and
-//! wal-restore work with these, whatever contract version a plugin was built
-//! against. Everything a source answers is untrusted until the host checked
-//! it (`clone/steps/validate.rs`, `walrestore/archive.rs`).
+//! inside `plugin/`, which converts them (`plugin/versions/current.rs`); the
+//! clone and wal-restore work with these, whatever contract version a plugin
+//! was built against. Everything a source answers is untrusted until the
+//! host checked it (`clone/steps/`: each kind of plan step in
+//! `clone/steps/kinds/`; `walrestore/archive.rs`).
 
 use crate::contract::PluginFailure;
 

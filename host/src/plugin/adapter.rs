@@ -1,84 +1,45 @@
 //! The host's own traits over a plugin session: a source session is a
-//! [`BackupSource`], a policy session a [`RecoveryPolicy`]. Each call is made
-//! to whichever contract version the plugin was built against; the host's
-//! types go in and come out through `convert.rs` (and `compat.rs` for 1.0.0).
+//! [`BackupSource`], a policy session a [`RecoveryPolicy`]. The host's types
+//! go in and come out through the current contract's conversions
+//! (`versions/current.rs`); each call is made to whichever contract version
+//! the plugin was built against (`versions/`).
 
-use super::bindings as wb;
-use super::bindings::{policy_api as wp, types as wt};
-use super::compat::Conv;
-use super::convert::ToWit;
-use super::loaded::{Instance, Session};
+use super::loaded::Session;
+use super::versions::current::ToWit;
+use super::versions::{Instance, Policy, Source};
 use crate::contract::policy::{self as hp, RecoveryPolicy};
 use crate::contract::source::{self as hs, BackupSource};
 use crate::contract::PluginFailure;
 
 impl BackupSource for Session {
-    /// `source.check`.
     fn check(&mut self, req: &hs::CloneRequest) -> Result<hs::Backup, PluginFailure> {
-        let req: wt::CloneRequest = req.to_wit();
-        let r = match self.source("check")? {
-            Source::Current(s) => self.call("check", move |store| s.call_check(store, &req)),
-            Source::V1_1(s) => self.call("check", move |store| s.call_check(store, &req)),
-            Source::V1_0(s) => self.call("check", move |store| {
-                s.call_check(store, &req.conv()).map(Conv::conv)
-            }),
-        };
+        let (s, req) = (self.source("check")?, req.to_wit());
+        let r = self.call("check", move |store| s.check(store, req));
         self.returned("check", r).map(Into::into)
     }
 
-    /// `source.plan-clone`.
     fn plan_clone(
         &mut self,
         req: &hs::CloneRequest,
         backup: &hs::Backup,
     ) -> Result<Vec<hs::PlanStep>, PluginFailure> {
-        let (req, backup): (wt::CloneRequest, wt::BackupDescription) =
-            (req.to_wit(), backup.to_wit());
-        let r = match self.source("plan-clone")? {
-            Source::Current(s) => self.call("plan-clone", move |store| {
-                s.call_plan_clone(store, &req, &backup)
-            }),
-            Source::V1_1(s) => self.call("plan-clone", move |store| {
-                s.call_plan_clone(store, &req, &backup)
-            }),
-            Source::V1_0(s) => self.call("plan-clone", move |store| {
-                s.call_plan_clone(store, &req.conv(), &backup.conv())
-                    .map(Conv::conv)
-            }),
-        };
+        let (s, req, backup) = (self.source("plan-clone")?, req.to_wit(), backup.to_wit());
+        let r = self.call("plan-clone", move |store| s.plan_clone(store, req, backup));
         let plan = self.returned("plan-clone", r)?;
         Ok(plan.into_iter().map(Into::into).collect())
     }
 
-    /// `source.locate-wal`.
     fn wal_location(&mut self, name: &str) -> Result<hs::WalLocation, PluginFailure> {
-        let name = name.to_string();
-        let r = match self.source("locate-wal")? {
-            Source::Current(s) => {
-                self.call("locate-wal", move |store| s.call_locate_wal(store, &name))
-            }
-            Source::V1_1(s) => {
-                self.call("locate-wal", move |store| s.call_locate_wal(store, &name))
-            }
-            Source::V1_0(s) => self.call("locate-wal", move |store| {
-                s.call_locate_wal(store, &name).map(Conv::conv)
-            }),
-        };
+        let (s, name) = (self.source("locate-wal")?, name.to_string());
+        let r = self.call("locate-wal", move |store| s.locate_wal(store, name));
         self.returned("locate-wal", r).map(Into::into)
     }
 
-    /// `source.locate-wal-archive`; a plugin of a contract before 1.2.0 has none and
-    /// is asked per file (`locate-wal`), as an empty answer says.
     fn wal_archive(&mut self) -> Result<hs::WalArchive, PluginFailure> {
-        let r = match self.source("locate-wal-archive")? {
-            Source::Current(s) => self.call("locate-wal-archive", move |store| {
-                s.call_locate_wal_archive(store)
-            }),
-            Source::V1_1(_) | Source::V1_0(_) => Ok(Ok(wt::WalArchive {
-                directory: None,
-                fetch: None,
-            })),
-        };
+        let s = self.source("locate-wal-archive")?;
+        let r = self.call("locate-wal-archive", move |store| {
+            s.locate_wal_archive(store)
+        });
         self.returned("locate-wal-archive", r).map(Into::into)
     }
 }
@@ -88,72 +49,49 @@ impl RecoveryPolicy for Session {
         &self.plugin
     }
 
-    /// `policy.recovery-settings`.
     fn recovery_settings(
         &mut self,
         facts: &hp::RecoveryFacts,
         previous: &hp::RecoveryConfig,
     ) -> Result<hp::RecoveryConfig, PluginFailure> {
-        let (facts, previous): (wp::RecoveryFacts, wp::RecoveryConfig) =
-            (facts.to_wit(), previous.to_wit());
-        let r = match &self.instance {
-            Some(Instance::Policy(p)) => {
-                let p = p.pgclone_plugin_policy().clone();
-                self.call("recovery-settings", move |store| {
-                    p.call_recovery_settings(store, &facts, &previous)
-                })
-            }
-            Some(Instance::PolicyV1_0(p)) => {
-                let p = p.pgclone_plugin_policy().clone();
-                self.call("recovery-settings", move |store| {
-                    p.call_recovery_settings(store, &facts.conv(), &previous.conv())
-                        .map(Conv::conv)
-                })
-            }
-            Some(Instance::PolicyV1_1(p)) => {
-                let p = p.pgclone_plugin_policy().clone();
-                self.call("recovery-settings", move |store| {
-                    p.call_recovery_settings(store, &facts.conv(), &previous.conv())
-                        .map(Conv::conv)
-                })
-            }
-            Some(Instance::Source(_) | Instance::SourceV1_0(_) | Instance::SourceV1_1(_)) => {
-                return Err(PluginFailure::Refused {
-                    plugin: self.plugin.clone(),
-                    reason: "it is a backup source, not a recovery policy (recovery-settings)"
-                        .into(),
-                    detail: None,
-                    hint: None,
-                })
-            }
-            None => return Err(self.gone("recovery-settings")),
-        };
+        let p = self.policy("recovery-settings")?;
+        let (facts, previous) = (facts.to_wit(), previous.to_wit());
+        let r = self.call("recovery-settings", move |store| {
+            p.recovery_settings(store, facts, previous)
+        });
         self.returned("recovery-settings", r).map(Into::into)
     }
 }
 
 impl Session {
+    /// The source interface, refused for a policy.
     fn source(&self, call: &'static str) -> Result<Source, PluginFailure> {
         match &self.instance {
-            Some(Instance::Source(s)) => Ok(Source::Current(s.pgclone_plugin_source().clone())),
-            Some(Instance::SourceV1_0(s)) => Ok(Source::V1_0(s.pgclone_plugin_source().clone())),
-            Some(Instance::SourceV1_1(s)) => Ok(Source::V1_1(s.pgclone_plugin_source().clone())),
-            Some(Instance::Policy(_) | Instance::PolicyV1_0(_) | Instance::PolicyV1_1(_)) => {
-                Err(PluginFailure::Refused {
-                    plugin: self.plugin.clone(),
-                    reason: format!("it is a recovery policy, not a backup source ({call})"),
-                    detail: None,
-                    hint: None,
-                })
+            Some(Instance::Source(s)) => Ok(s.clone()),
+            Some(Instance::Policy(_)) => {
+                Err(self.not_a("a recovery policy, not a backup source", call))
             }
             None => Err(self.gone(call)),
         }
     }
-}
 
-/// The source interface of any supported contract version.
-enum Source {
-    Current(wb::source_api::Guest),
-    V1_1(wb::v1_1::source_api::Guest),
-    V1_0(wb::v1_0::source_api::Guest),
+    /// The policy interface, refused for a source.
+    fn policy(&self, call: &'static str) -> Result<Policy, PluginFailure> {
+        match &self.instance {
+            Some(Instance::Policy(p)) => Ok(p.clone()),
+            Some(Instance::Source(_)) => {
+                Err(self.not_a("a backup source, not a recovery policy", call))
+            }
+            None => Err(self.gone(call)),
+        }
+    }
+
+    fn not_a(&self, what: &str, call: &'static str) -> PluginFailure {
+        PluginFailure::Refused {
+            plugin: self.plugin.clone(),
+            reason: format!("it is {what} ({call})"),
+            detail: None,
+            hint: None,
+        }
+    }
 }

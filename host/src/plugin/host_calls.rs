@@ -5,9 +5,9 @@
 use std::io::Read;
 use std::process::{Command, Stdio};
 
-use super::bindings::host_api;
-use super::bindings::types::{self, CommandOutput, ErrorKind, LogLevel, PluginError};
 use super::state::PluginState;
+use super::versions::current::host_api;
+use super::versions::current::types::{self, CommandOutput, ErrorKind, LogLevel, PluginError};
 use crate::contract::capability::{Capability, Refusal};
 use crate::remote::SshCommand;
 

@@ -7,16 +7,13 @@ use std::time::Duration;
 use wasmtime::component::Component;
 use wasmtime::{Store, UpdateDeadline};
 
-use super::bindings::policy::{RecoveryPolicy, RecoveryPolicyPre};
-use super::bindings::source::{BackupSource, BackupSourcePre};
-use super::bindings::types::{PluginError, PluginInfo};
-use super::bindings::{v1_0, v1_1};
 use super::catalog::{sha256_hex, Candidate, Origin};
-use super::compat::Conv;
 use super::error::DeadlineExceeded;
 use super::runtime::Runtime;
 use super::state::PluginState;
-use super::version::{self, Contract, PluginKind};
+use super::version::{self, Contract};
+use super::versions::current::types::{self as wt, PluginError, PluginInfo};
+use super::versions::{self, Instance};
 use crate::contract::capability::{Capability, CapabilitySet};
 use crate::contract::PluginFailure;
 use crate::environment::HostEnv;
@@ -52,8 +49,8 @@ fn refused(plugin: &str, reason: impl Into<String>) -> PluginFailure {
 
 /// Converts a declared capability, refusing ones that could not be granted
 /// safely (paths, option-like or empty names).
-fn host_capability(c: &super::bindings::types::Capability) -> Result<Capability, String> {
-    use super::bindings::types::Capability as W;
+fn host_capability(c: &wt::Capability) -> Result<Capability, String> {
+    use wt::Capability as W;
     let text = match c {
         W::RemoteRun(r) => format!("remote-run:{}:{}", r.target, r.program),
         W::LocalRun(p) => format!("local-run:{p}"),
@@ -150,7 +147,7 @@ impl Plugin {
                 vendor: String::new(),
                 license: String::new(),
                 description: String::new(),
-                provides: super::bindings::types::Provides::empty(),
+                provides: wt::Provides::empty(),
                 needs_upstream: false,
                 capabilities: Vec::new(),
             },
@@ -223,14 +220,12 @@ impl Plugin {
     /// True for a plugin shipped inside the binary.
     /// True when it serves base backups (a source plugin).
     pub fn provides_base_backups(&self) -> bool {
-        self.info
-            .provides
-            .contains(super::bindings::types::Provides::BASE_BACKUP)
+        self.info.provides.contains(wt::Provides::BASE_BACKUP)
     }
 
     /// What it provides, as the manifest says it: `base-backup,wal`, `-`.
     pub fn provides_text(&self) -> String {
-        use super::bindings::types::Provides;
+        use wt::Provides;
         let p = self.info.provides;
         let mut parts = Vec::new();
         if p.contains(Provides::BASE_BACKUP) {
@@ -254,9 +249,7 @@ impl Plugin {
 
     /// True when it serves WAL files.
     pub fn provides_wal(&self) -> bool {
-        self.info
-            .provides
-            .contains(super::bindings::types::Provides::WAL)
+        self.info.provides.contains(wt::Provides::WAL)
     }
 
     pub fn origin_is_builtin(&self) -> bool {
@@ -321,63 +314,14 @@ impl Plugin {
                 call: "instantiate",
                 trap: format!("{e:#}"),
             })?;
-        // A plugin of a released older contract gets its own bindings; the
-        // rest of the host sees current types (see `compat`).
-        let minor = self.contract.version.minor;
-        let instance = match (self.contract.kind, minor) {
-            (PluginKind::Source, 0) => {
-                let pre = v1_0::source::BackupSourcePre::new(pre);
-                session.call("instantiate", move |store| {
-                    pre?.instantiate(store).map(Instance::SourceV1_0)
-                })
-            }
-            (PluginKind::Policy, 0) => {
-                let pre = v1_0::policy::RecoveryPolicyPre::new(pre);
-                session.call("instantiate", move |store| {
-                    pre?.instantiate(store).map(Instance::PolicyV1_0)
-                })
-            }
-            (PluginKind::Source, 1) => {
-                let pre = v1_1::source::BackupSourcePre::new(pre);
-                session.call("instantiate", move |store| {
-                    pre?.instantiate(store).map(Instance::SourceV1_1)
-                })
-            }
-            (PluginKind::Policy, 1) => {
-                let pre = v1_1::policy::RecoveryPolicyPre::new(pre);
-                session.call("instantiate", move |store| {
-                    pre?.instantiate(store).map(Instance::PolicyV1_1)
-                })
-            }
-            (PluginKind::Source, _) => {
-                let pre = BackupSourcePre::new(pre);
-                session.call("instantiate", move |store| {
-                    pre?.instantiate(store).map(Instance::Source)
-                })
-            }
-            (PluginKind::Policy, _) => {
-                let pre = RecoveryPolicyPre::new(pre);
-                session.call("instantiate", move |store| {
-                    pre?.instantiate(store).map(Instance::Policy)
-                })
-            }
-        }?;
+        // Bound as the contract version it was built against (`versions`).
+        let contract = self.contract;
+        let instance = session.call("instantiate", move |store| {
+            versions::instantiate(store, pre, contract)
+        })?;
         session.instance = Some(instance);
         Ok(session)
     }
-}
-
-pub(super) enum Instance {
-    Source(BackupSource),
-    Policy(RecoveryPolicy),
-    /// A backup source built against contract 1.0.0.
-    SourceV1_0(v1_0::source::BackupSource),
-    /// A recovery policy built against contract 1.0.0.
-    PolicyV1_0(v1_0::policy::RecoveryPolicy),
-    /// A backup source built against contract 1.1.0.
-    SourceV1_1(v1_1::source::BackupSource),
-    /// A recovery policy built against contract 1.1.0.
-    PolicyV1_1(v1_1::policy::RecoveryPolicy),
 }
 
 /// One instance of a plugin. After any failure the instance is not used again.
@@ -526,36 +470,9 @@ impl Session {
 
     /// `describe`, for either kind of plugin.
     pub fn describe(&mut self) -> Result<PluginInfo, PluginFailure> {
-        match &self.instance {
-            Some(Instance::Source(s)) => {
-                let f = s.pgclone_plugin_source().clone();
-                self.call("describe", move |store| f.call_describe(store))
-            }
-            Some(Instance::Policy(p)) => {
-                let f = p.pgclone_plugin_policy().clone();
-                self.call("describe", move |store| f.call_describe(store))
-            }
-            Some(Instance::SourceV1_0(s)) => {
-                let f = s.pgclone_plugin_source().clone();
-                self.call("describe", move |store| {
-                    f.call_describe(store).map(Conv::conv)
-                })
-            }
-            Some(Instance::PolicyV1_0(p)) => {
-                let f = p.pgclone_plugin_policy().clone();
-                self.call("describe", move |store| {
-                    f.call_describe(store).map(Conv::conv)
-                })
-            }
-            Some(Instance::SourceV1_1(s)) => {
-                let f = s.pgclone_plugin_source().clone();
-                self.call("describe", move |store| f.call_describe(store))
-            }
-            Some(Instance::PolicyV1_1(p)) => {
-                let f = p.pgclone_plugin_policy().clone();
-                self.call("describe", move |store| f.call_describe(store))
-            }
-            None => Err(self.gone("describe")),
-        }
+        let Some(instance) = self.instance.clone() else {
+            return Err(self.gone("describe"));
+        };
+        self.call("describe", move |store| instance.describe(store))
     }
 }

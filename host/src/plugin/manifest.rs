@@ -3,7 +3,7 @@
 //! that an operator can read it before anything of the plugin runs. The host
 //! refuses a plugin whose `describe()` disagrees with its manifest.
 
-use super::bindings::types::{PluginInfo, Provides};
+use super::versions::current::types::{PluginInfo, Provides};
 use crate::contract::capability::Capability;
 
 /// The manifest's format and rules are the contract's, shared with the SDK

@@ -4,11 +4,8 @@
 //! (`host_calls.rs`) see the world through `crate::environment`.
 
 mod adapter;
-pub mod bindings;
 pub mod cache;
 pub mod catalog;
-pub mod compat;
-pub mod convert;
 pub mod error;
 mod host_calls;
 pub mod loaded;
@@ -16,6 +13,7 @@ pub mod manifest;
 pub mod runtime;
 pub mod state;
 pub mod version;
+pub mod versions;
 
 pub use catalog::{Candidate, Origin};
 pub use loaded::{Plugin, Session};

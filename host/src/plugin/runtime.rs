@@ -1,18 +1,18 @@
 //! The WebAssembly engine: one per process, with epoch interruption for
-//! deadlines, one linker that serves both worlds of both contract versions, and the compiled-component
-//! cache.
+//! deadlines, one linker that serves both worlds of every contract version
+//! (`versions`), and the compiled-component cache.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine};
 
-use super::bindings;
 use super::cache::ComponentCache;
 use super::state::PluginState;
+use super::versions;
 
 /// How often the epoch advances; the granularity of plugin deadlines.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
@@ -54,10 +54,7 @@ impl Runtime {
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-        bindings::source::BackupSource::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
-        // Plugins built against the released 1.0.0 contract import its
-        // interfaces by their exact names (`pgclone:plugin/host@1.0.0`).
-        bindings::v1_0::source::BackupSource::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+        versions::add_to_linker(&mut linker)?;
 
         let cache = cache_dir.and_then(|d| ComponentCache::open(d, &engine));
         Ok(Runtime {

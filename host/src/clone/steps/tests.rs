@@ -30,16 +30,16 @@ fn a_symlink_inside_the_copy_cannot_lead_outside() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let step = Step::WriteFile {
+    let step = Step::WriteFile(kinds::write_file::WriteFile {
         path: data.join("evil/passwd"),
         contents: "x".into(),
         mode: 0o600,
-    };
+    });
     assert!(rt.block_on(execute(&[step], &ctx)).is_err());
-    let step = Step::CreateDir {
+    let step = Step::CreateDir(kinds::create_dir::CreateDir {
         path: data.join("evil/sub"),
         mode: 0o700,
-    };
+    });
     assert!(rt.block_on(execute(&[step], &ctx)).is_err());
     assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
 }
@@ -81,15 +81,15 @@ fn a_path_that_cannot_be_resolved_is_refused() {
         .build()
         .unwrap();
     for step in [
-        Step::WriteFile {
+        Step::WriteFile(kinds::write_file::WriteFile {
             path: data.join("evil/authorized_keys"),
             contents: "ssh-ed25519 AAAA attacker".into(),
             mode: 0o600,
-        },
-        Step::CreateDir {
+        }),
+        Step::CreateDir(kinds::create_dir::CreateDir {
             path: data.join("evil/sub"),
             mode: 0o700,
-        },
+        }),
     ] {
         let e = rt.block_on(execute(&[step], &ctx)).unwrap_err();
         assert!(

@@ -72,6 +72,37 @@ fn copy(target: &str, remote: &str, files: &[&str]) -> PlanStep {
     })
 }
 
+/// A copy of `remote` as the WIT describes copy-tree steps: listed files
+/// less the excluded paths (`listed`), or the whole tree less them
+/// (`whole`); what is excluded is a relative path, not a pattern
+/// (`we*rd` is that name).
+fn copies(case: &str, remote: &str) -> Option<Vec<PlanStep>> {
+    let exclude = ["pg_wal", "postmaster.pid", "we*rd", "base/1/113"]
+        .map(String::from)
+        .to_vec();
+    let files: Vec<String> = match case {
+        "listed" => [
+            "PG_VERSION",
+            "base/1/112",
+            "pg_wal/000000010000000000000001",
+            "postmaster.pid",
+            "we*rd",
+            "weXrd",
+        ]
+        .map(String::from)
+        .to_vec(),
+        "whole" => Vec::new(),
+        _ => return None,
+    };
+    Some(vec![PlanStep::CopyTree(CopyTreeStep {
+        target: "store".into(),
+        remote_path: remote.into(),
+        local: at(""),
+        files,
+        exclude,
+    })])
+}
+
 impl Guest for Escaper {
     fn describe() -> PluginInfo {
         pgclone_plugin_sdk::describe(MANIFEST)
@@ -102,6 +133,12 @@ impl Guest for Escaper {
         _r: CloneRequest,
         backup: BackupDescription,
     ) -> Result<Vec<PlanStep>, PluginError> {
+        // The copy-tree tests (host/tests/copy_tree.rs): `CASE:REMOTE-DIR`.
+        if let Some((case, remote)) = backup.id.split_once(':') {
+            if let Some(plan) = copies(case, remote) {
+                return Ok(plan);
+            }
+        }
         Ok(match backup.id.as_str() {
             "dotdot" => vec![dir("base"), dir("../escaped")],
             "absolute" => vec![PlanStep::WriteFile(WriteFileStep {

@@ -1,67 +1,67 @@
-//! Plugins built against the released contracts `pgclone:plugin@1.0.0` and
-//! `@1.1.0`: their values converted to and from the current contract's types,
-//! so that the rest of the host knows one set of types. A 1.1.0 plugin shares
-//! the current `types` (1.2.0 only added to them, see [`super::bindings`]);
-//! only the types its `policy` interface defines are its own, converted at
-//! the end of this file. 1.1.0 only added to 1.0.0 (the
-//! `unpack-archive` plan step and its `archive-compression`), so every 1.0.0
-//! value has a 1.1.0 equivalent; the reverse direction is needed only for what
-//! the host passes in (requests, facts, the previous configuration, results of
-//! host calls), none of which holds a plan step.
+//! The released contract `pgclone:plugin@1.0.0` (`wit/1.0.0/`), frozen: its
+//! bindings, and its values converted to and from the current contract's
+//! types, so that the rest of the host knows one set of types.
+//!
+//! Later versions only added to 1.0.0 (1.1.0: the `unpack-archive` and
+//! `combine-backups` plan steps, `archive-compression`, the `staging` path
+//! root; 1.2.0: `locate-wal-archive`), so every 1.0.0 value has a current
+//! equivalent; the reverse direction is needed only for what the host passes
+//! in (requests, facts, the previous configuration, results of host calls),
+//! none of which holds a plan step. A 1.0.0 plugin imports `types` and `host`
+//! by their exact names (`pgclone:plugin/host@1.0.0`): they are linked here,
+//! served by the current host calls.
 
-use super::bindings::v1_0::policy_api as old_policy;
-use super::bindings::v1_0::types as old;
-use super::bindings::{policy_api as new_policy, types as new};
-use super::state::PluginState;
+use wasmtime::component::{HasSelf, InstancePre, Linker};
+use wasmtime::Store;
 
-/// A conversion between the two contracts' types.
-pub trait Conv<T> {
-    fn conv(self) -> T;
+use super::super::state::PluginState;
+use super::current::{host_api as new_host, policy_api as new_policy, types as new};
+use super::Conv;
+
+pub mod source {
+    wasmtime::component::bindgen!({
+        world: "backup-source",
+        path: "../wit/1.0.0",
+    });
 }
 
-macro_rules! same {
-    ($($t:ty),*) => { $(impl Conv<$t> for $t { fn conv(self) -> $t { self } })* };
-}
-same!(String, u8, u32, u64, i32, bool);
-
-impl<A: Conv<B>, B> Conv<Vec<B>> for Vec<A> {
-    fn conv(self) -> Vec<B> {
-        self.into_iter().map(Conv::conv).collect()
-    }
-}
-
-impl<A: Conv<B>, B> Conv<Option<B>> for Option<A> {
-    fn conv(self) -> Option<B> {
-        self.map(Conv::conv)
-    }
+pub mod policy {
+    wasmtime::component::bindgen!({
+        world: "recovery-policy",
+        path: "../wit/1.0.0",
+        with: {
+            "pgclone:plugin/types": super::source::pgclone::plugin::types,
+            "pgclone:plugin/host": super::source::pgclone::plugin::host,
+        },
+    });
 }
 
-impl<A: Conv<B>, B, E: Conv<F>, F> Conv<Result<B, F>> for Result<A, E> {
-    fn conv(self) -> Result<B, F> {
-        self.map(Conv::conv).map_err(Conv::conv)
-    }
+pub use policy::exports::pgclone::plugin::policy as policy_api;
+pub use source::exports::pgclone::plugin::source as source_api;
+pub use source::pgclone::plugin::host as host_api;
+pub use source::pgclone::plugin::types;
+
+use policy_api as old_policy;
+use types as old;
+
+pub(super) fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
+    source::BackupSource::add_to_linker::<_, HasSelf<_>>(linker, |s| s)
 }
 
-/// A record with the same fields in both contracts, in one direction.
-macro_rules! record {
-    ($from:ident :: $t:ident => $to:ident { $($f:ident),* $(,)? }) => {
-        impl Conv<$to::$t> for $from::$t {
-            fn conv(self) -> $to::$t {
-                $to::$t { $($f: self.$f.conv()),* }
-            }
-        }
-    };
+pub(super) fn source(
+    store: &mut Store<PluginState>,
+    pre: InstancePre<PluginState>,
+) -> wasmtime::Result<source_api::Guest> {
+    let instance = source::BackupSourcePre::new(pre)?.instantiate(store)?;
+    Ok(instance.pgclone_plugin_source().clone())
 }
 
-/// An enum with the same cases in both contracts, in one direction.
-macro_rules! cases {
-    ($from:ident :: $t:ident => $to:ident { $($c:ident),* $(,)? }) => {
-        impl Conv<$to::$t> for $from::$t {
-            fn conv(self) -> $to::$t {
-                match self { $($from::$t::$c => $to::$t::$c),* }
-            }
-        }
-    };
+pub(super) fn policy(
+    store: &mut Store<PluginState>,
+    pre: InstancePre<PluginState>,
+) -> wasmtime::Result<policy_api::Guest> {
+    let instance = policy::RecoveryPolicyPre::new(pre)?.instantiate(store)?;
+    Ok(instance.pgclone_plugin_policy().clone())
 }
 
 /// Both directions.
@@ -180,13 +180,12 @@ both!(cases_policy SignalFile { Standby, Recovery });
 both!(record_policy Setting { name, value });
 both!(record_policy RecoveryConfig { file, settings, signal_files });
 
-// A 1.0.0 plugin's `types` and `host` imports are served by the current
-// implementation.
+// Its `types` and `host` imports, served by the current implementation.
 impl old::Host for PluginState {}
 
-impl super::bindings::v1_0::host_api::Host for PluginState {
+impl host_api::Host for PluginState {
     fn log(&mut self, level: old::LogLevel, message: String) {
-        super::bindings::host_api::Host::log(self, level.conv(), message)
+        new_host::Host::log(self, level.conv(), message)
     }
 
     fn run_remote(
@@ -194,7 +193,7 @@ impl super::bindings::v1_0::host_api::Host for PluginState {
         target: String,
         argv: Vec<String>,
     ) -> Result<old::CommandOutput, old::PluginError> {
-        super::bindings::host_api::Host::run_remote(self, target, argv).conv()
+        new_host::Host::run_remote(self, target, argv).conv()
     }
 
     fn run_local(
@@ -202,30 +201,14 @@ impl super::bindings::v1_0::host_api::Host for PluginState {
         program: String,
         args: Vec<String>,
     ) -> Result<old::CommandOutput, old::PluginError> {
-        super::bindings::host_api::Host::run_local(self, program, args).conv()
+        new_host::Host::run_local(self, program, args).conv()
     }
 
     fn config_get(&mut self, key: String) -> Result<Option<String>, old::PluginError> {
-        super::bindings::host_api::Host::config_get(self, key).conv()
+        new_host::Host::config_get(self, key).conv()
     }
 
     fn config_get_all(&mut self, key: String) -> Result<Vec<String>, old::PluginError> {
-        super::bindings::host_api::Host::config_get_all(self, key).conv()
+        new_host::Host::config_get_all(self, key).conv()
     }
 }
-
-// A 1.1.0 policy's own interface types: the same as today's.
-use super::bindings::v1_1::policy_api as v11_policy;
-same!(new::ConnParam, new::PluginError);
-record!(new_policy::RecoveryFacts => v11_policy {
-    server_version, node_name, upstream, replication_user, slot_name, restore_command,
-    recovery_min_apply_delay, archive_cleanup_command, passfile, password,
-});
-cases!(v11_policy::SettingsFile => new_policy { RecoveryConf, PostgresqlAutoConf });
-cases!(new_policy::SettingsFile => v11_policy { RecoveryConf, PostgresqlAutoConf });
-cases!(v11_policy::SignalFile => new_policy { Standby, Recovery });
-cases!(new_policy::SignalFile => v11_policy { Standby, Recovery });
-record!(v11_policy::Setting => new_policy { name, value });
-record!(new_policy::Setting => v11_policy { name, value });
-record!(v11_policy::RecoveryConfig => new_policy { file, settings, signal_files });
-record!(new_policy::RecoveryConfig => v11_policy { file, settings, signal_files });

@@ -1,11 +1,13 @@
-//! Unpacking remote tar archives (a compressed Barman backup): each archive is
+//! `unpack-archive`: remote tar archives (a compressed Barman backup), each
 //! read with `cat` over ssh, decompressed in this process as it arrives and
 //! unpacked entry by entry; no copy of the archive is ever staged. Archives
-//! run in parallel. Every entry is checked before it is written (no absolute
+//! in a row run in parallel, and the backup manifests the plan copies beside
+//! them are fetched first: what they declare bounds what unpacking may write
+//! ([`budget`]). Every entry is checked before it is written (no absolute
 //! path, no `..`, no link leading out of its root, no device), every write is
 //! confined to the clone's roots, and the stream must end as a whole archive
-//! does: a truncated or corrupt archive, a failing ssh or `cat`, or a tar error
-//! fails the step.
+//! does: a truncated or corrupt archive, a failing ssh or `cat`, or a tar
+//! error fails the step.
 
 use std::collections::VecDeque;
 use std::io::Read;
@@ -14,6 +16,10 @@ use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use super::super::{confined, ExecContext, Files, Kind, Running, Step, Validation};
+use crate::clone::progress::Phase;
+use crate::contract::source::{ArchiveCompression, UnpackArchiveStep};
+use crate::contract::Capability;
 use crate::report::Failure;
 
 pub mod budget;
@@ -22,38 +28,172 @@ mod entries;
 pub use budget::Budget;
 use entries::extract;
 
-/// How an archive is compressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
-    Gzip,
-    Lz4,
-    Zstd,
-    Bzip2,
-}
-
-impl std::fmt::Display for Compression {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Compression::Gzip => "gzip",
-            Compression::Lz4 => "lz4",
-            Compression::Zstd => "zstd",
-            Compression::Bzip2 => "bzip2",
-        })
-    }
-}
-
 /// One archive to unpack, as a validated plan step describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Archive {
+pub struct UnpackArchive {
     /// The ssh destination.
     pub dest: String,
     /// The archive's absolute path there.
     pub remote_path: String,
-    pub compression: Option<Compression>,
+    pub compression: Option<ArchiveCompression>,
     /// The directory it is unpacked into.
     pub local: PathBuf,
     /// Its size as the source reported it (0 when unknown).
     pub size_bytes: u64,
+}
+
+/// The name of a compression, as messages use it.
+fn name(c: ArchiveCompression) -> &'static str {
+    match c {
+        ArchiveCompression::Gzip => "gzip",
+        ArchiveCompression::Lz4 => "lz4",
+        ArchiveCompression::Zstd => "zstd",
+        ArchiveCompression::Bzip2 => "bzip2",
+    }
+}
+
+impl Kind for UnpackArchive {
+    type Asked = UnpackArchiveStep;
+
+    fn check(u: &UnpackArchiveStep, v: &Validation<'_>) -> Result<Self, Failure> {
+        let cap = Capability::RemoteRun {
+            target: u.target.clone(),
+            program: "cat".into(),
+        };
+        v.granted(&cap, "plans to read an archive it may not read")?;
+        let dest = v.ssh_destination(&u.target)?;
+        let p = &u.remote_path;
+        if !p.starts_with('/') || !super::super::validate::clean_name(p) || p.ends_with('/') {
+            return Err(v.malformed(format!("archive path \"{}\" is not an absolute file path without control characters", p.escape_debug())));
+        }
+        Ok(UnpackArchive {
+            dest,
+            remote_path: p.clone(),
+            compression: u.compression,
+            local: v.resolve(&u.local)?,
+            size_bytes: u.size_bytes,
+        })
+    }
+
+    fn describe(&self) -> Vec<String> {
+        vec![format!(
+            "unpack {}:{} ({}{}) into {} (streamed over ssh)",
+            self.dest,
+            self.remote_path,
+            self.compression
+                .map_or("tar".to_string(), |c| format!("tar, {}", name(c))),
+            if self.size_bytes > 0 {
+                format!(", {:.1} MiB", self.size_bytes as f64 / 1048576.0)
+            } else {
+                String::new()
+            },
+            self.local.display()
+        )]
+    }
+
+    /// This archive and the ones right after it, in parallel.
+    async fn run(&self, r: &mut Running<'_>) -> anyhow::Result<()> {
+        let mut batch = vec![self.clone()];
+        batch.extend(r.take_following(|s| match s {
+            Step::UnpackArchive(a) => Some(a.clone()),
+            _ => None,
+        }));
+        let budget = manifests_first(&batch, r).await?;
+        unpack_batch(&batch, r, budget).await
+    }
+}
+
+/// The backup manifests a plan copies beside the archives of `batch` (later
+/// in the plan), copied now, before the archives: what they declare bounds
+/// what unpacking may write, and a file system without room for it is
+/// refused before anything is unpacked. Without a manifest the bound is the
+/// size the source declares, when the archives are not compressed (a
+/// compressed backup's size says nothing of what it expands to).
+async fn manifests_first(
+    batch: &[UnpackArchive],
+    r: &mut Running<'_>,
+) -> anyhow::Result<Option<Budget>> {
+    let ctx = r.ctx;
+    let mut manifests = Vec::new();
+    let later: Vec<(usize, &Step)> = r.later().collect();
+    for (j, step) in later {
+        let Step::CopyTree(c) = step else {
+            continue;
+        };
+        let only_manifest = matches!(&c.files, Files::Listed(f) if f.len() == 1 && f[0] == "backup_manifest");
+        if !only_manifest || !batch.iter().any(|a| a.local == c.local) {
+            continue;
+        }
+        let phase = Phase::with_display("copy", None, false);
+        c.copy(ctx, &phase).await?;
+        phase.finish();
+        r.ran_ahead(j);
+        manifests.push(c.local.join("backup_manifest"));
+    }
+    let (declared, what) = if !manifests.is_empty() {
+        let mut total = 0u64;
+        for m in &manifests {
+            total = total.saturating_add(budget::manifest_total(m).map_err(|e| {
+                Failure::new(format!("could not read \"{}\"", m.display())).detail(e.to_string())
+            })?);
+        }
+        (total, "the backup's manifest declares")
+    } else if ctx.expected_bytes > 0 && batch.iter().all(|a| a.compression.is_none()) {
+        (ctx.expected_bytes, "the source declares")
+    } else {
+        return Ok(None);
+    };
+    let dirs: Vec<PathBuf> = batch.iter().map(|a| a.local.clone()).collect();
+    let room = crate::clone::space::check_room(declared, &format!("what {what}"), &dirs)?;
+    crate::report::info(&format!("unpacking: {room}"));
+    let limit = declared.saturating_add(budget::margin(declared, ctx.wal_span));
+    Ok(Some(Budget::new(
+        limit,
+        format!("{what} {declared} bytes of files"),
+    )))
+}
+
+/// Archives in a row: streamed and unpacked in parallel, writing no more
+/// than `budget` allows.
+async fn unpack_batch(
+    batch: &[UnpackArchive],
+    r: &mut Running<'_>,
+    budget: Option<Budget>,
+) -> anyhow::Result<()> {
+    let ctx = r.ctx;
+    for a in batch {
+        confined(&a.local, &ctx.roots)?;
+        super::super::run::create_local(&a.local)?;
+    }
+    let one = batch.len() == 1;
+    crate::report::notice(&format!(
+        "unpacking {} archive{} from {} as {} arrive{}, {} at a time",
+        batch.len(),
+        if one { "" } else { "s" },
+        batch[0].dest,
+        if one { "it" } else { "they" },
+        if one { "s" } else { "" },
+        ctx.jobs.clamp(1, batch.len())
+    ));
+    // Counted in bytes read over ssh, against the archives' sizes (else the
+    // backup's, which is about as much: it is compressed).
+    let total = (ctx.expected_bytes > 0).then_some(ctx.expected_bytes);
+    let phase = Phase::with_display("unpack", total, ctx.show_progress);
+    let s = unpack_all(batch, ctx, &phase, budget).await?;
+    phase.suspend(|| {
+        crate::report::info(&format!(
+            "{} entries, {:.1} MiB unpacked from {:.1} MiB read over ssh",
+            s.entries,
+            s.file_bytes as f64 / 1048576.0,
+            s.wire_bytes as f64 / 1048576.0
+        ))
+    });
+    phase.finish();
+    r.stats.files += s.entries;
+    r.stats.total_bytes += s.file_bytes;
+    r.stats.literal_bytes += s.wire_bytes;
+    r.stats.archives += batch.len();
+    Ok(())
 }
 
 /// What unpacking moved.
@@ -114,10 +254,10 @@ impl Drop for Workers {
 
 /// Unpacks `archives` with up to `ctx.jobs` in parallel. `phase` counts the
 /// bytes read over ssh, against the archives' sizes when all are known.
-pub async fn unpack_all(
-    archives: &[Archive],
-    ctx: &super::ExecContext,
-    phase: &Arc<crate::clone::progress::Phase>,
+async fn unpack_all(
+    archives: &[UnpackArchive],
+    ctx: &ExecContext,
+    phase: &Arc<Phase>,
     budget: Option<Budget>,
 ) -> anyhow::Result<UnpackStats> {
     let before = phase.done();
@@ -129,7 +269,7 @@ pub async fn unpack_all(
         budget,
         ..Default::default()
     });
-    let queue: Arc<Mutex<VecDeque<(usize, Archive)>>> =
+    let queue: Arc<Mutex<VecDeque<(usize, UnpackArchive)>>> =
         Arc::new(Mutex::new(archives.iter().cloned().enumerate().collect()));
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut workers = Workers {
@@ -263,20 +403,20 @@ enum Fault {
     TooLarge,
 }
 
-fn decoder<'a, R: Read + 'a>(c: Option<Compression>, r: R) -> std::io::Result<Box<dyn Read + 'a>> {
+fn decoder<'a, R: Read + 'a>(c: Option<ArchiveCompression>, r: R) -> std::io::Result<Box<dyn Read + 'a>> {
     // Buffered reads from the pipe: decoders ask for small pieces.
     let r = std::io::BufReader::with_capacity(256 << 10, r);
     Ok(match c {
         None => Box::new(r),
-        Some(Compression::Gzip) => Box::new(flate2::bufread::MultiGzDecoder::new(r)),
-        Some(Compression::Lz4) => Box::new(lz4_flex::frame::FrameDecoder::new(r)),
-        Some(Compression::Zstd) => Box::new(zstd::stream::read::Decoder::with_buffer(r)?),
-        Some(Compression::Bzip2) => Box::new(bzip2::bufread::MultiBzDecoder::new(r)),
+        Some(ArchiveCompression::Gzip) => Box::new(flate2::bufread::MultiGzDecoder::new(r)),
+        Some(ArchiveCompression::Lz4) => Box::new(lz4_flex::frame::FrameDecoder::new(r)),
+        Some(ArchiveCompression::Zstd) => Box::new(zstd::stream::read::Decoder::with_buffer(r)?),
+        Some(ArchiveCompression::Bzip2) => Box::new(bzip2::bufread::MultiBzDecoder::new(r)),
     })
 }
 
 fn unpack_one(
-    a: &Archive,
+    a: &UnpackArchive,
     ssh: &RemoteCat,
     roots: &[PathBuf],
     shared: &Shared,
@@ -368,7 +508,7 @@ fn unpack_one(
 /// it is not compressed), then nothing but zeros; and reading to its end
 /// makes the decompressor check its trailer.
 fn read_archive<R: Read>(
-    a: &Archive,
+    a: &UnpackArchive,
     stream: R,
     roots: &[PathBuf],
     shared: &Shared,
@@ -406,7 +546,7 @@ fn read_archive<R: Read>(
 /// failure is the cause when there is one; then a short or damaged stream,
 /// a local write, an entry refused.
 fn judge(
-    a: &Archive,
+    a: &UnpackArchive,
     source: &str,
     result: Result<(), Fault>,
     status: &std::process::ExitStatus,
@@ -453,7 +593,7 @@ fn judge(
         }
         Err(Fault::Stream(e)) => {
             let what = match a.compression {
-                Some(c) => format!("{c}-compressed tar archive"),
+                Some(c) => format!("{}-compressed tar archive", name(c)),
                 None => "tar archive".to_string(),
             };
             Err(Failure::new(format!(

@@ -1,11 +1,67 @@
-//! The one place the contract's (current) WIT types meet the host's own
-//! (`crate::contract::source`, `crate::contract::policy`): what the host asks is
-//! converted into the contract's types, what a plugin answers out of them.
-//! Older contracts are converted to the current one first (`compat.rs`).
+//! The current contract, `pgclone:plugin@1.2.0` (`wit/`): its bindings for
+//! both worlds, and the one place its types meet the host's own
+//! (`crate::contract`): what the host asks is converted into them, what a
+//! plugin answers out of them. Plugins of released versions are converted
+//! to these types first (their own files beside this one).
+//!
+//! Both worlds import the same `types` and `host` interfaces: the policy
+//! world reuses the source world's, so that one linker serves both.
 
-use super::bindings::{policy_api as wp, types as wt};
+use wasmtime::component::{HasSelf, InstancePre, Linker};
+use wasmtime::Store;
+
+use super::super::state::PluginState;
 use crate::contract::policy as hp;
 use crate::contract::source as hs;
+use crate::contract::{ErrorKind, PluginError};
+
+pub mod source {
+    wasmtime::component::bindgen!({
+        world: "backup-source",
+        path: "../wit",
+    });
+}
+
+pub mod policy {
+    wasmtime::component::bindgen!({
+        world: "recovery-policy",
+        path: "../wit",
+        with: {
+            "pgclone:plugin/types": super::source::pgclone::plugin::types,
+            "pgclone:plugin/host": super::source::pgclone::plugin::host,
+        },
+    });
+}
+
+pub use policy::exports::pgclone::plugin::policy as policy_api;
+pub use source::exports::pgclone::plugin::source as source_api;
+pub use source::pgclone::plugin::host as host_api;
+pub use source::pgclone::plugin::types;
+
+use policy_api as wp;
+use types as wt;
+
+/// The host calls (`host_calls.rs`), for plugins of this version and of
+/// every released one whose `host` interface the linker matches to it.
+pub(super) fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
+    source::BackupSource::add_to_linker::<_, HasSelf<_>>(linker, |s| s)
+}
+
+pub(super) fn source(
+    store: &mut Store<PluginState>,
+    pre: InstancePre<PluginState>,
+) -> wasmtime::Result<source_api::Guest> {
+    let instance = source::BackupSourcePre::new(pre)?.instantiate(store)?;
+    Ok(instance.pgclone_plugin_source().clone())
+}
+
+pub(super) fn policy(
+    store: &mut Store<PluginState>,
+    pre: InstancePre<PluginState>,
+) -> wasmtime::Result<policy_api::Guest> {
+    let instance = policy::RecoveryPolicyPre::new(pre)?.instantiate(store)?;
+    Ok(instance.pgclone_plugin_policy().clone())
+}
 
 /// Host → contract.
 pub trait ToWit<T> {
@@ -215,6 +271,33 @@ impl From<wt::WalArchive> for hs::WalArchive {
                 partial_argv: f.partial_argv,
                 missing_status: f.missing_status,
             }),
+        }
+    }
+}
+
+impl From<wt::ErrorKind> for ErrorKind {
+    fn from(k: wt::ErrorKind) -> Self {
+        match k {
+            wt::ErrorKind::InvalidConfig => ErrorKind::InvalidConfig,
+            wt::ErrorKind::Unreachable => ErrorKind::Unreachable,
+            wt::ErrorKind::AuthFailed => ErrorKind::AuthFailed,
+            wt::ErrorKind::NotFound => ErrorKind::NotFound,
+            wt::ErrorKind::InvalidBackup => ErrorKind::InvalidBackup,
+            wt::ErrorKind::Unsupported => ErrorKind::Unsupported,
+            wt::ErrorKind::Denied => ErrorKind::Denied,
+            wt::ErrorKind::Failed => ErrorKind::Failed,
+            wt::ErrorKind::Internal => ErrorKind::Internal,
+        }
+    }
+}
+
+impl From<wt::PluginError> for PluginError {
+    fn from(e: wt::PluginError) -> Self {
+        PluginError {
+            kind: e.kind.into(),
+            message: e.message,
+            detail: e.detail,
+            hint: e.hint,
         }
     }
 }
