@@ -13,12 +13,12 @@ use std::time::Duration;
 use super::archive::{Archive, Directory, Fetch};
 use super::guard::{ChildGuard, TempFile, Watchdog};
 use super::landing::{self, land, Bounded, LandError, Landed};
-use super::names;
 use super::source::{Located, WalSource};
 use super::spool::Spool;
 use super::ssh::{read_capped, Ran, SshHost, MAX_STDERR};
 use super::{exit, problem, Problem};
 use crate::report::Failure;
+use crate::wal;
 
 /// Fetches for one source.
 pub struct Fetcher<'a> {
@@ -56,8 +56,8 @@ pub fn damaged(name: &str, e: &LandError) -> Problem {
 
 /// Only what PostgreSQL asks for (segments, `.history`, `.partial`,
 /// `.backup`) reaches a program's arguments: never an option or a path.
-pub fn require_wal_name(name: &str) -> Result<names::WalName, Problem> {
-    names::parse(name).ok_or_else(|| {
+pub fn require_wal_name(name: &str) -> Result<wal::WalName, Problem> {
+    wal::parse_name(name).ok_or_else(|| {
         problem(
         exit::USAGE,
         Failure::new(format!("\"{}\" is not a WAL file name", name.escape_debug())).hint(
@@ -362,7 +362,7 @@ pub fn archive_path(dir: &Directory, name: &str) -> String {
 /// The subdirectory `name` is in (empty for the directory itself): Barman
 /// keeps a segment under its first 16 characters.
 fn parent_of(dir: &Directory, name: &str) -> String {
-    match names::log_dir(name) {
+    match wal::log_dir(name) {
         Some(log) if dir.by_log => log.to_string(),
         _ => String::new(),
     }
