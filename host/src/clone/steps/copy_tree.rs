@@ -104,10 +104,7 @@ pub async fn copy(
     // The waits run as tasks, which outlive this future if it is dropped
     // (a failure elsewhere, an interruption): the guards stay here and kill
     // each stream's process group (rsync and its ssh) then.
-    let mut guards: Vec<_> = children
-        .iter()
-        .map(crate::clone::group::GroupGuard::new)
-        .collect();
+    let mut guards: Vec<_> = children.iter().map(crate::child::Supervised::of).collect();
     let mut futures = Vec::new();
     for (i, mut child) in children.into_iter().enumerate() {
         let progress = progress.clone();

@@ -6,7 +6,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 
 use super::{confined, ExecContext, Step};
-use crate::clone::group::GroupGuard;
+use crate::child::Supervised;
 use crate::clone::progress::{follow_records, Phase};
 use crate::clone::steps::copy_tree::{self, CopyStats};
 use crate::clone::steps::unpack::{self, Archive};
@@ -262,7 +262,7 @@ async fn run_program(
     let mut child = cmd.spawn().map_err(|e| {
         Failure::new(format!("could not run \"{}\"", program.display())).detail(e.to_string())
     })?;
-    let mut group = GroupGuard::new(&child);
+    let mut group = Supervised::of(&child);
     let tail = match child.stderr.take() {
         Some(err) => follow_stderr(err, &phase, ctx.show_progress).await,
         None => Vec::new(),
@@ -354,7 +354,7 @@ async fn combine(
     let child = cmd.spawn().map_err(|e| {
         Failure::new(format!("could not run \"{}\"", program.display())).detail(e.to_string())
     })?;
-    let mut group = GroupGuard::new(&child);
+    let mut group = Supervised::of(&child);
     let out = child.wait_with_output().await?;
     group.finished();
     if out.status.success() {
