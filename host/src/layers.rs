@@ -31,7 +31,6 @@ const CLONE_LAYERS: &[&[&str]] = &[
     &[
         "checks",
         "interrupt",
-        "group",
         "progress",
         "safety",
         "space",

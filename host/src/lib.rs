@@ -15,6 +15,7 @@ pub mod recovery;
 pub mod remote;
 pub mod report;
 pub mod trust;
+pub mod wal;
 pub mod walrestore;
 
 /// The property tests' configuration and mutations, shared with the contract

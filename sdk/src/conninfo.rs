@@ -1,97 +1,46 @@
-//! libpq keyword/value connection strings (`host=db1 port=5432 user=repl`):
-//! parsing, quoting and editing, as `primary_conninfo` needs them.
+//! libpq connection strings (`host=db1 port=5432 user=repl`, or a
+//! `postgresql://` URI): parsing, quoting and editing, as `primary_conninfo`
+//! needs them. The rules are the contract crate's ([`pgclone_contract::conninfo`]),
+//! the same the host applies, read as libpq reads them; this module only
+//! converts to and from the contract's [`ConnParam`] lists.
 
 use crate::types::ConnParam;
+use pgclone_contract::conninfo::{self as rules, ConnInfo};
+
+fn to_rules(params: &[ConnParam]) -> ConnInfo {
+    ConnInfo::from_pairs(
+        params
+            .iter()
+            .map(|p| (p.key.clone(), p.value.clone()))
+            .collect(),
+    )
+}
+
+fn from_rules(c: ConnInfo) -> Vec<ConnParam> {
+    c.into_pairs()
+        .into_iter()
+        .map(|(key, value)| ConnParam { key, value })
+        .collect()
+}
 
 /// Quotes a value as libpq's parser expects: bare when it is a plain word,
 /// otherwise in single quotes with `\` and `'` escaped by a backslash.
 pub fn quote_value(value: &str) -> String {
-    let plain = !value.is_empty()
-        && value
-            .chars()
-            .all(|c| !c.is_ascii_whitespace() && c != '\'' && c != '\\' && c != '=');
-    if plain {
-        return value.to_string();
-    }
-    let mut out = String::with_capacity(value.len() + 2);
-    out.push('\'');
-    for c in value.chars() {
-        if c == '\'' || c == '\\' {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('\'');
-    out
+    rules::quote(value)
 }
 
 /// Joins parameters into `key=value key=value`.
 pub fn render(params: &[ConnParam]) -> String {
-    params
-        .iter()
-        .map(|p| format!("{}={}", p.key, quote_value(&p.value)))
-        .collect::<Vec<_>>()
-        .join(" ")
+    rules::render(params.iter().map(|p| (p.key.as_str(), p.value.as_str())))
 }
 
-/// Parses a keyword/value connection string (not a `postgresql://` URI).
+/// Parses a connection string as libpq does: one parameter per keyword (a
+/// repeated one keeps its first place and its last value), keywords libpq
+/// does not know refused.
 pub fn parse(text: &str) -> Result<Vec<ConnParam>, String> {
-    let mut out = Vec::new();
-    let mut chars = text.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| c.is_ascii_whitespace()) {
-            chars.next();
-        }
-        if chars.peek().is_none() {
-            return Ok(out);
-        }
-        let mut key = String::new();
-        while let Some(&c) = chars.peek() {
-            if c == '=' || c.is_ascii_whitespace() {
-                break;
-            }
-            key.push(c);
-            chars.next();
-        }
-        while chars.peek().is_some_and(|c| c.is_ascii_whitespace()) {
-            chars.next();
-        }
-        if chars.next() != Some('=') {
-            return Err(format!("missing \"=\" after \"{key}\""));
-        }
-        while chars.peek().is_some_and(|c| c.is_ascii_whitespace()) {
-            chars.next();
-        }
-        let mut value = String::new();
-        if chars.peek() == Some(&'\'') {
-            chars.next();
-            loop {
-                match chars.next() {
-                    Some('\\') => value.push(chars.next().ok_or("unterminated quoted value")?),
-                    Some('\'') => break,
-                    Some(c) => value.push(c),
-                    None => return Err(format!("unterminated quoted value for \"{key}\"")),
-                }
-            }
-        } else {
-            while let Some(&c) = chars.peek() {
-                if c.is_ascii_whitespace() {
-                    break;
-                }
-                chars.next();
-                if c == '\\' {
-                    // libpq keeps a trailing backslash as it is.
-                    value.push(chars.next().unwrap_or('\\'));
-                } else {
-                    value.push(c);
-                }
-            }
-        }
-        if key.is_empty() {
-            return Err("empty keyword".into());
-        }
-        out.push(ConnParam { key, value });
-    }
+    ConnInfo::parse(text)
+        .map(from_rules)
+        .map_err(|e| e.to_string())
 }
 
 /// The value of `key`, if present: the last one when it is repeated, as
@@ -107,35 +56,29 @@ pub fn get<'a>(params: &'a [ConnParam], key: &str) -> Option<&'a str> {
 /// Sets `key` to `value`: in place of its first occurrence (later ones are
 /// removed, so no repeated key can override it), appended otherwise.
 pub fn set(params: &mut Vec<ConnParam>, key: &str, value: &str) {
-    match params.iter().position(|p| p.key == key) {
-        Some(i) => {
-            params[i].value = value.to_string();
-            let mut seen = 0;
-            params.retain(|p| {
-                if p.key != key {
-                    return true;
-                }
-                seen += 1;
-                seen == 1
-            });
-        }
-        None => params.push(ConnParam {
-            key: key.to_string(),
-            value: value.to_string(),
-        }),
-    }
+    let mut c = to_rules(params);
+    c.set(key, value);
+    *params = from_rules(c);
 }
 
 /// Removes every `key`; true when there was one.
 pub fn remove(params: &mut Vec<ConnParam>, key: &str) -> bool {
-    let before = params.len();
-    params.retain(|p| p.key != key);
-    params.len() != before
+    let mut c = to_rules(params);
+    let removed = c.remove(key);
+    *params = from_rules(c);
+    removed
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn p(key: &str, value: &str) -> ConnParam {
+        ConnParam {
+            key: key.into(),
+            value: value.into(),
+        }
+    }
 
     #[test]
     fn plain_values_stay_bare() {
@@ -170,10 +113,12 @@ mod tests {
         assert_eq!(get(&p, "sslmode"), Some("disable"));
         set(&mut p, "sslmode", "verify-full");
         assert_eq!(render(&p), "sslmode=verify-full host=h");
-        // Only ASCII whitespace separates; a trailing backslash is kept.
+        // Only C-locale whitespace separates. A trailing backslash is dropped,
+        // as libpq drops it (this test said "kept" before: libpq 15's
+        // PQconninfoParse reads `passfile=c:\` as `c:`).
         let p = parse("application_name=a\u{a0}b passfile=c:\\").unwrap();
         assert_eq!(get(&p, "application_name"), Some("a\u{a0}b"));
-        assert_eq!(get(&p, "passfile"), Some("c:\\"));
+        assert_eq!(get(&p, "passfile"), Some("c:"));
     }
 
     #[test]
@@ -184,6 +129,26 @@ mod tests {
         assert!(remove(&mut p, "password"));
         assert!(!remove(&mut p, "password"));
         assert_eq!(render(&p), "host=h user=repl application_name=n2");
+    }
+
+    #[test]
+    fn set_removes_later_duplicates_of_a_plugins_own_list() {
+        let mut l = vec![
+            p("sslmode", "verify-full"),
+            p("x", "1"),
+            p("sslmode", "disable"),
+        ];
+        set(&mut l, "sslmode", "require");
+        assert_eq!(l, vec![p("sslmode", "require"), p("x", "1")]);
+    }
+
+    #[test]
+    fn uris_are_read_too() {
+        let p = parse("postgresql://repl@db1:5433/app?sslmode=require").unwrap();
+        assert_eq!(
+            render(&p),
+            "user=repl host=db1 port=5433 dbname=app sslmode=require"
+        );
     }
 }
 
@@ -197,18 +162,24 @@ mod props {
 
     const SAMPLE: &str = "host=node2 user='rep mgr' password='a\\'b' sslmode=verify-full application_name=n\\ 2 passfile=c:\\";
 
+    /// Distinct libpq keywords with any values: what `parse` can give.
     fn params() -> impl Strategy<Value = Vec<ConnParam>> {
-        proptest::collection::vec(
-            (
-                "[a-z_]{1,12}",
-                prop_oneof![
-                    any::<String>(),
-                    fuzz::words(&["a", "'", "\\", "=", " ", "\t"])
-                ],
-            )
-                .prop_map(|(key, value)| ConnParam { key, value }),
+        proptest::collection::btree_map(
+            proptest::sample::select(pgclone_contract::conninfo::KEYWORDS),
+            prop_oneof![
+                any::<String>(),
+                fuzz::words(&["a", "'", "\\", "=", " ", "\t"])
+            ],
             0..6,
         )
+        .prop_map(|m| {
+            m.into_iter()
+                .map(|(key, value)| ConnParam {
+                    key: key.to_string(),
+                    value,
+                })
+                .collect()
+        })
     }
 
     proptest! {

@@ -19,13 +19,19 @@
 //! a clone, the [`reaper`] kills the process groups of its programs when
 //! pgclone is gone. A program is registered with it from the child itself,
 //! before exec; the caller unregisters it with [`reaped`] once it reaped the
-//! program (its pid is free for reuse from then on). The shared ssh connection (`ssh -f`) daemonizes:
+//! program (its pid is free for reuse from then on). A program is then
+//! watched by a [`Supervised`], the one place that kills its group: past a
+//! time bound, when pgclone stops waiting for it, or from a signal handler.
+//! The shared ssh connection (`ssh -f`) daemonizes:
 //! its group is handed to the reaper once it runs, so that it ends with the
 //! clone too (a remote `cat` it carries would otherwise hold it, and itself,
 //! for good). The WAL warm-up prefetcher daemonizes on purpose: it writes only
 //! into restore_command's spool and ends on its own (see README).
 
 pub mod reaper;
+mod supervise;
+
+pub use supervise::{stop_in_flight, Supervised};
 
 use std::os::unix::process::CommandExt;
 

@@ -19,6 +19,7 @@ use crate::contract::policy::RecoveryConfig;
 use crate::contract::source::Backup;
 use crate::pg::client::error_text;
 use crate::report::{self, Failure};
+use crate::wal;
 
 use super::checks::Checks;
 use super::resolve::Context;
@@ -44,36 +45,6 @@ pub struct Begin {
     pub timeline: u32,
 }
 
-/// `"0/44000028"` → 0x44000028.
-pub fn parse_lsn(s: &str) -> Option<u64> {
-    let (hi, lo) = s.trim().split_once('/')?;
-    let hi = u64::from_str_radix(hi, 16).ok()?;
-    let lo = u64::from_str_radix(lo, 16).ok()?;
-    (hi <= u32::MAX as u64 && lo <= u32::MAX as u64).then_some((hi << 32) | lo)
-}
-
-/// The segment number of a WAL file name (`TTTTTTTTLLLLLLLLSSSSSSSS`), the
-/// timeline left out.
-pub fn segno_of_name(name: &str, seg_size: u64) -> Option<u64> {
-    if name.len() != 24 || !name.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    let log = u64::from_str_radix(&name[8..16], 16).ok()?;
-    let seg = u64::from_str_radix(&name[16..24], 16).ok()?;
-    let per_log = 0x1_0000_0000 / seg_size;
-    (seg < per_log).then_some(log * per_log + seg)
-}
-
-/// The file name of segment `segno` on `timeline`.
-pub fn wal_name(timeline: u32, segno: u64, seg_size: u64) -> String {
-    let per_log = 0x1_0000_0000 / seg_size;
-    format!(
-        "{timeline:08X}{:08X}{:08X}",
-        segno / per_log,
-        segno % per_log
-    )
-}
-
 /// The verdict from the names in the upstream's WAL directory: PostgreSQL
 /// removes segments older than a cutoff by segment number, whatever their
 /// timeline, so the oldest segment number present tells whether
@@ -84,7 +55,7 @@ pub fn wal_name(timeline: u32, segno: u64, seg_size: u64) -> String {
 pub fn judge_listing(names: &[String], begin_seg: u64, seg_size: u64) -> Verdict {
     let oldest = names
         .iter()
-        .filter_map(|n| segno_of_name(n, seg_size).map(|s| (s, n)))
+        .filter_map(|n| wal::number_of(n, seg_size).map(|s| (s, n)))
         .min();
     match oldest {
         Some((s, name)) if s <= begin_seg => {
@@ -106,26 +77,9 @@ async fn seg_size(c: &Client) -> u64 {
         )
         .await;
     let Ok(Some(row)) = row else {
-        return 16 << 20;
+        return wal::DEFAULT_SIZE;
     };
-    seg_size_of(row.get(0), &row.get::<_, String>(1))
-}
-
-/// The segment size from pg_settings' `setting` and `unit`: a power of two
-/// from 1 MiB to 1 GiB, else 16 MiB (an overflowing product is not wrapped
-/// into a valid size).
-fn seg_size_of(n: i64, unit: &str) -> u64 {
-    let mult: i64 = match unit {
-        "B" | "" => 1,
-        "kB" => 1024,
-        "8kB" => 8192,
-        "MB" => 1 << 20,
-        _ => return 16 << 20,
-    };
-    match n.checked_mul(mult).and_then(|s| u64::try_from(s).ok()) {
-        Some(s) if s.is_power_of_two() && (1 << 20..=1 << 30).contains(&s) => s,
-        _ => 16 << 20,
-    }
+    wal::size_of_setting(row.get(0), &row.get::<_, String>(1))
 }
 
 /// Asks the upstream whether it still holds the WAL from `begin` on. `slot`
@@ -135,15 +89,15 @@ fn seg_size_of(n: i64, unit: &str) -> u64 {
 /// last checkpoint.
 pub async fn check(c: &Client, version: u32, slot: Option<&str>, begin: &Begin) -> Verdict {
     let seg_size = seg_size(c).await;
-    let Some(begin_seg) =
-        segno_of_name(&begin.wal, seg_size).or_else(|| parse_lsn(&begin.lsn).map(|l| l / seg_size))
+    let Some(begin_seg) = wal::number_of(&begin.wal, seg_size)
+        .or_else(|| wal::parse_lsn(&begin.lsn).map(|l| l / seg_size))
     else {
         return Verdict::Unknown(format!(
             "the backup's begin WAL \"{}\" (LSN \"{}\") cannot be understood",
             begin.wal, begin.lsn
         ));
     };
-    let seg_of = |lsn: &str| parse_lsn(lsn).map(|l| l / seg_size);
+    let seg_of = |lsn: &str| wal::parse_lsn(lsn).map(|l| l / seg_size);
     // Slots: (name, restart_lsn) of those that still reserve WAL (wal_status
     // is PostgreSQL 13+; `lost` and `unreserved` ones may lose it any time).
     let slots: Vec<(String, String)> = c
@@ -312,31 +266,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lsns_and_names() {
-        assert_eq!(parse_lsn("0/44000028"), Some(0x4400_0028));
-        assert_eq!(parse_lsn("1/0"), Some(1 << 32));
-        assert_eq!(parse_lsn("x"), None);
-        let m16 = 16 << 20;
-        assert_eq!(segno_of_name("000000010000000000000044", m16), Some(0x44));
-        // The timeline does not count: a later timeline's file of the same segment.
-        assert_eq!(
-            segno_of_name("000000030000000100000002", m16),
-            Some(256 + 2)
-        );
-        assert_eq!(segno_of_name("000000010000000000000100", m16), None);
-        assert_eq!(segno_of_name("00000001000000000000004", m16), None);
-        assert_eq!(wal_name(1, 256 + 2, m16), "000000010000000100000002");
-        // 64 MiB segments: 64 per log file.
-        let m64 = 64 << 20;
-        assert_eq!(
-            segno_of_name("00000001000000010000003F", m64),
-            Some(64 + 63)
-        );
-        assert_eq!(wal_name(2, 64 + 63, m64), "00000002000000010000003F");
-        assert_eq!(parse_lsn("1/FC000000").unwrap() / m64, 64 + 63);
-    }
-
-    #[test]
     fn listings_are_judged_by_segment_number_whatever_the_timeline() {
         let m16 = 16 << 20;
         let names = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
@@ -372,68 +301,24 @@ mod tests {
     }
 }
 
-/// LSNs and WAL names come from the upstream and from the backup's catalogue.
+/// WAL names come from the upstream's directory listing.
 #[cfg(test)]
 mod props {
     use super::*;
     use crate::fuzz;
     use proptest::prelude::*;
 
-    fn seg_size() -> impl Strategy<Value = u64> {
-        (20u32..=30).prop_map(|b| 1u64 << b)
-    }
-
     proptest! {
         #![proptest_config(fuzz::config())]
 
-        /// Whatever the server says, a size WAL names can be computed with.
+        /// Any text, names with multibyte characters included: a verdict,
+        /// never a panic.
         #[test]
-        fn seg_size_is_always_valid(
-            n in prop_oneof![any::<i64>(), (0u32..63).prop_map(|b| (1i64 << b) + (1i64 << 62))],
-            unit in proptest::sample::select(&["B", "", "kB", "8kB", "MB", "GB"][..]),
+        fn any_listing_is_judged(
+            s in prop_oneof![fuzz::mutated("000000010000000000000044"), fuzz::any_text()],
+            bits in 20u32..=30,
         ) {
-            let s = seg_size_of(n, unit);
-            prop_assert!(s.is_power_of_two() && (1 << 20..=1 << 30).contains(&s));
-            let want = if unit == "kB" { n.checked_mul(1024) } else { Some(n) };
-            if s != 16 << 20 && unit != "8kB" && unit != "MB" {
-                prop_assert_eq!(want, Some(s as i64));
-            }
+            let _ = judge_listing(std::slice::from_ref(&s), 0x44, 1 << bits);
         }
-
-        #[test]
-        fn lsn_text_reads_back(hi in any::<u32>(), lo in any::<u32>()) {
-            let lsn = (u64::from(hi) << 32) | u64::from(lo);
-            prop_assert_eq!(parse_lsn(&format!("{hi:X}/{lo:X}")), Some(lsn));
-        }
-
-        #[test]
-        fn wal_names_read_back(tli in any::<u32>(), log in any::<u32>(), seg_size in seg_size(), seg in any::<u64>()) {
-            let segno = u64::from(log) * (0x1_0000_0000 / seg_size) + seg % (0x1_0000_0000 / seg_size);
-            let name = wal_name(tli, segno, seg_size);
-            prop_assert_eq!(segno_of_name(&name, seg_size), Some(segno));
-        }
-
-        /// Any text, names with multibyte characters included: a value or
-        /// none, never a panic.
-        #[test]
-        fn any_text_is_an_lsn_a_segment_or_none(
-            s in prop_oneof![fuzz::mutated("000000010000000000000044"), fuzz::mutated("0/44000028"), fuzz::any_text()],
-            seg_size in seg_size(),
-        ) {
-            let _ = parse_lsn(&s);
-            if let Some(n) = segno_of_name(&s, seg_size) {
-                prop_assert_eq!(&wal_name(u32::from_str_radix(&s[..8], 16).unwrap(), n, seg_size), &s.to_ascii_uppercase());
-            }
-            let _ = judge_listing(std::slice::from_ref(&s), 0x44, seg_size);
-        }
-    }
-
-    #[test]
-    fn an_overflowing_segment_size_is_not_wrapped() {
-        // (2^54 + 2^10) kB wrapped to exactly 1 MiB before.
-        assert_eq!(seg_size_of((1 << 54) + (1 << 10), "kB"), 16 << 20);
-        assert_eq!(seg_size_of(16384, "kB"), 16 << 20);
-        assert_eq!(seg_size_of(64, "MB"), 64 << 20);
-        assert_eq!(seg_size_of(-(16 << 20), "B"), 16 << 20);
     }
 }

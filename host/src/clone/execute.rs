@@ -66,9 +66,10 @@ fn exec_context(ctx: &Context<'_>, plan: &Plan) -> anyhow::Result<steps::ExecCon
         control_path: ctx.env.control_path.clone(),
         show_progress: progress::live(),
         expected_bytes: s.size_bytes(),
-        wal_span: s.backup.as_ref().map_or(0, |b| {
-            steps::kinds::unpack_archive::budget::wal_span(&b.begin_lsn, &b.end_lsn)
-        }),
+        wal_span: s
+            .backup
+            .as_ref()
+            .map_or(0, |b| crate::wal::lsn_span(&b.begin_lsn, &b.end_lsn)),
         roots: std::iter::once(ctx.target.real.clone())
             .chain(s.tablespaces.values().cloned())
             .chain(s.staging.iter().cloned())

@@ -19,7 +19,6 @@ pub mod configure;
 pub mod connect;
 pub mod execute;
 pub mod external;
-pub mod group;
 pub mod interrupt;
 pub mod leftover;
 pub mod links;

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use crate::contract::source::Backup;
-use crate::walrestore::names;
+use crate::wal;
 
 /// A running warm-up: the spool directory it fills and its prefetcher.
 pub struct Warm {
@@ -79,7 +79,8 @@ pub fn start(
     if owner != unsafe { libc::geteuid() } {
         return None;
     }
-    let seg_size = names::segment_size(&backup.begin_lsn, &backup.begin_wal).unwrap_or(16 << 20);
+    let seg_size =
+        wal::size_from_lsn(&backup.begin_lsn, &backup.begin_wal).unwrap_or(wal::DEFAULT_SIZE);
     let argv = warm_argv(restore_command, &backup.begin_wal, seg_size, window)?;
     let exe = std::env::current_exe().ok()?;
     let mut cmd = std::process::Command::new(exe);

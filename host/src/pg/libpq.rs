@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
-use super::conninfo::ConnInfo;
 use super::passfile;
+use super::ConnInfo;
 
 /// libpq keywords and the environment variables that default them.
 const ENV_DEFAULTS: &[(&str, &str)] = &[

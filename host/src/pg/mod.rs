@@ -3,10 +3,10 @@
 //! `.pgpass` works for pgclone exactly as it does for pg_basebackup.
 
 pub mod client;
-pub mod conninfo;
 pub mod libpq;
 pub mod passfile;
 pub mod tls;
 
-pub use conninfo::ConnInfo;
+// One reading of conninfo for the host and the plugin SDK: the contract's.
 pub use libpq::Resolved;
+pub use pgclone_contract::conninfo::ConnInfo;

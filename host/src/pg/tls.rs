@@ -14,7 +14,7 @@ use openssl::x509::store::X509Lookup;
 use openssl::x509::verify::X509VerifyFlags;
 use postgres_openssl::MakeTlsConnector;
 
-use super::conninfo::ConnInfo;
+use super::ConnInfo;
 use crate::report::Failure;
 
 /// libpq's `sslmode`s.

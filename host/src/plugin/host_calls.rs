@@ -113,25 +113,8 @@ fn run_bounded(
             Some(e.to_string()),
         )
     })?;
-    let pid = child.id() as libc::pid_t;
-    let (done, finished) = std::sync::mpsc::channel::<()>();
-    let watchdog = std::thread::spawn(move || {
-        let expired = matches!(
-            finished.recv_timeout(limit),
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout)
-        );
-        if expired {
-            // The child is reaped only after the watchdog stopped, so its pid
-            // (and group) cannot belong to another process yet.
-            unsafe { libc::kill(-pid, libc::SIGKILL) };
-        }
-        expired
-    });
-    // True when the watchdog had to kill the program.
-    let stop_watchdog = move || {
-        let _ = done.send(());
-        watchdog.join().unwrap_or(false)
-    };
+    // The watchdog kills the program's group past the limit.
+    let mut supervisor = crate::child::Supervised::new(child.id(), Some(limit));
     let too_slow = || {
         error(
             ErrorKind::Failed,
@@ -158,11 +141,11 @@ fn run_bounded(
         .take(MAX_STDOUT as u64 + 1)
         .read_to_end(&mut stdout);
     if stdout.len() > MAX_STDOUT {
-        unsafe { libc::kill(-pid, libc::SIGKILL) };
+        supervisor.kill();
         let _ = err_reader.join();
-        let timed_out = stop_watchdog();
+        let timed_out = supervisor.exited();
         let _ = child.wait();
-        crate::child::reaped(pid as u32);
+        supervisor.finished();
         if timed_out {
             return Err(too_slow());
         }
@@ -176,13 +159,11 @@ fn run_bounded(
         ));
     }
     let stderr = err_reader.join().unwrap_or_default();
-    // Wait for the exit without reaping (a program may close its pipes and
-    // go on running: the watchdog still applies); then stop the watchdog and
-    // reap, so it can never signal a reused pid.
-    wait_without_reaping(pid);
-    let timed_out = stop_watchdog();
+    // The bound applies until the program exits, even after it closed its
+    // pipes; it is reaped only then.
+    let timed_out = supervisor.exited();
     let status = child.wait();
-    crate::child::reaped(pid as u32);
+    supervisor.finished();
     if timed_out {
         return Err(too_slow());
     }
@@ -205,24 +186,6 @@ fn run_bounded(
         stdout,
         stderr,
     })
-}
-
-/// Blocks until process `pid` has exited, leaving it to be reaped.
-fn wait_without_reaping(pid: libc::pid_t) {
-    loop {
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        let r = unsafe {
-            libc::waitid(
-                libc::P_PID,
-                pid as libc::id_t,
-                &mut info,
-                libc::WEXITED | libc::WNOWAIT,
-            )
-        };
-        if r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-            return;
-        }
-    }
 }
 
 impl host_api::Host for PluginState {

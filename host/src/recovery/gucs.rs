@@ -246,14 +246,7 @@ pub fn check_value(name: &str, value: &str, version: u32) -> Result<(), String> 
             }
         }
         Kind::Lsn => {
-            let ok = value.trim().split_once('/').is_some_and(|(a, b)| {
-                !a.is_empty()
-                    && !b.is_empty()
-                    && a.len() <= 8
-                    && b.len() <= 8
-                    && a.chars().chain(b.chars()).all(|c| c.is_ascii_hexdigit())
-            });
-            if ok {
+            if crate::wal::parse_lsn(value).is_some() {
                 Ok(())
             } else {
                 bad("expected an LSN such as 0/16B3748".into())

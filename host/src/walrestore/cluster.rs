@@ -41,7 +41,7 @@ impl Cluster {
     /// The most bytes a file of this cluster's archive can have: its segment
     /// size, or the largest PostgreSQL allows when that is not known.
     pub fn file_bound(&self) -> u64 {
-        self.seg_size.unwrap_or(super::landing::MAX_SEGMENT)
+        self.seg_size.unwrap_or(crate::wal::MAX_SIZE)
     }
 }
 

@@ -11,14 +11,15 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use super::archive::{Archive, Directory, Fetch};
-use super::guard::{ChildGuard, TempFile, Watchdog};
+use super::guard::TempFile;
 use super::landing::{self, land, Bounded, LandError, Landed};
-use super::names;
 use super::source::{Located, WalSource};
 use super::spool::Spool;
 use super::ssh::{read_capped, Ran, SshHost, MAX_STDERR};
 use super::{exit, problem, Problem};
+use crate::child::Supervised;
 use crate::report::Failure;
+use crate::wal;
 
 /// Fetches for one source.
 pub struct Fetcher<'a> {
@@ -56,8 +57,8 @@ pub fn damaged(name: &str, e: &LandError) -> Problem {
 
 /// Only what PostgreSQL asks for (segments, `.history`, `.partial`,
 /// `.backup`) reaches a program's arguments: never an option or a path.
-pub fn require_wal_name(name: &str) -> Result<names::WalName, Problem> {
-    names::parse(name).ok_or_else(|| {
+pub fn require_wal_name(name: &str) -> Result<wal::WalName, Problem> {
+    wal::parse_name(name).ok_or_else(|| {
         problem(
         exit::USAGE,
         Failure::new(format!("\"{}\" is not a WAL file name", name.escape_debug())).hint(
@@ -262,22 +263,25 @@ impl<'a> Fetcher<'a> {
             })
             .stderr(Stdio::piped());
         crate::report::running(&cmd);
+        crate::child::bound(&mut cmd);
         let result = (|| {
             let mut child = cmd.spawn().map_err(|e| {
                 unreachable(Failure::new(format!("could not run {program}")).detail(e.to_string()))
             })?;
-            let _guard = ChildGuard::register(child.id());
-            let dog = Watchdog::arm(child.id(), Duration::from_secs(self.source.timeout.max(1)));
+            let limit = Duration::from_secs(self.source.timeout.max(1));
+            let mut supervisor = Supervised::new(child.id(), Some(limit));
             let err_pipe = child.stderr.take().unwrap();
             let errs = std::thread::spawn(move || read_capped(err_pipe, MAX_STDERR));
             let mut landed = child
                 .stdout
                 .take()
                 .map(|o| land(into.dir, name, o, into.limit));
-            let timed_out = dog.disarm();
+            // Bounded until it exits (one that writes its file itself too).
+            let timed_out = supervisor.exited();
             let status = child.wait().map_err(|e| {
                 unreachable(Failure::new(format!("{program} failed")).detail(e.to_string()))
             })?;
+            supervisor.finished();
             let stderr = String::from_utf8_lossy(&errs.join().unwrap_or_default())
                 .trim()
                 .to_string();
@@ -362,7 +366,7 @@ pub fn archive_path(dir: &Directory, name: &str) -> String {
 /// The subdirectory `name` is in (empty for the directory itself): Barman
 /// keeps a segment under its first 16 characters.
 fn parent_of(dir: &Directory, name: &str) -> String {
-    match names::log_dir(name) {
+    match wal::log_dir(name) {
         Some(log) if dir.by_log => log.to_string(),
         _ => String::new(),
     }
@@ -398,7 +402,7 @@ pub fn read_tar(
     stream: &mut dyn std::io::Read,
     names: &[String],
     into: Landing,
-    dog: &Watchdog,
+    dog: &Supervised,
     each: &mut Each,
 ) -> Result<Stream, Problem> {
     let bad = |e: std::io::Error| {
@@ -528,7 +532,8 @@ mod tests {
 
     fn read_all(stream: &[u8], limit: u64) -> (Result<(), Problem>, Vec<(String, bool)>) {
         let t = tempfile::tempdir().unwrap();
-        let dog = Watchdog::arm(u32::MAX >> 1, Duration::from_secs(3600));
+        // No real child: only kicked.
+        let mut dog = Supervised::new(u32::MAX >> 1, Some(Duration::from_secs(3600)));
         let mut got = Vec::new();
         let names = vec![N.to_string()];
         let into = Landing {
@@ -538,7 +543,7 @@ mod tests {
         let r = read_tar(&mut &stream[..], &names, into, &dog, &mut |n, l| {
             got.push((n, l.is_ok()))
         });
-        drop(dog);
+        dog.finished();
         assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 0);
         (r.map(|_| ()), got)
     }

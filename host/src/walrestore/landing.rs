@@ -13,10 +13,6 @@ use std::path::{Path, PathBuf};
 use super::guard::TempFile;
 use super::verify::{check_header, HEADER_LEN};
 
-/// The largest WAL segment PostgreSQL can be built with: the bound when the
-/// asking cluster's own size is not known.
-pub const MAX_SEGMENT: u64 = 1 << 30;
-
 /// What compressed bytes may add to the file they hold: incompressible data
 /// grows a little under gzip and bzip2, never by more than this share plus a
 /// block.

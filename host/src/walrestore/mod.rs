@@ -42,7 +42,6 @@ pub mod cluster;
 pub mod fetch;
 pub mod guard;
 pub mod landing;
-pub mod names;
 pub mod prefetch;
 pub mod source;
 pub mod spool;
@@ -53,9 +52,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::report::Failure;
+use crate::wal::WalName;
 use cluster::Cluster;
 use fetch::Fetcher;
-use names::WalName;
 use source::WalSource;
 use spool::{Spool, Taken};
 

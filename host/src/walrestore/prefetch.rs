@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use super::archive::{Archive, Directory, Fetch};
 use super::fetch::{Fetcher, Landing};
 use super::landing::Landed;
-use super::names::{self, WalName};
 use super::spool::Spool;
 use super::{exit, guard, log, open_spool, Options};
+use crate::wal::{self, WalName};
 
 /// Fetch programs run at once for one batch.
 const PARALLEL_PROGRAMS: usize = 4;
@@ -81,11 +81,11 @@ fn spawn(o: &Options) -> std::io::Result<u32> {
 /// segments from there while the copy runs; prints the spool directory and
 /// the prefetcher's pid for the clone. 0 when it started.
 pub fn warm(o: &Options, first: &str, seg_size: u64, window: usize) -> u8 {
-    let Some(WalName::Segment { tli, log, seg }) = names::parse(first) else {
+    let Some(WalName::Segment { tli, log, seg }) = wal::parse_name(first) else {
         log_error(&format!("\"{first}\" is not a WAL segment name"));
         return exit::USAGE;
     };
-    if !seg_size.is_power_of_two() || !(1 << 20..=1 << 30).contains(&seg_size) {
+    if !wal::valid_size(seg_size) {
         log_error(&format!("{seg_size} is not a WAL segment size"));
         return exit::USAGE;
     }
@@ -100,7 +100,7 @@ pub fn warm(o: &Options, first: &str, seg_size: u64, window: usize) -> u8 {
     if window == 0 || o.prefetch == 0 || running(&spool) {
         return exit::USAGE;
     }
-    let Some(cursor) = names::preceding(tli, log, seg, seg_size) else {
+    let Some(cursor) = wal::preceding(tli, log, seg, seg_size) else {
         return exit::USAGE;
     };
     if spool.set_cursor(&cursor, seg_size).is_err() {
@@ -226,11 +226,11 @@ pub fn daemon(o: &Options) -> u8 {
             tli,
             log: xlog,
             seg,
-        }) = names::parse(&cursor)
+        }) = wal::parse_name(&cursor)
         else {
             return exit::USAGE;
         };
-        let ahead = names::following(tli, xlog, seg, seg_size, o.prefetch);
+        let ahead = wal::following(tli, xlog, seg, seg_size, o.prefetch);
         let want: Vec<String> = ahead.into_iter().filter(|n| !spool.has(n)).collect();
         let blocked = missing_until
             .as_ref()

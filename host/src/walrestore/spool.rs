@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use super::guard::TempFile;
 use super::verify::{check_header, HEADER_LEN};
 use crate::report::Failure;
+use crate::wal;
 
 /// What [`Spool::take`] did.
 #[derive(Debug, PartialEq, Eq)]
@@ -172,11 +173,8 @@ impl Spool {
         let text = self.read("cursor")?;
         let (name, size) = text.trim().split_once(' ')?;
         let size: u64 = size.parse().ok()?;
-        let valid = size.is_power_of_two() && (1 << 20..=1 << 30).contains(&size);
-        let segment = matches!(
-            super::names::parse(name),
-            Some(super::names::WalName::Segment { .. })
-        );
+        let valid = wal::valid_size(size);
+        let segment = matches!(wal::parse_name(name), Some(wal::WalName::Segment { .. }));
         (valid && segment).then(|| (name.to_string(), size))
     }
 

@@ -10,8 +10,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use super::guard::{ChildGuard, Watchdog};
-
+use crate::child::Supervised;
 use crate::remote::SshCommand;
 use crate::report::Failure;
 
@@ -129,14 +128,15 @@ impl SshHost {
             60,
             err_file,
         );
+        crate::child::bound(&mut c);
         let mut child = c
             .spawn()
             .map_err(|e| Failure::new("could not run ssh").detail(e.to_string()))?;
-        let _guard = ChildGuard::register(child.id());
-        let dog = Watchdog::arm(child.id(), self.master_bound());
+        let mut ssh = Supervised::new(child.id(), Some(self.master_bound()));
         // `ssh -f` returns once logged in; the master lives on in its own session.
+        let timed_out = ssh.exited();
         let status = child.wait();
-        let timed_out = dog.disarm();
+        ssh.finished();
         let detail = std::fs::read_to_string(&log)
             .unwrap_or_default()
             .trim()
@@ -245,26 +245,25 @@ impl SshHost {
     pub fn run_reading<T>(
         &self,
         argv: &[String],
-        read: impl FnOnce(&mut dyn std::io::Read, &Watchdog) -> T,
+        read: impl FnOnce(&mut dyn std::io::Read, &Supervised) -> T,
     ) -> std::io::Result<(T, Ran)> {
-        let mut child = self
-            .ssh(argv)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        let _guard = ChildGuard::register(child.id());
-        let dog = Watchdog::arm(child.id(), Duration::from_secs(self.timeout.max(1)));
+        let mut cmd = self.ssh(argv);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        crate::child::bound(&mut cmd);
+        let mut child = cmd.spawn()?;
+        let mut ssh = Supervised::new(child.id(), Some(Duration::from_secs(self.timeout.max(1))));
         let err_pipe = child.stderr.take().unwrap();
         let (err_tx, err_rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let _ = err_tx.send(read_capped(err_pipe, MAX_STDERR));
         });
         let mut stdout = child.stdout.take().unwrap();
-        let result = read(&mut stdout, &dog);
+        let result = read(&mut stdout, &ssh);
         drop(stdout);
-        // Disarmed before the child is reaped: the pid cannot have been reused.
-        let timed_out = dog.disarm();
+        // Bounded until it exits, then reaped.
+        let timed_out = ssh.exited();
         let status = child.wait()?;
+        ssh.finished();
         // A ProxyCommand outliving a killed ssh may hold stderr open: do not wait on it.
         let err = err_rx
             .recv_timeout(Duration::from_secs(2))

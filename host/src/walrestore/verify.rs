@@ -2,7 +2,7 @@
 //! header at its start (magic, the segment size it declares, and the address
 //! it says it starts at, which must match its name).
 
-use super::names::{self, WalName};
+use crate::wal::{self, WalName};
 
 /// XLP_LONG_HEADER: the first page of a segment has the long header.
 const XLP_LONG_HEADER: u16 = 0x0002;
@@ -26,7 +26,7 @@ pub fn check_segment(name: &str, bytes: &[u8], sysid: Option<u64>) -> Result<(),
 /// The same check from the first [`HEADER_LEN`] bytes of a file of `len`
 /// bytes (a spooled segment is checked without reading it whole).
 pub fn check_header(name: &str, header: &[u8], len: u64, sysid: Option<u64>) -> Result<(), String> {
-    let Some(WalName::Segment { tli, log, seg }) = names::parse(name) else {
+    let Some(WalName::Segment { tli, log, seg }) = wal::parse_name(name) else {
         return Ok(());
     };
     if header.len() < HEADER_LEN {
@@ -48,7 +48,7 @@ pub fn check_header(name: &str, header: &[u8], len: u64, sysid: Option<u64>) -> 
         return Err(format!("{name} does not start with a long page header"));
     }
     let seg_size = u32_at(32) as u64;
-    if !seg_size.is_power_of_two() || !(1 << 20..=1 << 30).contains(&seg_size) {
+    if !wal::valid_size(seg_size) {
         return Err(format!(
             "{name} declares an impossible segment size {seg_size}"
         ));
@@ -58,7 +58,7 @@ pub fn check_header(name: &str, header: &[u8], len: u64, sysid: Option<u64>) -> 
             "{name} is {len} bytes long, its header says {seg_size}"
         ));
     }
-    let want = names::start_lsn(log, seg, seg_size);
+    let want = wal::start_lsn(log, seg, seg_size);
     let got = u64_at(8);
     if got != want {
         return Err(format!("{name} starts at {got:X}, its name says {want:X}"));
@@ -118,19 +118,19 @@ fn segment_size_in(head: &[u8]) -> Option<u64> {
         .step_by(8)
         .find(|&i| head[i..i + 8] == float_format)?;
     let size = u32::from_le_bytes(head[at + 20..at + 24].try_into().ok()?) as u64;
-    (size.is_power_of_two() && (1 << 20..=1 << 30).contains(&size)).then_some(size)
+    wal::valid_size(size).then_some(size)
 }
 
 #[cfg(test)]
 pub fn fake_segment(name: &str, seg_size: usize) -> Vec<u8> {
-    let Some(WalName::Segment { tli, log, seg }) = names::parse(name) else {
+    let Some(WalName::Segment { tli, log, seg }) = wal::parse_name(name) else {
         panic!()
     };
     let mut b = vec![0u8; seg_size];
     b[0..2].copy_from_slice(&0xD110u16.to_le_bytes());
     b[2..4].copy_from_slice(&XLP_LONG_HEADER.to_le_bytes());
     b[4..8].copy_from_slice(&tli.to_le_bytes());
-    b[8..16].copy_from_slice(&names::start_lsn(log, seg, seg_size as u64).to_le_bytes());
+    b[8..16].copy_from_slice(&wal::start_lsn(log, seg, seg_size as u64).to_le_bytes());
     b[32..36].copy_from_slice(&(seg_size as u32).to_le_bytes());
     b[24..32].copy_from_slice(&FAKE_SYSID.to_le_bytes());
     b[36..40].copy_from_slice(&8192u32.to_le_bytes());

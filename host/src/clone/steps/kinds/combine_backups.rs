@@ -7,7 +7,7 @@ use std::process::Stdio;
 
 use super::super::validate::beside;
 use super::super::{confined, Kind, Running, Step, Validation};
-use crate::clone::group::GroupGuard;
+use crate::child::Supervised;
 use crate::contract::source::{CombineBackupsStep, PathRoot, PlanStep};
 use crate::report::Failure;
 
@@ -124,7 +124,7 @@ async fn combine(c: &CombineBackups, roots: &[PathBuf]) -> anyhow::Result<()> {
     let child = cmd.spawn().map_err(|e| {
         Failure::new(format!("could not run \"{}\"", program.display())).detail(e.to_string())
     })?;
-    let mut group = GroupGuard::new(&child);
+    let mut group = Supervised::of(&child);
     let out = child.wait_with_output().await?;
     group.finished();
     if out.status.success() {

@@ -13,7 +13,7 @@ use tokio::io::AsyncReadExt;
 
 use super::super::validate::{clean_name, plain_relative};
 use super::super::{confined, ExecContext, InPlace, Kind, Running, Validation};
-use crate::clone::group::GroupGuard;
+use crate::child::Supervised;
 use crate::clone::progress::Phase;
 use crate::contract::source::CopyTreeStep;
 use crate::contract::Capability;
@@ -210,7 +210,7 @@ impl CopyTree {
                 .detail(e.to_string())
                 .hint("install rsync on this host")
         })?;
-        let mut group = GroupGuard::new(&child);
+        let mut group = Supervised::of(&child);
         let out = child.wait_with_output().await.map_err(|e| {
             Failure::new(format!("could not list \"{source}\"")).detail(e.to_string())
         })?;
@@ -373,7 +373,7 @@ async fn copy(
     // The waits run as tasks, which outlive this future if it is dropped
     // (a failure elsewhere, an interruption): the guards stay here and kill
     // each stream's process group (rsync and its ssh) then.
-    let mut guards: Vec<_> = children.iter().map(GroupGuard::new).collect();
+    let mut guards: Vec<_> = children.iter().map(Supervised::of).collect();
     let mut futures = Vec::new();
     for (i, mut child) in children.into_iter().enumerate() {
         let progress = progress.clone();

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use super::super::{Kind, Running, Validation};
-use crate::clone::group::GroupGuard;
+use crate::child::Supervised;
 use crate::clone::progress::{follow_records, Phase};
 use crate::contract::source::RunLocalStep;
 use crate::contract::Capability;
@@ -86,7 +86,7 @@ async fn run_program(step: &RunLocal, ctx: &super::super::ExecContext) -> anyhow
     let mut child = cmd.spawn().map_err(|e| {
         Failure::new(format!("could not run \"{}\"", program.display())).detail(e.to_string())
     })?;
-    let mut group = GroupGuard::new(&child);
+    let mut group = Supervised::of(&child);
     let tail = match child.stderr.take() {
         Some(err) => follow_stderr(err, &phase, ctx.show_progress).await,
         None => Vec::new(),

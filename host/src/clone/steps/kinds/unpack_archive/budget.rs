@@ -64,20 +64,8 @@ impl Budget {
 /// segment size), and 1% for what a manifest does not count.
 pub fn margin(declared: u64, wal_span: u64) -> u64 {
     wal_span
-        .saturating_add(16 << 20)
+        .saturating_add(crate::wal::DEFAULT_SIZE)
         .saturating_add(declared / 100)
-}
-
-/// The bytes `end - begin` of two `X/X` LSNs (0 when either is unreadable).
-pub fn wal_span(begin: &str, end: &str) -> u64 {
-    let lsn = |s: &str| {
-        let (hi, lo) = s.trim().split_once('/')?;
-        Some((u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?)
-    };
-    match (lsn(begin), lsn(end)) {
-        (Some(b), Some(e)) => e.saturating_sub(b),
-        _ => 0,
-    }
 }
 
 /// The sum of the sizes a `backup_manifest` declares for its files. Read as
@@ -158,9 +146,6 @@ mod tests {
 
     #[test]
     fn the_margin_comes_from_the_backup() {
-        assert_eq!(wal_span("0/2000028", "0/3000100"), 0x10000d8);
-        assert_eq!(wal_span("1/0", "2/0"), 1 << 32);
-        assert_eq!(wal_span("junk", "2/0"), 0);
         assert_eq!(margin(100 << 20, 0), (16 << 20) + (1 << 20));
     }
 }
