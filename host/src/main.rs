@@ -16,7 +16,8 @@ use pgclone::report::{self, Level};
 
 mod commands;
 
-use commands::standby::{ids, StandbyArgs};
+use commands::ids;
+use commands::standby::StandbyArgs;
 
 /// Clone PostgreSQL standbys from Barman or with pg_basebackup, and feed them
 /// WAL from Barman. Site- and vendor-specific parts are WebAssembly plugins that

@@ -7,13 +7,13 @@ use std::os::unix::io::AsRawFd;
 use std::process::ExitCode;
 
 use clap::parser::ValueSource;
-use clap::{ArgMatches, Args, FromArgMatches, Id, Subcommand};
+use clap::{ArgMatches, Args, FromArgMatches, Subcommand};
 
 use pgclone::clone::{self, CloneOptions};
 use pgclone::config::ConfFile;
 use pgclone::report::{self, Failure};
 
-use super::Context;
+use super::{ids, Context};
 
 /// `pgclone [OPTIONS] standby [OPTIONS] clone [OPTIONS] [HOST]`; the options
 /// ([`CloneOptions`]) are added at every level by [`with_options`].
@@ -47,14 +47,6 @@ pub struct CloneArgs {
     /// The upstream's host, instead of -h (repmgr's `standby clone node1`).
     #[arg(value_name = "HOST")]
     upstream_host: Option<String>,
-}
-
-/// The ids of the arguments `T` defines, as clap knows them.
-pub fn ids<T: Args>() -> Vec<Id> {
-    T::augment_args(clap::Command::new("ids"))
-        .get_arguments()
-        .map(|a| a.get_id().clone())
-        .collect()
 }
 
 /// `root` (the whole command line) with [`CloneOptions`] at every level of
