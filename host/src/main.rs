@@ -9,13 +9,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::error::ErrorKind;
-use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgAction, ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use pgclone::report::{self, Level};
 
 mod commands;
 
-use commands::standby::{CloneOpts, StandbyArgs};
+use commands::ids;
+use commands::standby::StandbyArgs;
 
 /// Clone PostgreSQL standbys from Barman or with pg_basebackup, and feed them
 /// WAL from Barman. Site- and vendor-specific parts are WebAssembly plugins that
@@ -53,39 +55,18 @@ struct Cli {
     command: Option<Command>,
     #[command(flatten)]
     general: General,
-    /// repmgr's options given before the command (hidden in help here).
-    #[command(flatten)]
-    clone: CloneOpts,
+    // `standby clone`'s options are added by `definition`.
 }
 
-/// Options for every command, in any position.
+/// Options for every command, in any position. A command other than `standby
+/// clone` takes those of the groups [`takes`] names and refuses any other
+/// given: a new option means nothing to it until it is said to.
 #[derive(Args)]
 struct General {
-    /// The node's configuration file (repmgr.conf syntax).
-    #[arg(short = 'f', long = "config-file", global = true, value_name = "FILE")]
-    config_file: Option<PathBuf>,
-
-    /// The plugin configuration: pins (sha256), grants, the policy chain.
-    #[arg(
-        long,
-        global = true,
-        value_name = "FILE",
-        env = "PGCLONE_PLUGINS_CONFIG"
-    )]
-    plugins_config: Option<PathBuf>,
-
-    /// More output; repeat for debug output (not for wal-restore).
-    #[arg(short, long, action = ArgAction::Count, global = true)]
-    verbose: u8,
-
-    /// Lowest level shown: DEBUG, INFO (default), NOTICE, WARNING, ERROR (not
-    /// for wal-restore).
-    #[arg(short = 'L', long, global = true, value_name = "LEVEL")]
-    log_level: Option<Level>,
-
-    /// Errors only (not for wal-restore).
-    #[arg(short, long, global = true)]
-    quiet: bool,
+    #[command(flatten)]
+    site: Site,
+    #[command(flatten)]
+    logging: Logging,
 
     /// standby clone only: write messages to log_file from the configuration.
     #[arg(long, global = true)]
@@ -98,6 +79,41 @@ struct General {
     /// Print help (-h is the upstream's host, as in repmgr).
     #[arg(short = '?', long, action = ArgAction::Help, global = true)]
     help: Option<bool>,
+}
+
+/// Where the configuration is: every command takes these.
+#[derive(Args)]
+struct Site {
+    /// The node's configuration file (repmgr.conf syntax).
+    #[arg(short = 'f', long = "config-file", global = true, value_name = "FILE")]
+    config_file: Option<PathBuf>,
+
+    /// The plugin configuration: pins (sha256), grants, the policy chain.
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "PGCLONE_PLUGINS_CONFIG"
+    )]
+    plugins_config: Option<PathBuf>,
+}
+
+/// What is shown: every command but wal-restore, which PostgreSQL runs and
+/// whose output is its log.
+#[derive(Args)]
+struct Logging {
+    /// More output; repeat for debug output (not for wal-restore).
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    verbose: u8,
+
+    /// Lowest level shown: DEBUG, INFO (default), NOTICE, WARNING, ERROR (not
+    /// for wal-restore).
+    #[arg(short = 'L', long, global = true, value_name = "LEVEL")]
+    log_level: Option<Level>,
+
+    /// Errors only (not for wal-restore).
+    #[arg(short, long, global = true)]
+    quiet: bool,
 }
 
 // Parsed once per process: the size of its largest variant costs nothing.
@@ -136,19 +152,11 @@ fn exit_usage(e: clap::Error) -> ! {
     e.exit()
 }
 
-/// The command line's definition: repmgr's options are hidden from the help of
-/// `pgclone` and `pgclone standby`, where they are accepted but documented
-/// with `standby clone`.
+/// The command line's definition: repmgr's options at every level of
+/// `standby clone`, hidden from the help of `pgclone` and `pgclone standby`,
+/// where they are accepted but documented with `standby clone`.
 fn definition() -> clap::Command {
-    let probe = CloneOpts::augment_args(clap::Command::new("probe"));
-    let ids: Vec<clap::Id> = probe.get_arguments().map(|a| a.get_id().clone()).collect();
-    let hide = |mut c: clap::Command| {
-        for id in &ids {
-            c = c.mut_arg(id, |a| a.hide(true));
-        }
-        c
-    };
-    hide(Cli::command()).mut_subcommand("standby", hide)
+    commands::standby::with_options(Cli::command())
 }
 
 /// A usage error in clap's form (usage on stderr, exit status 2).
@@ -162,8 +170,46 @@ fn usage_error(path: &[&str], kind: ErrorKind, message: String) -> ! {
     exit_usage(sub.error(kind, message))
 }
 
+/// The options before the command that `command` takes: the others mean
+/// nothing to it. `standby clone` takes them all.
+fn takes(command: &Command) -> Option<Vec<clap::Id>> {
+    match command {
+        Command::Standby(_) => None,
+        Command::WalRestore(_) => Some(ids::<Site>()),
+        Command::Plugin(_) | Command::PatroniReplica(_) => {
+            Some([ids::<Site>(), ids::<Logging>()].concat())
+        }
+    }
+}
+
+/// The options given on the command line (before the command, or global ones
+/// anywhere) that `command` does not take, as `-x/--long`: repmgr's first,
+/// then the global ones, each in the order of their definition.
+fn meaningless(cli: &clap::Command, matches: &ArgMatches, command: &Command) -> Vec<String> {
+    let Some(takes) = takes(command) else {
+        return Vec::new();
+    };
+    let mut given: Vec<&clap::Arg> = cli
+        .get_arguments()
+        .filter(|a| !takes.contains(a.get_id()))
+        .filter(|a| matches.value_source(a.get_id().as_str()) == Some(ValueSource::CommandLine))
+        .collect();
+    given.sort_by_key(|a| a.is_global_set());
+    given.into_iter().map(flag).collect()
+}
+
+/// How an option is written in messages: `-x/--long`, `--long` or `-x`.
+fn flag(a: &clap::Arg) -> String {
+    match (a.get_short(), a.get_long()) {
+        (Some(s), Some(l)) => format!("-{s}/--{l}"),
+        (None, Some(l)) => format!("--{l}"),
+        (Some(s), None) => format!("-{s}"),
+        (None, None) => a.get_id().to_string(),
+    }
+}
+
 /// Refuses options that mean nothing to `command`.
-fn refuse_meaningless(command: &str, flags: &[&'static str]) {
+fn refuse_meaningless(command: &str, flags: &[String]) {
     if !flags.is_empty() {
         let also = match command {
             "wal-restore" => {
@@ -184,7 +230,7 @@ Patroni's --KEY=VALUE arguments after it"
     }
 }
 
-fn init_logging(g: &General) {
+fn init_logging(g: &Logging) {
     let level = g.log_level.unwrap_or(if g.quiet {
         Level::Error
     } else if g.verbose > 0 {
@@ -214,7 +260,9 @@ fn init_logging(g: &General) {
 }
 
 fn main() -> ExitCode {
-    let matches = definition()
+    let def = definition();
+    let matches = def
+        .clone()
         .try_get_matches()
         .unwrap_or_else(|e| exit_usage(e));
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| exit_usage(e));
@@ -237,10 +285,13 @@ fn main() -> ExitCode {
     };
     let g = &cli.general;
     let ctx = commands::Context {
-        config_file: g.config_file.clone(),
-        plugins_config: g.plugins_config.clone(),
+        config_file: g.site.config_file.clone(),
+        plugins_config: g.site.plugins_config.clone(),
         log_to_file: g.log_to_file,
     };
+    if let Some(name) = matches.subcommand_name() {
+        refuse_meaningless(name, &meaningless(&def, &matches, &command));
+    }
     let result = match command {
         Command::Standby(s) => {
             if s.command.is_none() {
@@ -250,45 +301,24 @@ fn main() -> ExitCode {
                     "no action given for \"standby\": pgclone implements \"standby clone\"".into(),
                 );
             }
-            init_logging(g);
-            commands::standby::run(&ctx, cli.clone, *s)
+            let opts = commands::standby::options(&matches).unwrap_or_else(|e| exit_usage(e));
+            init_logging(&g.logging);
+            commands::standby::run(&ctx, opts, *s)
         }
         Command::WalRestore(args) => {
             // It runs once per WAL segment and logs nothing through tracing:
             // its start-up is kept to the minimum.
-            let mut flags = cli.clone.given();
-            for (given, flag) in [
-                (g.verbose > 0, "-v/--verbose"),
-                (g.log_level.is_some(), "-L/--log-level"),
-                (g.quiet, "-q/--quiet"),
-                (g.log_to_file, "--log-to-file"),
-            ] {
-                if given {
-                    flags.push(flag);
-                }
-            }
-            refuse_meaningless("wal-restore", &flags);
             commands::wal_restore::run(&ctx, args)
         }
         Command::Plugin(cmd) => {
-            let mut flags = cli.clone.given();
-            if g.log_to_file {
-                flags.push("--log-to-file");
-            }
-            refuse_meaningless("plugin", &flags);
-            init_logging(g);
+            init_logging(&g.logging);
             // These print reports: `pgclone plugin list | head` ends quietly
             // when the reader goes away, as other command-line tools do.
             unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
             commands::plugin::run(&ctx, cmd)
         }
         Command::PatroniReplica(args) => {
-            let mut flags = cli.clone.given();
-            if g.log_to_file {
-                flags.push("--log-to-file");
-            }
-            refuse_meaningless("patroni-replica", &flags);
-            init_logging(g);
+            init_logging(&g.logging);
             let help = || {
                 let mut cmd = definition();
                 cmd.build();
@@ -341,6 +371,146 @@ mod props {
             if let Ok(m) = definition().try_get_matches_from(argv) {
                 let _ = Cli::from_arg_matches(&m);
             }
+        }
+    }
+}
+
+/// Each option is defined once (clap's definition); these walk clap's own list
+/// of them, so a new option is covered without editing the tests.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pgclone::clone::CloneOptions;
+
+    /// `a` as given on a command line, with a value it accepts: one of its
+    /// possible values, else a number or a level (-L), whichever it parses.
+    fn given(a: &clap::Arg) -> String {
+        let long = a.get_long().expect("every option has a long name");
+        if !a.get_action().takes_values() {
+            return format!("--{long}");
+        }
+        let candidates = a
+            .get_possible_values()
+            .into_iter()
+            .map(|v| v.get_name().to_string());
+        candidates
+            .chain(["1".to_string(), "INFO".to_string()])
+            .map(|v| format!("--{long}={v}"))
+            .find(|g| {
+                let alone = clap::Command::new("t").arg(a.clone().global(false));
+                alone.try_get_matches_from(["t", g]).is_ok()
+            })
+            .unwrap_or_else(|| panic!("no value for --{long}"))
+    }
+
+    fn parse(argv: &[&str]) -> (ArgMatches, Command) {
+        let m = definition()
+            .try_get_matches_from(std::iter::once("pgclone").chain(argv.iter().copied()))
+            .unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+        let cli = Cli::from_arg_matches(&m).unwrap();
+        (m, cli.command.expect("a command"))
+    }
+
+    fn refused(argv: &[&str]) -> Vec<String> {
+        let (m, command) = parse(argv);
+        meaningless(&definition(), &m, &command)
+    }
+
+    fn args_of<T: Args>() -> Vec<clap::Arg> {
+        T::augment_args(clap::Command::new("t"))
+            .get_arguments()
+            .cloned()
+            .collect()
+    }
+
+    const OTHERS: [&[&str]; 3] = [
+        &["wal-restore", "h", "s", "f", "p"],
+        &["plugin", "list"],
+        &["patroni-replica", "--scope=x"],
+    ];
+
+    #[test]
+    fn every_clone_option_before_another_command_is_refused() {
+        let all = args_of::<CloneOptions>();
+        assert!(all.len() > 20, "{}", all.len());
+        for a in &all {
+            let g = given(a);
+            for tail in OTHERS {
+                let argv: Vec<&str> = std::iter::once(g.as_str())
+                    .chain(tail.iter().copied())
+                    .collect();
+                assert_eq!(refused(&argv), [flag(a)], "{argv:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_clone_option_reaches_the_clone_from_every_level() {
+        let default = format!("{:?}", CloneOptions::default());
+        for a in &args_of::<CloneOptions>() {
+            let g = given(a);
+            let g = g.as_str();
+            for argv in [
+                [g, "standby", "clone"],
+                ["standby", g, "clone"],
+                ["standby", "clone", g],
+            ] {
+                let (m, command) = parse(&argv);
+                assert!(matches!(command, Command::Standby(_)));
+                assert!(meaningless(&definition(), &m, &command).is_empty());
+                let o = commands::standby::options(&m).unwrap();
+                assert_ne!(
+                    format!("{o:?}"),
+                    default,
+                    "{argv:?} left the options as they were"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_last_option_given_wins_and_a_flag_stays() {
+        let (m, _) = parse(&["-h", "a", "-F", "standby", "-h", "b", "clone", "-p", "1"]);
+        let o = commands::standby::options(&m).unwrap();
+        assert_eq!(o.host.as_deref(), Some("b"));
+        assert_eq!(o.port.as_deref(), Some("1"));
+        assert!(o.force);
+        assert!(!o.dry_run);
+        let (m, _) = parse(&[
+            "--copy-external-config-files=pgdata",
+            "standby",
+            "clone",
+            "-j",
+            "3",
+        ]);
+        let o = commands::standby::options(&m).unwrap();
+        assert_eq!(
+            o.copy_external_config_files,
+            Some(pgclone::clone::ExternalConfig::Pgdata)
+        );
+        assert_eq!(o.jobs, Some(3));
+    }
+
+    #[test]
+    fn general_options_are_refused_where_they_mean_nothing() {
+        let site: Vec<clap::Id> = ids::<Site>();
+        let logging: Vec<clap::Id> = ids::<Logging>();
+        for a in args_of::<General>() {
+            if matches!(a.get_action(), ArgAction::Help) {
+                continue;
+            }
+            let g = given(&a);
+            for tail in OTHERS {
+                let argv: Vec<&str> = std::iter::once(g.as_str())
+                    .chain(tail.iter().copied())
+                    .collect();
+                let takes = site.contains(a.get_id())
+                    || (tail[0] != "wal-restore" && logging.contains(a.get_id()));
+                let expected = if takes { vec![] } else { vec![flag(&a)] };
+                assert_eq!(refused(&argv), expected, "{argv:?}");
+            }
+            let (m, command) = parse(&[g.as_str(), "standby", "clone"]);
+            assert!(meaningless(&definition(), &m, &command).is_empty());
         }
     }
 }

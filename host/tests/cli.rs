@@ -511,6 +511,32 @@ fn options_that_mean_nothing_to_a_command_are_errors() {
         (vec!["-F", "plugin", "list"], "-F/--force"),
         (vec!["plugin", "list", "--log-to-file"], "--log-to-file"),
         (vec!["-h", "node1", "plugin", "list"], "-h/--host"),
+        // standby clone's options (the full list: the unit tests of main.rs),
+        // a long-only one, one by its alias, one with an optional value.
+        (
+            vec!["--dry-run", "wal-restore", "h", "s", "f", "p"],
+            "--dry-run",
+        ),
+        (
+            vec!["--data-dir", "/x", "wal-restore", "h", "s", "f", "p"],
+            "-D/--pgdata",
+        ),
+        (
+            vec![
+                "--copy-external-config-files",
+                "wal-restore",
+                "h",
+                "s",
+                "f",
+                "p",
+            ],
+            "--copy-external-config-files",
+        ),
+        (vec!["-F", "patroni-replica", "--scope=x"], "-F/--force"),
+        (
+            vec!["--log-to-file", "patroni-replica", "--scope=x"],
+            "--log-to-file",
+        ),
     ] {
         let out = bare(&args);
         let err = text(&out.stderr);

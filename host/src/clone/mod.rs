@@ -48,36 +48,122 @@ use crate::report;
 use checks::Checks;
 pub use external::ExternalConfig;
 
-/// Everything `standby clone` was asked to do.
-#[derive(Debug, Clone, Default)]
+/// Everything `standby clone` was asked to do: repmgr's options, defined once
+/// here for the command line too (each field's comment is its `--help`). The
+/// command line accepts them at every level (before `standby`, between
+/// `standby` and `clone`, after `clone`); only `Option`s and flags, so that
+/// the levels merge (the last one given wins).
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct CloneOptions {
-    pub data_dir: Option<PathBuf>,
+    /// The upstream's host name or socket directory (-h is never help).
+    #[arg(short = 'h', long = "host", value_name = "HOST")]
     pub host: Option<String>,
+    /// The upstream's port.
+    #[arg(short = 'p', long = "port", value_name = "PORT")]
     pub port: Option<String>,
+    /// The user for pgclone's own connection to the upstream (checks, slots).
+    #[arg(short = 'U', long = "username", value_name = "USER")]
     pub user: Option<String>,
+    /// A database name, or a whole conninfo string / URI for the upstream.
+    #[arg(short = 'd', long = "dbname", value_name = "DBNAME|CONNINFO")]
     pub dbname: Option<String>,
+    /// The new standby's data directory (default: data_directory). Unlike
+    /// repmgr, which ignores -D when the configuration file sets
+    /// data_directory, -D is used, with a warning when the two differ.
+    #[arg(
+        short = 'D',
+        long = "pgdata",
+        visible_alias = "data-dir",
+        value_name = "DIR"
+    )]
+    pub data_dir: Option<PathBuf>,
+    /// Overwrite a populated target directory (never a running server's).
+    #[arg(short = 'F', long)]
     pub force: bool,
+    /// Ask the upstream for a fast checkpoint (pg_basebackup -c fast).
+    #[arg(short = 'c', long)]
     pub fast_checkpoint: bool,
+    /// Run every check and show the plan and the files to be written; change nothing.
+    #[arg(long)]
     pub dry_run: bool,
+    /// primary_conninfo for the standby, when it differs from -h/-p/-U/-d.
+    #[arg(long, value_name = "CONNINFO")]
     pub upstream_conninfo: Option<String>,
+    /// Take the upstream's conninfo and replication user from repmgr.nodes.
+    #[arg(long, value_name = "ID")]
     pub upstream_node_id: Option<u32>,
+    /// Clone with pg_basebackup even when barman_host/barman_server are set.
+    #[arg(long)]
     pub without_barman: bool,
+    /// Also copy configuration files that live outside the upstream's data
+    /// directory (over ssh): to the same path (samepath, the default), or into
+    /// the new data directory (pgdata). A value needs `=`, as in repmgr.
+    #[arg(
+        long,
+        value_name = "WHERE",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "samepath"
+    )]
     pub copy_external_config_files: Option<ExternalConfig>,
+    /// Only write the recovery configuration into an existing data directory.
+    #[arg(long, visible_alias = "recovery-conf-only")]
     pub replication_conf_only: bool,
+    /// The user for replication connections and primary_conninfo.
+    #[arg(long, value_name = "USER")]
     pub replication_user: Option<String>,
+    /// A superuser for checks that need one (file locations).
+    #[arg(short = 'S', long, value_name = "USER")]
     pub superuser: Option<String>,
     /// The user for ssh to the upstream host (--copy-external-config-files).
+    #[arg(short = 'R', long, value_name = "USER")]
     pub remote_user: Option<String>,
+    /// Where the PostgreSQL programs are (overrides pg_bindir).
+    #[arg(
+        short = 'b',
+        long = "pg_bindir",
+        visible_alias = "pg-bindir",
+        value_name = "DIR"
+    )]
+    pub pg_bindir: Option<PathBuf>,
+    /// recovery_min_apply_delay for the standby (overrides the configuration).
+    #[arg(long, value_name = "DELAY")]
+    pub recovery_min_apply_delay: Option<String>,
+    /// Check the copy with pg_verifybackup (PostgreSQL 13+).
+    #[arg(long)]
     pub verify_backup: bool,
-    /// Barman mode: the backup to clone (default: the latest).
+    /// Accepted for repmgr: no effect (a warning says so). pgclone connects to
+    /// the upstream for its checks and, from Barman, goes on without it.
+    #[arg(long)]
+    pub no_upstream_connection: bool,
+    /// From Barman: the backup to clone, by id, name or shortcut (latest,
+    /// oldest; default: the latest).
+    #[arg(long, value_name = "ID|NAME")]
     pub backup_id: Option<String>,
-    /// Barman mode: parallel rsync streams (default: `clone_jobs`, else 4).
+    /// From Barman: parallel rsync streams (default: clone_jobs, else 4).
+    #[arg(short = 'j', long, value_name = "N")]
     pub jobs: Option<usize>,
+    /// No hints with notices and warnings (errors keep theirs).
+    #[arg(short = 't', long)]
+    pub terse: bool,
     /// A replica for Patroni (`pgclone patroni-replica`): Patroni writes the
     /// recovery configuration, so none is written and any the copy brought
     /// along is removed; no replication slot is made (Patroni manages them);
     /// the connection's own user and PGPASSFILE are used.
+    #[arg(skip)]
     pub patroni: bool,
+}
+
+impl CloneOptions {
+    /// The options that override configuration keys, as in repmgr.
+    pub fn override_conf(&self, conf: &mut ConfFile) {
+        if let Some(b) = &self.pg_bindir {
+            conf.set("pg_bindir", &b.to_string_lossy());
+        }
+        if let Some(d) = &self.recovery_min_apply_delay {
+            conf.set("recovery_min_apply_delay", d);
+        }
+    }
 }
 
 /// The whole command. A signal before anything was changed ends it at once

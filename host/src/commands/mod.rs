@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use clap::{Args, Id};
+
 use pgclone::config::{ConfFile, PluginsConfig};
 use pgclone::report::{self, Failure};
 
@@ -10,6 +12,14 @@ pub mod plugin;
 pub mod plugin_install;
 pub mod standby;
 pub mod wal_restore;
+
+/// The ids of the options `T` defines, as clap knows them.
+pub fn ids<T: Args>() -> Vec<Id> {
+    T::augment_args(clap::Command::new("ids"))
+        .get_arguments()
+        .map(|a| a.get_id().clone())
+        .collect()
+}
 
 /// Where configuration comes from, as the command line says.
 pub struct Context {

@@ -4,24 +4,23 @@
 
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::AsRawFd;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, FromArgMatches, Subcommand};
 
-use pgclone::clone::{self, CloneOptions, ExternalConfig};
+use pgclone::clone::{self, CloneOptions};
 use pgclone::config::ConfFile;
 use pgclone::report::{self, Failure};
 
-use super::Context;
+use super::{ids, Context};
 
-/// `pgclone [OPTIONS] standby [OPTIONS] clone [OPTIONS] [HOST]`.
+/// `pgclone [OPTIONS] standby [OPTIONS] clone [OPTIONS] [HOST]`; the options
+/// ([`CloneOptions`]) are added at every level by [`with_options`].
 #[derive(Args)]
 pub struct StandbyArgs {
     #[command(subcommand)]
     pub command: Option<StandbyCommand>,
-    #[command(flatten)]
-    pub opts: CloneOpts,
 }
 
 #[derive(Subcommand)]
@@ -48,186 +47,74 @@ pub struct CloneArgs {
     /// The upstream's host, instead of -h (repmgr's `standby clone node1`).
     #[arg(value_name = "HOST")]
     upstream_host: Option<String>,
-    #[command(flatten)]
-    opts: CloneOpts,
 }
 
-/// repmgr's options for `standby clone`, accepted at every level of the
-/// command line. Only `Option`s, flags and counts, so that the levels merge.
-#[derive(Args, Default, Clone)]
-pub struct CloneOpts {
-    /// The upstream's host name or socket directory (-h is never help).
-    #[arg(short = 'h', long = "host", value_name = "HOST")]
-    host: Option<String>,
-    /// The upstream's port.
-    #[arg(short = 'p', long = "port", value_name = "PORT")]
-    port: Option<String>,
-    /// The user for pgclone's own connection to the upstream (checks, slots).
-    #[arg(short = 'U', long = "username", value_name = "USER")]
-    user: Option<String>,
-    /// A database name, or a whole conninfo string / URI for the upstream.
-    #[arg(short = 'd', long = "dbname", value_name = "DBNAME|CONNINFO")]
-    dbname: Option<String>,
-    /// The new standby's data directory (default: data_directory). Unlike
-    /// repmgr, which ignores -D when the configuration file sets
-    /// data_directory, -D is used, with a warning when the two differ.
-    #[arg(
-        short = 'D',
-        long = "pgdata",
-        visible_alias = "data-dir",
-        value_name = "DIR"
-    )]
-    pgdata: Option<PathBuf>,
-    /// Overwrite a populated target directory (never a running server's).
-    #[arg(short = 'F', long)]
-    force: bool,
-    /// Ask the upstream for a fast checkpoint (pg_basebackup -c fast).
-    #[arg(short = 'c', long)]
-    fast_checkpoint: bool,
-    /// Run every check and show the plan and the files to be written; change nothing.
-    #[arg(long)]
-    dry_run: bool,
-    /// primary_conninfo for the standby, when it differs from -h/-p/-U/-d.
-    #[arg(long, value_name = "CONNINFO")]
-    upstream_conninfo: Option<String>,
-    /// Take the upstream's conninfo and replication user from repmgr.nodes.
-    #[arg(long, value_name = "ID")]
-    upstream_node_id: Option<u32>,
-    /// Clone with pg_basebackup even when barman_host/barman_server are set.
-    #[arg(long)]
-    without_barman: bool,
-    /// Also copy configuration files that live outside the upstream's data
-    /// directory (over ssh): to the same path (samepath, the default), or into
-    /// the new data directory (pgdata). A value needs `=`, as in repmgr.
-    #[arg(
-        long,
-        value_name = "WHERE",
-        num_args = 0..=1,
-        require_equals = true,
-        default_missing_value = "samepath"
-    )]
-    copy_external_config_files: Option<ExternalConfig>,
-    /// Only write the recovery configuration into an existing data directory.
-    #[arg(long, visible_alias = "recovery-conf-only")]
-    replication_conf_only: bool,
-    /// The user for replication connections and primary_conninfo.
-    #[arg(long, value_name = "USER")]
-    replication_user: Option<String>,
-    /// A superuser for checks that need one (file locations).
-    #[arg(short = 'S', long, value_name = "USER")]
-    superuser: Option<String>,
-    /// The user for ssh to the upstream host (--copy-external-config-files).
-    #[arg(short = 'R', long, value_name = "USER")]
-    remote_user: Option<String>,
-    /// Where the PostgreSQL programs are (overrides pg_bindir).
-    #[arg(
-        short = 'b',
-        long = "pg_bindir",
-        visible_alias = "pg-bindir",
-        value_name = "DIR"
-    )]
-    pg_bindir: Option<PathBuf>,
-    /// recovery_min_apply_delay for the standby (overrides the configuration).
-    #[arg(long, value_name = "DELAY")]
-    recovery_min_apply_delay: Option<String>,
-    /// Check the copy with pg_verifybackup (PostgreSQL 13+).
-    #[arg(long)]
-    verify_backup: bool,
-    /// Accepted for repmgr: no effect (a warning says so). pgclone connects to
-    /// the upstream for its checks and, from Barman, goes on without it.
-    #[arg(long)]
-    no_upstream_connection: bool,
-    /// From Barman: the backup to clone, by id, name or shortcut (latest,
-    /// oldest; default: the latest).
-    #[arg(long, value_name = "ID|NAME")]
-    backup_id: Option<String>,
-    /// From Barman: parallel rsync streams (default: clone_jobs, else 4).
-    #[arg(short = 'j', long, value_name = "N")]
-    jobs: Option<usize>,
-    /// No hints with notices and warnings (errors keep theirs).
-    #[arg(short = 't', long)]
-    terse: bool,
+/// `root` (the whole command line) with [`CloneOptions`] at every level of
+/// `standby clone`, hidden where they are accepted but documented with
+/// `standby clone` only (the top level and `standby`).
+pub fn with_options(root: clap::Command) -> clap::Command {
+    let hidden = |c: clap::Command| {
+        ids::<CloneOptions>()
+            .iter()
+            .fold(add_options(c), |c, id| c.mut_arg(id, |a| a.hide(true)))
+    };
+    hidden(root).mut_subcommand("standby", |s| {
+        hidden(s).mut_subcommand("clone", add_options)
+    })
 }
 
-impl CloneOpts {
-    /// `later` given after `self` on the command line: its values win.
-    fn then(self, later: CloneOpts) -> CloneOpts {
-        CloneOpts {
-            host: later.host.or(self.host),
-            port: later.port.or(self.port),
-            user: later.user.or(self.user),
-            dbname: later.dbname.or(self.dbname),
-            pgdata: later.pgdata.or(self.pgdata),
-            force: later.force || self.force,
-            fast_checkpoint: later.fast_checkpoint || self.fast_checkpoint,
-            dry_run: later.dry_run || self.dry_run,
-            upstream_conninfo: later.upstream_conninfo.or(self.upstream_conninfo),
-            upstream_node_id: later.upstream_node_id.or(self.upstream_node_id),
-            without_barman: later.without_barman || self.without_barman,
-            copy_external_config_files: later
-                .copy_external_config_files
-                .or(self.copy_external_config_files),
-            replication_conf_only: later.replication_conf_only || self.replication_conf_only,
-            replication_user: later.replication_user.or(self.replication_user),
-            superuser: later.superuser.or(self.superuser),
-            remote_user: later.remote_user.or(self.remote_user),
-            pg_bindir: later.pg_bindir.or(self.pg_bindir),
-            recovery_min_apply_delay: later
-                .recovery_min_apply_delay
-                .or(self.recovery_min_apply_delay),
-            verify_backup: later.verify_backup || self.verify_backup,
-            no_upstream_connection: later.no_upstream_connection || self.no_upstream_connection,
-            backup_id: later.backup_id.or(self.backup_id),
-            jobs: later.jobs.or(self.jobs),
-            terse: later.terse || self.terse,
+/// `c` with [`CloneOptions`]' arguments; its description stays `c`'s (clap
+/// would take the struct's doc comment, written for the library).
+fn add_options(c: clap::Command) -> clap::Command {
+    let about = c.get_about().cloned();
+    let long_about = c.get_long_about().cloned();
+    let mut c = CloneOptions::augment_args(c)
+        .about(None::<&str>)
+        .long_about(None::<&str>);
+    if let Some(a) = about {
+        c = c.about(a);
+    }
+    if let Some(a) = long_about {
+        c = c.long_about(a);
+    }
+    c
+}
+
+/// The options given at each level of `standby clone`, in turn: the last one
+/// given wins, as with getopt (a flag, once given, stays).
+pub fn options(root: &ArgMatches) -> Result<CloneOptions, clap::Error> {
+    // Defaults (none today) come from clap, like the values.
+    let mut o = CloneOptions::from_arg_matches(root)?;
+    let standby = root.subcommand_matches("standby");
+    let clone = standby.and_then(|s| s.subcommand_matches("clone"));
+    for level in [standby, clone].into_iter().flatten() {
+        o.update_from_arg_matches(&given_only(level))?;
+    }
+    Ok(o)
+}
+
+/// `level` without the options it holds only as defaults, which must not
+/// undo what an earlier level gave.
+fn given_only(level: &ArgMatches) -> ArgMatches {
+    let mut m = level.clone();
+    for id in ids::<CloneOptions>() {
+        if m.value_source(id.as_str())
+            .is_none_or(|s| s == ValueSource::DefaultValue)
+        {
+            let _ = m.try_clear_id(id.as_str());
         }
     }
-
-    /// The options given, by their flag, for "meaningless here" errors.
-    pub fn given(&self) -> Vec<&'static str> {
-        let flags = [
-            (self.host.is_some(), "-h/--host"),
-            (self.port.is_some(), "-p/--port"),
-            (self.user.is_some(), "-U/--username"),
-            (self.dbname.is_some(), "-d/--dbname"),
-            (self.pgdata.is_some(), "-D/--pgdata"),
-            (self.force, "-F/--force"),
-            (self.fast_checkpoint, "-c/--fast-checkpoint"),
-            (self.dry_run, "--dry-run"),
-            (self.upstream_conninfo.is_some(), "--upstream-conninfo"),
-            (self.upstream_node_id.is_some(), "--upstream-node-id"),
-            (self.without_barman, "--without-barman"),
-            (
-                self.copy_external_config_files.is_some(),
-                "--copy-external-config-files",
-            ),
-            (self.replication_conf_only, "--replication-conf-only"),
-            (self.replication_user.is_some(), "--replication-user"),
-            (self.superuser.is_some(), "-S/--superuser"),
-            (self.remote_user.is_some(), "-R/--remote-user"),
-            (self.pg_bindir.is_some(), "-b/--pg_bindir"),
-            (
-                self.recovery_min_apply_delay.is_some(),
-                "--recovery-min-apply-delay",
-            ),
-            (self.verify_backup, "--verify-backup"),
-            (self.no_upstream_connection, "--no-upstream-connection"),
-            (self.backup_id.is_some(), "--backup-id"),
-            (self.jobs.is_some(), "-j/--jobs"),
-            (self.terse, "-t/--terse"),
-        ];
-        flags.iter().filter(|(g, _)| *g).map(|(_, f)| *f).collect()
-    }
+    m
 }
 
-/// `pgclone standby ...` with the options given before `standby` (`top`).
-pub fn run(ctx: &Context, top: CloneOpts, standby: StandbyArgs) -> anyhow::Result<ExitCode> {
+/// `pgclone standby ...` with the options of every level merged (`o`, see
+/// [`options`]).
+pub fn run(ctx: &Context, mut o: CloneOptions, standby: StandbyArgs) -> anyhow::Result<ExitCode> {
     let Some(StandbyCommand::Clone(leaf)) = standby.command else {
         return Err(Failure::new("no action given for command \"standby\"")
             .hint("pgclone implements \"standby clone\"; see pgclone standby clone --help")
             .into());
     };
-    let mut o = top.then(standby.opts).then(leaf.opts);
     if let Some(h) = leaf.upstream_host {
         if o.host.is_some() {
             return Err(Failure::new(
@@ -243,7 +130,7 @@ pub fn run(ctx: &Context, top: CloneOpts, standby: StandbyArgs) -> anyhow::Resul
     clone_standby(ctx, o)
 }
 
-fn clone_standby(ctx: &Context, a: CloneOpts) -> anyhow::Result<ExitCode> {
+fn clone_standby(ctx: &Context, opts: CloneOptions) -> anyhow::Result<ExitCode> {
     let mut conf = ctx.config()?;
     if ctx.log_to_file {
         log_to_file(&conf)?;
@@ -251,36 +138,14 @@ fn clone_standby(ctx: &Context, a: CloneOpts) -> anyhow::Result<ExitCode> {
     if let Some(path) = &ctx.config_file {
         report::notice(&format!("using configuration file \"{}\"", path.display()));
     }
-    if a.no_upstream_connection {
+    if opts.no_upstream_connection {
         report::warning(
             "--no-upstream-connection has no effect",
             Some("pgclone connects to the upstream for its checks; cloning from Barman, it goes on without it when it cannot"),
         );
     }
-    override_conf(&mut conf, &a);
+    opts.override_conf(&mut conf);
     let plugins = ctx.plugins(&conf)?;
-    let opts = CloneOptions {
-        data_dir: a.pgdata,
-        host: a.host,
-        port: a.port,
-        user: a.user,
-        dbname: a.dbname,
-        force: a.force,
-        fast_checkpoint: a.fast_checkpoint,
-        dry_run: a.dry_run,
-        upstream_conninfo: a.upstream_conninfo,
-        upstream_node_id: a.upstream_node_id,
-        without_barman: a.without_barman,
-        copy_external_config_files: a.copy_external_config_files,
-        replication_conf_only: a.replication_conf_only,
-        replication_user: a.replication_user,
-        superuser: a.superuser,
-        remote_user: a.remote_user,
-        verify_backup: a.verify_backup,
-        backup_id: a.backup_id,
-        jobs: a.jobs,
-        patroni: false,
-    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -290,16 +155,6 @@ fn clone_standby(ctx: &Context, a: CloneOpts) -> anyhow::Result<ExitCode> {
     rt.shutdown_background();
     result?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Command-line options that override configuration keys, as in repmgr.
-fn override_conf(conf: &mut ConfFile, a: &CloneOpts) {
-    if let Some(b) = &a.pg_bindir {
-        conf.set("pg_bindir", &b.to_string_lossy());
-    }
-    if let Some(d) = &a.recovery_min_apply_delay {
-        conf.set("recovery_min_apply_delay", d);
-    }
 }
 
 /// repmgr's --log-to-file: everything pgclone says goes to `log_file`
