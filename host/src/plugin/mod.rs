@@ -17,6 +17,7 @@ pub mod runtime;
 pub mod state;
 pub mod version;
 
+pub use adapter::Bound;
 pub use catalog::{Candidate, Origin};
 pub use loaded::{Plugin, Session};
 pub use runtime::Runtime;

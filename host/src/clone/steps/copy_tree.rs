@@ -1,4 +1,4 @@
-//! Copying a remote tree (a Barman backup) with parallel rsync streams over
+//! Copying a remote tree (a backup on a source's host) with parallel rsync streams over
 //! ssh: every exit status checked, every listed file checked on arrival, and
 //! the bytes counted against rsync's own totals.
 
@@ -175,7 +175,7 @@ pub async fn copy(
             Err(_) => {
                 return Err(Failure::new("the copy is incomplete")
                     .detail(format!(
-                        "\"{}\" is listed by Barman but did not arrive",
+                        "\"{}\" is listed in the source's plan but did not arrive",
                         p.display()
                     ))
                     .into())

@@ -10,8 +10,8 @@ use super::Step;
 use crate::contract::capability::CapabilitySet;
 use crate::contract::source::{ArchiveCompression, LocalPath, PathRoot, PlanStep};
 use crate::contract::Capability;
+use crate::contract::Described;
 use crate::environment::HostEnv;
-use crate::plugin::Plugin;
 use crate::report::Failure;
 
 fn malformed(plugin: &str, problem: String) -> Failure {
@@ -100,7 +100,7 @@ fn ssh_destination(env: &HostEnv, target: &str) -> Result<String, Failure> {
 /// Checks every step: programs declared and granted and found, paths inside the
 /// data directory or a tablespace.
 pub fn validate(
-    plugin: &Plugin,
+    plugin: &dyn Described,
     env: &HostEnv,
     plan: &[PlanStep],
     datadir: &Path,
@@ -139,7 +139,7 @@ pub fn beside(datadir: &Path, suffix: &str) -> PathBuf {
 /// [`validate`], with the staging directory of a plan that combines backups
 /// (`staging` is only accepted when the plan has a `combine-backups` step).
 pub fn validate_with_staging(
-    plugin: &Plugin,
+    plugin: &dyn Described,
     env: &HostEnv,
     plan: &[PlanStep],
     datadir: &Path,
@@ -147,8 +147,8 @@ pub fn validate_with_staging(
     staging: Option<&Path>,
 ) -> anyhow::Result<Vec<Step>> {
     check_plan(
-        &plugin.name,
-        &plugin.caps,
+        plugin.name(),
+        plugin.capabilities(),
         env,
         plan,
         datadir,
