@@ -17,9 +17,10 @@ pub struct HostEnv {
     /// Extra ssh options (`ssh_options` in the configuration), already split,
     /// followed by pgclone's connect timeout and liveness options.
     pub ssh_options: Vec<String>,
-    /// A shared ssh connection (ControlPath) remote calls go through when it
-    /// exists; without it they connect directly.
-    pub control_path: Option<PathBuf>,
+    /// The shared ssh connections (ControlPath) by logical target: remote
+    /// calls to a target go through its own when it exists; without one
+    /// they connect directly.
+    pub control_paths: BTreeMap<String, PathBuf>,
     /// Answer run-local and run-remote with an `unreachable` error instead of
     /// running anything (`pgclone plugin test`).
     pub no_programs: bool,
@@ -61,13 +62,18 @@ impl HostEnv {
             })?,
             None => DEFAULT_SSH_CONNECT_TIMEOUT,
         };
-        // The Barman host is reached as wal-restore reaches it (see
-        // remote::barman_destination); a [targets] entry is used as written.
+        // Every target's TARGET_host is reached as wal-restore reaches it,
+        // with the target's customary user (remote::destination); resolved
+        // here, once, for the targets that have one (asking `ssh -G`); a
+        // [targets] entry is used as written.
         let mut targets = plugins.targets.clone();
-        if let (false, Some(h)) = (targets.contains_key("barman"), config.get("barman_host")) {
-            if !h.is_empty() {
-                let dest = crate::remote::barman_destination(h, None, None, &ssh_options);
-                targets.insert("barman".into(), dest);
+        for &(target, _) in crate::remote::CUSTOMARY_USERS {
+            let Some(h) = config.get(&host_key(target)).filter(|h| !h.is_empty()) else {
+                continue;
+            };
+            if !targets.contains_key(target) {
+                let dest = crate::remote::destination(target, h, None, None, &ssh_options);
+                targets.insert(target.into(), dest);
             }
         }
         let mut ssh_options = ssh_options;
@@ -85,7 +91,7 @@ impl HostEnv {
             config: config.clone(),
             targets,
             ssh_options,
-            control_path: None,
+            control_paths: BTreeMap::new(),
             no_programs: false,
         })
     }
@@ -96,12 +102,13 @@ impl HostEnv {
         self.targets
             .get(target)
             .cloned()
-            .or_else(|| {
-                self.config
-                    .get(&format!("{}_host", target.replace('-', "_")))
-                    .map(str::to_string)
-            })
+            .or_else(|| self.config.get(&host_key(target)).map(str::to_string))
             .filter(|d| !d.is_empty())
+    }
+
+    /// The shared connection to `target`, when the clone opened one.
+    pub fn control_path(&self, target: &str) -> Option<&Path> {
+        self.control_paths.get(target).map(PathBuf::as_path)
     }
 
     /// Finds a local program: in `pg_bindir` first, then on `PATH`.
@@ -117,6 +124,12 @@ impl HostEnv {
             .map(|d| d.join(program))
             .find(|p| is_executable(p))
     }
+}
+
+/// The configuration key that names a logical target's host:
+/// `TARGET_host`, a `-` in the target's name written `_`.
+pub fn host_key(target: &str) -> String {
+    format!("{}_host", target.replace('-', "_"))
 }
 
 fn is_executable(p: &Path) -> bool {
@@ -140,6 +153,26 @@ mod tests {
         assert_eq!(env.ssh_destination("other"), None);
         env.targets.insert("barman".into(), "b@x".into());
         assert_eq!(env.ssh_destination("barman").as_deref(), Some("b@x"));
+    }
+
+    #[test]
+    fn every_target_has_its_host_key_and_its_own_shared_connection() {
+        let mut env = HostEnv {
+            config: ConfFile::parse(Path::new("c"), "pgbackrest_repo_host=repo1\n").unwrap(),
+            ..Default::default()
+        };
+        assert_eq!(host_key("pgbackrest-repo"), "pgbackrest_repo_host");
+        assert_eq!(
+            env.ssh_destination("pgbackrest-repo").as_deref(),
+            Some("repo1")
+        );
+        env.control_paths
+            .insert("pgbackrest-repo".into(), PathBuf::from("/s/ssh-master-x"));
+        assert_eq!(
+            env.control_path("pgbackrest-repo"),
+            Some(Path::new("/s/ssh-master-x"))
+        );
+        assert_eq!(env.control_path("barman"), None);
     }
 
     #[test]

@@ -55,13 +55,29 @@ pub fn master_command(
 /// barman-wal-restore's default user on the Barman host (its `-U`).
 pub const BARMAN_DEFAULT_USER: &str = "barman";
 
-/// The ssh destination of the Barman host, the same for a clone and for
-/// `wal-restore`: `host` as given when it names a user (`user@host`); else
-/// `user@host` when a user is given (`wal-restore -U`); else `host` alone
-/// when the ssh configuration sets a User for it (as `ssh -G` reports it: one
-/// other than the login name); else `barman@host`, barman-wal-restore's
-/// default.
-pub fn barman_destination(
+/// The user a logical ssh target's host is customarily reached as, when
+/// neither the destination nor ssh's configuration names one: `barman` for
+/// the Barman host (barman-wal-restore's `-U` default); none for any other
+/// target (ssh's own default, the login name).
+pub fn customary_user(target: &str) -> Option<&'static str> {
+    CUSTOMARY_USERS
+        .iter()
+        .find(|(t, _)| *t == target)
+        .map(|(_, u)| *u)
+}
+
+/// The targets that have a customary user, and that user.
+pub const CUSTOMARY_USERS: &[(&str, &str)] = &[("barman", BARMAN_DEFAULT_USER)];
+
+/// The ssh destination of a logical target's `host`, the same for a clone
+/// and for `wal-restore`, for every target: `host` as given when it names a
+/// user (`user@host`); else `user@host` when a user is given (`wal-restore
+/// -U`); else, for a target with a customary user (see [`customary_user`]),
+/// `host` alone when the ssh configuration sets a User for it (as `ssh -G`
+/// reports it: one other than the login name), else `customary@host`;
+/// else `host` as given.
+pub fn destination(
+    target: &str,
     host: &str,
     user: Option<&str>,
     port: Option<&str>,
@@ -73,10 +89,23 @@ pub fn barman_destination(
     if let Some(u) = user {
         return format!("{u}@{host}");
     }
+    let Some(customary) = customary_user(target) else {
+        return host.to_string();
+    };
     match configured_user(host, port, ssh_options) {
         Some(u) if u != crate::pg::libpq::os_user() => host.to_string(),
-        _ => format!("{BARMAN_DEFAULT_USER}@{host}"),
+        _ => format!("{customary}@{host}"),
     }
+}
+
+/// The ssh destination of the Barman host ([`destination`] of `barman`).
+pub fn barman_destination(
+    host: &str,
+    user: Option<&str>,
+    port: Option<&str>,
+    ssh_options: &[String],
+) -> String {
+    destination("barman", host, user, port, ssh_options)
 }
 
 /// The user ssh would log in as on `host` (`ssh -G`: its configuration
@@ -114,6 +143,20 @@ pub fn shell_quote(arg: &str) -> String {
 mod tests {
     use super::*;
     use std::process::Command;
+
+    #[test]
+    fn every_target_s_destination_follows_one_rule() {
+        // A user given, with the host or apart, is used as given.
+        for target in ["barman", "repo"] {
+            assert_eq!(destination(target, "u@h", Some("x"), None, &[]), "u@h");
+            assert_eq!(destination(target, "h", Some("x"), None, &[]), "x@h");
+        }
+        // Without one: a target with no customary user is ssh's own
+        // business (nothing is asked of ssh); Barman's is barman.
+        assert_eq!(destination("repo", "h", None, None, &[]), "h");
+        assert_eq!(customary_user("repo"), None);
+        assert_eq!(customary_user("barman"), Some("barman"));
+    }
 
     #[test]
     fn plain_words_stay_plain() {

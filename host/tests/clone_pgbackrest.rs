@@ -80,12 +80,17 @@ fn lab(name: &str) -> Lab {
 
 impl Lab {
     fn conf(&self, stanza: &str) -> PathBuf {
+        self.conf_with(stanza, "")
+    }
+
+    /// The node's configuration, with `extra` lines.
+    fn conf_with(&self, stanza: &str, extra: &str) -> PathBuf {
         self.sc.write(
             "pgclone.conf",
             &format!(
                 "node_id=2\nnode_name=node2\nbackup_source=pgbackrest\npgbackrest_stanza={stanza}\n\
                  pgbackrest_config='{conf}'\ntablespace_mapping='{ts}={ts_standby}'\nplugins_config='{plugins}'\n\
-                 restore_command='pgbackrest --config={conf} --stanza={stanza} archive-get %f \"%p\"'\n",
+                 restore_command='pgbackrest --config={conf} --stanza={stanza} archive-get %f \"%p\"'\n{extra}",
                 conf = self.pbr_conf.display(),
                 ts = self.sc.path("ts_primary").display(),
                 ts_standby = self.sc.path("ts_standby").display(),
@@ -154,6 +159,88 @@ fn a_pgbackrest_backup_becomes_a_streaming_standby() {
     st.wait_for("SELECT status FROM pg_stat_wal_receiver", "streaming", WAIT);
     lab.primary.sql("INSERT INTO t VALUES (2001)");
     st.wait_for("SELECT count(*) FROM t", "2001", WAIT);
+}
+
+/// The repository on another host (sshd on loopback, logged in as
+/// postgres): the source declares the ssh target `pgbackrest-repo`, mapped
+/// from `pgbackrest_repo_host`, and gets what a clone from Barman gets: one
+/// shared ssh connection to it, opened by the clone, that its `pgbackrest
+/// info` calls go through.
+#[test]
+fn a_repository_host_is_reached_through_the_clone_s_shared_connection() {
+    if !is_root() {
+        eprintln!("skipped: sshd needs root");
+        return;
+    }
+    let lab = lab("pbrssh");
+    let sshd = support::barman::Sshd::start_for(&lab.sc, &std::env::var("PATH").unwrap(), true);
+    let ssh_config = lab.sc.write(
+        "ssh/ssh_config_repo",
+        &format!(
+            "Host pbrrepo\n  HostName 127.0.0.1\n  Port {}\n  User postgres\n  IdentityFile {}\n  \
+             StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n",
+            sshd.port,
+            lab.sc.path("ssh/client_key").display()
+        ),
+    );
+    run_ok(
+        std::process::Command::new("chown")
+            .arg("postgres:postgres")
+            .arg(&ssh_config),
+    );
+    let cfg = lab.conf_with(
+        "demo",
+        &format!(
+            "pgbackrest_repo_host=pbrrepo\nssh_options='-F {}'\n",
+            ssh_config.display()
+        ),
+    );
+    let out = lab.install(&cfg, &["--grant-all"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let target = lab.sc.path("standby");
+    let out = standby_clone(&lab.sc, &cfg, &lab.primary, &target, &["-v"], &[]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("\"pgbackrest\" backup 2"), "{err}");
+    assert!(
+        err.contains("NOTICE: retrieving backup from backup source \"pgbackrest\"..."),
+        "{err}"
+    );
+    assert!(
+        err.contains("standby clone (from backup source \"pgbackrest\") complete"),
+        "{err}"
+    );
+    let ssh: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("DEBUG: running ssh "))
+        .collect();
+    let master: Vec<&&str> = ssh
+        .iter()
+        .filter(|l| l.contains("ControlMaster=yes"))
+        .collect();
+    assert_eq!(master.len(), 1, "{ssh:#?}");
+    assert!(
+        master[0].contains("ssh-master-pgbackrest-repo") && master[0].contains(" pbrrepo"),
+        "{}",
+        master[0]
+    );
+    // Every `pgbackrest info` (the latest set, then that set) went through it.
+    let info: Vec<&&str> = ssh
+        .iter()
+        .filter(|l| l.contains(" pgbackrest ") && l.contains(" info "))
+        .collect();
+    assert!(info.len() >= 2, "{ssh:#?}");
+    for l in info {
+        assert!(
+            l.contains("ControlMaster=no") && l.contains("ssh-master-pgbackrest-repo"),
+            "{l}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(target.join("PG_VERSION")).unwrap(),
+        "15\n"
+    );
 }
 
 #[test]

@@ -141,7 +141,13 @@ fn a_policy_built_against_1_0_0_chains_after_the_standard_policy() {
         passfile: None,
         password: None,
     };
-    let config = pgclone::recovery::chain::decide(&rt, env, &[&standard, &site], &facts).unwrap();
+    let bind = |plugin| pgclone::plugin::Bound {
+        plugin,
+        rt: &rt,
+        env: env.clone(),
+    };
+    let (standard, site) = (bind(&standard), bind(&site));
+    let config = pgclone::recovery::chain::decide(&[&standard, &site], &facts).unwrap();
     assert_eq!(config.file, SettingsFile::PostgresqlAutoConf);
     assert_eq!(config.signal_files, vec![SignalFile::Standby]);
     let get = |n: &str| {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use pgclone::contract::policy::{ConnParam, RecoveryFacts};
 use pgclone::environment::HostEnv;
 use pgclone::plugin::catalog;
-use pgclone::plugin::{Plugin, Runtime};
+use pgclone::plugin::{Bound, Plugin, Runtime};
 use pgclone::recovery::{self, render::render, write::read_existing};
 
 fn facts(version: u32) -> RecoveryFacts {
@@ -33,6 +33,20 @@ fn facts(version: u32) -> RecoveryFacts {
     }
 }
 
+/// The chain of `p` alone, as a clone runs it.
+fn decide(
+    rt: &Runtime,
+    p: &Plugin,
+    facts: &RecoveryFacts,
+) -> Result<pgclone::contract::policy::RecoveryConfig, Box<pgclone::contract::PluginFailure>> {
+    let bound = Bound {
+        plugin: p,
+        rt,
+        env: Arc::new(HostEnv::default()),
+    };
+    recovery::decide(&[&bound], facts).map_err(Box::new)
+}
+
 fn standard(rt: &Runtime) -> Plugin {
     let c = catalog::candidates(&Default::default())
         .into_iter()
@@ -45,8 +59,7 @@ fn standard(rt: &Runtime) -> Plugin {
 fn postgresql_15_gets_auto_conf_and_standby_signal() {
     let rt = Runtime::new(None).unwrap();
     let p = standard(&rt);
-    let config =
-        recovery::decide(&rt, Arc::new(HostEnv::default()), &[&p], &facts(150004)).unwrap();
+    let config = decide(&rt, &p, &facts(150004)).unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("postgresql.auto.conf"),
@@ -76,7 +89,7 @@ fn postgresql_11_gets_recovery_conf() {
     let p = standard(&rt);
     let mut f = facts(110022);
     f.password = None;
-    let config = recovery::decide(&rt, Arc::new(HostEnv::default()), &[&p], &f).unwrap();
+    let config = decide(&rt, &p, &f).unwrap();
     let dir = tempfile::tempdir().unwrap();
     recovery::apply(dir.path(), &render(&config, None)).unwrap();
     let conf = std::fs::read_to_string(dir.path().join("recovery.conf")).unwrap();
@@ -97,8 +110,7 @@ fn postgresql_11_gets_recovery_conf() {
 fn an_unsupported_version_is_the_policys_error_with_its_hint() {
     let rt = Runtime::new(None).unwrap();
     let p = standard(&rt);
-    let err =
-        recovery::decide(&rt, Arc::new(HostEnv::default()), &[&p], &facts(90500)).unwrap_err();
+    let err = decide(&rt, &p, &facts(90500)).unwrap_err();
     let text = err.to_string();
     assert!(text.contains("PostgreSQL 9.5 is not supported"), "{text}");
     assert!(text.contains("recovery-standard"), "{text}");

@@ -186,11 +186,12 @@ fn on_a_terminal_install_asks_for_each_capability() {
         "pgclone.conf",
         &format!("plugins_config='{}'\n", plugins.display()),
     );
-    // Yes to running pgbackrest and reading the stanza, no to the rest.
+    // Yes to running pgbackrest and reading the stanza, no to the rest
+    // (the repository host's key and its ssh target included).
     let out = pgclone_on_terminal_with_input(
         &sc,
         &["-f", s(&cfg), "plugin", "install", s(&wasm)],
-        "y\ny\nn\nn\nn\n",
+        "y\ny\nn\nn\nn\nn\nn\n",
     );
     let text = stdout(&out);
     assert!(out.status.success(), "{text}");

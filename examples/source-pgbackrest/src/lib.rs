@@ -10,7 +10,11 @@
 //! - `pgbackrest_stanza` (required): the stanza of the primary;
 //! - `pgbackrest_config`: pgBackRest's configuration file, when not the default;
 //! - `tablespace_mapping`: `old=new`, as for the other sources;
-//! - `clone_jobs`: parallel restore processes (`--process-max`, default 4).
+//! - `clone_jobs`: parallel restore processes (`--process-max`, default 4);
+//! - `pgbackrest_repo_host`: the repository host, when `pgbackrest info` is
+//!   to run there (over ssh, as the logical target `pgbackrest-repo`, which
+//!   pgclone maps to this key or to `[targets]` in plugins.toml); the
+//!   restore still runs here, as pgBackRest's own configuration says.
 
 mod info;
 
@@ -34,6 +38,8 @@ pgclone_plugin_sdk::manifest! {
         "read-config:pgbackrest_config",
         "read-config:tablespace_mapping",
         "read-config:clone_jobs",
+        "read-config:pgbackrest_repo_host",
+        "remote-run:pgbackrest-repo:pgbackrest",
     ],
 }
 
@@ -59,8 +65,31 @@ fn info(set: Option<&str>) -> Result<info::Stanza, PluginError> {
     if let Some(s) = set {
         args.push(format!("--set={s}"));
     }
-    let out = host::run_local_ok("pgbackrest", &args)?;
+    let out = match host::config_get("pgbackrest_repo_host")? {
+        Some(_) => run_on_repository(args)?,
+        None => host::run_local_ok("pgbackrest", &args)?,
+    };
     info::parse(&out)
+}
+
+/// `pgbackrest ARGS` on the repository host: its output when it exits with
+/// status 0, else a `failed` error carrying its stderr.
+fn run_on_repository(args: Vec<String>) -> Result<String, PluginError> {
+    let argv: Vec<String> = std::iter::once("pgbackrest".to_string())
+        .chain(args)
+        .collect();
+    let out = host::run_remote("pgbackrest-repo", &argv)?;
+    if out.status == Some(0) {
+        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+    }
+    Err(PluginError::new(
+        ErrorKind::Failed,
+        format!(
+            "pgbackrest on the repository host failed (status {:?})",
+            out.status
+        ),
+    )
+    .detail(String::from_utf8_lossy(&out.stderr).trim().to_string()))
 }
 
 impl Guest for PgBackRest {

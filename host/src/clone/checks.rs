@@ -76,6 +76,16 @@ impl Checks {
         }
     }
 
+    /// What passed, in order (for tests of the phases that check).
+    #[cfg(test)]
+    pub fn passed(&self) -> Vec<String> {
+        self.items
+            .iter()
+            .filter(|(s, _)| *s == Status::Ok)
+            .map(|(_, what)| what.clone())
+            .collect()
+    }
+
     pub fn failures(&self) -> usize {
         self.items
             .iter()

@@ -38,15 +38,24 @@ pub fn clear(ctx: &Context<'_>, plan: &Plan) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How the copy was made, worded from the source's name: `from Barman`,
+/// `from backup source "NAME"`; a first-party source of the live upstream's
+/// is a tool the clone used (`using pg_basebackup`; `tool` is the verb).
+fn made(ctx: &Context<'_>, tool: &str) -> String {
+    let Some(s) = ctx.source.as_deref() else {
+        return format!("from backup source \"{}\"", ctx.node.source);
+    };
+    match s.display_name() {
+        Some(n) if s.needs_upstream() => format!("{tool} {n}"),
+        _ => format!("from {}", s.source_name()),
+    }
+}
+
 /// What a successful clone tells the operator.
 pub fn announce(ctx: &Context<'_>, plan: &Plan) {
-    let (o, node, data_dir) = (ctx.o, &ctx.node, &ctx.node.data_dir);
+    let (o, data_dir) = (ctx.o, &ctx.node.data_dir);
     if o.patroni {
-        report::notice(&match node.source.as_str() {
-            "barman" => "replica created from Barman".to_string(),
-            "pg-basebackup" => "replica created with pg_basebackup".to_string(),
-            other => format!("replica created from backup source \"{other}\""),
-        });
+        report::notice(&format!("replica created {}", made(ctx, "with")));
         report::hint("Patroni writes the recovery configuration and starts the server");
         return;
     }
@@ -63,11 +72,7 @@ pub fn announce(ctx: &Context<'_>, plan: &Plan) {
             });
         }
     } else {
-        report::notice(&match node.source.as_str() {
-            "barman" => "standby clone (from Barman) complete".to_string(),
-            "pg-basebackup" => "standby clone (using pg_basebackup) complete".to_string(),
-            other => format!("standby clone (from backup source \"{other}\") complete"),
-        });
+        report::notice(&format!("standby clone ({}) complete", made(ctx, "using")));
         report::notice("you can now start your PostgreSQL server");
         report::hint(&format!(
             "for example: pg_ctl -D {} start",

@@ -47,6 +47,25 @@ pub async fn run(ctx: &Context<'_>, plan: &Plan, executing: &AtomicBool) -> anyh
     result
 }
 
+/// What the copy is said to be: a backup taken earlier is retrieved from its
+/// source (`Barman`, `backup source "NAME"`).
+fn retrieving(ctx: &Context<'_>) -> String {
+    match ctx.source.as_deref() {
+        Some(s) if ctx.from_backup => format!("retrieving backup from {}...", s.source_name()),
+        _ => "starting the copy".into(),
+    }
+}
+
+/// The shared connection the steps' own ssh goes through: the one to the
+/// source's ssh target when it has one (a step names no connection, so a
+/// source with several targets has its steps connect on their own).
+fn shared_connection(ctx: &Context<'_>) -> Option<std::path::PathBuf> {
+    match ctx.source.as_deref()?.ssh_targets()[..] {
+        [t] => ctx.env.control_path(t).map(std::path::Path::to_path_buf),
+        _ => None,
+    }
+}
+
 /// What the source's steps run with.
 fn exec_context(ctx: &Context<'_>, plan: &Plan) -> anyhow::Result<steps::ExecContext> {
     let (repl, s) = (&ctx.repl, &plan.source);
@@ -63,7 +82,7 @@ fn exec_context(ctx: &Context<'_>, plan: &Plan) -> anyhow::Result<steps::ExecCon
         jobs: ctx.node.jobs,
         ssh_options: ctx.env.ssh_options.clone(),
         scratch: ctx.scratch.path().to_path_buf(),
-        control_path: ctx.env.control_path.clone(),
+        control_path: shared_connection(ctx),
         show_progress: progress::live(),
         expected_bytes: s.size_bytes(),
         wal_span: s
@@ -131,11 +150,7 @@ async fn perform(
             );
         }
         Action::RunSource => {
-            report::notice(if ctx.node.barman_mode {
-                "retrieving backup from Barman..."
-            } else {
-                "starting the copy"
-            });
+            report::notice(&retrieving(ctx));
             steps::execute(&s.steps, exec).await?;
             if let Some(w) = &done.warm {
                 report::info(&format!(

@@ -33,8 +33,8 @@ pub fn decide(
         });
     }
     check_config_values(checks, ctx, server_version);
-    let policies: Vec<_> = ctx.policies.iter().collect();
-    match recovery::decide(&ctx.rt, ctx.env.clone(), &policies, &facts) {
+    let policies: Vec<_> = ctx.policies.iter().map(|p| p.as_ref()).collect();
+    match recovery::decide(&policies, &facts) {
         Ok(c) => Some(c),
         Err(e) => {
             checks.fail(e.to_string());

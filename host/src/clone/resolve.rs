@@ -5,9 +5,10 @@
 use std::sync::Arc;
 
 use crate::config::{ConfFile, PluginsConfig};
+use crate::contract::{Described, PolicyPlugin, SourcePlugin};
 use crate::environment::HostEnv;
 use crate::pg::libpq::Resolved;
-use crate::plugin::{cache, catalog, Plugin, Runtime};
+use crate::plugin::{cache, catalog, Bound, Plugin, Runtime};
 use crate::report::{self, Failure};
 
 use super::connect::{self, Replication, UpstreamSide};
@@ -25,18 +26,18 @@ pub struct Context<'a> {
     /// The source restores a backup instead of copying the live upstream
     /// (its plugin does not need the upstream): the upstream may be down.
     pub from_backup: bool,
-    pub rt: Runtime,
-    /// The backup source (none with --replication-conf-only).
-    pub source: Option<Plugin>,
+    /// The backup source (none with --replication-conf-only): a component
+    /// bound to the runtime and this environment.
+    pub source: Option<Box<dyn SourcePlugin>>,
     /// The recovery policies in the order they decide: the standard one, then
     /// the site's (none for Patroni, which writes its own configuration).
-    pub policies: Vec<Plugin>,
+    pub policies: Vec<Box<dyn PolicyPlugin>>,
     /// What plugins and steps may use, with the shared ssh connection's path.
     pub env: Arc<HostEnv>,
     /// Held open for the clone's duration; closed when dropped, before the
-    /// scratch directory that holds its socket (fields drop in order: with
-    /// the socket gone first, `-O exit` could not reach it).
-    _ssh_master: Option<SshMaster>,
+    /// scratch directory that holds their sockets (fields drop in order:
+    /// with the socket gone first, `-O exit` could not reach it).
+    _ssh_masters: Vec<SshMaster>,
     /// A private directory for the clone's own files, removed at the end.
     pub scratch: tempfile::TempDir,
     pub up: UpstreamSide,
@@ -48,9 +49,9 @@ pub struct Context<'a> {
 
 impl Context<'_> {
     /// The source plugin; only --replication-conf-only has none.
-    pub fn source(&self) -> &Plugin {
+    pub fn source(&self) -> &dyn SourcePlugin {
         self.source
-            .as_ref()
+            .as_deref()
             .expect("a source is loaded unless --replication-conf-only")
     }
 }
@@ -74,6 +75,7 @@ pub async fn context<'a>(
         Some(loader.source(&node.source)?)
     };
     let from_backup = source.as_ref().is_some_and(|p| !p.needs_upstream());
+    announce_source(o, source.as_ref());
     let policies = loader.policies(o)?;
     report::info(&plugins_used(
         plugins_cfg,
@@ -83,28 +85,41 @@ pub async fn context<'a>(
     let scratch = tempfile::Builder::new().prefix("pgclone-").tempdir()?;
     // Opened now, while the upstream is asked, so that the source's commands
     // that follow skip the handshake.
-    let master = barman_master(o, &node, &env, &scratch);
+    let masters = source
+        .as_ref()
+        .map_or_else(Vec::new, |s| masters(s, &env, &scratch));
     let up = connect::upstream(o, &node, from_backup).await?;
     let repl = connect::replication(o, &node, &up)?;
     let replication = connect::identify(o, &node, &up, &repl, &env, scratch.path()).await?;
     let target = target::inspect(&node.data_dir, up.local.as_ref())?;
-    env.control_path = master.as_ref().and_then(SshMaster::ready);
+    env.control_paths = masters
+        .iter()
+        .filter_map(|(t, m)| Some((t.clone(), m.ready()?)))
+        .collect();
+    let (rt, env) = (Arc::new(rt), Arc::new(env));
+    let bind = |plugin| Bound {
+        plugin,
+        rt: rt.clone(),
+        env: env.clone(),
+    };
     Ok(Context {
         conf,
         plugins_cfg,
         o,
         node,
         from_backup,
-        rt,
-        source,
-        policies,
-        env: Arc::new(env),
+        source: source.map(|p| Box::new(bind(p)) as Box<dyn SourcePlugin>),
+        policies: policies
+            .into_iter()
+            .map(|p| Box::new(bind(p)) as Box<dyn PolicyPlugin>)
+            .collect(),
+        env,
         scratch,
         up,
         repl,
         replication,
         target,
-        _ssh_master: master,
+        _ssh_masters: masters.into_iter().map(|(_, m)| m).collect(),
     })
 }
 
@@ -131,16 +146,23 @@ fn announce(conf: &ConfFile, o: &CloneOptions, node: &NodeSettings) {
         report::info(&format!("cloning with backup source \"{}\"", node.source));
     }
     if node.barman_mode {
-        if o.fast_checkpoint {
-            report::notice(
-                "-c/--fast-checkpoint does not apply to a clone from Barman: its backup was taken already",
-            );
-        }
         report::info(&format!(
             "cloning from Barman server \"{}\" on \"{}\"",
             conf.get("barman_server").unwrap_or(""),
             conf.get("barman_host").unwrap_or("")
         ));
+    }
+}
+
+/// What the loaded source means for the options given: a backup taken
+/// earlier has had its checkpoint.
+fn announce_source(o: &CloneOptions, source: Option<&Plugin>) {
+    match source {
+        Some(s) if o.fast_checkpoint && !Described::needs_upstream(s) => report::notice(&format!(
+            "-c/--fast-checkpoint does not apply to a clone from {}: its backup was taken already",
+            s.source_name()
+        )),
+        _ => {}
     }
 }
 
@@ -192,23 +214,29 @@ impl<'a> Loader<'a> {
     }
 }
 
-/// From Barman: the shared ssh connection the source's commands go through.
-fn barman_master(
-    o: &CloneOptions,
-    node: &NodeSettings,
+/// The shared ssh connections the source's commands go through: one to
+/// each ssh target its `remote-run` capabilities name and the configuration
+/// maps (none for a source that runs nothing remotely).
+fn masters(
+    source: &dyn Described,
     env: &HostEnv,
     scratch: &tempfile::TempDir,
-) -> Option<SshMaster> {
-    if !node.barman_mode || o.replication_conf_only {
-        return None;
-    }
-    let dest = env.ssh_destination("barman")?;
-    SshMaster::start(
-        &dest,
-        &env.ssh_options,
-        scratch.path(),
-        env.ssh_connect_timeout,
-    )
+) -> Vec<(String, SshMaster)> {
+    source
+        .ssh_targets()
+        .into_iter()
+        .filter_map(|t| {
+            let dest = env.ssh_destination(t)?;
+            let m = SshMaster::start(
+                t,
+                &dest,
+                &env.ssh_options,
+                scratch.path(),
+                env.ssh_connect_timeout,
+            )?;
+            Some((t.to_string(), m))
+        })
+        .collect()
 }
 
 /// Which plugin configuration a clone used and its chain of recovery

@@ -9,13 +9,15 @@ use std::path::{Path, PathBuf};
 use crate::contract::source::{
     Backup, BackupSource, CloneRequest, ConnParam, NodeIdentity, PlanStep, Tablespace,
 };
+use crate::contract::Described;
+use crate::environment::HostEnv;
 use crate::pg::ConnInfo;
 
 use super::checks::Checks;
 use super::resolve::Context;
 use super::safety;
 use super::steps::{self, Step};
-use super::target::{self, TargetState};
+use super::target::{self, Target, TargetState};
 
 /// The source plugin's checked plan.
 #[derive(Default)]
@@ -49,29 +51,85 @@ impl SourcePlan {
     }
 }
 
-/// Asks the source for its backup and plan and checks them; what fails is
-/// recorded in `checks`.
+/// What the source is asked, and what its answers are judged by: taken from
+/// the clone's context ([`Ask::of`]), or made whole by a test.
+pub struct Ask<'a> {
+    pub request: CloneRequest,
+    /// The source restores a backup taken earlier (the upstream may be down).
+    pub from_backup: bool,
+    /// `-F`: a populated target may be emptied, or kept for a delta copy.
+    pub force: bool,
+    pub target: &'a Target,
+    /// `tablespace_mapping`: a backup's location, and where it goes instead.
+    pub mappings: BTreeMap<String, String>,
+    /// The OIDs of the upstream's tablespaces, when it answered.
+    pub upstream_tablespaces: Option<Vec<u32>>,
+    /// The live upstream on this host is copied: a tablespace left where it
+    /// is would be cloned onto itself.
+    pub onto_itself: bool,
+    /// Where the plan's ssh targets and programs are.
+    pub env: &'a HostEnv,
+}
+
+impl<'a> Ask<'a> {
+    /// What the clone's context says.
+    pub fn of(ctx: &'a Context<'_>) -> Ask<'a> {
+        Ask {
+            request: request(ctx),
+            from_backup: ctx.from_backup,
+            force: ctx.o.force,
+            target: &ctx.target,
+            mappings: ctx
+                .conf
+                .get_all("tablespace_mapping")
+                .iter()
+                .filter_map(|m| m.split_once('='))
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
+            upstream_tablespaces: ctx
+                .up
+                .info
+                .as_ref()
+                .map(|u| u.tablespaces.iter().map(|t| t.oid).collect()),
+            onto_itself: ctx.up.is_local() && !ctx.from_backup,
+            env: &ctx.env,
+        }
+    }
+}
+
+/// Asks the context's source for its backup and plan and checks them; what
+/// fails is recorded in `checks`. A source that is refused or cannot be
+/// started ends the clone here.
 pub fn plan(ctx: &Context<'_>, checks: &mut Checks) -> anyhow::Result<SourcePlan> {
     let source = ctx.source();
     source.ensure_granted()?;
-    let request = request(ctx);
+    let mut session = source.open()?;
+    Ok(decide(&Ask::of(ctx), source, session.as_mut(), checks))
+}
+
+/// The plan phase over any source: its backup, the delta decision, where
+/// the tablespaces go, and its validated steps.
+pub fn decide(
+    ask: &Ask<'_>,
+    source: &dyn Described,
+    session: &mut dyn BackupSource,
+    checks: &mut Checks,
+) -> SourcePlan {
+    let request = &ask.request;
     let mut planned = SourcePlan::default();
-    let mut session = source.session(&ctx.rt, ctx.env.clone())?;
-    let backup = match session.check(&request) {
+    let backup = match session.check(request) {
         Ok(b) => b,
         Err(e) => {
             checks.fail(e.to_string());
-            return Ok(planned);
+            return planned;
         }
     };
-    if ctx.from_backup {
+    if ask.from_backup {
         checks.ok(format!(
             "{} backup {} (PostgreSQL {}, timeline {}, begins at WAL {}) is usable",
-            if ctx.node.barman_mode {
-                "Barman".to_string()
-            } else {
-                format!("\"{}\"", ctx.node.source)
-            },
+            source
+                .display_name()
+                .unwrap_or_else(|| format!("\"{}\"", source.name())),
             backup.id,
             pgclone_contract::pg_version::text(backup.server_version),
             backup.timeline,
@@ -80,21 +138,21 @@ pub fn plan(ctx: &Context<'_>, checks: &mut Checks) -> anyhow::Result<SourcePlan
     }
     // Asked for now: what it does decides whether a delta copy is possible.
     // It is validated once the tablespaces are placed.
-    let plan = session.plan_clone(&request, &backup);
-    planned.delta = delta_possible(ctx, &backup, plan.as_ref().ok());
+    let plan = session.plan_clone(request, &backup);
+    planned.delta = delta_possible(ask, &backup, plan.as_ref().ok());
     if planned.delta {
         checks.ok(format!(
             "\"{}\" holds the same database system: only what changed will be copied",
-            ctx.target.given.display()
+            ask.target.given.display()
         ));
     }
-    planned.tablespaces = place_tablespaces(ctx, checks, &backup, planned.delta);
+    planned.tablespaces = place_tablespaces(ask, source, checks, &backup, planned.delta);
     planned.backup = Some(backup);
     match plan {
-        Ok(plan) => validate(ctx, checks, &plan, &mut planned),
+        Ok(plan) => validate(ask, source, checks, &plan, &mut planned),
         Err(e) => checks.fail(e.to_string()),
     }
-    Ok(planned)
+    planned
 }
 
 /// What the source is asked for.
@@ -147,11 +205,11 @@ pub fn params(c: &ConnInfo) -> Vec<ConnParam> {
 /// the other steps make directories and small files): then only what changed
 /// is copied. Archives are unpacked whole, and a program of the source's
 /// wants an empty directory.
-fn delta_possible(ctx: &Context<'_>, backup: &Backup, plan: Option<&Vec<PlanStep>>) -> bool {
+fn delta_possible(ask: &Ask<'_>, backup: &Backup, plan: Option<&Vec<PlanStep>>) -> bool {
     plan.is_some_and(|p| steps::copies_in_place(p))
-        && ctx.o.force
-        && matches!(ctx.target.state, TargetState::Populated { .. })
-        && target::system_identifier(&ctx.target.real).as_deref()
+        && ask.force
+        && matches!(ask.target.state, TargetState::Populated { .. })
+        && target::system_identifier(&ask.target.real).as_deref()
             == Some(backup.system_identifier.as_str())
 }
 
@@ -160,20 +218,12 @@ fn delta_possible(ctx: &Context<'_>, backup: &Backup, plan: Option<&Vec<PlanStep
 /// absolute path, of a tablespace the upstream has (when it can be asked),
 /// and a site or vendor source's tablespaces must be mapped explicitly.
 fn place_tablespaces(
-    ctx: &Context<'_>,
+    ask: &Ask<'_>,
+    source: &dyn Described,
     checks: &mut Checks,
     backup: &Backup,
     delta: bool,
 ) -> BTreeMap<u32, PathBuf> {
-    let mappings: BTreeMap<String, String> = ctx
-        .conf
-        .get_all("tablespace_mapping")
-        .iter()
-        .filter_map(|m| m.split_once('='))
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect();
-    let source = ctx.source();
-    let onto_itself = ctx.up.is_local() && !ctx.from_backup;
     let mut dirs = BTreeMap::new();
     for t in &backup.tablespaces {
         let loc = Path::new(&t.location);
@@ -189,8 +239,8 @@ fn place_tablespaces(
             ));
             continue;
         }
-        if let Some(u) = &ctx.up.info {
-            if !u.tablespaces.iter().any(|ut| ut.oid == t.oid) {
+        if let Some(oids) = &ask.upstream_tablespaces {
+            if !oids.contains(&t.oid) {
                 checks.fail_hint(
                     format!(
                         "the backup has tablespace {} (\"{}\"), which the upstream does not have",
@@ -201,12 +251,14 @@ fn place_tablespaces(
                 continue;
             }
         }
-        let mapped = mappings.get(&t.location);
-        if !source.origin_is_builtin() && mapped.is_none() {
+        let mapped = ask.mappings.get(&t.location);
+        if !source.is_builtin() && mapped.is_none() {
             checks.fail_hint(
                 format!(
                     "tablespace \"{}\" ({}) of plugin \"{}\" has no tablespace_mapping",
-                    t.name, t.location, source.name
+                    t.name,
+                    t.location,
+                    source.name()
                 ),
                 format!(
                     "a site or vendor source does not choose where files go: tablespace_mapping='{}=/new/location'",
@@ -215,7 +267,7 @@ fn place_tablespaces(
             );
             continue;
         }
-        if mapped.is_none() && onto_itself {
+        if mapped.is_none() && ask.onto_itself {
             checks.fail_hint(
                 format!(
                     "tablespace \"{}\" ({}) would be cloned onto itself",
@@ -235,8 +287,8 @@ fn place_tablespaces(
         }
         let populated = std::fs::read_dir(&dir).is_ok_and(|mut rd| rd.next().is_some());
         // Filled by an interrupted clone (its journal says so): -F empties it.
-        let left = populated && !delta && interrupted_filled(ctx, &dir);
-        if left && ctx.o.force {
+        let left = populated && !delta && interrupted_filled(ask.target, &dir);
+        if left && ask.force {
             checks.ok(format!(
                 "tablespace directory \"{}\" holds an interrupted clone's files: -F given, it will be emptied",
                 dir.display()
@@ -267,8 +319,8 @@ fn place_tablespaces(
 }
 
 /// Whether the journal of an interrupted clone into this target names `dir`.
-fn interrupted_filled(ctx: &Context<'_>, dir: &Path) -> bool {
-    super::leftover::find(&ctx.target.real)
+fn interrupted_filled(target: &Target, dir: &Path) -> bool {
+    super::leftover::find(&target.real)
         .ok()
         .flatten()
         .is_some_and(|l| l.filled(dir))
@@ -276,14 +328,19 @@ fn interrupted_filled(ctx: &Context<'_>, dir: &Path) -> bool {
 
 /// Validates the plan whole against the placed directories; a plan that
 /// combines backups gets its staging directory, which must not exist yet.
-fn validate(ctx: &Context<'_>, checks: &mut Checks, plan: &[PlanStep], planned: &mut SourcePlan) {
-    let staging = steps::combines(plan).then(|| steps::staging_dir(&ctx.target.real));
-    let source = ctx.source();
+fn validate(
+    ask: &Ask<'_>,
+    source: &dyn Described,
+    checks: &mut Checks,
+    plan: &[PlanStep],
+    planned: &mut SourcePlan,
+) {
+    let staging = steps::combines(plan).then(|| steps::staging_dir(&ask.target.real));
     let validated = steps::Validation {
-        plugin: &source.name,
-        caps: &source.caps,
-        env: &ctx.env,
-        datadir: &ctx.target.real,
+        plugin: source.name(),
+        caps: source.capabilities(),
+        env: ask.env,
+        datadir: &ask.target.real,
         tablespaces: &planned.tablespaces,
         staging: staging.as_deref(),
     }
@@ -303,7 +360,7 @@ fn validate(ctx: &Context<'_>, checks: &mut Checks, plan: &[PlanStep], planned: 
             false => safety::check_writable_root(&dir, safety::Role::DataDirectory),
         }) {
             Err(f) => checks.fail_error_first(&f.into()),
-            Ok(()) if left && !ctx.o.force => {}
+            Ok(()) if left && !ask.force => {}
             Ok(()) => checks.ok(format!(
                 "the incremental backup chain is combined in \"{}\" (removed afterwards)",
                 dir.display()
@@ -313,3 +370,6 @@ fn validate(ctx: &Context<'_>, checks: &mut Checks, plan: &[PlanStep], planned: 
     }
     planned.steps = s;
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,12 +1,14 @@
-//! The shared ssh connection (ControlMaster) of a clone from Barman: opened
-//! while the upstream is checked, so that the barman commands and the first
-//! rsync stream skip the handshake; closed when the clone ends.
+//! The shared ssh connections (ControlMaster) of a clone from a source that
+//! runs programs over ssh (Barman, a pgBackRest repository host, a vendor's
+//! backup server): one per ssh target the source declares, opened while the
+//! upstream is checked, so that the source's commands and the first rsync
+//! stream skip the handshake; closed when the clone ends.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// A shared ssh connection for the barman commands of one clone, closed when
-/// the clone ends.
+/// A shared ssh connection to one target of the source, for one clone,
+/// closed when the clone ends.
 pub struct SshMaster {
     child: std::sync::Mutex<std::process::Child>,
     path: PathBuf,
@@ -20,15 +22,17 @@ pub struct SshMaster {
 
 impl SshMaster {
     /// `connect_timeout` is ssh's own (in `ssh_options`); the master is given
-    /// up a little after it, whatever ssh does.
+    /// up a little after it, whatever ssh does. Its socket in `dir` is named
+    /// after the logical `target` (a capability name: no `/`).
     pub fn start(
+        target: &str,
         dest: &str,
         ssh_options: &[String],
         dir: &Path,
         connect_timeout: u32,
     ) -> Option<SshMaster> {
-        let path = dir.join("ssh-master");
-        let log = std::fs::File::create(dir.join("ssh-master.log")).ok()?;
+        let path = dir.join(format!("ssh-master-{target}"));
+        let log = std::fs::File::create(dir.join(format!("ssh-master-{target}.log"))).ok()?;
         let mut cmd = crate::remote::master_command(dest, None, ssh_options, &path, 30, log);
         // Until it has logged in and gone to the background (`-f`), it dies
         // with pgclone; left in pgclone's process group (it may ask on the

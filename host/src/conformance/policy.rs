@@ -5,11 +5,11 @@
 use std::sync::Arc;
 
 use super::{judge, param, Report, Verdict};
-use crate::contract::policy::RecoveryFacts;
+use crate::contract::policy::{PolicyPlugin, RecoveryFacts};
 use crate::contract::PluginFailure;
 use crate::environment::HostEnv;
 use crate::plugin::catalog;
-use crate::plugin::{Plugin, Runtime};
+use crate::plugin::{Bound, Plugin, Runtime};
 
 /// Valid facts with every optional one set, for node `node`: a policy that
 /// adds a setting the standard policy already set is caught here.
@@ -86,13 +86,19 @@ pub fn cases(rt: &Runtime, env: &Arc<HostEnv>, p: &Plugin, report: &mut Report) 
     cases.push(("PostgreSQL 0, hostile facts".into(), facts(0, true)));
     for (label, f) in cases {
         let case = format!("recovery-settings ({label})");
-        let mut chain: Vec<&Plugin> = standard.iter().collect();
-        chain.push(p);
+        let bind = |plugin| Bound {
+            plugin,
+            rt,
+            env: env.clone(),
+        };
+        let (standard, tested) = (standard.as_ref().map(bind), bind(p));
+        let mut chain: Vec<&dyn PolicyPlugin> = standard.iter().map(|b| b as _).collect();
+        chain.push(&tested);
         // The standard policy may refuse hostile facts itself: then the plugin
         // is called on its own, with an empty configuration.
-        let r = match crate::recovery::chain::decide(rt, env.clone(), &chain, &f) {
+        let r = match crate::recovery::chain::decide(&chain, &f) {
             Err(PluginFailure::Returned { plugin, .. }) if plugin != p.name => {
-                crate::recovery::chain::decide(rt, env.clone(), &[p], &f)
+                crate::recovery::chain::decide(&[&tested], &f)
             }
             other => other,
         };

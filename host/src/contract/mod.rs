@@ -8,11 +8,15 @@
 //! ([`fake`] is the test double).
 
 pub mod capability;
+pub mod described;
 pub mod failure;
+#[cfg(test)]
+pub mod fake;
 pub mod policy;
 pub mod source;
 
 pub use capability::{Capability, CapabilitySet, Refusal};
+pub use described::Described;
 pub use failure::{ErrorKind, PluginError, PluginFailure};
-pub use policy::RecoveryPolicy;
-pub use source::BackupSource;
+pub use policy::{PolicyPlugin, RecoveryPolicy};
+pub use source::{BackupSource, SourcePlugin};

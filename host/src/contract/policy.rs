@@ -4,7 +4,13 @@
 //! contract's).
 
 pub use crate::contract::source::ConnParam;
-use crate::contract::PluginFailure;
+use crate::contract::{Described, PluginFailure};
+
+/// A loaded recovery policy: its facts, and sessions that call it.
+pub trait PolicyPlugin: Described {
+    /// A fresh session, with the host calls' environment the clone made.
+    fn open(&self) -> Result<Box<dyn RecoveryPolicy>, PluginFailure>;
+}
 
 /// What a recovery policy does for the host.
 pub trait RecoveryPolicy {

@@ -6,7 +6,13 @@
 //! host checked it (`clone/steps/`: each kind of plan step in
 //! `clone/steps/kinds/`; `walrestore/archive.rs`).
 
-use crate::contract::PluginFailure;
+use crate::contract::{Described, PluginFailure};
+
+/// A loaded backup source: its facts, and sessions that call it.
+pub trait SourcePlugin: Described {
+    /// A fresh session, with the host calls' environment the clone made.
+    fn open(&self) -> Result<Box<dyn BackupSource>, PluginFailure>;
+}
 
 /// What a backup source does for the host.
 pub trait BackupSource {

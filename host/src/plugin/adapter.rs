@@ -2,14 +2,95 @@
 //! [`BackupSource`], a policy session a [`RecoveryPolicy`]. The host's types
 //! go in and come out through the current contract's conversions
 //! (`versions/current.rs`); each call is made to whichever contract version
-//! the plugin was built against (`versions/`).
+//! the plugin was built against (`versions/`). A [`Bound`] plugin (with the
+//! runtime and environment its sessions need) is a [`SourcePlugin`] or a
+//! [`PolicyPlugin`], as the clone takes them.
 
-use super::loaded::Session;
+use std::borrow::Borrow;
+use std::sync::Arc;
+
+use super::loaded::{Plugin, Session};
+use super::runtime::Runtime;
 use super::versions::current::ToWit;
 use super::versions::{Instance, Policy, Source};
-use crate::contract::policy::{self as hp, RecoveryPolicy};
-use crate::contract::source::{self as hs, BackupSource};
-use crate::contract::PluginFailure;
+use crate::contract::policy::{self as hp, PolicyPlugin, RecoveryPolicy};
+use crate::contract::source::{self as hs, BackupSource, SourcePlugin};
+use crate::contract::{CapabilitySet, Described, PluginFailure};
+use crate::environment::HostEnv;
+
+impl Described for Plugin {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn capabilities(&self) -> &CapabilitySet {
+        &self.caps
+    }
+    fn is_builtin(&self) -> bool {
+        self.origin_is_builtin()
+    }
+    fn needs_upstream(&self) -> bool {
+        Plugin::needs_upstream(self)
+    }
+    fn display_name(&self) -> Option<String> {
+        super::catalog::display_name(&self.name)
+            .filter(|_| self.origin_is_builtin())
+            .map(str::to_string)
+    }
+    /// The loaded plugin's own refusal (it names where the plugin came from).
+    fn ensure_granted(&self) -> Result<(), PluginFailure> {
+        Plugin::ensure_granted(self)
+    }
+}
+
+/// A loaded plugin with what its sessions need: the runtime and the host
+/// calls' environment. Owned (`Bound<Plugin, Arc<Runtime>>`) in a clone's
+/// context, borrowed where a command holds both already.
+pub struct Bound<P, R> {
+    pub plugin: P,
+    pub rt: R,
+    pub env: Arc<HostEnv>,
+}
+
+impl<P: Borrow<Plugin>, R: Borrow<Runtime>> Bound<P, R> {
+    fn session(&self) -> Result<Session, PluginFailure> {
+        self.plugin
+            .borrow()
+            .session(self.rt.borrow(), self.env.clone())
+    }
+}
+
+impl<P: Borrow<Plugin>, R> Described for Bound<P, R> {
+    fn name(&self) -> &str {
+        &self.plugin.borrow().name
+    }
+    fn capabilities(&self) -> &CapabilitySet {
+        &self.plugin.borrow().caps
+    }
+    fn is_builtin(&self) -> bool {
+        self.plugin.borrow().origin_is_builtin()
+    }
+    fn needs_upstream(&self) -> bool {
+        self.plugin.borrow().needs_upstream()
+    }
+    fn display_name(&self) -> Option<String> {
+        Described::display_name(self.plugin.borrow())
+    }
+    fn ensure_granted(&self) -> Result<(), PluginFailure> {
+        self.plugin.borrow().ensure_granted()
+    }
+}
+
+impl<P: Borrow<Plugin>, R: Borrow<Runtime>> SourcePlugin for Bound<P, R> {
+    fn open(&self) -> Result<Box<dyn BackupSource>, PluginFailure> {
+        Ok(Box::new(self.session()?))
+    }
+}
+
+impl<P: Borrow<Plugin>, R: Borrow<Runtime>> PolicyPlugin for Bound<P, R> {
+    fn open(&self) -> Result<Box<dyn RecoveryPolicy>, PluginFailure> {
+        Ok(Box::new(self.session()?))
+    }
+}
 
 impl BackupSource for Session {
     fn check(&mut self, req: &hs::CloneRequest) -> Result<hs::Backup, PluginFailure> {

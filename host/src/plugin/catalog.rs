@@ -29,6 +29,16 @@ const EMBEDDED: &[(&str, &[u8])] = &[
     ("barman", guest!("pgclone_source_barman.wasm")),
 ];
 
+/// How messages name a first-party source (`Barman`); a site's or vendor's
+/// is named by its plugin name (`backup source "pgbackrest"`).
+pub fn display_name(name: &str) -> Option<&'static str> {
+    match name {
+        "barman" => Some("Barman"),
+        "pg-basebackup" => Some("pg_basebackup"),
+        _ => None,
+    }
+}
+
 /// Where a plugin's component came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {

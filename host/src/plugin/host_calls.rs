@@ -243,7 +243,7 @@ impl host_api::Host for PluginState {
         // preferred cipher: a plugin's output is read into memory, not a bulk
         // transfer (and through the shared connection its cipher is used).
         let cmd = SshCommand::new(&dest)
-            .control_path(self.env.control_path.as_deref())
+            .control_path(self.env.control_path(&target))
             .options(&self.env.ssh_options)
             .remote(&argv)
             .command();

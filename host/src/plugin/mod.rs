@@ -15,6 +15,7 @@ pub mod state;
 pub mod version;
 pub mod versions;
 
+pub use adapter::Bound;
 pub use catalog::{Candidate, Origin};
 pub use loaded::{Plugin, Session};
 pub use runtime::Runtime;

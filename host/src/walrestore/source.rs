@@ -162,6 +162,7 @@ impl WalSource {
             )));
         }
         Ok(SshHost {
+            name: target.to_string(),
             dest,
             resolved: Default::default(),
             port,
@@ -257,15 +258,15 @@ impl WalSource {
         ssh_options.extend(self.ssh_options.iter().cloned());
         let connect = u32::try_from(self.connect_timeout.max(1)).unwrap_or(u32::MAX);
         ssh_options.extend(crate::remote::liveness_options(connect));
-        let control_path = match host.ensure_master() {
-            Ok(()) => Some(host.control_path.clone()),
-            Err(_) => None,
+        let control_paths = match host.ensure_master() {
+            Ok(()) => [("barman".to_string(), host.control_path.clone())].into(),
+            Err(_) => Default::default(),
         };
         Ok(HostEnv {
             config,
             targets: [("barman".to_string(), host.target().to_string())].into(),
             ssh_options,
-            control_path,
+            control_paths,
             no_programs: false,
             program_timeout: Some(std::time::Duration::from_secs(self.timeout.max(1))),
             ssh_connect_timeout: connect,

@@ -17,9 +17,11 @@ use crate::report::Failure;
 /// One remote host of a source, as ssh reaches it.
 #[derive(Debug, Clone)]
 pub struct SshHost {
+    /// The logical target it is (`barman`, a plugin's own).
+    pub name: String,
     /// `user@host`, or a host whose user is found when ssh first needs it
-    /// (`ssh -G`, see [`crate::remote::barman_destination`]): a segment
-    /// already in the spool costs no ssh at all.
+    /// (`ssh -G`, see [`crate::remote::destination`]): a segment already in
+    /// the spool costs no ssh at all.
     pub dest: String,
     /// The destination with its user, once found.
     pub resolved: std::sync::OnceLock<String>,
@@ -65,7 +67,8 @@ impl SshHost {
     /// Where ssh goes: `user@host` (the same user a clone uses).
     pub fn target(&self) -> &str {
         self.resolved.get_or_init(|| {
-            crate::remote::barman_destination(
+            crate::remote::destination(
+                &self.name,
                 &self.dest,
                 None,
                 self.port.as_deref(),
