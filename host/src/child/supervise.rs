@@ -136,11 +136,11 @@ fn stop_group(pid: i32) {
     unsafe {
         libc::kill(-pid, libc::SIGTERM);
         for _ in 0..50 {
-            match exited(pid) {
+            match exited(pid, false) {
                 // Already reaped by its owner: the number is not ours any more.
-                None => return,
-                Some(true) => break,
-                Some(false) => libc::nanosleep(&pause, std::ptr::null_mut()),
+                Err(_) => return,
+                Ok(true) => break,
+                Ok(false) => libc::nanosleep(&pause, std::ptr::null_mut()),
             };
         }
         // The leader is unreaped until here: the group is still its own.
@@ -149,37 +149,21 @@ fn stop_group(pid: i32) {
     }
 }
 
-/// Whether child `pid` has exited (left unreaped); `None` when it is not a
-/// child to wait for (any more).
-fn exited(pid: i32) -> Option<bool> {
+/// Whether child `pid` has exited, leaving it to be reaped; with `block`,
+/// waits for that. The errno when it is not a child to wait for (any more)
+/// or the wait was interrupted. Async-signal-safe.
+fn exited(pid: i32, block: bool) -> Result<bool, i32> {
     let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-    let r = unsafe {
-        libc::waitid(
-            libc::P_PID,
-            pid as libc::id_t,
-            &mut info,
-            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-        )
-    };
-    (r == 0).then(|| unsafe { info.si_pid() } != 0)
+    let flags = libc::WEXITED | libc::WNOWAIT | if block { 0 } else { libc::WNOHANG };
+    if unsafe { libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, flags) } != 0 {
+        return Err(unsafe { *libc::__errno_location() });
+    }
+    Ok(unsafe { info.si_pid() } != 0)
 }
 
 /// Blocks until process `pid` has exited, leaving it to be reaped.
 fn wait_without_reaping(pid: i32) {
-    loop {
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        let r = unsafe {
-            libc::waitid(
-                libc::P_PID,
-                pid as libc::id_t,
-                &mut info,
-                libc::WEXITED | libc::WNOWAIT,
-            )
-        };
-        if r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-            return;
-        }
-    }
+    while exited(pid, true) == Err(libc::EINTR) {}
 }
 
 /// Kills group `pid` with SIGKILL when it outlives its bound.
