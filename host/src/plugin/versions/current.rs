@@ -7,8 +7,7 @@
 //! Both worlds import the same `types` and `host` interfaces: the policy
 //! world reuses the source world's, so that one linker serves both.
 
-use wasmtime::component::{HasSelf, InstancePre, Linker};
-use wasmtime::Store;
+use wasmtime::component::{HasSelf, Linker};
 
 use super::super::state::PluginState;
 use crate::contract::policy as hp;
@@ -47,21 +46,7 @@ pub(super) fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Resul
     source::BackupSource::add_to_linker::<_, HasSelf<_>>(linker, |s| s)
 }
 
-pub(super) fn source(
-    store: &mut Store<PluginState>,
-    pre: InstancePre<PluginState>,
-) -> wasmtime::Result<source_api::Guest> {
-    let instance = source::BackupSourcePre::new(pre)?.instantiate(store)?;
-    Ok(instance.pgclone_plugin_source().clone())
-}
-
-pub(super) fn policy(
-    store: &mut Store<PluginState>,
-    pre: InstancePre<PluginState>,
-) -> wasmtime::Result<policy_api::Guest> {
-    let instance = policy::RecoveryPolicyPre::new(pre)?.instantiate(store)?;
-    Ok(instance.pgclone_plugin_policy().clone())
-}
+entry_points!();
 
 /// Host → contract.
 pub trait ToWit<T> {

@@ -70,6 +70,29 @@ macro_rules! cases {
     };
 }
 
+/// A version file's two entry points, `source` and `policy`: its worlds'
+/// bindings (the modules `source` and `policy` it declares with `bindgen!`)
+/// instantiated from a linked component.
+macro_rules! entry_points {
+    () => {
+        pub(super) fn source(
+            store: &mut wasmtime::Store<$crate::plugin::state::PluginState>,
+            pre: wasmtime::component::InstancePre<$crate::plugin::state::PluginState>,
+        ) -> wasmtime::Result<source_api::Guest> {
+            let instance = source::BackupSourcePre::new(pre)?.instantiate(store)?;
+            Ok(instance.pgclone_plugin_source().clone())
+        }
+
+        pub(super) fn policy(
+            store: &mut wasmtime::Store<$crate::plugin::state::PluginState>,
+            pre: wasmtime::component::InstancePre<$crate::plugin::state::PluginState>,
+        ) -> wasmtime::Result<policy_api::Guest> {
+            let instance = policy::RecoveryPolicyPre::new(pre)?.instantiate(store)?;
+            Ok(instance.pgclone_plugin_policy().clone())
+        }
+    };
+}
+
 pub mod current;
 mod v1_0;
 mod v1_1;

@@ -11,8 +11,7 @@
 //! by their exact names (`pgclone:plugin/host@1.0.0`): they are linked here,
 //! served by the current host calls.
 
-use wasmtime::component::{HasSelf, InstancePre, Linker};
-use wasmtime::Store;
+use wasmtime::component::{HasSelf, Linker};
 
 use super::super::state::PluginState;
 use super::current::{host_api as new_host, policy_api as new_policy, types as new};
@@ -48,21 +47,7 @@ pub(super) fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Resul
     source::BackupSource::add_to_linker::<_, HasSelf<_>>(linker, |s| s)
 }
 
-pub(super) fn source(
-    store: &mut Store<PluginState>,
-    pre: InstancePre<PluginState>,
-) -> wasmtime::Result<source_api::Guest> {
-    let instance = source::BackupSourcePre::new(pre)?.instantiate(store)?;
-    Ok(instance.pgclone_plugin_source().clone())
-}
-
-pub(super) fn policy(
-    store: &mut Store<PluginState>,
-    pre: InstancePre<PluginState>,
-) -> wasmtime::Result<policy_api::Guest> {
-    let instance = policy::RecoveryPolicyPre::new(pre)?.instantiate(store)?;
-    Ok(instance.pgclone_plugin_policy().clone())
-}
+entry_points!();
 
 /// Both directions.
 macro_rules! both {

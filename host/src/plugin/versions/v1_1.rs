@@ -7,10 +7,6 @@
 //! `locate-wal-archive`, need bindings of their own, and only the types its
 //! `policy` interface defines are its own, converted below.
 
-use wasmtime::component::InstancePre;
-use wasmtime::Store;
-
-use super::super::state::PluginState;
 use super::current::{policy_api as new_policy, types as new};
 
 pub mod source {
@@ -38,21 +34,7 @@ pub mod policy {
 pub use policy::exports::pgclone::plugin::policy as policy_api;
 pub use source::exports::pgclone::plugin::source as source_api;
 
-pub(super) fn source(
-    store: &mut Store<PluginState>,
-    pre: InstancePre<PluginState>,
-) -> wasmtime::Result<source_api::Guest> {
-    let instance = source::BackupSourcePre::new(pre)?.instantiate(store)?;
-    Ok(instance.pgclone_plugin_source().clone())
-}
-
-pub(super) fn policy(
-    store: &mut Store<PluginState>,
-    pre: InstancePre<PluginState>,
-) -> wasmtime::Result<policy_api::Guest> {
-    let instance = policy::RecoveryPolicyPre::new(pre)?.instantiate(store)?;
-    Ok(instance.pgclone_plugin_policy().clone())
-}
+entry_points!();
 
 use policy_api as old_policy;
 
