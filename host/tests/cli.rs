@@ -189,6 +189,41 @@ fn unknown_configuration_keys_are_warned_about() {
 }
 
 #[test]
+fn a_mistyped_configuration_key_is_warned_with_the_key_it_resembles() {
+    let env = Env::new("");
+    std::fs::write(
+        env.path("pgclone.conf"),
+        "node_id=1\nuse_replication_slot=yes\nfrobnicate_widgets=1\n",
+    )
+    .unwrap();
+    let out = env.run(&["plugin", "list"]);
+    assert!(out.status.success());
+    let stderr = text(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.contains("unknown configuration key \"use_replication_slot\""))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(lines[at].starts_with("WARNING: "), "{stderr}");
+    assert_eq!(
+        lines.get(at + 1).copied(),
+        Some("HINT: did you mean \"use_replication_slots\"?"),
+        "{stderr}"
+    );
+    // A key that resembles none is still warned about, with no guess.
+    let at = lines
+        .iter()
+        .position(|l| l.contains("\"frobnicate_widgets\""))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(
+        lines
+            .get(at + 1)
+            .is_none_or(|l| !l.contains("did you mean")),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn help_is_there_at_every_level() {
     let env = Env::new("");
     for args in [
@@ -936,4 +971,103 @@ fn help_states_the_barman_user_rule_and_what_plugin_test_does() {
     ] {
         assert!(help.contains(words), "{words}: {help}");
     }
+}
+
+/// `standby clone --dry-run` from `host`:`port` into a scratch directory, as
+/// postgres, with nothing but the command line (no -f, no $PGCLONE_CONFIG).
+fn clone_from_nowhere(sc: &Scratch, host: &str, port: &str) -> String {
+    let data = sc.path("data");
+    let out = support::pgclone(
+        sc,
+        &[
+            "-h",
+            host,
+            "-p",
+            port,
+            "-U",
+            "repmgr",
+            "-d",
+            "repmgr",
+            "-D",
+            data.to_str().unwrap(),
+            "standby",
+            "clone",
+            "--dry-run",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    text(&out.stderr)
+}
+
+#[test]
+fn without_a_configuration_file_the_files_looked_for_are_named() {
+    let defaults = ["/etc/pgclone.conf", "/etc/repmgr.conf"];
+    if defaults.iter().any(|p| Path::new(p).exists()) {
+        eprintln!("skipped: this machine has {defaults:?}");
+        return;
+    }
+    let sc = Scratch::new("no-config");
+    let err = clone_from_nowhere(&sc, "127.0.0.1", "1");
+    assert!(
+        err.contains(
+            "NOTICE: no configuration file found (looked for \"/etc/pgclone.conf\" and \"/etc/repmgr.conf\")"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("HINT: give one with -f/--config-file"),
+        "{err}"
+    );
+    // With -f, the file used is said instead.
+    let cfg = sc.write("node.conf", "node_id=2\n");
+    let out = support::pgclone(
+        &sc,
+        &[
+            "-f",
+            cfg.to_str().unwrap(),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            "1",
+            "-D",
+            sc.path("data").to_str().unwrap(),
+            "standby",
+            "clone",
+            "--dry-run",
+        ],
+        &[],
+    );
+    let err = text(&out.stderr);
+    assert!(err.contains("using configuration file"), "{err}");
+    assert!(!err.contains("no configuration file found"), "{err}");
+}
+
+#[test]
+fn a_refused_connection_asks_whether_the_server_is_running_as_psql_does() {
+    let sc = Scratch::new("refused");
+    // A port nothing listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let err = clone_from_nowhere(&sc, "127.0.0.1", &port);
+    assert!(err.contains("Connection refused"), "{err}");
+    assert!(
+        err.contains(
+            "\nHINT: Is the server running on that host and accepting TCP/IP connections?"
+        ),
+        "{err}"
+    );
+    // A socket directory with no socket in it: psql's words for a socket.
+    let dir = sc.mkdir("sockets");
+    let err = clone_from_nowhere(&sc, dir.to_str().unwrap(), &port);
+    assert!(
+        err.contains(
+            "\nHINT: Is the server running locally and accepting connections on that socket?"
+        ),
+        "{err}"
+    );
 }
