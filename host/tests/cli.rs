@@ -1071,3 +1071,55 @@ fn a_refused_connection_asks_whether_the_server_is_running_as_psql_does() {
         "{err}"
     );
 }
+
+#[test]
+fn counts_of_one_are_singular() {
+    // plugin verify: one pinned plugin, no problem.
+    let bytes = std::fs::read(guest("test_echo")).unwrap();
+    let env = Env::new(&format!(
+        "[plugin.test-echo]\nfile = \"echo.wasm\"\nsha256 = \"{}\"\n\
+         grants = [\"read-config:barman_server\"]\n",
+        sha256_hex(&bytes)
+    ));
+    std::fs::write(env.path("plugins/echo.wasm"), &bytes).unwrap();
+    let out = env.run(&["plugin", "verify"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("1 pinned plugin checked, 0 problems"),
+        "{stdout}"
+    );
+
+    // A target directory holding one file: "1 entry", not "1 entries".
+    let sc = Scratch::new("one-entry");
+    let mut up = Pg::init(&sc, "up");
+    up.start();
+    sc.mkdir("data");
+    sc.write("data/stray.txt", "x");
+    let socket = up.socket_dir.to_str().unwrap().to_string();
+    let port = up.port.to_string();
+    let data = sc.path("data");
+    let out = support::pgclone(
+        &sc,
+        &[
+            "-h",
+            &socket,
+            "-p",
+            &port,
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-D",
+            data.to_str().unwrap(),
+            "standby",
+            "clone",
+            "--dry-run",
+        ],
+        &[],
+    );
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("(1 entry)"), "{err}");
+    assert!(!err.contains("entries"), "{err}");
+}
