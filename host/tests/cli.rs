@@ -1123,3 +1123,21 @@ fn counts_of_one_are_singular() {
     assert!(err.contains("(1 entry)"), "{err}");
     assert!(!err.contains("entries"), "{err}");
 }
+
+#[test]
+fn a_file_that_is_not_a_component_is_named_by_its_file_name() {
+    let env = Env::new("");
+    let broken = env.path("broken.wasm");
+    std::fs::write(&broken, b"\0asm this is not a component").unwrap();
+    for command in ["check", "test"] {
+        let out = env.run(&["plugin", command, broken.to_str().unwrap()]);
+        let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert!(!out.status.success(), "{command}: {all}");
+        assert!(all.contains("plugin \"broken.wasm\""), "{command}: {all}");
+        assert!(
+            all.contains("not a valid WebAssembly component"),
+            "{command}: {all}"
+        );
+        assert!(!all.contains("plugin \"\""), "{command}: {all}");
+    }
+}
