@@ -1141,3 +1141,27 @@ fn a_file_that_is_not_a_component_is_named_by_its_file_name() {
         assert!(!all.contains("plugin \"\""), "{command}: {all}");
     }
 }
+
+#[test]
+fn double_v_adds_debug_lines_to_what_v_shows() {
+    let env = Env::new("");
+    let echo = guest("test_echo");
+    let run = |v: &str| {
+        let out = env.run(&[v, "plugin", "check", echo.to_str().unwrap()]);
+        assert!(out.status.success(), "{v}: {}", text(&out.stderr));
+        text(&out.stderr)
+    };
+    let (v, vv) = (run("-v"), run("-vv"));
+    assert!(
+        vv.contains("DEBUG: reading configuration file \"")
+            && vv.contains(": describe() returned after "),
+        "{vv}"
+    );
+    assert!(!v.contains("describe() returned"), "{v}");
+    // Debug lines are pgclone's own, plain: no colour codes.
+    assert!(!vv.contains('\u{1b}'), "{vv:?}");
+    // -vv shows everything -v shows.
+    for line in v.lines() {
+        assert!(vv.contains(line), "{line} missing from -vv:\n{vv}");
+    }
+}

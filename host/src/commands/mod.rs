@@ -60,6 +60,7 @@ impl Context {
                 None => return Ok(ConfFile::default()),
             },
         };
+        tracing::debug!("reading configuration file \"{}\"", path.display());
         let conf = ConfFile::load(&path)?;
         // Keys that plugins were granted to read are theirs, not unknown; the
         // plugin configuration is only read when there is a key to excuse

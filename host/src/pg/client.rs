@@ -23,6 +23,10 @@ pub async fn connect(r: &Resolved) -> anyhow::Result<Client> {
         tls::settings(p, r.sslpassword.as_deref())?
     };
     let (mut cfg, timeout) = config(r)?;
+    tracing::debug!(
+        "connecting to {target} (database \"{}\", connect_timeout {timeout} s)",
+        p.get("dbname").unwrap_or("")
+    );
     if tls.direct {
         cfg.ssl_negotiation(tokio_postgres::config::SslNegotiation::Direct);
     }

@@ -452,6 +452,13 @@ impl Session {
             let wait = left.clamp(Duration::from_millis(5), Duration::from_millis(100));
             match finished.recv_timeout(wait) {
                 Ok((store, result)) => {
+                    // -vv: where a clone's time goes between the host and its plugins.
+                    tracing::debug!(
+                        "plugin \"{}\": {call}() returned after {} ms ({} ms in programs it ran)",
+                        self.plugin,
+                        clock.wall().as_millis(),
+                        clock.in_programs().as_millis()
+                    );
                     self.store = Some(store);
                     return self.outcome(call, result);
                 }
