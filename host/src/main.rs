@@ -102,7 +102,8 @@ struct Site {
 /// whose output is its log.
 #[derive(Args)]
 struct Logging {
-    /// More output; repeat for debug output (not for wal-restore).
+    /// More output: -v each program pgclone starts, -vv also debug lines
+    /// (connections, plugin calls and their times) (not for wal-restore).
     #[arg(short, long, action = ArgAction::Count, global = true)]
     verbose: u8,
 
@@ -230,6 +231,34 @@ Patroni's --KEY=VALUE arguments after it"
     }
 }
 
+/// tracing's lines as pgclone's other messages are (`DEBUG: ...`), with no
+/// colour codes: they end up in files and PostgreSQL's log as often as on a
+/// terminal.
+struct Plain;
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for Plain
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let level = match *event.metadata().level() {
+            tracing::Level::WARN => "WARNING",
+            tracing::Level::ERROR => "ERROR",
+            tracing::Level::INFO => "INFO",
+            tracing::Level::DEBUG | tracing::Level::TRACE => "DEBUG",
+        };
+        write!(writer, "{level}: ")?;
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}
+
 fn init_logging(g: &Logging) {
     let level = g.log_level.unwrap_or(if g.quiet {
         Level::Error
@@ -249,13 +278,12 @@ fn init_logging(g: &Logging) {
         Level::Error => "error",
     };
     tracing_subscriber::fmt()
+        .event_format(Plain)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("PGCLONE_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
         )
         .with_writer(std::io::stderr)
-        .without_time()
-        .with_target(false)
         .init();
 }
 

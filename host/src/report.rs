@@ -132,6 +132,19 @@ pub fn exit_text(status: &std::process::ExitStatus) -> String {
     }
 }
 
+/// `1 entry`, `2 entries`: a count with its noun in the right number.
+pub fn count<N>(n: N, one: &str, many: &str) -> String
+where
+    N: TryInto<u64> + Copy + std::fmt::Display,
+{
+    let noun = if n.try_into().ok() == Some(1) {
+        one
+    } else {
+        many
+    };
+    format!("{n} {noun}")
+}
+
 /// How much is said on standard error: repmgr's log levels (-L/--log-level,
 /// -q, -v). Errors are always shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -231,6 +244,14 @@ pub fn warning(message: &str, hint: Option<&str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_say_one_entry_and_two_entries() {
+        assert_eq!(count(1usize, "entry", "entries"), "1 entry");
+        assert_eq!(count(0u32, "entry", "entries"), "0 entries");
+        assert_eq!(count(2u64, "file", "files"), "2 files");
+        assert_eq!(count(-1i64, "file", "files"), "-1 files");
+    }
 
     #[test]
     fn failure_renders_all_three_parts() {

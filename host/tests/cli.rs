@@ -189,6 +189,41 @@ fn unknown_configuration_keys_are_warned_about() {
 }
 
 #[test]
+fn a_mistyped_configuration_key_is_warned_with_the_key_it_resembles() {
+    let env = Env::new("");
+    std::fs::write(
+        env.path("pgclone.conf"),
+        "node_id=1\nuse_replication_slot=yes\nfrobnicate_widgets=1\n",
+    )
+    .unwrap();
+    let out = env.run(&["plugin", "list"]);
+    assert!(out.status.success());
+    let stderr = text(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.contains("unknown configuration key \"use_replication_slot\""))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(lines[at].starts_with("WARNING: "), "{stderr}");
+    assert_eq!(
+        lines.get(at + 1).copied(),
+        Some("HINT: did you mean \"use_replication_slots\"?"),
+        "{stderr}"
+    );
+    // A key that resembles none is still warned about, with no guess.
+    let at = lines
+        .iter()
+        .position(|l| l.contains("\"frobnicate_widgets\""))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(
+        lines
+            .get(at + 1)
+            .is_none_or(|l| !l.contains("did you mean")),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn help_is_there_at_every_level() {
     let env = Env::new("");
     for args in [
@@ -935,5 +970,198 @@ fn help_states_the_barman_user_rule_and_what_plugin_test_does() {
         "The configuration values the plugin sees (a file in repmgr.conf syntax). Without it, every key the plugin may read is `conformance-test`",
     ] {
         assert!(help.contains(words), "{words}: {help}");
+    }
+}
+
+/// `standby clone --dry-run` from `host`:`port` into a scratch directory, as
+/// postgres, with nothing but the command line (no -f, no $PGCLONE_CONFIG).
+fn clone_from_nowhere(sc: &Scratch, host: &str, port: &str) -> String {
+    let data = sc.path("data");
+    let out = support::pgclone(
+        sc,
+        &[
+            "-h",
+            host,
+            "-p",
+            port,
+            "-U",
+            "repmgr",
+            "-d",
+            "repmgr",
+            "-D",
+            data.to_str().unwrap(),
+            "standby",
+            "clone",
+            "--dry-run",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    text(&out.stderr)
+}
+
+#[test]
+fn without_a_configuration_file_the_files_looked_for_are_named() {
+    let defaults = ["/etc/pgclone.conf", "/etc/repmgr.conf"];
+    if defaults.iter().any(|p| Path::new(p).exists()) {
+        eprintln!("skipped: this machine has {defaults:?}");
+        return;
+    }
+    let sc = Scratch::new("no-config");
+    let err = clone_from_nowhere(&sc, "127.0.0.1", "1");
+    assert!(
+        err.contains(
+            "NOTICE: no configuration file found (looked for \"/etc/pgclone.conf\" and \"/etc/repmgr.conf\")"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("HINT: give one with -f/--config-file"),
+        "{err}"
+    );
+    // With -f, the file used is said instead.
+    let cfg = sc.write("node.conf", "node_id=2\n");
+    let out = support::pgclone(
+        &sc,
+        &[
+            "-f",
+            cfg.to_str().unwrap(),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            "1",
+            "-D",
+            sc.path("data").to_str().unwrap(),
+            "standby",
+            "clone",
+            "--dry-run",
+        ],
+        &[],
+    );
+    let err = text(&out.stderr);
+    assert!(err.contains("using configuration file"), "{err}");
+    assert!(!err.contains("no configuration file found"), "{err}");
+}
+
+#[test]
+fn a_refused_connection_asks_whether_the_server_is_running_as_psql_does() {
+    let sc = Scratch::new("refused");
+    // A port nothing listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let err = clone_from_nowhere(&sc, "127.0.0.1", &port);
+    assert!(err.contains("Connection refused"), "{err}");
+    assert!(
+        err.contains(
+            "\nHINT: Is the server running on that host and accepting TCP/IP connections?"
+        ),
+        "{err}"
+    );
+    // A socket directory with no socket in it: psql's words for a socket.
+    let dir = sc.mkdir("sockets");
+    let err = clone_from_nowhere(&sc, dir.to_str().unwrap(), &port);
+    assert!(
+        err.contains(
+            "\nHINT: Is the server running locally and accepting connections on that socket?"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn counts_of_one_are_singular() {
+    // plugin verify: one pinned plugin, no problem.
+    let bytes = std::fs::read(guest("test_echo")).unwrap();
+    let env = Env::new(&format!(
+        "[plugin.test-echo]\nfile = \"echo.wasm\"\nsha256 = \"{}\"\n\
+         grants = [\"read-config:barman_server\"]\n",
+        sha256_hex(&bytes)
+    ));
+    std::fs::write(env.path("plugins/echo.wasm"), &bytes).unwrap();
+    let out = env.run(&["plugin", "verify"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("1 pinned plugin checked, 0 problems"),
+        "{stdout}"
+    );
+
+    // A target directory holding one file: "1 entry", not "1 entries".
+    let sc = Scratch::new("one-entry");
+    let mut up = Pg::init(&sc, "up");
+    up.start();
+    sc.mkdir("data");
+    sc.write("data/stray.txt", "x");
+    let socket = up.socket_dir.to_str().unwrap().to_string();
+    let port = up.port.to_string();
+    let data = sc.path("data");
+    let out = support::pgclone(
+        &sc,
+        &[
+            "-h",
+            &socket,
+            "-p",
+            &port,
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-D",
+            data.to_str().unwrap(),
+            "standby",
+            "clone",
+            "--dry-run",
+        ],
+        &[],
+    );
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("(1 entry)"), "{err}");
+    assert!(!err.contains("entries"), "{err}");
+}
+
+#[test]
+fn a_file_that_is_not_a_component_is_named_by_its_file_name() {
+    let env = Env::new("");
+    let broken = env.path("broken.wasm");
+    std::fs::write(&broken, b"\0asm this is not a component").unwrap();
+    for command in ["check", "test"] {
+        let out = env.run(&["plugin", command, broken.to_str().unwrap()]);
+        let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert!(!out.status.success(), "{command}: {all}");
+        assert!(all.contains("plugin \"broken.wasm\""), "{command}: {all}");
+        assert!(
+            all.contains("not a valid WebAssembly component"),
+            "{command}: {all}"
+        );
+        assert!(!all.contains("plugin \"\""), "{command}: {all}");
+    }
+}
+
+#[test]
+fn double_v_adds_debug_lines_to_what_v_shows() {
+    let env = Env::new("");
+    let echo = guest("test_echo");
+    let run = |v: &str| {
+        let out = env.run(&[v, "plugin", "check", echo.to_str().unwrap()]);
+        assert!(out.status.success(), "{v}: {}", text(&out.stderr));
+        text(&out.stderr)
+    };
+    let (v, vv) = (run("-v"), run("-vv"));
+    assert!(
+        vv.contains("DEBUG: reading configuration file \"")
+            && vv.contains(": describe() returned after "),
+        "{vv}"
+    );
+    assert!(!v.contains("describe() returned"), "{v}");
+    // Debug lines are pgclone's own, plain: no colour codes.
+    assert!(!vv.contains('\u{1b}'), "{vv:?}");
+    // -vv shows everything -v shows.
+    for line in v.lines() {
+        assert!(vv.contains(line), "{line} missing from -vv:\n{vv}");
     }
 }

@@ -153,9 +153,11 @@ async fn perform(
             report::notice(&retrieving(ctx));
             steps::execute(&s.steps, exec).await?;
             if let Some(w) = &done.warm {
+                let n = w.spooled();
                 report::info(&format!(
-                    "wal: {} segments since the backup are already in restore_command's spool",
-                    w.spooled()
+                    "wal: {} since the backup {} already in restore_command's spool",
+                    report::count(n, "segment", "segments"),
+                    if n == 1 { "is" } else { "are" }
                 ));
             }
         }
@@ -301,7 +303,9 @@ fn remove_unlisted(datadir: &Path, plan: &[Step]) -> anyhow::Result<()> {
     let placed = steps::placed(plan, datadir);
     let removed = steps::remove_unlisted(datadir, &placed, &["pg_tblspc", "pg_wal"])?;
     report::info(&format!(
-        "delta copy: {removed} files that are not in the backup were removed"
+        "delta copy: {} not in the backup {} removed",
+        report::count(removed, "file", "files"),
+        if removed == 1 { "was" } else { "were" }
     ));
     Ok(())
 }

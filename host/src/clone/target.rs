@@ -140,7 +140,10 @@ impl Target {
             if !force {
                 let what = match pg_version {
                     Some(v) => format!("it is a PostgreSQL {v} data directory"),
-                    None => format!("it is not empty ({entries} entries)"),
+                    None => format!(
+                        "it is not empty ({})",
+                        crate::report::count(*entries, "entry", "entries")
+                    ),
                 };
                 return Err(Failure::new(format!(
                     "destination directory \"{}\" cannot be used",

@@ -21,6 +21,9 @@ pub fn ids<T: Args>() -> Vec<Id> {
         .collect()
 }
 
+/// Where the node's configuration is looked for without `-f` or `$PGCLONE_CONFIG`.
+const DEFAULT_CONFIG_FILES: [&str; 2] = ["/etc/pgclone.conf", "/etc/repmgr.conf"];
+
 /// Where configuration comes from, as the command line says.
 pub struct Context {
     pub config_file: Option<PathBuf>,
@@ -48,7 +51,7 @@ impl Context {
                 }
                 p
             }
-            None => match ["/etc/pgclone.conf", "/etc/repmgr.conf"]
+            None => match DEFAULT_CONFIG_FILES
                 .iter()
                 .map(Path::new)
                 .find(|p| p.exists())
@@ -57,6 +60,7 @@ impl Context {
                 None => return Ok(ConfFile::default()),
             },
         };
+        tracing::debug!("reading configuration file \"{}\"", path.display());
         let conf = ConfFile::load(&path)?;
         // Keys that plugins were granted to read are theirs, not unknown; the
         // plugin configuration is only read when there is a key to excuse
@@ -66,11 +70,29 @@ impl Context {
                 .plugins(&conf)
                 .map(|p| p.granted_config_keys())
                 .unwrap_or_default();
-            for w in conf.unknown_key_warnings(&plugin_keys) {
-                report::warning(&w, None);
+            for (warning, hint) in conf.unknown_keys(&plugin_keys) {
+                report::warning(&warning, hint.as_deref());
             }
         }
         Ok(conf)
+    }
+
+    /// For the commands that clone: a NOTICE when no configuration file was
+    /// found, naming the files looked for, so that settings the operator
+    /// believes are read (data_directory, barman_host) are not silently absent.
+    pub fn notice_if_no_config(conf: &ConfFile) {
+        if !conf.path.as_os_str().is_empty() {
+            return;
+        }
+        let looked: Vec<String> = DEFAULT_CONFIG_FILES
+            .iter()
+            .map(|p| format!("\"{p}\""))
+            .collect();
+        report::notice(&format!(
+            "no configuration file found (looked for {})",
+            looked.join(" and ")
+        ));
+        report::hint("give one with -f/--config-file or $PGCLONE_CONFIG; without one, only the command line is used");
     }
 
     /// Where the plugin configuration is (or would be created): the command

@@ -253,6 +253,7 @@ fn clone_replica(ctx: &Context, r: &Request) -> anyhow::Result<()> {
     if let Some(path) = &ctx.config_file {
         report::notice(&format!("using configuration file \"{}\"", path.display()));
     }
+    Context::notice_if_no_config(&conf);
     let plugins = ctx.plugins(&conf)?;
     let opts = CloneOptions {
         data_dir: Some(r.datadir.clone()),

@@ -310,13 +310,13 @@ fn conformance(
     }
     let failed = report.failures();
     println!(
-        "\n{}: {} checks, {failed} failed",
+        "\n{}: {}, {failed} failed",
         if report.plugin.is_empty() {
             file.display().to_string()
         } else {
             escape(&report.plugin).into_owned()
         },
-        report.findings.len()
+        pgclone::report::count(report.findings.len(), "check", "checks")
     );
     Ok(if failed > 0 {
         ExitCode::FAILURE

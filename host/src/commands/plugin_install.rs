@@ -416,7 +416,9 @@ pub fn verify(rt: &Runtime, cfg: &PluginsConfig) -> anyhow::Result<ExitCode> {
         }
     }
     println!(
-        "{checked} pinned plugin(s) checked, {refused} problem(s){}",
+        "{} checked, {}{}",
+        pgclone::report::count(checked, "pinned plugin", "pinned plugins"),
+        pgclone::report::count(refused, "problem", "problems"),
         cfg.source
             .as_ref()
             .map(|s| format!(" ({})", s.display()))

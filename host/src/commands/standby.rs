@@ -138,6 +138,7 @@ fn clone_standby(ctx: &Context, opts: CloneOptions) -> anyhow::Result<ExitCode> 
     if let Some(path) = &ctx.config_file {
         report::notice(&format!("using configuration file \"{}\"", path.display()));
     }
+    Context::notice_if_no_config(&conf);
     if opts.no_upstream_connection {
         report::warning(
             "--no-upstream-connection has no effect",

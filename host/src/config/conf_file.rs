@@ -95,18 +95,30 @@ impl ConfFile {
     /// Warnings for keys neither repmgr nor pgclone knows, with their lines.
     /// `plugin_keys` are keys plugins were granted to read (their own keys).
     pub fn unknown_key_warnings(&self, plugin_keys: &[String]) -> Vec<String> {
+        self.unknown_keys(plugin_keys)
+            .into_iter()
+            .map(|(warning, _)| warning)
+            .collect()
+    }
+
+    /// [`Self::unknown_key_warnings`], each with a hint naming the known key
+    /// it is probably a typo of (`did you mean "use_replication_slots"?`).
+    pub fn unknown_keys(&self, plugin_keys: &[String]) -> Vec<(String, Option<String>)> {
         self.entries
             .iter()
             .filter(|e| {
                 e.line > 0 && !known_keys::is_known(&e.key) && !plugin_keys.contains(&e.key)
             })
             .map(|e| {
-                format!(
+                let warning = format!(
                     "unknown configuration key \"{}\" in \"{}\" line {} is ignored",
                     e.key,
                     e.file.display(),
                     e.line
-                )
+                );
+                let hint = known_keys::closest(&e.key, plugin_keys)
+                    .map(|k| format!("did you mean \"{k}\"?"));
+                (warning, hint)
             })
             .collect()
     }
@@ -366,6 +378,8 @@ mod tests {
             "{}",
             w[0]
         );
+        let u = c.unknown_keys(&[]);
+        assert_eq!(u[0].1.as_deref(), Some("did you mean \"barman_server\"?"));
     }
 }
 

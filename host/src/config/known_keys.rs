@@ -115,3 +115,61 @@ const PGCLONE_KEYS: &[&str] = &[
 pub fn is_known(key: &str) -> bool {
     REPMGR_KEYS.contains(&key) || PGCLONE_KEYS.contains(&key)
 }
+
+/// The known key (or one of `extra`, plugins' keys) closest to `key`, when it
+/// is close enough to be a typo of it: a missing `s`, a swapped or wrong letter.
+pub fn closest<'a>(key: &str, extra: &'a [String]) -> Option<&'a str> {
+    // Short keys would match anything at distance 2; a third of the key's
+    // length, at most 3, keeps suggestions to what reads as the same word.
+    let limit = (key.chars().count() / 3).clamp(1, 3);
+    REPMGR_KEYS
+        .iter()
+        .chain(PGCLONE_KEYS)
+        .copied()
+        .chain(extra.iter().map(String::as_str))
+        .map(|k| (edit_distance(key, k), k))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// Levenshtein distance (insertions, deletions, substitutions), by characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typos_find_the_key_they_mistype() {
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(
+            closest("use_replication_slot", &[]),
+            Some("use_replication_slots")
+        );
+        assert_eq!(closest("barman_sever", &[]), Some("barman_server"));
+        assert_eq!(closest("node_idd", &[]), Some("node_id"));
+        let plugin = vec!["pgbackrest_stanza".to_string()];
+        assert_eq!(
+            closest("pgbackrest_stanz", &plugin),
+            Some("pgbackrest_stanza")
+        );
+        // Nothing is suggested for a key that resembles none.
+        assert_eq!(closest("completely_different", &[]), None);
+        assert_eq!(closest("xy", &[]), None);
+    }
+}

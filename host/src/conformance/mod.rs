@@ -129,12 +129,12 @@ pub fn run(rt: &Runtime, file: &Path, config: Option<ConfFile>) -> anyhow::Resul
         Verdict::Ok,
         "load",
         format!(
-            "{} {}, pgclone:plugin@{} {}, {} capabilities",
+            "{} {}, pgclone:plugin@{} {}, {}",
             plugin.name,
             plugin.info.version,
             plugin.contract.version,
             plugin.contract.kind,
-            plugin.caps.declared.len()
+            crate::report::count(plugin.caps.declared.len(), "capability", "capabilities")
         ),
     );
     check_identity(&mut report, &plugin);

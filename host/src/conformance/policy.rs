@@ -106,7 +106,10 @@ pub fn cases(rt: &Runtime, env: &Arc<HostEnv>, p: &Plugin, report: &mut Report) 
             report.add(
                 Verdict::Ok,
                 &case,
-                format!("{} settings, accepted", c.settings.len()),
+                format!(
+                    "{}, accepted",
+                    crate::report::count(c.settings.len(), "setting", "settings")
+                ),
             );
         }
     }

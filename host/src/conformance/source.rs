@@ -267,7 +267,10 @@ fn judge_plan(
         Ok(v) => report.add(
             Verdict::Ok,
             case,
-            format!("a plan of {} steps, every one accepted", v.len()),
+            format!(
+                "a plan of {}, every one accepted",
+                crate::report::count(v.len(), "step", "steps")
+            ),
         ),
         Err(e) if !missing.is_empty() && crate::report::render(&e).contains("not found") => report
             .add(

@@ -16,14 +16,17 @@ pub async fn connect(r: &Resolved) -> anyhow::Result<Client> {
     let p = &r.params;
     let target = describe(r);
     // libpq never uses TLS over a Unix socket, whatever sslmode says.
-    let unix = p.get("hostaddr").is_none() && p.get("host").is_some_and(|h| h.starts_with('/'));
-    let tls = if unix {
+    let tls = if via_unix_socket(r) {
         tls::mode(p)?;
         tls::Tls::off()
     } else {
         tls::settings(p, r.sslpassword.as_deref())?
     };
     let (mut cfg, timeout) = config(r)?;
+    tracing::debug!(
+        "connecting to {target} (database \"{}\", connect_timeout {timeout} s)",
+        p.get("dbname").unwrap_or("")
+    );
     if tls.direct {
         cfg.ssl_negotiation(tokio_postgres::config::SslNegotiation::Direct);
     }
@@ -73,8 +76,31 @@ fn failure(r: &Resolved, target: &str, text: &str) -> anyhow::Error {
         // tokio-postgres' own words ("invalid configuration: password
         // missing") say nothing to an operator.
         f = f.detail(detail).hint(hint);
+    } else if let Some(h) = nobody_listening_hint(r, text) {
+        f = f.hint(h);
     }
     f.into()
+}
+
+/// psql's hint when nothing listens where the connection went: a refused TCP
+/// connection, or a Unix socket that is absent or refuses.
+fn nobody_listening_hint(r: &Resolved, text: &str) -> Option<&'static str> {
+    let unix = via_unix_socket(r);
+    // Rust's io::Error texts (the C locale's strerror, whatever LANG says).
+    let refused = text.contains("Connection refused");
+    if unix && (refused || text.contains("No such file or directory")) {
+        Some("Is the server running locally and accepting connections on that socket?")
+    } else if !unix && refused {
+        Some("Is the server running on that host and accepting TCP/IP connections?")
+    } else {
+        None
+    }
+}
+
+/// Whether the connection goes to a Unix socket (a host that is a directory).
+fn via_unix_socket(r: &Resolved) -> bool {
+    let p = &r.params;
+    p.get("hostaddr").is_none() && p.get("host").is_some_and(|h| h.starts_with('/'))
 }
 
 /// Why one connection attempt failed.

@@ -65,6 +65,15 @@ impl Plugin {
     /// name the plugin gives itself (for `plugin check`).
     pub fn load(rt: &Runtime, cand: &Candidate) -> Result<Plugin, PluginFailure> {
         let name = cand.name.as_str();
+        // Until describe() names a file given by path, failures name its file.
+        let label = match (&cand.origin, name) {
+            (Origin::File(path), "") => path
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_else(|| path.display().to_string()),
+            _ => name.to_string(),
+        };
+        let name = label.as_str();
         if let (Origin::File(path), true) = (&cand.origin, cand.configured) {
             // A component another user could replace is not run, pinned or not.
             crate::trust::require(path, "plugin file").map_err(|f| PluginFailure::Refused {
@@ -171,7 +180,7 @@ impl Plugin {
                 ),
             });
         }
-        if !name.is_empty() && info.name != name {
+        if !cand.name.is_empty() && info.name != cand.name {
             return Err(refused(
                 name,
                 format!(
@@ -443,6 +452,13 @@ impl Session {
             let wait = left.clamp(Duration::from_millis(5), Duration::from_millis(100));
             match finished.recv_timeout(wait) {
                 Ok((store, result)) => {
+                    // -vv: where a clone's time goes between the host and its plugins.
+                    tracing::debug!(
+                        "plugin \"{}\": {call}() returned after {} ms ({} ms in programs it ran)",
+                        self.plugin,
+                        clock.wall().as_millis(),
+                        clock.in_programs().as_millis()
+                    );
                     self.store = Some(store);
                     return self.outcome(call, result);
                 }

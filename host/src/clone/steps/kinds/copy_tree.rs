@@ -118,8 +118,8 @@ impl Kind for CopyTree {
         let (dest, remote, local) = (&self.dest, &self.remote_path, self.local.display());
         let mut lines = vec![match &self.files {
             Files::Listed(f) => format!(
-                "copy {} files from {dest}:{remote} to {local} (parallel rsync over ssh)",
-                f.len()
+                "copy {} from {dest}:{remote} to {local} (parallel rsync over ssh)",
+                crate::report::count(f.len(), "file", "files")
             ),
             Files::WholeTree => format!(
                 "copy the whole tree {dest}:{remote} to {local} (listed when the step runs; parallel rsync over ssh)"
@@ -164,16 +164,20 @@ impl CopyTree {
         };
         phase.suspend(|| {
             crate::report::notice(&format!(
-                "copying {} files from {dest}:{remote_path} with {} parallel rsync streams",
-                files.len(),
-                ctx.jobs.min(files.len()).max(1)
+                "copying {} from {dest}:{remote_path} with {}",
+                crate::report::count(files.len(), "file", "files"),
+                crate::report::count(
+                    ctx.jobs.min(files.len()).max(1),
+                    "rsync stream",
+                    "parallel rsync streams"
+                )
             ))
         });
         let s = copy(dest, remote_path, &self.local, &files, ctx, phase).await?;
         phase.suspend(|| {
             crate::report::info(&format!(
-                "{} files, {:.1} MiB ({:.1} MiB sent over the wire)",
-                s.files,
+                "{}, {:.1} MiB ({:.1} MiB sent over the wire)",
+                crate::report::count(s.files, "file", "files"),
                 s.total_bytes as f64 / 1048576.0,
                 s.literal_bytes as f64 / 1048576.0
             ))

@@ -42,9 +42,9 @@ impl Kind for WriteFile {
 
     fn describe(&self) -> Vec<String> {
         vec![format!(
-            "write {} ({} bytes, mode {:o})",
+            "write {} ({}, mode {:o})",
             self.path.display(),
-            self.contents.len(),
+            crate::report::count(self.contents.len(), "byte", "bytes"),
             self.mode
         )]
     }

@@ -182,8 +182,8 @@ async fn unpack_batch(
     let s = unpack_all(batch, ctx, &phase, budget).await?;
     phase.suspend(|| {
         crate::report::info(&format!(
-            "{} entries, {:.1} MiB unpacked from {:.1} MiB read over ssh",
-            s.entries,
+            "{}, {:.1} MiB unpacked from {:.1} MiB read over ssh",
+            crate::report::count(s.entries, "entry", "entries"),
             s.file_bytes as f64 / 1048576.0,
             s.wire_bytes as f64 / 1048576.0
         ))
