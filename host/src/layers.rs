@@ -7,12 +7,13 @@
 //! `use` groups included; a module's own `tests` are not counted.
 
 /// The crate's top-level modules, lowest first. What each layer is:
-/// reporting; processes, PostgreSQL's protocols, WAL arithmetic and the
-/// contract as the host's types; ssh; file trust; configuration; the site's
-/// environment; the WebAssembly sandbox; recovery configuration and
-/// wal-restore; the clone; the `plugin test` checks; the commands.
+/// reporting (and the command lines hints suggest); processes, PostgreSQL's
+/// protocols, WAL arithmetic and the contract as the host's types; ssh; file
+/// trust; configuration; the site's environment; the WebAssembly sandbox;
+/// recovery configuration and wal-restore; the clone; the `plugin test`
+/// checks; the commands.
 const CRATE_LAYERS: &[&[&str]] = &[
-    &["report", "fuzz", "layers"],
+    &["report", "invocation", "fuzz", "layers"],
     &["child", "pg", "wal", "contract"],
     &["remote"],
     &["trust"],

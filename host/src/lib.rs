@@ -7,6 +7,7 @@ pub mod config;
 pub mod conformance;
 pub mod contract;
 pub mod environment;
+pub mod invocation;
 #[cfg(test)]
 mod layers;
 pub mod pg;

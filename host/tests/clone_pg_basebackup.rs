@@ -619,6 +619,113 @@ fn verify_backup_and_external_config_files() {
 }
 
 #[test]
+fn the_error_is_the_first_failed_check_listed() {
+    // No pg_hba line for replication and a populated target: both are
+    // listed, and the ERROR is the first of them (the replication check).
+    let sc = Scratch::new("first-failure");
+    let mut p = Pg::init(&sc, "primary");
+    p.hba_prepend("host replication repl 127.0.0.1/32 reject");
+    p.start();
+    p.sql("CREATE ROLE repl REPLICATION LOGIN PASSWORD 'pw'; CREATE ROLE meta SUPERUSER LOGIN PASSWORD 'pw'");
+    let cfg = sc.write(
+        "pgclone.conf",
+        "node_id=2\nnode_name=node2\nreplication_user=repl\n",
+    );
+    let target = sc.mkdir("standby");
+    sc.write("standby/old-file", "x");
+    let port = p.port.to_string();
+    let out = clone_as_meta_over_tcp(&sc, &cfg, &port, &target, &[], &[("PGPASSWORD", "pw")]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("2 preflight checks failed"), "{err}");
+    let fails: Vec<&str> = err.lines().filter(|l| l.starts_with("  FAIL  ")).collect();
+    assert_eq!(fails.len(), 2, "{err}");
+    assert!(fails[0].contains("a replication connection to"), "{err}");
+    assert!(
+        fails[1].contains(&format!(
+            "destination directory \"{}\" cannot be used",
+            target.display()
+        )),
+        "{err}"
+    );
+    let headline = err.lines().find(|l| l.starts_with("ERROR: ")).unwrap();
+    assert!(headline.contains("a replication connection to"), "{err}");
+    assert!(
+        err.contains("HINT: allow it in the upstream's pg_hba.conf: host replication repl"),
+        "{err}"
+    );
+    assert!(target.join("old-file").exists());
+}
+
+#[test]
+fn a_missing_password_hint_makes_every_connection_work_in_one_step() {
+    let sc = Scratch::new("pgpass-one-step");
+    let mut p = Pg::init(&sc, "primary");
+    p.start();
+    p.sql("CREATE ROLE repl REPLICATION LOGIN PASSWORD 'r3pl'; CREATE ROLE meta SUPERUSER LOGIN PASSWORD 'm3ta'");
+    let port = p.port.to_string();
+    let target = sc.path("standby");
+    let pgpass = sc.write("pgpass", "");
+    let cfg = sc.write(
+        "pgclone.conf",
+        &format!(
+            "node_id=2\nnode_name=node2\nreplication_user=repl\npassfile='{}'\n",
+            pgpass.display()
+        ),
+    );
+    let out = clone_as_meta_over_tcp(&sc, &cfg, &port, &target, &["--dry-run"], &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let hint = err.lines().find(|l| l.starts_with("HINT: ")).unwrap();
+    // The lines for pgclone's own connection and the replication one.
+    let lines: Vec<&str> = hint
+        .split_whitespace()
+        .map(|w| w.trim_end_matches([',', ';', ')']))
+        .filter(|w| w.ends_with(":PASSWORD"))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            format!("127.0.0.1:{port}:postgres:meta:PASSWORD"),
+            format!("127.0.0.1:{port}:replication:repl:PASSWORD"),
+        ],
+        "{err}"
+    );
+    // Written as the hint says, every connection of the clone works.
+    let filled: String = lines
+        .iter()
+        .map(|l| {
+            let pw = if l.contains(":repl:") { "r3pl" } else { "m3ta" };
+            format!("{}\n", l.replace("PASSWORD", pw))
+        })
+        .collect();
+    sc.write("pgpass", &filled);
+    let out = clone_as_meta_over_tcp(&sc, &cfg, &port, &target, &["--dry-run"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // One user for both: the single line with * is offered, and works.
+    sc.write("pgpass", "");
+    let cfg = sc.write(
+        "one-user.conf",
+        &format!(
+            "node_id=2\nnode_name=node2\npassfile='{}'\n",
+            pgpass.display()
+        ),
+    );
+    let out = clone_as_meta_over_tcp(&sc, &cfg, &port, &target, &["--dry-run"], &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let wild = format!("127.0.0.1:{port}:*:meta:PASSWORD");
+    assert!(
+        err.contains(&format!("(or the one line {wild} for them all)")),
+        "{err}"
+    );
+    sc.write("pgpass", &format!("{}\n", wild.replace("PASSWORD", "m3ta")));
+    let out = clone_as_meta_over_tcp(&sc, &cfg, &port, &target, &["--dry-run"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
 fn password_problems_name_the_user_and_where_the_password_came_from() {
     let sc = Scratch::new("passwords");
     let mut p = Pg::init(&sc, "primary");

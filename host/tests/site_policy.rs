@@ -172,6 +172,71 @@ fn the_site_policy_is_installed_verified_and_enforced() {
 }
 
 #[test]
+fn hints_name_the_plugin_configuration_that_was_given() {
+    // A changed plugin under a --plugins-config that is not the default:
+    // every pgclone command a hint suggests reads that same configuration.
+    let sc = Scratch::new("hint-plugins-config");
+    let plugins = sc.path("etc/plugins.toml");
+    let wasm = sc.path("site-policy-1.0.0.wasm");
+    std::fs::copy(example(), &wasm).unwrap();
+    run_ok(
+        std::process::Command::new("chown")
+            .arg("postgres")
+            .arg(&wasm),
+    );
+    let given = ["--plugins-config", s(&plugins)];
+    let out = pgclone(
+        &sc,
+        &[&given[..], &["plugin", "install", s(&wasm), "--chain"]].concat(),
+        &[],
+    );
+    assert!(out.status.success(), "{}{}", stderr(&out), stdout(&out));
+    let installed = std::fs::read_dir(sc.path("etc/plugins"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("site-policy-"))
+        .unwrap();
+    let mut bytes = std::fs::read(&installed).unwrap();
+    bytes.extend_from_slice(b"\0");
+    std::fs::write(&installed, bytes).unwrap();
+
+    let out = pgclone(
+        &sc,
+        &[&given[..], &["plugin", "inspect", "site-policy"]].concat(),
+        &[],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("changed since it was pinned"), "{err}");
+    let verify = format!(
+        "pgclone --plugins-config {} plugin verify",
+        plugins.display()
+    );
+    let install = format!(
+        "pgclone --plugins-config {} plugin install FILE",
+        plugins.display()
+    );
+    assert!(err.contains(&format!("`{install}`")), "{err}");
+    assert!(err.contains(&format!("`{verify}`")), "{err}");
+
+    // The suggested command, run as given, finds the same problem.
+    let args: Vec<&str> = verify.split_whitespace().skip(1).collect();
+    let out = pgclone(&sc, &args, &[]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("changed since it was pinned"), "{text}");
+    assert!(!text.contains("0 problem(s)"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "to review and pin this file: pgclone --plugins-config {} plugin install {}",
+            plugins.display(),
+            installed.display()
+        )),
+        "{text}"
+    );
+}
+
+#[test]
 fn on_a_terminal_install_asks_for_each_capability() {
     let sc = Scratch::new("askinstall");
     let wasm = sc.path("pgbackrest-source.wasm");

@@ -1,5 +1,5 @@
 //! The preflight checklist: every check runs, all results are shown, and the
-//! first failure (with the count of others) becomes the error.
+//! first failure listed (with the count of others) becomes the error.
 
 use crate::report::{self, Failure};
 
@@ -8,8 +8,9 @@ enum Status {
     Ok,
     Warn,
     Fail(Failure),
-    /// A failure a person must fix before any other (the target directory's
-    /// safety): it heads the error whatever its place in the list.
+    /// A refusal -F never overrides (a running server in the target, an
+    /// unsafe directory): listed first, so it heads the error whatever phase
+    /// found it.
     FailFirst(Failure),
 }
 
@@ -93,17 +94,22 @@ impl Checks {
             .count()
     }
 
+    /// The first failure in the order [`Checks::print`] lists them: the
+    /// error is the first FAIL line the operator reads.
     pub fn first_failure(&self) -> Option<Failure> {
-        let first = self.items.iter().find_map(|(s, _)| match s {
-            Status::FailFirst(f) => Some(f.clone()),
+        self.listed().find_map(|(s, _)| match s {
+            Status::Fail(f) | Status::FailFirst(f) => Some(f.clone()),
             _ => None,
-        });
-        first.or_else(|| {
-            self.items.iter().find_map(|(s, _)| match s {
-                Status::Fail(f) => Some(f.clone()),
-                _ => None,
-            })
         })
+    }
+
+    /// The items in the order they are listed: the refusals -F never
+    /// overrides first, then every other result in the order it was found.
+    fn listed(&self) -> impl Iterator<Item = &(Status, String)> {
+        let first = |s: &Status| matches!(s, Status::FailFirst(_));
+        let (a, b) = (self.items.iter(), self.items.iter());
+        a.filter(move |(s, _)| first(s))
+            .chain(b.filter(move |(s, _)| !first(s)))
     }
 
     /// Prints the checklist on standard error.
@@ -120,7 +126,7 @@ impl Checks {
 
     fn print_list(&self) {
         eprintln!("INFO: preflight checks:");
-        for (s, what) in &self.items {
+        for (s, what) in self.listed() {
             let (tag, why) = match s {
                 Status::Ok => ("ok  ", None),
                 Status::Warn => ("warn", None),

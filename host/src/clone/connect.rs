@@ -48,7 +48,10 @@ pub fn source_conninfo(o: &CloneOptions) -> anyhow::Result<ConnInfo> {
     let from_env = std::env::var_os("PGHOST").is_some() || std::env::var_os("PGSERVICE").is_some();
     if c.get("host").is_none() && c.get("service").is_none() && !from_env {
         return Err(Failure::new("no upstream server given")
-            .hint("name the server to clone from: pgclone standby clone -h PRIMARY -U USER -d DBNAME -D DATADIR")
+            .hint(format!(
+                "name the server to clone from: {}",
+                crate::invocation::command("standby clone -h PRIMARY -U USER -d DBNAME -D DATADIR")
+            ))
             .into());
     }
     Ok(c)
@@ -120,7 +123,16 @@ pub async fn upstream(
     if let Some(su) = &o.superuser {
         meta_ci.set("user", su);
     }
-    let meta = libpq::resolve(&meta_ci, false)?;
+    let mut meta = libpq::resolve(&meta_ci, false)?;
+    // The replication connection as the configuration names it: a missing
+    // password's hint covers it too.
+    let repl = libpq::resolve(
+        &replication_conninfo(o, node, &meta.params, node.replication_user.as_deref())?,
+        true,
+    )?;
+    if repl.password.is_none() {
+        meta.others_without_password.push(repl.password_key(true));
+    }
     report::info(&format!(
         "connecting to upstream node ({})",
         client::describe(&meta)
@@ -218,22 +230,40 @@ pub fn replication(
     node: &NodeSettings,
     up: &UpstreamSide,
 ) -> anyhow::Result<Resolved> {
-    let mut ci = up.meta.params.clone();
+    let ci = replication_conninfo(o, node, &up.meta.params, up.replication_user.as_deref())?;
+    let mut repl = libpq::resolve(&ci, true)?;
+    // pgclone's own connection found no password either (it did without
+    // the upstream): the hint covers it too.
+    if up.client.is_none() && up.meta.password.is_none() {
+        repl.others_without_password
+            .push(up.meta.password_key(false));
+    }
+    // Resolving took the key's passphrase out of the parameters.
+    if repl.sslpassword.is_none() {
+        repl.sslpassword = up.meta.sslpassword.clone();
+    }
+    Ok(repl)
+}
+
+/// The replication connection's parameters as `user` (pgclone's own
+/// otherwise; with `-S`, the -d/-h/-p/-U ones).
+fn replication_conninfo(
+    o: &CloneOptions,
+    node: &NodeSettings,
+    meta: &ConnInfo,
+    user: Option<&str>,
+) -> anyhow::Result<ConnInfo> {
+    let mut ci = meta.clone();
     if o.superuser.is_some() {
         ci = source_conninfo(o)?;
         if let Some(pf) = &node.passfile {
             ci.set_default("passfile", pf);
         }
     }
-    if let Some(u) = &up.replication_user {
+    if let Some(u) = user {
         ci.set("user", u);
     }
-    let mut repl = libpq::resolve(&ci, true)?;
-    // Resolving took the key's passphrase out of the parameters.
-    if repl.sslpassword.is_none() {
-        repl.sslpassword = up.meta.sslpassword.clone();
-    }
-    Ok(repl)
+    Ok(ci)
 }
 
 /// What a replication connection (IDENTIFY_SYSTEM) to the upstream showed.

@@ -133,7 +133,8 @@ fn check_target(checks: &mut Checks, ctx: &Context<'_>) {
         Err(f) => return checks.fail_error_first(&f.into()),
         Ok(Some(l)) => match interrupted(ctx, &l) {
             Ok(said) => checks.ok(said),
-            Err(f) => return checks.fail_error_first(&f.into()),
+            // -F repairs it: an ordinary failure, in its place.
+            Err(f) => return checks.fail_error(&f.into()),
         },
         Ok(None) => {}
     }
@@ -145,7 +146,10 @@ fn check_target(checks: &mut Checks, ctx: &Context<'_>) {
             TargetState::Empty => format!("\"{dir}\" is empty"),
             TargetState::Populated { .. } => format!("\"{dir}\" is not empty: -F given"),
         }),
-        Err(e) => checks.fail_error_first(&e),
+        // A running server is refused whatever -F says; a populated
+        // directory is an ordinary failure, in its place.
+        Err(e) if target::running_postmaster(&target.real).is_some() => checks.fail_error_first(&e),
+        Err(e) => checks.fail_error(&e),
     }
 }
 

@@ -129,7 +129,7 @@ fn refuse_root() -> anyhow::Result<()> {
     }
     Err(Failure::new("pgclone standby clone must not be run as root")
         .detail("PostgreSQL refuses to run as root, so a data directory cloned by root cannot be started")
-        .hint("run it as the owner of the data directory, e.g. runuser -u postgres -- pgclone standby clone ...")
+        .hint(format!("run it as the owner of the data directory, e.g. runuser -u postgres -- {}", crate::invocation::command("standby clone ...")))
         .into())
 }
 
@@ -183,10 +183,16 @@ impl<'a> Loader<'a> {
     }
 
     fn load(&self, name: &str) -> anyhow::Result<Plugin> {
-        let cand = self.candidates.iter().find(|c| c.name == name).ok_or_else(|| {
-            Failure::new(format!("plugin \"{name}\" is not configured"))
-                .hint("install it with `pgclone plugin install FILE.wasm`, or check backup_source and policies")
-        })?;
+        let cand = self
+            .candidates
+            .iter()
+            .find(|c| c.name == name)
+            .ok_or_else(|| {
+                Failure::new(format!("plugin \"{name}\" is not configured")).hint(format!(
+                    "install it with `{}`, or check backup_source and policies",
+                    crate::invocation::command("plugin install FILE.wasm")
+                ))
+            })?;
         Ok(Plugin::load(self.rt, cand)?)
     }
 
@@ -195,7 +201,10 @@ impl<'a> Loader<'a> {
         if !p.provides_base_backups() {
             return Err(
                 Failure::new(format!("plugin \"{name}\" does not provide base backups"))
-                    .hint("set backup_source to a backup source plugin (see `pgclone plugin list`)")
+                    .hint(format!(
+                        "set backup_source to a backup source plugin (see `{}`)",
+                        crate::invocation::command("plugin list")
+                    ))
                     .into(),
             );
         }

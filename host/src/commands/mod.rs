@@ -36,6 +36,7 @@ impl Context {
     /// The node's configuration: `-f`, `$PGCLONE_CONFIG`, `/etc/pgclone.conf`,
     /// `/etc/repmgr.conf`, or an empty one. Unknown keys are warned about.
     pub fn config(&self) -> anyhow::Result<ConfFile> {
+        pgclone::invocation::set_config_file(self.config_file.as_deref());
         let explicit = self
             .config_file
             .clone()
@@ -97,11 +98,16 @@ impl Context {
 
     /// Where the plugin configuration is (or would be created): the command
     /// line, the plugins_config key, or /etc/pgclone/plugins.toml.
+    /// Commands that hints suggest are given the same (see
+    /// [`pgclone::invocation`]).
     pub fn plugins_path(&self, conf: &ConfFile) -> PathBuf {
-        self.plugins_config
+        let path = self
+            .plugins_config
             .clone()
             .or_else(|| conf.get("plugins_config").map(PathBuf::from))
-            .unwrap_or_else(|| PathBuf::from("/etc/pgclone/plugins.toml"))
+            .unwrap_or_else(|| PathBuf::from(pgclone::invocation::DEFAULT_PLUGINS_CONFIG));
+        pgclone::invocation::set_plugins_config(&path);
+        path
     }
 
     /// The plugin configuration, or the defaults when there is none.

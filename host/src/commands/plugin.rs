@@ -194,8 +194,11 @@ fn list(rt: &Runtime, cfg: &PluginsConfig) -> anyhow::Result<ExitCode> {
     for path in catalog::unpinned_files(cfg) {
         println!("{:<20} IGNORED  {}", "-", path.display());
         println!(
-            "    not named in plugins.toml; see `pgclone plugin check {}`",
-            path.display()
+            "    not named in plugins.toml; see `{}`",
+            pgclone::invocation::command(&format!(
+                "plugin check {}",
+                shell_words::quote(&path.to_string_lossy())
+            ))
         );
     }
     Ok(if refused > 0 {
@@ -259,7 +262,10 @@ fn inspect(rt: &Runtime, cfg: &PluginsConfig, what: &str) -> anyhow::Result<Exit
                 .collect();
             return Err(Failure::new(format!("no plugin named \"{what}\""))
                 .detail(format!("known plugins: {}", names.join(", ")))
-                .hint("give a name from `pgclone plugin list` or the path of a .wasm file")
+                .hint(format!(
+                    "give a name from `{}` or the path of a .wasm file",
+                    pgclone::invocation::command("plugin list")
+                ))
                 .into());
         }
     };

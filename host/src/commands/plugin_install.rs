@@ -64,9 +64,10 @@ pub fn policy_power() -> String {
     format!(
         "NOTE: a recovery policy needs no capability to make PostgreSQL run commands: its \
          settings may include {} (run by the server as its operating-system user, e.g. \
-         postgres). Review what it sets: `pgclone standby clone --dry-run` shows the settings, \
+         postgres). Review what it sets: `{}` shows the settings, \
          and a clone names each command a site or vendor policy sets.",
-        pgclone::recovery::chain::COMMAND_SETTINGS.join(", ")
+        pgclone::recovery::chain::COMMAND_SETTINGS.join(", "),
+        pgclone::invocation::command("standby clone --dry-run")
     )
 }
 
@@ -77,21 +78,6 @@ fn ask(c: &Capability) -> bool {
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line).is_ok() && matches!(line.trim(), "y" | "Y" | "yes")
 }
-
-/// `pgclone`, with `--plugins-config FILE` when the configuration is not the
-/// default one: commands suggested in hints must work as given.
-pub fn pgclone_command(toml_path: &Path) -> String {
-    if toml_path == Path::new(DEFAULT_PLUGINS_CONFIG) {
-        "pgclone".into()
-    } else {
-        format!(
-            "pgclone --plugins-config {}",
-            shell_words::quote(&toml_path.to_string_lossy())
-        )
-    }
-}
-
-const DEFAULT_PLUGINS_CONFIG: &str = "/etc/pgclone/plugins.toml";
 
 /// The nearest existing directory at or above `p`.
 fn existing_dir(p: &Path) -> PathBuf {
@@ -245,9 +231,11 @@ pub fn install(
                 .join(", ")
         );
         println!(
-            "HINT: grant them with: {} plugin install {} --grant-all, or edit grants in {}",
-            pgclone_command(toml_path),
-            o.file.display(),
+            "HINT: grant them with: {}, or edit grants in {}",
+            pgclone::invocation::command(&format!(
+                "plugin install {} --grant-all",
+                shell_words::quote(&o.file.to_string_lossy())
+            )),
             toml_path.display()
         );
     }
@@ -396,14 +384,12 @@ pub fn verify(rt: &Runtime, cfg: &PluginsConfig) -> anyhow::Result<ExitCode> {
                     &cand.origin,
                     text.contains("changed since it was pinned") || text.contains("is not pinned"),
                 ) {
-                    let toml = cfg
-                        .source
-                        .clone()
-                        .unwrap_or_else(|| DEFAULT_PLUGINS_CONFIG.into());
                     println!(
-                        "         to review and pin this file: {} plugin install {}",
-                        pgclone_command(&toml),
-                        shell_words::quote(&file.to_string_lossy())
+                        "         to review and pin this file: {}",
+                        pgclone::invocation::command(&format!(
+                            "plugin install {}",
+                            shell_words::quote(&file.to_string_lossy())
+                        ))
                     );
                 }
             }

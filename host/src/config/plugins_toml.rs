@@ -78,10 +78,10 @@ impl PluginsConfig {
             .detail(e.to_string());
             match e.kind() {
                 std::io::ErrorKind::PermissionDenied => f.hint(
-                    "make it readable by the user that runs pgclone (e.g. chmod 644), or run `pgclone plugin install` as that user",
+                    format!("make it readable by the user that runs pgclone (e.g. chmod 644), or run `{}` as that user", crate::invocation::command("plugin install")),
                 ),
                 std::io::ErrorKind::NotFound => f.hint(
-                    "create it with `pgclone plugin install FILE.wasm`, or fix --plugins-config / plugins_config",
+                    format!("create it with `{}`, or fix --plugins-config / plugins_config", crate::invocation::command("plugin install FILE.wasm")),
                 ),
                 _ => f,
             }

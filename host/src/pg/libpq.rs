@@ -47,6 +47,10 @@ pub struct Resolved {
     pub password_source: Option<String>,
     /// The client key's passphrase, as secret as the password.
     pub sslpassword: Option<String>,
+    /// The password-file keys (`host:port:db:user`) of the other connections
+    /// the same command makes that found no password either: a missing
+    /// password's hint names them all, so one edit makes every connection work.
+    pub others_without_password: Vec<String>,
 }
 
 impl Resolved {
@@ -83,6 +87,40 @@ impl std::fmt::Debug for Resolved {
             )
             .finish()
     }
+}
+
+/// The password-file lines that make this connection and the command's other
+/// ones without a password work: one line each, and the single `*` line
+/// when they differ only in the database.
+fn missing_password_hint(key: &str, others: &[String], file: &str) -> String {
+    let mut lines = vec![key.to_string()];
+    for o in others {
+        if !lines.contains(o) {
+            lines.push(o.clone());
+        }
+    }
+    let line = |k: &str| format!("{k}:PASSWORD");
+    let mut hint = format!("add the line {} to \"{file}\" (mode 0600)", line(key));
+    if lines.len() > 1 {
+        let rest: Vec<String> = lines[1..].iter().map(|k| line(k)).collect();
+        hint.push_str(&format!(
+            " and, for the other connections the command makes, {}",
+            rest.join(" and ")
+        ));
+        // host:port:db:user, read from the right (a host may hold colons).
+        let any_db = |k: &str| {
+            let f: Vec<&str> = k.rsplitn(3, ':').collect();
+            (f.len() == 3).then(|| format!("{}:*:{}", f[2], f[0]))
+        };
+        match any_db(key) {
+            Some(w) if lines.iter().all(|k| any_db(k).as_ref() == Some(&w)) => {
+                hint.push_str(&format!(" (or the one line {} for them all)", line(&w)));
+            }
+            _ => {}
+        }
+    }
+    hint.push_str("; or name another file with passfile in the configuration");
+    hint
 }
 
 fn home() -> Option<PathBuf> {
@@ -217,6 +255,7 @@ pub fn resolve(given: &ConnInfo, replication: bool) -> anyhow::Result<Resolved> 
         password,
         password_source: source,
         sslpassword,
+        others_without_password: Vec::new(),
     })
 }
 
@@ -229,15 +268,10 @@ impl Resolved {
             .or_else(|| home().map(|h| h.join(".pgpass")))
     }
 
-    /// For a connection refused over its password: what was seen and what
-    /// to do, naming the user and where the password came from (never the
-    /// password). `None` when `error` is not about the password.
-    pub fn password_problem(&self, error: &str, replication: bool) -> Option<(String, String)> {
-        let user = self.params.get("user").unwrap_or("");
-        let file = self
-            .password_file()
-            .map(|f| f.display().to_string())
-            .unwrap_or_else(|| "~/.pgpass".into());
+    /// This connection's key in a password file, `host:port:db:user`, as
+    /// libpq looks it up (a socket connection is "localhost"; a replication
+    /// connection's database is "replication").
+    pub fn password_key(&self, replication: bool) -> String {
         let db = if replication {
             "replication"
         } else {
@@ -249,6 +283,20 @@ impl Resolved {
             None => "*",
         };
         let port = self.params.get("port").unwrap_or("*");
+        let user = self.params.get("user").unwrap_or("");
+        format!("{host}:{port}:{db}:{user}")
+    }
+
+    /// For a connection refused over its password: what was seen and what
+    /// to do, naming the user and where the password came from (never the
+    /// password). `None` when `error` is not about the password.
+    pub fn password_problem(&self, error: &str, replication: bool) -> Option<(String, String)> {
+        let user = self.params.get("user").unwrap_or("");
+        let file = self
+            .password_file()
+            .map(|f| f.display().to_string())
+            .unwrap_or_else(|| "~/.pgpass".into());
+        let key = self.password_key(replication);
         let refused = error.contains("password authentication failed")
             || error.contains("authentication failed for user");
         let missing = error.contains("password missing") || error.contains("no password supplied");
@@ -259,13 +307,50 @@ impl Resolved {
             )),
             (None, _, true) | (None, true, _) => Some((
                 format!(
-                    "the server asks user \"{user}\" for a password and none was found: not in the connection string, not in PGPASSWORD, not in the password file \"{file}\" for {host}:{port}:{db}"
+                    "the server asks user \"{user}\" for a password and none was found: not in the connection string, not in PGPASSWORD, not in the password file \"{file}\" for {key}"
                 ),
-                format!(
-                    "add the line {host}:{port}:{db}:{user}:PASSWORD to \"{file}\" (mode 0600), or name another file with passfile in the configuration"
-                ),
+                missing_password_hint(&key, &self.others_without_password, &file),
             )),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::missing_password_hint;
+
+    #[test]
+    fn a_missing_password_hint_covers_every_connection() {
+        let f = "/p";
+        assert_eq!(
+            missing_password_hint("h:5432:repmgr:repmgr", &[], f),
+            "add the line h:5432:repmgr:repmgr:PASSWORD to \"/p\" (mode 0600); or name another file with passfile in the configuration"
+        );
+        let both = missing_password_hint(
+            "h:5432:repmgr:repmgr",
+            &["h:5432:replication:repmgr".into()],
+            f,
+        );
+        assert!(
+            both.starts_with("add the line h:5432:repmgr:repmgr:PASSWORD to \"/p\""),
+            "{both}"
+        );
+        assert!(
+            both.contains("h:5432:replication:repmgr:PASSWORD"),
+            "{both}"
+        );
+        assert!(
+            both.contains("(or the one line h:5432:*:repmgr:PASSWORD for them all)"),
+            "{both}"
+        );
+        // Another user: two lines, no single one covers them.
+        let two = missing_password_hint(
+            "::1:5432:repmgr:repmgr",
+            &["::1:5432:replication:repl".into()],
+            f,
+        );
+        assert!(two.contains("::1:5432:replication:repl:PASSWORD"), "{two}");
+        assert!(!two.contains("the one line"), "{two}");
     }
 }

@@ -107,10 +107,11 @@ impl Plugin {
                         plugin: name.into(),
                         reason: format!("{} changed since it was pinned", cand.origin),
                         detail: Some(format!("pinned sha256 {pin}, file has {sha256}")),
-                        hint: Some(
-                            "restore the pinned file, or review the new one and pin it with `pgclone plugin install FILE` (`pgclone plugin verify` shows the command)"
-                                .into(),
-                        ),
+                        hint: Some(format!(
+                            "restore the pinned file, or review the new one and pin it with `{}` (`{}` shows the command)",
+                            crate::invocation::command("plugin install FILE"),
+                            crate::invocation::command("plugin verify")
+                        )),
                     })
                 }
                 Some(_) => {}

@@ -192,9 +192,10 @@ impl WalSource {
             .into_iter()
             .find(|c| c.name == self.plugin)
             .ok_or_else(|| {
-                Failure::new(format!("plugin \"{}\" is not configured", self.plugin)).hint(
-                    "install it with `pgclone plugin install FILE.wasm`, or check backup_source and --source",
-                )
+                Failure::new(format!("plugin \"{}\" is not configured", self.plugin)).hint(format!(
+                    "install it with `{}`, or check backup_source and --source",
+                    crate::invocation::command("plugin install FILE.wasm")
+                ))
             })
     }
 
@@ -227,7 +228,7 @@ impl WalSource {
             ))
             .detail("its plugin-info does not list \"wal\" among what it provides")
             .hint(
-                "use a source that supplies WAL in restore_command (barman, or one `pgclone plugin list` shows with wal), or give --source",
+                format!("use a source that supplies WAL in restore_command (barman, or one `{}` shows with wal), or give --source", crate::invocation::command("plugin list")),
             )));
         }
         plugin.ensure_granted().map_err(plugin_failure)?;
