@@ -1,8 +1,9 @@
 //! Capabilities as plugins declare them and operators grant them in
 //! `plugins.toml`: `remote-run:TARGET:PROGRAM`, `local-run:PROGRAM`,
-//! `read-config:KEY`. Every part is one word of letters, digits, `_`, `-`
-//! and `.`, not starting with `-`: no paths, no options, nothing a shell or
-//! ssh would read twice.
+//! `read-config:KEY`, `store-read:STORE[:PREFIX]`. Every part is one word of
+//! letters, digits, `_`, `-` and `.`, not starting with `-`: no paths, no
+//! options, nothing a shell or ssh would read twice. A store prefix is such
+//! words joined by `/` (see [`is_key_prefix`]).
 
 use std::fmt;
 use std::str::FromStr;
@@ -16,6 +17,49 @@ pub enum Capability {
     LocalRun(String),
     /// Read one configuration key.
     ReadConfig(String),
+    /// List and read the objects of one object store whose keys start with
+    /// `prefix` (relative to the store's root; empty for the whole store).
+    StoreRead { store: String, prefix: String },
+}
+
+impl Capability {
+    /// True when this is a `store-read` of `store` whose prefix `key` (a
+    /// store key or key prefix) lies under. `key` must itself be a clean key
+    /// ([`is_key`]): a key with `..` is under no prefix.
+    pub fn covers_key(&self, store: &str, key: &str) -> bool {
+        match self {
+            Capability::StoreRead { store: s, prefix } => {
+                s == store && is_key(key) && key.starts_with(prefix.as_str())
+            }
+            _ => false,
+        }
+    }
+}
+
+/// A store key (or a key prefix ending in `/`) as plugins may name it:
+/// relative, `/`-separated segments of printable characters other than `\`,
+/// none empty (but a final `/`), `.` or `..`; at most 1024 bytes. The empty
+/// key is the store's root.
+pub fn is_key(k: &str) -> bool {
+    if k.is_empty() {
+        return true;
+    }
+    if k.len() > 1024 || k.starts_with('/') {
+        return false;
+    }
+    let body = k.strip_suffix('/').unwrap_or(k);
+    body.split('/').all(|seg| {
+        !seg.is_empty()
+            && seg != "."
+            && seg != ".."
+            && seg.chars().all(|c| !c.is_control() && c != '\\')
+    })
+}
+
+/// A prefix as a `store-read` grant writes it: empty, or words
+/// ([`is_word`]) joined by `/`, ending in `/` or not.
+pub fn is_key_prefix(p: &str) -> bool {
+    p.is_empty() || (is_key(p) && p.strip_suffix('/').unwrap_or(p).split('/').all(is_word))
 }
 
 impl fmt::Display for Capability {
@@ -26,6 +70,10 @@ impl fmt::Display for Capability {
             }
             Capability::LocalRun(p) => write!(f, "local-run:{p}"),
             Capability::ReadConfig(k) => write!(f, "read-config:{k}"),
+            Capability::StoreRead { store, prefix } if prefix.is_empty() => {
+                write!(f, "store-read:{store}")
+            }
+            Capability::StoreRead { store, prefix } => write!(f, "store-read:{store}:{prefix}"),
         }
     }
 }
@@ -38,7 +86,7 @@ impl fmt::Display for BadCapability {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "\"{}\" is not a capability (expected remote-run:TARGET:PROGRAM, local-run:PROGRAM or read-config:KEY)",
+            "\"{}\" is not a capability (expected remote-run:TARGET:PROGRAM, local-run:PROGRAM, read-config:KEY or store-read:STORE[:PREFIX])",
             self.0
         )
     }
@@ -68,6 +116,18 @@ impl FromStr for Capability {
             }
             (Some("local-run"), Some(p), None) if is_word(p) => Capability::LocalRun(p.into()),
             (Some("read-config"), Some(k), None) if is_word(k) => Capability::ReadConfig(k.into()),
+            (Some("store-read"), Some(st), None) if is_word(st) => Capability::StoreRead {
+                store: st.into(),
+                prefix: String::new(),
+            },
+            (Some("store-read"), Some(st), Some(p))
+                if is_word(st) && !p.is_empty() && is_key_prefix(p) =>
+            {
+                Capability::StoreRead {
+                    store: st.into(),
+                    prefix: p.into(),
+                }
+            }
             _ => return Err(BadCapability(s.to_string())),
         })
     }
@@ -84,6 +144,9 @@ mod tests {
             "local-run:pg_basebackup",
             "read-config:barman_server",
             "remote-run:backup-store:tar",
+            "store-read:barman-cloud",
+            "store-read:barman-cloud:pg-main/",
+            "store-read:vendor:a/b.c/d",
         ] {
             let c: Capability = text.parse().unwrap();
             assert_eq!(c.to_string(), text);
@@ -96,9 +159,40 @@ mod tests {
             "read-config:",
             "run-anything",
             "local-run:a:b",
+            "store-read:",
+            "store-read:s:",
+            "store-read:s:../other/",
+            "store-read:s:/abs/",
+            "store-read:s:a//b/",
+            "store-read:s:a/./b",
+            "store-read:s:a b/",
         ] {
             assert!(bad.parse::<Capability>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn store_keys_stay_under_the_granted_prefix() {
+        let cap: Capability = "store-read:bc:pg-main/".parse().unwrap();
+        assert!(cap.covers_key("bc", "pg-main/base/20250101T000000/backup.info"));
+        assert!(cap.covers_key("bc", "pg-main/"));
+        for k in [
+            "pg-main/../other-cluster/base/x",
+            "pg-main/./x",
+            "pg-main//x",
+            "pg-mainx/base",
+            "/pg-main/base",
+            "other/pg-main/",
+            "pg-main/a\\..\\b",
+        ] {
+            assert!(!cap.covers_key("bc", k), "{k}");
+        }
+        assert!(!cap.covers_key("other-store", "pg-main/base"));
+        let whole: Capability = "store-read:bc".parse().unwrap();
+        assert!(whole.covers_key("bc", "anything/at/all"));
+        assert!(whole.covers_key("bc", ""));
+        assert!(!whole.covers_key("bc", "../up"));
+        assert!(!"local-run:x".parse::<Capability>().unwrap().covers_key("bc", "x"));
     }
 }
 
@@ -119,6 +213,15 @@ mod props {
                 .prop_map(|(target, program)| Capability::RemoteRun { target, program }),
             word().prop_map(Capability::LocalRun),
             word().prop_map(Capability::ReadConfig),
+            (word(), prop::collection::vec(word(), 0..3), any::<bool>()).prop_map(
+                |(store, segs, slash)| {
+                    let mut prefix = segs.join("/");
+                    if slash && !prefix.is_empty() {
+                        prefix.push('/');
+                    }
+                    Capability::StoreRead { store, prefix }
+                }
+            ),
         ]
     }
 
@@ -126,11 +229,14 @@ mod props {
         "remote-run:barman:rsync",
         "local-run:pg_basebackup",
         "read-config:barman_server",
+        "store-read:barman-cloud:pg/",
     ];
     const VOCAB: &[&str] = &[
         "remote-run",
         "local-run",
         "read-config",
+        "store-read",
+        "..",
         ":",
         "barman",
         "-x",
@@ -158,6 +264,10 @@ mod props {
                 let parts: Vec<&str> = match &c {
                     Capability::RemoteRun { target, program } => vec![target, program],
                     Capability::LocalRun(p) | Capability::ReadConfig(p) => vec![p],
+                    Capability::StoreRead { store, prefix } => {
+                        prop_assert!(is_key_prefix(prefix));
+                        vec![store]
+                    }
                 };
                 prop_assert!(parts.iter().all(|p| is_word(p)));
             }
