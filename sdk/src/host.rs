@@ -6,7 +6,7 @@
 //! are answered by the [`FakeHost`](crate::testing::FakeHost) installed with
 //! [`testing::with_host`](crate::testing::with_host).
 
-use crate::types::{CommandOutput, LogLevel, PluginError};
+use crate::types::{CommandOutput, LogLevel, PluginError, StoreListing};
 
 #[cfg(target_arch = "wasm32")]
 use crate::bindings::source::pgclone::plugin::host as imported;
@@ -59,6 +59,28 @@ pub fn config_get_all(key: &str) -> Result<Vec<String>, PluginError> {
     return imported::config_get_all(key);
     #[cfg(not(target_arch = "wasm32"))]
     crate::testing::fake(|h| h.config_values(key))
+}
+
+/// The objects of `store` whose keys (relative to the store's root) start
+/// with `prefix`, in key order; with `delimited`, only those directly under
+/// `prefix` and the "directories" one level below it (ending in `/`). More
+/// than 10,000 objects is an error. Needs `store-read:STORE[:P]` with
+/// `prefix` under `P`.
+pub fn store_list(store: &str, prefix: &str, delimited: bool) -> Result<StoreListing, PluginError> {
+    #[cfg(target_arch = "wasm32")]
+    return imported::store_list(store, prefix, delimited);
+    #[cfg(not(target_arch = "wasm32"))]
+    crate::testing::fake(|h| h.list(store, prefix, delimited))
+}
+
+/// The whole content of one small object of `store` (at most `max_bytes`
+/// and 1 MiB: a larger object is an error, never a cut); a missing object is
+/// a `not-found` error. Needs `store-read:STORE[:P]` with `key` under `P`.
+pub fn store_read(store: &str, key: &str, max_bytes: u32) -> Result<Vec<u8>, PluginError> {
+    #[cfg(target_arch = "wasm32")]
+    return imported::store_read(store, key, max_bytes);
+    #[cfg(not(target_arch = "wasm32"))]
+    crate::testing::fake(|h| h.read(store, key, max_bytes))
 }
 
 /// A configuration key that must be set: an `invalid-config` error naming it

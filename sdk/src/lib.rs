@@ -68,8 +68,8 @@ pub mod bindings {
             default_bindings_module: "::pgclone_plugin_sdk::bindings::policy",
             additional_derives: [PartialEq],
             with: {
-                "pgclone:plugin/types@1.2.0": crate::bindings::source::pgclone::plugin::types,
-                "pgclone:plugin/host@1.2.0": crate::bindings::source::pgclone::plugin::host,
+                "pgclone:plugin/types@1.3.0": crate::bindings::source::pgclone::plugin::types,
+                "pgclone:plugin/host@1.3.0": crate::bindings::source::pgclone::plugin::host,
             },
         });
     }
@@ -139,7 +139,7 @@ pub mod version;
 /// Registers `Type`, an implementation of [`source::Guest`], as the component's
 /// exports. The exports exist in a wasm32 build only: natively (unit tests, a
 /// workspace build) there is no component, and a native library could not
-/// carry the exports' names (`pgclone:plugin/source@1.2.0#check`: the system
+/// carry the exports' names (`pgclone:plugin/source@1.3.0#check`: the system
 /// linker's symbol list has no syntax for them).
 #[macro_export]
 macro_rules! export_source {

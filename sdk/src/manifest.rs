@@ -19,9 +19,10 @@
 //! ```
 //!
 //! Capabilities are written as operators grant them in `plugins.toml`:
-//! `remote-run:TARGET:PROGRAM`, `local-run:PROGRAM`, `read-config:KEY`.
+//! `remote-run:TARGET:PROGRAM`, `local-run:PROGRAM`, `read-config:KEY`,
+//! `store-read:STORE[:PREFIX]`.
 
-use crate::types::{Capability, PluginInfo, Provides, RemoteProgram};
+use crate::types::{Capability, PluginInfo, Provides, RemoteProgram, StoreGrant};
 
 pub use pgclone_contract::manifest::{HEADER, SECTION};
 
@@ -86,6 +87,9 @@ pub fn parse_capability(text: &str) -> Result<Capability, String> {
             }
             pgclone_contract::Capability::LocalRun(p) => Capability::LocalRun(p),
             pgclone_contract::Capability::ReadConfig(k) => Capability::ReadConfig(k),
+            pgclone_contract::Capability::StoreRead { store, prefix } => {
+                Capability::StoreRead(StoreGrant { store, prefix })
+            }
         },
     )
 }
@@ -139,7 +143,12 @@ mod tests {
         description: "A demo; with = signs",
         provides: ["base-backup", "wal"],
         needs_upstream: false,
-        capabilities: ["local-run:pgbackrest", "remote-run:backup-store:tar", "read-config:node_name"],
+        capabilities: [
+            "local-run:pgbackrest",
+            "remote-run:backup-store:tar",
+            "read-config:node_name",
+            "store-read:cloud:pg-main/",
+        ],
     }
 
     #[test]
@@ -149,7 +158,14 @@ mod tests {
         assert_eq!(info.description, "A demo; with = signs");
         assert_eq!(info.provides, Provides::BASE_BACKUP | Provides::WAL);
         assert!(!info.needs_upstream);
-        assert_eq!(info.capabilities.len(), 3);
+        assert_eq!(info.capabilities.len(), 4);
+        assert_eq!(
+            info.capabilities[3],
+            Capability::StoreRead(StoreGrant {
+                store: "cloud".into(),
+                prefix: "pg-main/".into()
+            })
+        );
         assert_eq!(
             info.capabilities[0],
             Capability::LocalRun("pgbackrest".into())

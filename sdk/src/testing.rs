@@ -1,7 +1,7 @@
 //! A test harness for plugins, for plain `cargo test` on the build machine:
 //! builders for the records pgclone passes in, the standard policy to chain
 //! after, and a [`FakeHost`] that answers the [`host`](crate::host) calls with
-//! configuration values and canned program outputs.
+//! configuration values, canned program outputs and in-memory object stores.
 //!
 //! ```ignore
 //! use pgclone_plugin_sdk::testing::{self, FakeHost};
@@ -33,7 +33,8 @@ use crate::types::{
     BackupDescription, BackupFormat, CloneRequest, ConnParam, LogLevel, NodeIdentity, PluginError,
 };
 #[cfg(not(target_arch = "wasm32"))]
-use crate::types::{CommandOutput, ErrorKind};
+use crate::types::{CommandOutput, ErrorKind, ObjectMeta, StoreListing};
+use pgclone_contract::Capability;
 
 /// What the host calls see in a native test.
 #[derive(Debug, Default, Clone)]
@@ -45,7 +46,24 @@ pub struct FakeHost {
     pub ran: Vec<(Option<String>, Vec<String>)>,
     /// Every line logged.
     pub logged: Vec<(LogLevel, String)>,
+    /// Object stores: store -> key -> content.
+    stores: BTreeMap<String, BTreeMap<String, Vec<u8>>>,
+    /// The capabilities the plugin declares (and the fake grants): store
+    /// calls are checked against them as the host checks its grants.
+    capabilities: Vec<Capability>,
+    /// Every `store-list` call, as (store, prefix, delimited).
+    pub listed: Vec<(String, String, bool)>,
+    /// Every `store-read` call, as (store, key).
+    pub read: Vec<(String, String)>,
 }
+
+/// The host's bound on one `store-read`, whatever `max-bytes` says.
+#[cfg(not(target_arch = "wasm32"))]
+const STORE_READ_MAX: usize = 1 << 20;
+
+/// The host's bound on one `store-list`.
+#[cfg(not(target_arch = "wasm32"))]
+const STORE_LIST_MAX: usize = 10_000;
 
 impl FakeHost {
     pub fn new() -> Self {
@@ -77,6 +95,131 @@ impl FakeHost {
             (status, String::new(), stderr.to_string()),
         );
         self
+    }
+
+    /// Grants every capability a manifest declares (the plugin's
+    /// `MANIFEST`), as an operator who grants the plugin what it asks.
+    pub fn manifest(mut self, manifest: &str) -> Self {
+        let m = pgclone_contract::manifest::parse(manifest)
+            .unwrap_or_else(|e| panic!("invalid plugin manifest: {e}"));
+        self.capabilities.extend(m.capabilities);
+        self
+    }
+
+    /// Grants one capability, written as in `plugins.toml`
+    /// (`store-read:STORE[:PREFIX]`).
+    pub fn grant(mut self, capability: &str) -> Self {
+        let c = capability.parse().unwrap_or_else(|e| panic!("{e}"));
+        self.capabilities.push(c);
+        self
+    }
+
+    /// Makes `store` exist (empty until objects are added).
+    pub fn store(mut self, store: &str) -> Self {
+        self.stores.entry(store.to_string()).or_default();
+        self
+    }
+
+    /// Adds an object to `store` (which then exists).
+    pub fn object(mut self, store: &str, key: &str, content: impl Into<Vec<u8>>) -> Self {
+        self.stores
+            .entry(store.to_string())
+            .or_default()
+            .insert(key.to_string(), content.into());
+        self
+    }
+
+    /// The store's objects when a declared `store-read` covers `key`, as the
+    /// host checks: denied otherwise, an error when no such store exists.
+    #[cfg(not(target_arch = "wasm32"))]
+    fn granted_store(
+        &self,
+        store: &str,
+        key: &str,
+    ) -> Result<&BTreeMap<String, Vec<u8>>, PluginError> {
+        if !self.capabilities.iter().any(|c| c.covers_key(store, key)) {
+            return Err(PluginError::new(
+                ErrorKind::Denied,
+                format!("no store-read capability of store \"{store}\" covers \"{key}\""),
+            )
+            .hint("declare store-read:STORE[:PREFIX] and give the fake host the manifest with FakeHost::manifest"));
+        }
+        self.stores.get(store).ok_or_else(|| {
+            PluginError::new(
+                ErrorKind::InvalidConfig,
+                format!("no store named \"{store}\" is configured"),
+            )
+            .hint("give the fake host one with FakeHost::store or FakeHost::object")
+        })
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(crate) fn list(
+        &mut self,
+        store: &str,
+        prefix: &str,
+        delimited: bool,
+    ) -> Result<StoreListing, PluginError> {
+        self.listed
+            .push((store.to_string(), prefix.to_string(), delimited));
+        let objects = self.granted_store(store, prefix)?;
+        let mut listing = StoreListing {
+            objects: Vec::new(),
+            prefixes: Vec::new(),
+        };
+        for (key, content) in objects.range(prefix.to_string()..) {
+            let Some(rest) = key.strip_prefix(prefix) else {
+                break;
+            };
+            match rest.find('/') {
+                Some(slash) if delimited => {
+                    let dir = format!("{prefix}{}", &rest[..=slash]);
+                    if listing.prefixes.last() != Some(&dir) {
+                        listing.prefixes.push(dir);
+                    }
+                }
+                _ => listing.objects.push(ObjectMeta {
+                    key: key.clone(),
+                    size: content.len() as u64,
+                }),
+            }
+        }
+        if listing.objects.len() > STORE_LIST_MAX {
+            return Err(PluginError::new(
+                ErrorKind::Failed,
+                format!(
+                    "more than {STORE_LIST_MAX} objects under \"{prefix}\" of store \"{store}\""
+                ),
+            ));
+        }
+        Ok(listing)
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(crate) fn read(
+        &mut self,
+        store: &str,
+        key: &str,
+        max_bytes: u32,
+    ) -> Result<Vec<u8>, PluginError> {
+        self.read.push((store.to_string(), key.to_string()));
+        let content = self.granted_store(store, key)?.get(key).ok_or_else(|| {
+            PluginError::new(
+                ErrorKind::NotFound,
+                format!("no object \"{key}\" in store \"{store}\""),
+            )
+        })?;
+        let limit = STORE_READ_MAX.min(max_bytes as usize);
+        if content.len() > limit {
+            return Err(PluginError::new(
+                ErrorKind::Failed,
+                format!(
+                    "object \"{key}\" of store \"{store}\" is {} bytes, more than {limit}",
+                    content.len()
+                ),
+            ));
+        }
+        Ok(content.clone())
     }
 
     #[cfg(not(target_arch = "wasm32"))]
@@ -204,6 +347,7 @@ pub fn clone_request(data_directory: &str) -> CloneRequest {
         fast_checkpoint: false,
         slot_name: None,
         interactive: false,
+        placed_tablespaces: Vec::new(),
     }
 }
 
@@ -248,6 +392,50 @@ mod tests {
         assert_eq!(out.unwrap(), "[]");
         assert_eq!(fake.ran.len(), 2);
         assert_eq!(fake.logged[0].1, "hello");
+    }
+
+    #[test]
+    fn the_fake_stores_list_read_and_check_grants() {
+        let fake = FakeHost::new()
+            .grant("store-read:cloud:pg/")
+            .object("cloud", "pg/base/b1/backup.info", "status=DONE\n")
+            .object("cloud", "pg/base/b1/data.tar", vec![0u8; 10])
+            .object("cloud", "pg/base/b2/backup.info", "status=FAILED\n")
+            .object("cloud", "pg/wals/x", "")
+            .object("cloud", "other/secret", "no")
+            .store("empty");
+        let (_, fake) = with_host(fake, || {
+            let l = host::store_list("cloud", "pg/base/", true).unwrap();
+            assert!(l.objects.is_empty());
+            assert_eq!(l.prefixes, ["pg/base/b1/", "pg/base/b2/"]);
+            let l = host::store_list("cloud", "pg/base/b1/", false).unwrap();
+            let keys: Vec<_> = l.objects.iter().map(|o| (o.key.as_str(), o.size)).collect();
+            assert_eq!(
+                keys,
+                [("pg/base/b1/backup.info", 12), ("pg/base/b1/data.tar", 10)]
+            );
+            assert_eq!(
+                host::store_read("cloud", "pg/base/b1/backup.info", 64).unwrap(),
+                b"status=DONE\n"
+            );
+            let e = host::store_read("cloud", "pg/base/b1/data.tar", 5).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Failed);
+            let e = host::store_read("cloud", "pg/base/b3/backup.info", 64).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::NotFound);
+            // Outside the grant, or climbing out of it: denied.
+            for key in ["other/secret", "pg/../other/secret", "/pg/x"] {
+                let e = host::store_read("cloud", key, 64).unwrap_err();
+                assert_eq!(e.kind, ErrorKind::Denied, "{key}");
+            }
+            let e = host::store_list("empty", "", false).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Denied);
+        });
+        assert_eq!(fake.listed.len(), 3);
+        assert_eq!(fake.read.len(), 6);
+        // A granted store that does not exist is a configuration error.
+        let fake = FakeHost::new().grant("store-read:nowhere");
+        let (e, _) = with_host(fake, || host::store_list("nowhere", "", true).unwrap_err());
+        assert_eq!(e.kind, ErrorKind::InvalidConfig);
     }
 
     #[test]

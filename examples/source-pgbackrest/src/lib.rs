@@ -219,6 +219,7 @@ impl Guest for PgBackRest {
                 // archive-get's status for a file the archive does not have.
                 missing_status: Some(1),
             }),
+            store: None,
         })
     }
 }

@@ -451,6 +451,7 @@ impl Guest for Barman {
                 // barman get-wal's status for a file it does not have.
                 missing_status: Some(1),
             }),
+            store: None,
         })
     }
 }

@@ -192,6 +192,7 @@ impl Guest for PgBasebackup {
         Ok(WalArchive {
             directory: None,
             fetch: None,
+            store: None,
         })
     }
 }

@@ -73,6 +73,7 @@ impl Guest for Babbler {
         Ok(WalArchive {
             directory: None,
             fetch: None,
+            store: None,
         })
     }
 }

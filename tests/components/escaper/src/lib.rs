@@ -263,6 +263,7 @@ impl Guest for Escaper {
                 partial_argv: None,
                 missing_status: Some(1),
             }),
+            store: None,
         })
     }
 }

@@ -68,6 +68,7 @@ impl Guest for Forgetful {
         Ok(WalArchive {
             directory: None,
             fetch: None,
+            store: None,
         })
     }
 }

@@ -53,12 +53,13 @@ impl Guest for Component {
         Ok(WalArchive {
             directory: None,
             fetch: None,
+            store: None,
         })
     }
 }
 
 // The exports exist in the wasm32 build only: a native library cannot carry
-// their names (`pgclone:plugin/source@1.2.0#check`); natively the code is only
+// their names (`pgclone:plugin/source@1.3.0#check`); natively the code is only
 // compiled and linted.
 #[cfg(target_arch = "wasm32")]
 export!(Component);
