@@ -3,9 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::config::ConfFile;
+use crate::report::Failure;
+use crate::store::{Provider, Store, StoreSpec};
 
 /// The environment plugin host calls run in.
 #[derive(Debug, Clone, Default)]
@@ -29,7 +32,26 @@ pub struct HostEnv {
     pub program_timeout: Option<Duration>,
     /// Seconds an ssh connection may take to be established.
     pub ssh_connect_timeout: u32,
+    /// The object stores plugins may name.
+    pub stores: Stores,
 }
+
+/// The operator's object stores, by the names plugins use: `[stores.NAME]`
+/// in `plugins.toml`, else the configuration keys `NAME_url`,
+/// `NAME_endpoint_url`, `NAME_provider`, `NAME_aws_profile` and
+/// `NAME_read_timeout` (a `-` in the name written `_`; for the
+/// `barman-cloud` store, `barman_cloud_url` and so on). Each is opened once,
+/// when first used.
+#[derive(Debug, Clone, Default)]
+pub struct Stores {
+    /// From `plugins.toml`.
+    pub configured: BTreeMap<String, crate::config::plugins_toml::StoreEntry>,
+    opened: Arc<Mutex<BTreeMap<String, Arc<Store>>>>,
+}
+
+/// Seconds a store request may take when the configuration says nothing
+/// (barman-cloud's `--read-timeout` default).
+pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Seconds an ssh connection may take to be established (`ssh_connect_timeout`).
 pub const DEFAULT_SSH_CONNECT_TIMEOUT: u32 = 10;
@@ -93,7 +115,91 @@ impl HostEnv {
             ssh_options,
             control_paths: BTreeMap::new(),
             no_programs: false,
+            stores: Stores {
+                configured: plugins.stores.clone(),
+                ..Default::default()
+            },
         })
+    }
+
+    /// What the operator configured as store `name`, or why it cannot be used.
+    pub fn store_spec(&self, name: &str) -> Result<StoreSpec, Failure> {
+        // One reading for both places: plugins.toml's section wins.
+        let entry = self.stores.configured.get(name);
+        let key = |k: &str| match entry {
+            Some(_) => format!("[stores.{name}] {k}"),
+            None => format!("{}_{k}", name.replace('-', "_")),
+        };
+        let get = |k: &str| -> Option<String> {
+            match entry {
+                Some(e) => match k {
+                    "url" => Some(e.url.clone()),
+                    "endpoint_url" => e.endpoint_url.clone(),
+                    "provider" => e.provider.clone(),
+                    "aws_profile" => e.aws_profile.clone(),
+                    "read_timeout" => e.read_timeout.map(|t| t.to_string()),
+                    _ => None,
+                },
+                None => self.config.get(&key(k)).map(str::to_string),
+            }
+            .filter(|v| !v.is_empty())
+        };
+        let Some(url) = get("url") else {
+            return Err(Failure::new(format!("no object store is configured as \"{name}\""))
+                .hint(format!(
+                    "set {} in the configuration file (the URL you give barman-cloud, e.g. s3://bucket/prefix), or add [stores.{name}] to plugins.toml",
+                    key("url")
+                )));
+        };
+        let provider = match get("provider") {
+            Some(p) => Some(p.parse::<Provider>().map_err(|_| {
+                Failure::new(format!("invalid {} \"{p}\"", key("provider")))
+                    .hint("one of aws-s3, azure-blob-storage, google-cloud-storage (as barman-cloud names them)")
+            })?),
+            None => None,
+        };
+        let timeout = match get("read_timeout") {
+            Some(v) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|t| *t > 0)
+                .map(Duration::from_secs)
+                .ok_or_else(|| {
+                    Failure::new(format!("invalid {} \"{v}\"", key("read_timeout")))
+                        .hint("a number of seconds greater than 0, e.g. 60")
+                })?,
+            None => DEFAULT_STORE_TIMEOUT,
+        };
+        Ok(StoreSpec {
+            name: name.to_string(),
+            url,
+            endpoint_url: get("endpoint_url"),
+            provider,
+            profile: get("aws_profile"),
+            timeout,
+        })
+    }
+
+    /// Store `name`, opened once (its credentials found as the provider's
+    /// tools find them) and shared by every later use.
+    pub fn store(&self, name: &str) -> Result<Arc<Store>, Failure> {
+        let mut opened = self.stores.opened.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = opened.get(name) {
+            return Ok(s.clone());
+        }
+        let spec = self.store_spec(name)?;
+        let store = Arc::new(Store::open(&spec).map_err(|e| {
+            let mut f = Failure::new(e.to_string());
+            if let Some(d) = &e.detail {
+                f = f.detail(d.clone());
+            }
+            if let Some(h) = &e.hint {
+                f = f.hint(h.clone());
+            }
+            f
+        })?);
+        opened.insert(name.to_string(), store.clone());
+        Ok(store)
     }
 
     /// The ssh destination of a logical target: `[targets]` first, then the

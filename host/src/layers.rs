@@ -15,7 +15,7 @@
 const CRATE_LAYERS: &[&[&str]] = &[
     &["report", "invocation", "fuzz", "layers"],
     &["child", "pg", "wal", "contract"],
-    &["remote"],
+    &["remote", "store"],
     &["trust"],
     &["config"],
     &["environment"],

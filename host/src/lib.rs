@@ -14,6 +14,7 @@ pub mod pg;
 pub mod plugin;
 pub mod recovery;
 pub mod remote;
+pub mod store;
 pub mod report;
 pub mod trust;
 pub mod wal;

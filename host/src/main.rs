@@ -130,6 +130,9 @@ or between `standby` and `clone`."
     Standby(Box<StandbyArgs>),
     /// Fetch a WAL file from Barman (restore_command; barman-wal-restore's options).
     WalRestore(commands::wal_restore::WalRestoreArgs),
+    /// Fetch a WAL file from a barman-cloud archive (restore_command;
+    /// barman-cloud-wal-restore's options).
+    BarmanCloudWalRestore(commands::barman_cloud_wal_restore::BarmanCloudWalRestoreArgs),
     /// List, inspect, install, verify and test plugins.
     #[command(subcommand)]
     Plugin(commands::plugin::PluginCommand),
@@ -138,7 +141,7 @@ or between `standby` and `clone`."
 }
 
 fn is_wal_restore() -> bool {
-    std::env::args().any(|a| a == "wal-restore")
+    std::env::args().any(|a| a == "wal-restore" || a == "barman-cloud-wal-restore")
 }
 
 /// Ends with a usage error. For wal-restore, PostgreSQL's restore_command,
@@ -177,6 +180,8 @@ fn takes(command: &Command) -> Option<Vec<clap::Id>> {
     match command {
         Command::Standby(_) => None,
         Command::WalRestore(_) => Some(ids::<Site>()),
+        // barman-cloud-wal-restore's -v and -q are its own: accepted.
+        Command::BarmanCloudWalRestore(_) => Some([ids::<Site>(), ids::<Logging>()].concat()),
         Command::Plugin(_) | Command::PatroniReplica(_) => {
             Some([ids::<Site>(), ids::<Logging>()].concat())
         }
@@ -337,6 +342,9 @@ fn main() -> ExitCode {
             // It runs once per WAL segment and logs nothing through tracing:
             // its start-up is kept to the minimum.
             commands::wal_restore::run(&ctx, args)
+        }
+        Command::BarmanCloudWalRestore(args) => {
+            commands::barman_cloud_wal_restore::run(&ctx, args)
         }
         Command::Plugin(cmd) => {
             init_logging(&g.logging);

@@ -1,8 +1,9 @@
 //! Contract versions: a plugin built against the released contract
 //! `pgclone:plugin@1.0.0` (the frozen `wit/1.0.0/`, test component
-//! `tests/components/contract-1-0`) keeps loading on this 1.2.0 host, is shown
+//! `tests/components/contract-1-0`) keeps loading on this 1.3.0 host, is shown
 //! as a 1.0.0 plugin, and clones a real PostgreSQL 15 primary into a standby
-//! that starts and streams; the built-in plugins target 1.2.0.
+//! that starts and streams; one built against 1.2.0 answers through the
+//! current types; the built-in plugins target 1.3.0.
 
 use crate::support;
 
@@ -40,8 +41,52 @@ fn contract_versions_are_read_from_the_components() {
     for builtin in ["pgclone_source_barman", "pgclone_recovery_standard"] {
         let bytes = std::fs::read(guest(builtin)).unwrap();
         let text = String::from_utf8_lossy(&bytes);
-        assert!(text.contains("pgclone:plugin/types@1.2.0"), "{builtin}");
+        assert!(text.contains("pgclone:plugin/types@1.3.0"), "{builtin}");
     }
+}
+
+/// A source built against the frozen 1.2.0 loads as one, its describe and
+/// `locate-wal-archive` answers arrive converted (no `store`: 1.2.0 has
+/// none), and its host calls are served by the current host.
+#[test]
+fn a_plugin_built_against_1_2_0_answers_through_the_current_types() {
+    use pgclone::contract::source::{BackupSource, WalLayout};
+    let rt = Runtime::new(None).unwrap();
+    let bytes = std::fs::read(guest("test_contract_1_2")).unwrap();
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.contains("pgclone:plugin/host@1.2.0"));
+    let mut cand = Candidate::from_file(
+        "contract-1-2",
+        guest("test_contract_1_2"),
+        Some(sha256_hex(&bytes)),
+    );
+    cand.grants = Some(vec![
+        "remote-run:barman:tar".parse().unwrap(),
+        "remote-run:barman:barman".parse().unwrap(),
+        "read-config:contract_wals_directory".parse().unwrap(),
+        "read-config:barman_server".parse().unwrap(),
+    ]);
+    let p = Plugin::load(&rt, &cand).unwrap();
+    assert_eq!(p.contract.version.to_string(), "1.2.0");
+    assert_eq!(p.info.name, "contract-1-2");
+    assert_eq!(p.caps.declared.len(), 4);
+    let env = HostEnv {
+        config: ConfFile::parse(
+            Path::new("c"),
+            "contract_wals_directory=/var/lib/barman/pg/wals
+barman_server=pg
+",
+        )
+        .unwrap(),
+        ..Default::default()
+    };
+    let mut session = p.session(&rt, Arc::new(env)).unwrap();
+    let a = session.wal_archive().unwrap();
+    let dir = a.directory.expect("a directory");
+    assert_eq!(dir.path, "/var/lib/barman/pg/wals");
+    assert_eq!(dir.layout, WalLayout::ByLog);
+    assert_eq!(a.fetch.expect("a fetch command").argv[2], "pg");
+    assert_eq!(a.store, None);
 }
 
 #[test]

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::contract::source::{
-    Backup, BackupSource, CloneRequest, ConnParam, NodeIdentity, PlanStep, Tablespace,
+    Backup, BackupSource, CloneRequest, ConnParam, NodeIdentity, PlacedTablespace, PlanStep,
+    Tablespace,
 };
 use crate::contract::Described;
 use crate::environment::HostEnv;
@@ -137,8 +138,13 @@ pub fn decide(
         ));
     }
     // Asked for now: what it does decides whether a delta copy is possible.
-    // It is validated once the tablespaces are placed.
-    let plan = session.plan_clone(request, &backup);
+    // It is validated once the tablespaces are placed (checked there: here
+    // the source only learns where they will be).
+    let request = CloneRequest {
+        placed_tablespaces: placed(ask, &backup),
+        ..request.clone()
+    };
+    let plan = session.plan_clone(&request, &backup);
     planned.delta = delta_possible(ask, &backup, plan.as_ref().ok());
     if planned.delta {
         checks.ok(format!(
@@ -186,7 +192,25 @@ fn request(ctx: &Context<'_>) -> CloneRequest {
         fast_checkpoint: ctx.o.fast_checkpoint,
         slot_name: node.slot_name.clone(),
         interactive: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        placed_tablespaces: Vec::new(),
     }
+}
+
+/// Where each tablespace of `backup` will live: its `tablespace_mapping`,
+/// else its own location (what `place_tablespaces` then checks).
+fn placed(ask: &Ask<'_>, backup: &Backup) -> Vec<PlacedTablespace> {
+    backup
+        .tablespaces
+        .iter()
+        .map(|t| PlacedTablespace {
+            oid: t.oid,
+            location: ask
+                .mappings
+                .get(&t.location)
+                .cloned()
+                .unwrap_or_else(|| t.location.clone()),
+        })
+        .collect()
 }
 
 /// The parameters as the contract passes them.

@@ -38,7 +38,9 @@ pub fn warm_argv(
             .ok()
             .zip(program.canonicalize().ok())
             .is_some_and(|(a, b)| a == b);
-    let at = words.iter().position(|w| w == "wal-restore")?;
+    let at = words
+        .iter()
+        .position(|w| w == "wal-restore" || w == "barman-cloud-wal-restore")?;
     if !ours || at == 0 {
         return None;
     }

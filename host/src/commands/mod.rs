@@ -7,6 +7,7 @@ use clap::{Args, Id};
 use pgclone::config::{ConfFile, PluginsConfig};
 use pgclone::report::{self, Failure};
 
+pub mod barman_cloud_wal_restore;
 pub mod patroni;
 pub mod plugin;
 pub mod plugin_install;

@@ -55,6 +55,12 @@ fn explain(c: &Capability) -> String {
         }
         Capability::LocalRun(p) => format!("run \"{p}\" on this host (no shell)"),
         Capability::ReadConfig(k) => format!("read the configuration key \"{k}\""),
+        Capability::StoreRead { store, prefix } if prefix.is_empty() => {
+            format!("list and read every object of the store \"{store}\" (never its credentials)")
+        }
+        Capability::StoreRead { store, prefix } => format!(
+            "list and read the objects under \"{prefix}\" of the store \"{store}\" (never its credentials)"
+        ),
     }
 }
 

@@ -96,6 +96,14 @@ pub struct WalRestoreArgs {
     /// recovery (default: wal_restore_retry_seconds, else 60).
     #[arg(long, value_name = "SECONDS")]
     retry_for: Option<u64>,
+    #[command(flatten)]
+    warm: WarmArgs,
+}
+
+/// The hidden options the prefetcher and the clone's warm-up run a
+/// restore_command's own command line with (both drop-ins take them).
+#[derive(Args)]
+pub struct WarmArgs {
     #[arg(long, hide = true)]
     prefetch_daemon: bool,
     /// For `standby clone`: start the prefetcher at this segment (the
@@ -110,17 +118,39 @@ pub struct WalRestoreArgs {
     warm_segments: usize,
     /// The prefetcher fills its whole window before PostgreSQL's first request.
     #[arg(long, hide = true)]
-    warm: bool,
+    pub warm: bool,
+}
+
+impl WarmArgs {
+    /// Runs `o` as these options say: a warm-up, the prefetcher, or a
+    /// restore_command.
+    pub fn run(&self, o: &Options) -> u8 {
+        match (&self.warm_from, self.prefetch_daemon) {
+            (Some(first), _) => {
+                walrestore::prefetch::warm(o, first, self.wal_segment_size, self.warm_segments)
+            }
+            (None, true) => walrestore::prefetch::daemon(o),
+            (None, false) => walrestore::run(o),
+        }
+    }
 }
 
 /// In a targeted recovery even an invalid command line must not read as the
 /// end of the archive: [`walrestore::refusal_code`] says which status.
 pub fn run(ctx: &Context, a: WalRestoreArgs) -> anyhow::Result<ExitCode> {
     let dest = a.args.last().cloned().unwrap_or_default();
-    // A panic is a bug, but as a restore_command it must still end in a
-    // status PostgreSQL reads as "not available" (or, in a targeted recovery,
-    // "stop"), never in a death by signal that shuts the server down.
-    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_inner(ctx, a)));
+    guarded(&dest, || run_inner(ctx, a))
+}
+
+/// Runs a restore_command whose file goes to `dest`. A panic is a bug, but
+/// as a restore_command it must still end in a status PostgreSQL reads as
+/// "not available" (or, in a targeted recovery, "stop"), never in a death
+/// by signal that shuts the server down.
+pub fn guarded(
+    dest: &str,
+    body: impl FnOnce() -> anyhow::Result<u8>,
+) -> anyhow::Result<ExitCode> {
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));
     let code = match caught {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => {
@@ -137,14 +167,14 @@ pub fn run(ctx: &Context, a: WalRestoreArgs) -> anyhow::Result<ExitCode> {
     };
     if code == exit::USAGE {
         return Ok(ExitCode::from(walrestore::refusal_code(
-            std::path::Path::new(&dest),
+            std::path::Path::new(dest),
         )));
     }
     Ok(ExitCode::from(code))
 }
 
 /// A number of seconds from a flag, else a configuration key, else a default.
-fn seconds(
+pub fn seconds(
     flag: Option<u64>,
     conf: &pgclone::config::ConfFile,
     key: &str,
@@ -285,14 +315,8 @@ fn run_inner(ctx: &Context, a: WalRestoreArgs) -> anyhow::Result<u8> {
         wal_name: name,
         wal_dest: PathBuf::from(dest),
         retry_for: seconds(a.retry_for, &conf, "wal_restore_retry_seconds", 60)?,
-        warm: a.warm,
+        warm: a.warm.warm,
     };
     let _ = (a.gzip, a.bzip2, a.keep_compression, a.sleep);
-    Ok(match (&a.warm_from, a.prefetch_daemon) {
-        (Some(first), _) => {
-            walrestore::prefetch::warm(&o, first, a.wal_segment_size, a.warm_segments)
-        }
-        (None, true) => walrestore::prefetch::daemon(&o),
-        (None, false) => walrestore::run(&o),
-    })
+    Ok(a.warm.run(&o))
 }

@@ -109,6 +109,13 @@ const PGCLONE_KEYS: &[&str] = &[
     "wal_restore_timeout",
     "clone_wal_prefetch",
     "ssh_connect_timeout",
+    // The barman-cloud source and its store (`X_url` ... of store `barman-cloud`).
+    "barman_cloud_url",
+    "barman_cloud_server",
+    "barman_cloud_endpoint_url",
+    "barman_cloud_provider",
+    "barman_cloud_aws_profile",
+    "barman_cloud_read_timeout",
 ];
 
 /// True when `key` is a key repmgr or pgclone knows.

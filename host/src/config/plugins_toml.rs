@@ -8,6 +8,14 @@
 //! [targets]                               # logical ssh targets plugins may name
 //! backup-store = "vendor@store.example"   # default for X: the `X_host` config key
 //!
+//! [stores.backups]                       # object stores plugins may name
+//! url = "s3://bucket/prefix"              # as barman-cloud takes it
+//! endpoint_url = "https://minio.example"  # optional, S3-compatible servers
+//! provider = "aws-s3"                     # optional, else from the URL
+//! aws_profile = "backups"                 # optional, ~/.aws/credentials
+//! read_timeout = 60                       # seconds per request
+//!                                         # default for X: the `X_url` ... keys
+//!
 //! [plugin.site-policy]
 //! file = "site-policy.wasm"
 //! sha256 = "9f2c..."                      # required: the file is refused if it changes
@@ -39,12 +47,27 @@ pub struct PluginsConfig {
     /// Logical ssh targets → ssh destinations.
     #[serde(default)]
     pub targets: BTreeMap<String, String>,
+    /// Object stores by name. No credential belongs here: the host finds
+    /// them as the provider's own tools do.
+    #[serde(default)]
+    pub stores: BTreeMap<String, StoreEntry>,
     /// Per-plugin pins and grants.
     #[serde(default)]
     pub plugin: BTreeMap<String, PluginEntry>,
     /// The file this came from (for messages); not a TOML key.
     #[serde(skip)]
     pub source: Option<PathBuf>,
+}
+
+/// One `[stores.NAME]` section.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreEntry {
+    pub url: String,
+    pub endpoint_url: Option<String>,
+    pub provider: Option<String>,
+    pub aws_profile: Option<String>,
+    pub read_timeout: Option<u64>,
 }
 
 /// One `[plugin.NAME]` section.

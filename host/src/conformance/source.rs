@@ -40,6 +40,7 @@ fn request(data_dir: &Path) -> CloneRequest {
         fast_checkpoint: false,
         slot_name: Some("repmgr_slot_2".into()),
         interactive: false,
+        placed_tablespaces: Vec::new(),
     }
 }
 
@@ -63,6 +64,7 @@ fn hostile_request() -> CloneRequest {
         fast_checkpoint: true,
         slot_name: Some("a'b".into()),
         interactive: true,
+        placed_tablespaces: Vec::new(),
     }
 }
 

@@ -34,6 +34,19 @@ impl CapabilitySet {
         Ok(())
     }
 
+    /// Allows reading `key` (or listing under it) in `store` only when a
+    /// declared and a granted `store-read` both cover it. A key that is not
+    /// clean (`..`, a leading `/`) is covered by nothing.
+    pub fn check_key(&self, store: &str, key: &str) -> Result<(), Refusal> {
+        if !self.declared.iter().any(|c| c.covers_key(store, key)) {
+            return Err(Refusal::NotDeclared);
+        }
+        if !self.granted.iter().any(|c| c.covers_key(store, key)) {
+            return Err(Refusal::NotGranted);
+        }
+        Ok(())
+    }
+
     /// Declared capabilities the operator has not granted.
     pub fn ungranted(&self) -> Vec<&Capability> {
         self.declared
@@ -60,5 +73,17 @@ mod tests {
         let c: Capability = "local-run:rm".parse().unwrap();
         assert_eq!(set.check(&c), Err(Refusal::NotDeclared));
         assert_eq!(set.ungranted(), vec![&b]);
+    }
+
+    #[test]
+    fn a_store_key_needs_both_prefixes() {
+        let set = CapabilitySet {
+            declared: vec!["store-read:bc".parse().unwrap()],
+            granted: vec!["store-read:bc:pg-main/".parse().unwrap()],
+        };
+        assert_eq!(set.check_key("bc", "pg-main/base/x"), Ok(()));
+        assert_eq!(set.check_key("bc", "pg-other/base/x"), Err(Refusal::NotGranted));
+        assert_eq!(set.check_key("bc", "pg-main/../pg-other/x"), Err(Refusal::NotDeclared));
+        assert_eq!(set.check_key("elsewhere", "pg-main/x"), Err(Refusal::NotDeclared));
     }
 }

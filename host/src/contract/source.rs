@@ -68,6 +68,16 @@ pub struct CloneRequest {
     pub slot_name: Option<String>,
     /// Standard error is a terminal.
     pub interactive: bool,
+    /// Where each tablespace will live here (since 1.3.0); filled for
+    /// `plan_clone` only.
+    pub placed_tablespaces: Vec<PlacedTablespace>,
+}
+
+/// A tablespace's local location, after `tablespace_mapping`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlacedTablespace {
+    pub oid: u32,
+    pub location: String,
 }
 
 /// How a backup's files are stored.
@@ -149,6 +159,8 @@ pub enum ArchiveCompression {
     Lz4,
     Zstd,
     Bzip2,
+    Snappy,
+    Xz,
 }
 
 /// A remote tar archive streamed and unpacked.
@@ -162,6 +174,26 @@ pub struct UnpackArchiveStep {
 }
 
 /// An incremental chain (oldest first) combined into the data directory.
+/// How the objects of an [`UnpackObjectsStep`] make up archives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectParts {
+    /// Each object is a whole archive.
+    Separate,
+    /// The objects are consecutive pieces of one archive.
+    Joined,
+}
+
+/// Download objects of a store and unpack them (since 1.3.0).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnpackObjectsStep {
+    pub store: String,
+    pub objects: Vec<String>,
+    pub parts: ObjectParts,
+    pub compression: Option<ArchiveCompression>,
+    pub local: LocalPath,
+    pub size_bytes: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CombineBackupsStep {
     pub backups: Vec<LocalPath>,
@@ -176,6 +208,7 @@ pub enum PlanStep {
     WriteFile(WriteFileStep),
     UnpackArchive(UnpackArchiveStep),
     CombineBackups(CombineBackupsStep),
+    UnpackObjects(UnpackObjectsStep),
 }
 
 /// Where one WAL file is.
@@ -204,6 +237,18 @@ pub struct RemoteWalCommand {
 pub struct WalArchive {
     pub directory: Option<WalDirectory>,
     pub fetch: Option<WalFetchCommand>,
+    /// A prefix of an object store (since 1.3.0); preferred to `directory`.
+    pub store: Option<WalStore>,
+}
+
+/// Archived WAL in an object store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalStore {
+    pub store: String,
+    pub prefix: String,
+    pub layout: WalLayout,
+    /// Endings to try in order, with the compression of each.
+    pub suffixes: Vec<(String, Option<ArchiveCompression>)>,
 }
 
 /// How WAL files are laid out in a directory.

@@ -7,7 +7,9 @@ use std::process::{Command, Stdio};
 
 use super::state::PluginState;
 use super::versions::current::host_api;
-use super::versions::current::types::{self, CommandOutput, ErrorKind, LogLevel, PluginError};
+use super::versions::current::types::{
+    self, CommandOutput, ErrorKind, LogLevel, ObjectMeta, PluginError, StoreListing,
+};
 use crate::contract::capability::{Capability, Refusal};
 use crate::remote::SshCommand;
 
@@ -17,6 +19,10 @@ const MAX_STDOUT: usize = 16 << 20;
 const MAX_STDERR: usize = 1 << 20;
 /// Longest log line a plugin may write.
 const MAX_LOG: usize = 4096;
+/// Entries one `store-list` may return.
+const MAX_LISTING: usize = 10_000;
+/// Largest object `store-read` returns.
+const MAX_OBJECT: u32 = 1 << 20;
 
 impl types::Host for PluginState {}
 
@@ -66,7 +72,45 @@ fn clean(s: &str) -> String {
         .collect()
 }
 
+/// A store's error as the plugin sees it: its class, and the host's words
+/// (which name the store and its host, never a credential).
+fn store_error(e: crate::store::StoreError) -> PluginError {
+    use crate::store::StoreErrorKind as K;
+    let kind = match e.kind {
+        K::InvalidConfig => ErrorKind::InvalidConfig,
+        K::Unreachable | K::Timeout => ErrorKind::Unreachable,
+        K::AuthFailed => ErrorKind::AuthFailed,
+        K::NotFound => ErrorKind::NotFound,
+        K::TooLarge | K::TooMany | K::Corrupt => ErrorKind::InvalidBackup,
+        _ => ErrorKind::Failed,
+    };
+    PluginError {
+        kind,
+        message: e.to_string(),
+        detail: e.detail.clone(),
+        hint: e.hint.clone(),
+    }
+}
+
 impl PluginState {
+    /// The store `name`, for a call already allowed.
+    fn store(&self, name: &str) -> Result<std::sync::Arc<crate::store::Store>, PluginError> {
+        if self.env.no_programs {
+            return Err(PluginError {
+                kind: ErrorKind::Unreachable,
+                message: format!("store \"{name}\": stores are not read during a conformance test"),
+                detail: None,
+                hint: None,
+            });
+        }
+        self.env.store(name).map_err(|f| PluginError {
+            kind: ErrorKind::InvalidConfig,
+            message: f.message.clone(),
+            detail: f.detail.clone(),
+            hint: f.hint.clone(),
+        })
+    }
+
     /// Runs `cmd`, bounding its output, and its time by what is left of the
     /// call's `plugin_program_timeout` (shared by all programs of one call, so
     /// that a plugin cannot stretch a call by running programs one after
@@ -283,6 +327,54 @@ impl host_api::Host for PluginState {
             return Err(denied(&self.plugin, &cap, r));
         }
         Ok(self.env.config.get(&key).map(str::to_string))
+    }
+
+    fn store_list(
+        &mut self,
+        store: String,
+        prefix: String,
+        delimited: bool,
+    ) -> Result<StoreListing, PluginError> {
+        if let Err(r) = self.require_key("store-list", &store, &prefix) {
+            let cap = Capability::StoreRead {
+                store: store.clone(),
+                prefix: prefix.escape_debug().to_string(),
+            };
+            return Err(denied(&self.plugin, &cap, r));
+        }
+        let s = self.store(&store)?;
+        let listing = s
+            .list(&prefix, delimited, MAX_LISTING)
+            .map_err(store_error)?;
+        Ok(StoreListing {
+            objects: listing
+                .objects
+                .into_iter()
+                .map(|o| ObjectMeta {
+                    key: o.key,
+                    size: o.size,
+                })
+                .collect(),
+            prefixes: listing.prefixes,
+        })
+    }
+
+    fn store_read(
+        &mut self,
+        store: String,
+        key: String,
+        max_bytes: u32,
+    ) -> Result<Vec<u8>, PluginError> {
+        if let Err(r) = self.require_key("store-read", &store, &key) {
+            let cap = Capability::StoreRead {
+                store: store.clone(),
+                prefix: key.escape_debug().to_string(),
+            };
+            return Err(denied(&self.plugin, &cap, r));
+        }
+        let s = self.store(&store)?;
+        s.read_small(&key, u64::from(max_bytes.min(MAX_OBJECT)))
+            .map_err(store_error)
     }
 
     fn config_get_all(&mut self, key: String) -> Result<Vec<String>, PluginError> {

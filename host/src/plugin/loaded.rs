@@ -55,6 +55,8 @@ fn host_capability(c: &wt::Capability) -> Result<Capability, String> {
         W::RemoteRun(r) => format!("remote-run:{}:{}", r.target, r.program),
         W::LocalRun(p) => format!("local-run:{p}"),
         W::ReadConfig(k) => format!("read-config:{k}"),
+        W::StoreRead(g) if g.prefix.is_empty() => format!("store-read:{}", g.store),
+        W::StoreRead(g) => format!("store-read:{}:{}", g.store, g.prefix),
     };
     text.parse::<Capability>().map_err(|e| e.to_string())
 }

@@ -185,6 +185,32 @@ impl PluginState {
     }
 
     /// Checks `cap` against both locks, recording a refusal.
+    /// Like [`PluginState::require`], for reading `key` of `store` (covered
+    /// by a declared and a granted `store-read`).
+    pub fn require_key(
+        &mut self,
+        function: &'static str,
+        store: &str,
+        key: &str,
+    ) -> Result<(), Refusal> {
+        match self.caps.check_key(store, key) {
+            Ok(()) => Ok(()),
+            Err(refusal) => {
+                if self.violation.is_none() {
+                    self.violation = Some(Violation {
+                        function,
+                        capability: Capability::StoreRead {
+                            store: store.to_string(),
+                            prefix: key.escape_debug().to_string(),
+                        },
+                        refusal,
+                    });
+                }
+                Err(refusal)
+            }
+        }
+    }
+
     pub fn require(&mut self, function: &'static str, cap: Capability) -> Result<(), Refusal> {
         match self.caps.check(&cap) {
             Ok(()) => Ok(()),

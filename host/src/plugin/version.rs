@@ -9,7 +9,7 @@ use wasmtime::Engine;
 /// The contract this host implements.
 pub const HOST_CONTRACT: Version = Version {
     major: 1,
-    minor: 2,
+    minor: 3,
     patch: 0,
 };
 
@@ -138,6 +138,7 @@ mod tests {
         assert!(Version::parse("1.0.7").unwrap().supported());
         assert!(Version::parse("1.1.0").unwrap().supported());
         assert!(Version::parse("1.2.0").unwrap().supported());
+        assert!(Version::parse("1.3.0").unwrap().supported());
         assert!(!Version::parse("2.0.0").unwrap().supported());
         assert!(!Version::parse("0.9.0").unwrap().supported());
         let newer = Version {

@@ -1,5 +1,5 @@
 //! Where a source's WAL is: the answer of its plugin's `locate-wal-archive`
-//! (contract 1.2.0), checked against the plugin's capabilities once, then
+//! (contract 1.2.0; a store since 1.3.0), checked against the plugin's capabilities once, then
 //! kept in the source's spool directory so that a process that must fetch
 //! costs no plugin at all while the answer is fresh.
 
@@ -24,8 +24,35 @@ pub struct Archive {
     pub directory: Option<Directory>,
     /// A program that fetches one file.
     pub fetch: Option<Fetch>,
-    /// Neither of the above: the plugin is asked per file (`locate-wal`).
+    /// A prefix of an object store (preferred to `directory`).
+    #[serde(default)]
+    pub store: Option<StoreWal>,
+    /// None of the above: the plugin is asked per file (`locate-wal`).
     pub per_name: bool,
+}
+
+/// Archived WAL in an object store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreWal {
+    /// The store's name (the operator configures what it is).
+    pub store: String,
+    /// The archive's key prefix, ending in `/` (or empty).
+    pub prefix: String,
+    /// Segments under a subdirectory of their first 16 characters.
+    pub by_log: bool,
+    /// Endings to try, in order (the compression is read from the bytes).
+    pub suffixes: Vec<String>,
+}
+
+impl StoreWal {
+    /// The "directory" that holds `name`, a key prefix ending in `/`.
+    pub fn dir_of(&self, name: &str) -> String {
+        if self.by_log && name.len() >= 24 && !name.ends_with(".history") {
+            format!("{}{}/", self.prefix, &name[..16])
+        } else {
+            self.prefix.clone()
+        }
+    }
 }
 
 /// A remote directory of archived WAL.
@@ -189,10 +216,58 @@ pub fn from_plugin(
             })
         }
     };
-    let per_name = directory.is_none() && fetch.is_none();
+    let store = match answer.store {
+        None => None,
+        Some(w) => {
+            if !(w.prefix.is_empty() || w.prefix.ends_with('/'))
+                || !pgclone_contract::capability::is_key(&w.prefix)
+            {
+                return Err(malformed(format!(
+                    "WAL store prefix \"{}\" is not a key prefix ending in '/'",
+                    w.prefix.escape_debug()
+                )));
+            }
+            caps.check_key(&w.store, &w.prefix)
+                .map_err(|refusal| PluginFailure::Denied {
+                    plugin: plugin.to_string(),
+                    call: "locate-wal-archive",
+                    function: "locate-wal-archive",
+                    capability: Capability::StoreRead {
+                        store: w.store.clone(),
+                        prefix: w.prefix.escape_debug().to_string(),
+                    },
+                    refusal,
+                })?;
+            if w.suffixes.is_empty() || w.suffixes.len() > 16 {
+                return Err(malformed(
+                    "a WAL store names between 1 and 16 file endings".into(),
+                ));
+            }
+            for (suffix, _) in &w.suffixes {
+                let plain = suffix.is_empty()
+                    || (suffix.starts_with('.')
+                        && suffix.len() <= 16
+                        && suffix[1..].chars().all(|c| c.is_ascii_alphanumeric()));
+                if !plain {
+                    return Err(malformed(format!(
+                        "WAL file ending \"{}\" is not '.' and letters or digits",
+                        suffix.escape_debug()
+                    )));
+                }
+            }
+            Some(StoreWal {
+                store: w.store,
+                prefix: w.prefix,
+                by_log: matches!(w.layout, wit::WalLayout::ByLog),
+                suffixes: w.suffixes.into_iter().map(|(s, _)| s).collect(),
+            })
+        }
+    };
+    let per_name = directory.is_none() && fetch.is_none() && store.is_none();
     Ok(Archive {
         directory,
         fetch,
+        store,
         per_name,
     })
 }
@@ -276,6 +351,7 @@ mod tests {
                 partial_argv: None,
                 missing_status: Some(1),
             }),
+            store: None,
         }
     }
 
@@ -353,6 +429,7 @@ mod tests {
                 by_log: true,
             }),
             fetch: Some(fetch()),
+            store: None,
             per_name: false,
         };
         assert_eq!(cached(&spool, "t1"), None);

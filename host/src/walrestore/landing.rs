@@ -128,18 +128,32 @@ fn file_name(p: &Path) -> String {
 /// such a file can take.
 pub fn land(dir: &Path, name: &str, input: impl Read, limit: u64) -> Result<Landed, LandError> {
     let mut input = Bounded::new(input, compressed_bound(limit));
-    let mut magic = [0u8; 3];
+    // Long enough for every format's magic; a WAL page header never starts
+    // with any of them (its first two bytes are the page magic, 0xD0xx).
+    let mut magic = [0u8; 10];
     let got = read_up_to(&mut input, &mut magic).map_err(|e| input.error(e))?;
-    let whole = io::Cursor::new(magic[..got].to_vec()).chain(input);
-    if magic[..got].starts_with(&[0x1f, 0x8b]) {
-        let mut d = flate2::read::GzDecoder::new(whole);
-        return land_raw(dir, name, &mut d, limit).map_err(corrupt_unless_bounded);
-    }
-    if magic[..got].starts_with(b"BZh") {
-        let mut d = bzip2::read::BzDecoder::new(whole);
-        return land_raw(dir, name, &mut d, limit).map_err(corrupt_unless_bounded);
-    }
-    land_raw(dir, name, &mut { whole }, limit)
+    let head = &magic[..got];
+    let whole = io::Cursor::new(head.to_vec()).chain(input);
+    let mut decoder: Box<dyn Read> = if head.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::GzDecoder::new(whole))
+    } else if head.starts_with(b"BZh") {
+        Box::new(bzip2::read::BzDecoder::new(whole))
+    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
+        // barman-cloud-wal-archive --xz
+        Box::new(liblzma::read::XzDecoder::new(whole))
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        // --zstd
+        Box::new(zstd::stream::read::Decoder::new(whole).map_err(LandError::Io)?)
+    } else if head.starts_with(&[0x04, 0x22, 0x4d, 0x18]) {
+        // --lz4 (the frame format)
+        Box::new(lz4_flex::frame::FrameDecoder::new(whole))
+    } else if head.starts_with(b"\xff\x06\x00\x00sNaPpY") {
+        // --snappy (the framing format's stream identifier)
+        Box::new(snap::read::FrameDecoder::new(whole))
+    } else {
+        return land_raw(dir, name, &mut { whole }, limit);
+    };
+    land_raw(dir, name, &mut decoder, limit).map_err(corrupt_unless_bounded)
 }
 
 /// A decoder's error is the data's fault, unless the input ran past its bound.

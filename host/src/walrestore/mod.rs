@@ -42,6 +42,7 @@ pub mod cluster;
 pub mod fetch;
 pub mod guard;
 pub mod landing;
+mod objects;
 pub mod prefetch;
 pub mod source;
 pub mod spool;
@@ -218,6 +219,14 @@ fn test_connection(o: &Options, spool: &Spool) -> Result<u8, Problem> {
         archive,
     };
     let place = match (&fetcher.archive.directory, &fetcher.archive.fetch) {
+        _ if fetcher.archive.store.is_some() => {
+            let w = fetcher.archive.store.as_ref().expect("checked");
+            let store = fetcher.open_store(w)?;
+            store
+                .list(&w.prefix, true, 10_000)
+                .map_err(|e| objects::store_problem(&e))?;
+            format!("{} under {}", store.describe(), w.prefix)
+        }
         (Some(dir), _) => {
             let host = fetcher.directory_host(dir)?;
             host.run_ok(&["test".into(), "-d".into(), dir.path.clone()])
@@ -337,7 +346,15 @@ fn fetch_one(
         return f.located(name, into);
     }
     let fetch = f.archive.fetch.as_ref();
-    if let Some(dir) = &f.archive.directory {
+    if let Some(w) = &f.archive.store {
+        match f.read_store(w, name, into)? {
+            Some(Ok(l)) if fetch.is_none() || l.check(name, cluster.sysid).is_ok() => {
+                return Ok(Some(l));
+            }
+            Some(Err(e)) if fetch.is_none() => return Err(fetch::damaged(name, &e)),
+            Some(_) | None => {}
+        }
+    } else if let Some(dir) = &f.archive.directory {
         match f.read_directory(dir, name, into)? {
             // What the host reads (the caller checks it), or no program to
             // ask instead.

@@ -283,6 +283,16 @@ fn fill(f: &Fetcher, want: &[String], seg_size: u64) -> std::io::Result<usize> {
         limit: seg_size,
     };
     match &f.archive {
+        Archive { store: Some(w), .. } => {
+            let mut count = 0;
+            f.stream_store(w, want, into, &mut |name, landed| {
+                if landed.is_ok_and(|l| spool_landed(f.spool, &name, l)) {
+                    count += 1;
+                }
+            })
+            .map_err(|p| std::io::Error::other(p.failure.to_string()))?;
+            Ok(count)
+        }
         Archive {
             directory: Some(dir),
             ..

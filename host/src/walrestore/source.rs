@@ -97,6 +97,12 @@ impl WalSource {
                 for (t, d) in &self.plugins.targets {
                     s.push_str(&format!(" target:{t}={d:?}"));
                 }
+                for (name, st) in &self.plugins.stores {
+                    s.push_str(&format!(
+                        " store:{name}={:?},{:?},{:?},{:?}",
+                        st.url, st.endpoint_url, st.provider, st.aws_profile
+                    ));
+                }
                 s.push_str(&format!(" ssh_options={:?}", self.ssh_options));
                 s
             }
@@ -171,6 +177,11 @@ impl WalSource {
             connect_timeout: self.connect_timeout,
             timeout: self.timeout,
         })
+    }
+
+    /// The object store `name`, as the source's configuration sets it.
+    pub fn store(&self, name: &str) -> Result<Arc<crate::store::Store>, Failure> {
+        self.host_env_for_targets()?.store(name)
     }
 
     fn host_env_for_targets(&self) -> Result<HostEnv, Failure> {
@@ -271,6 +282,7 @@ impl WalSource {
             no_programs: false,
             program_timeout: Some(std::time::Duration::from_secs(self.timeout.max(1))),
             ssh_connect_timeout: connect,
+            stores: Default::default(),
         })
     }
 

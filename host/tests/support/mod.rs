@@ -57,6 +57,7 @@ const TEST_COMPONENTS: &[&str] = &[
     "test-contract-1-0",
     "test-contract-1-0-policy",
     "test-contract-1-1",
+    "test-contract-1-2",
 ];
 
 /// The `.wasm` file of a component, by file name without `.wasm`: an example

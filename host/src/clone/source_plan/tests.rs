@@ -58,6 +58,7 @@ impl Lab {
                 fast_checkpoint: false,
                 slot_name: None,
                 interactive: false,
+                placed_tablespaces: Vec::new(),
             },
             from_backup: true,
             force: false,

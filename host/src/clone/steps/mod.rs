@@ -138,6 +138,7 @@ kinds! {
     WriteFile(write_file),
     UnpackArchive(unpack_archive),
     CombineBackups(combine_backups),
+    UnpackObjects(unpack_objects),
 }
 
 /// True when a plan may run over the populated data directory of the

@@ -77,6 +77,25 @@ impl Validation<'_> {
         })
     }
 
+    /// The plugin may read `key` of `store` (a declared and a granted
+    /// `store-read` cover it); else it is refused with `refused`.
+    pub fn granted_key(&self, store: &str, key: &str, refused: &str) -> Result<(), Failure> {
+        self.caps.check_key(store, key).map_err(|refusal| {
+            let name = self.plugin;
+            Failure::new(format!("plugin \"{name}\" {refused}"))
+                .detail(format!(
+                    "key \"{}\" of store \"{store}\": {refusal:?}",
+                    key.escape_debug()
+                ))
+                .hint(format!("a store-read grant covers only keys under its prefix, without \"..\": check [plugin.{name}] grants in plugins.toml"))
+        })
+    }
+
+    /// The store the operator configured as `name`, opened.
+    pub fn store(&self, name: &str) -> Result<std::sync::Arc<crate::store::Store>, Failure> {
+        self.env.store(name)
+    }
+
     /// A local program, found through `pg_bindir` or `PATH`.
     pub fn program(&self, name: &str) -> Result<PathBuf, Failure> {
         self.env.find_program(name).ok_or_else(|| {
@@ -165,6 +184,7 @@ pub fn beside(datadir: &Path, suffix: &str) -> PathBuf {
 #[cfg(test)]
 mod props {
     use super::*;
+    use crate::clone::steps::kinds::unpack_archive::ArchiveFrom;
     use crate::clone::steps::Files;
     use crate::contract::source::*;
     use crate::fuzz;
@@ -252,6 +272,18 @@ mod props {
             ),
             proptest::collection::vec(local(), 0..4)
                 .prop_map(|backups| PlanStep::CombineBackups(CombineBackupsStep { backups })),
+            (target(), proptest::collection::vec(path(), 0..3), local()).prop_map(
+                |(store, objects, local)| {
+                    PlanStep::UnpackObjects(UnpackObjectsStep {
+                        store,
+                        objects,
+                        parts: ObjectParts::Separate,
+                        compression: Some(ArchiveCompression::Gzip),
+                        local,
+                        size_bytes: 0,
+                    })
+                }
+            ),
         ]
     }
 
@@ -362,8 +394,16 @@ mod props {
                     }
                     Step::UnpackArchive(a) => {
                         prop_assert!(inside(&a.local), "{:?}", a.local);
-                        prop_assert!(a.remote_path.starts_with('/') && clean(&a.remote_path));
-                        prop_assert_eq!(&a.dest, "barman@backup1");
+                        let ArchiveFrom::Ssh { dest, remote_path } = &a.from else {
+                            panic!("an unpack-archive step reads over ssh");
+                        };
+                        prop_assert!(remote_path.starts_with('/') && clean(remote_path));
+                        prop_assert_eq!(dest, "barman@backup1");
+                    }
+                    Step::UnpackObjects(o) => {
+                        for a in &o.archives {
+                            prop_assert!(inside(&a.local), "{:?}", a.local);
+                        }
                     }
                     Step::CopyTree(c) => {
                         prop_assert!(inside(&c.local), "{:?}", c.local);

@@ -1,4 +1,4 @@
-//! The current contract, `pgclone:plugin@1.2.0` (`wit/`): its bindings for
+//! The current contract, `pgclone:plugin@1.3.0` (`wit/`): its bindings for
 //! both worlds, and the one place its types meet the host's own
 //! (`crate::contract`): what the host asks is converted into them, what a
 //! plugin answers out of them. Plugins of released versions are converted
@@ -107,6 +107,14 @@ impl ToWit<wt::CloneRequest> for hs::CloneRequest {
             fast_checkpoint: self.fast_checkpoint,
             slot_name: self.slot_name.clone(),
             interactive: self.interactive,
+            placed_tablespaces: self
+                .placed_tablespaces
+                .iter()
+                .map(|t| wt::PlacedTablespace {
+                    oid: t.oid,
+                    location: t.location.clone(),
+                })
+                .collect(),
         }
     }
 }
@@ -175,6 +183,8 @@ impl From<wt::ArchiveCompression> for hs::ArchiveCompression {
             wt::ArchiveCompression::Lz4 => hs::ArchiveCompression::Lz4,
             wt::ArchiveCompression::Zstd => hs::ArchiveCompression::Zstd,
             wt::ArchiveCompression::Bzip2 => hs::ArchiveCompression::Bzip2,
+            wt::ArchiveCompression::Snappy => hs::ArchiveCompression::Snappy,
+            wt::ArchiveCompression::Xz => hs::ArchiveCompression::Xz,
         }
     }
 }
@@ -216,6 +226,17 @@ impl From<wt::PlanStep> for hs::PlanStep {
                     backups: from_all(c.backups),
                 })
             }
+            wt::PlanStep::UnpackObjects(u) => hs::PlanStep::UnpackObjects(hs::UnpackObjectsStep {
+                store: u.store,
+                objects: u.objects,
+                parts: match u.parts {
+                    wt::ObjectParts::Separate => hs::ObjectParts::Separate,
+                    wt::ObjectParts::Joined => hs::ObjectParts::Joined,
+                },
+                compression: u.compression.map(Into::into),
+                local: u.local.into(),
+                size_bytes: u.size_bytes,
+            }),
         }
     }
 }
@@ -239,16 +260,32 @@ impl From<wt::WalLocation> for hs::WalLocation {
     }
 }
 
+impl From<wt::WalLayout> for hs::WalLayout {
+    fn from(l: wt::WalLayout) -> Self {
+        match l {
+            wt::WalLayout::Flat => hs::WalLayout::Flat,
+            wt::WalLayout::ByLog => hs::WalLayout::ByLog,
+        }
+    }
+}
+
 impl From<wt::WalArchive> for hs::WalArchive {
     fn from(a: wt::WalArchive) -> Self {
         hs::WalArchive {
             directory: a.directory.map(|d| hs::WalDirectory {
                 target: d.target,
                 path: d.path,
-                layout: match d.layout {
-                    wt::WalLayout::Flat => hs::WalLayout::Flat,
-                    wt::WalLayout::ByLog => hs::WalLayout::ByLog,
-                },
+                layout: d.layout.into(),
+            }),
+            store: a.store.map(|w| hs::WalStore {
+                store: w.store,
+                prefix: w.prefix,
+                layout: w.layout.into(),
+                suffixes: w
+                    .suffixes
+                    .into_iter()
+                    .map(|x| (x.suffix, x.compression.map(Into::into)))
+                    .collect(),
             }),
             fetch: a.fetch.map(|f| hs::WalFetchCommand {
                 target: f.target,

@@ -1,9 +1,9 @@
 //! Every contract version this host loads, one file each, and the one place
 //! that tells them apart.
 //!
-//! [`current`] is the contract in `wit/` (1.2.0): its bindings, and the
+//! [`current`] is the contract in `wit/` (1.3.0): its bindings, and the
 //! conversions of its types to and from the host's own (`crate::contract`).
-//! Each released version has a file of its own ([`v1_1`], [`v1_0`]) with its
+//! Each released version has a file of its own ([`v1_2`], [`v1_1`], [`v1_0`]) with its
 //! frozen bindings (`wit/1.x.0/`) and the conversions of its types into the
 //! current ones, sharing the current types and host calls (`with`) where the
 //! interfaces are identical. The enums below hold a plugin's exports, one case
@@ -96,6 +96,7 @@ macro_rules! entry_points {
 pub mod current;
 mod v1_0;
 mod v1_1;
+mod v1_2;
 
 use current::{policy_api as wp, types as wt};
 
@@ -117,6 +118,7 @@ pub(super) enum Instance {
 #[derive(Clone)]
 pub(super) enum Source {
     Current(current::source_api::Guest),
+    V1_2(v1_2::source_api::Guest),
     V1_1(v1_1::source_api::Guest),
     V1_0(v1_0::source_api::Guest),
 }
@@ -125,6 +127,7 @@ pub(super) enum Source {
 #[derive(Clone)]
 pub(super) enum Policy {
     Current(current::policy_api::Guest),
+    V1_2(v1_2::policy_api::Guest),
     V1_1(v1_1::policy_api::Guest),
     V1_0(v1_0::policy_api::Guest),
 }
@@ -142,6 +145,8 @@ pub(super) fn instantiate(
         (P, 0) => Instance::Policy(Policy::V1_0(v1_0::policy(store, pre)?)),
         (S, 1) => Instance::Source(Source::V1_1(v1_1::source(store, pre)?)),
         (P, 1) => Instance::Policy(Policy::V1_1(v1_1::policy(store, pre)?)),
+        (S, 2) => Instance::Source(Source::V1_2(v1_2::source(store, pre)?)),
+        (P, 2) => Instance::Policy(Policy::V1_2(v1_2::policy(store, pre)?)),
         (S, _) => Instance::Source(Source::Current(current::source(store, pre)?)),
         (P, _) => Instance::Policy(Policy::Current(current::policy(store, pre)?)),
     })
@@ -158,10 +163,12 @@ impl Instance {
     ) -> wasmtime::Result<wt::PluginInfo> {
         match self {
             Instance::Source(Source::Current(s)) => s.call_describe(store),
-            Instance::Source(Source::V1_1(s)) => s.call_describe(store),
+            Instance::Source(Source::V1_2(s)) => s.call_describe(store).map(Conv::conv),
+            Instance::Source(Source::V1_1(s)) => s.call_describe(store).map(Conv::conv),
             Instance::Source(Source::V1_0(s)) => s.call_describe(store).map(Conv::conv),
             Instance::Policy(Policy::Current(p)) => p.call_describe(store),
-            Instance::Policy(Policy::V1_1(p)) => p.call_describe(store),
+            Instance::Policy(Policy::V1_2(p)) => p.call_describe(store).map(Conv::conv),
+            Instance::Policy(Policy::V1_1(p)) => p.call_describe(store).map(Conv::conv),
             Instance::Policy(Policy::V1_0(p)) => p.call_describe(store).map(Conv::conv),
         }
     }
@@ -176,7 +183,8 @@ impl Source {
     ) -> Answer<wt::BackupDescription> {
         match self {
             Source::Current(s) => s.call_check(store, &req),
-            Source::V1_1(s) => s.call_check(store, &req),
+            Source::V1_2(s) => s.call_check(store, &req.conv()).map(Conv::conv),
+            Source::V1_1(s) => s.call_check(store, &req.conv()).map(Conv::conv),
             Source::V1_0(s) => s.call_check(store, &req.conv()).map(Conv::conv),
         }
     }
@@ -190,7 +198,12 @@ impl Source {
     ) -> Answer<Vec<wt::PlanStep>> {
         match self {
             Source::Current(s) => s.call_plan_clone(store, &req, &backup),
-            Source::V1_1(s) => s.call_plan_clone(store, &req, &backup),
+            Source::V1_2(s) => s
+                .call_plan_clone(store, &req.conv(), &backup.conv())
+                .map(Conv::conv),
+            Source::V1_1(s) => s
+                .call_plan_clone(store, &req.conv(), &backup.conv())
+                .map(Conv::conv),
             Source::V1_0(s) => s
                 .call_plan_clone(store, &req.conv(), &backup.conv())
                 .map(Conv::conv),
@@ -205,7 +218,8 @@ impl Source {
     ) -> Answer<wt::WalLocation> {
         match self {
             Source::Current(s) => s.call_locate_wal(store, &name),
-            Source::V1_1(s) => s.call_locate_wal(store, &name),
+            Source::V1_2(s) => s.call_locate_wal(store, &name).map(Conv::conv),
+            Source::V1_1(s) => s.call_locate_wal(store, &name).map(Conv::conv),
             Source::V1_0(s) => s.call_locate_wal(store, &name).map(Conv::conv),
         }
     }
@@ -219,9 +233,11 @@ impl Source {
     ) -> Answer<wt::WalArchive> {
         match self {
             Source::Current(s) => s.call_locate_wal_archive(store),
+            Source::V1_2(s) => s.call_locate_wal_archive(store).map(Conv::conv),
             Source::V1_1(_) | Source::V1_0(_) => Ok(Ok(wt::WalArchive {
                 directory: None,
                 fetch: None,
+                store: None,
             })),
         }
     }
@@ -237,6 +253,9 @@ impl Policy {
     ) -> Answer<wp::RecoveryConfig> {
         match self {
             Policy::Current(p) => p.call_recovery_settings(store, &facts, &previous),
+            Policy::V1_2(p) => p
+                .call_recovery_settings(store, &facts.conv(), &previous.conv())
+                .map(Conv::conv),
             Policy::V1_1(p) => p
                 .call_recovery_settings(store, &facts.conv(), &previous.conv())
                 .map(Conv::conv),

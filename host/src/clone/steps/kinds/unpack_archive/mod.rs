@@ -1,6 +1,8 @@
 //! `unpack-archive`: remote tar archives (a compressed Barman backup), each
 //! read with `cat` over ssh, decompressed in this process as it arrives and
-//! unpacked entry by entry; no copy of the archive is ever staged. Archives
+//! unpacked entry by entry; no copy of the archive is ever staged. The same
+//! engine unpacks `unpack-objects` (archives in an object store, read as a
+//! stream the host opens itself: [`ArchiveFrom::Stream`]). Archives
 //! in a row run in parallel, and the backup manifests the plan copies beside
 //! them are fetched first: what they declare bounds what unpacking may write
 //! ([`budget`]). Every entry is checked before it is written (no absolute
@@ -28,13 +30,84 @@ mod entries;
 pub use budget::Budget;
 use entries::extract;
 
+/// Opens the byte stream of an archive the host reads itself.
+pub type OpenStream = Arc<dyn Fn() -> std::io::Result<Box<dyn Read + Send>> + Send + Sync>;
+
+/// Where an archive's bytes come from.
+#[derive(Clone)]
+pub enum ArchiveFrom {
+    /// `cat` of a file on a remote host, over ssh.
+    Ssh {
+        /// The ssh destination.
+        dest: String,
+        /// The archive's absolute path there.
+        remote_path: String,
+    },
+    /// A stream the host opens itself (the objects of a store).
+    Stream {
+        /// What messages call it, e.g. `s3://bucket/prefix/pg/base/ID/data.tar.gz`.
+        label: String,
+        /// Where it comes from, for the notice (the store).
+        origin: String,
+        open: OpenStream,
+    },
+}
+
+impl ArchiveFrom {
+    /// The archive, as messages name it.
+    pub fn label(&self) -> String {
+        match self {
+            ArchiveFrom::Ssh { dest, remote_path } => format!("{dest}:{remote_path}"),
+            ArchiveFrom::Stream { label, .. } => label.clone(),
+        }
+    }
+
+    fn origin(&self) -> &str {
+        match self {
+            ArchiveFrom::Ssh { dest, .. } => dest,
+            ArchiveFrom::Stream { origin, .. } => origin,
+        }
+    }
+}
+
+impl std::fmt::Debug for ArchiveFrom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.label())
+    }
+}
+
+impl PartialEq for ArchiveFrom {
+    fn eq(&self, other: &Self) -> bool {
+        self.label() == other.label()
+    }
+}
+
+impl Eq for ArchiveFrom {}
+
+/// An error of a stream's source (a store that timed out, refused the
+/// credentials, lost an object), as opposed to a damaged archive: a
+/// [`ArchiveFrom::Stream`] returns it inside an `io::Error` so that the
+/// message says what went wrong where.
+#[derive(Debug)]
+pub struct SourceError {
+    pub message: String,
+    pub detail: Option<String>,
+    pub hint: Option<String>,
+}
+
+impl std::fmt::Display for SourceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for SourceError {}
+
 /// One archive to unpack, as a validated plan step describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnpackArchive {
-    /// The ssh destination.
-    pub dest: String,
-    /// The archive's absolute path there.
-    pub remote_path: String,
+    /// Where its bytes come from.
+    pub from: ArchiveFrom,
     pub compression: Option<ArchiveCompression>,
     /// The directory it is unpacked into.
     pub local: PathBuf,
@@ -43,12 +116,14 @@ pub struct UnpackArchive {
 }
 
 /// The name of a compression, as messages use it.
-fn name(c: ArchiveCompression) -> &'static str {
+pub fn name(c: ArchiveCompression) -> &'static str {
     match c {
         ArchiveCompression::Gzip => "gzip",
         ArchiveCompression::Lz4 => "lz4",
         ArchiveCompression::Zstd => "zstd",
         ArchiveCompression::Bzip2 => "bzip2",
+        ArchiveCompression::Snappy => "snappy",
+        ArchiveCompression::Xz => "xz",
     }
 }
 
@@ -67,8 +142,10 @@ impl Kind for UnpackArchive {
             return Err(v.malformed(format!("archive path \"{}\" is not an absolute file path without control characters", p.escape_debug())));
         }
         Ok(UnpackArchive {
-            dest,
-            remote_path: p.clone(),
+            from: ArchiveFrom::Ssh {
+                dest,
+                remote_path: p.clone(),
+            },
             compression: u.compression,
             local: v.resolve(&u.local)?,
             size_bytes: u.size_bytes,
@@ -76,10 +153,13 @@ impl Kind for UnpackArchive {
     }
 
     fn describe(&self) -> Vec<String> {
+        let how = match self.from {
+            ArchiveFrom::Ssh { .. } => "streamed over ssh",
+            ArchiveFrom::Stream { .. } => "streamed from the store",
+        };
         vec![format!(
-            "unpack {}:{} ({}{}) into {} (streamed over ssh)",
-            self.dest,
-            self.remote_path,
+            "unpack {} ({}{}) into {} ({how})",
+            self.from.label(),
             self.compression
                 .map_or("tar".to_string(), |c| format!("tar, {}", name(c))),
             if self.size_bytes > 0 {
@@ -93,14 +173,25 @@ impl Kind for UnpackArchive {
 
     /// This archive and the ones right after it, in parallel.
     async fn run(&self, r: &mut Running<'_>) -> anyhow::Result<()> {
-        let mut batch = vec![self.clone()];
-        batch.extend(r.take_following(|s| match s {
-            Step::UnpackArchive(a) => Some(a.clone()),
-            _ => None,
-        }));
-        let budget = manifests_first(&batch, r).await?;
-        unpack_batch(&batch, r, budget).await
+        run_batch(vec![self.clone()], r).await
     }
+}
+
+/// Unpacks `first` and the archives of the `unpack-archive` and
+/// `unpack-objects` steps right after it, in parallel.
+pub async fn run_batch(first: Vec<UnpackArchive>, r: &mut Running<'_>) -> anyhow::Result<()> {
+    let mut batch = first;
+    batch.extend(
+        r.take_following(|s| match s {
+            Step::UnpackArchive(a) => Some(vec![a.clone()]),
+            Step::UnpackObjects(o) => Some(o.archives.clone()),
+            _ => None,
+        })
+        .into_iter()
+        .flatten(),
+    );
+    let budget = manifests_first(&batch, r).await?;
+    unpack_batch(&batch, r, budget).await
 }
 
 /// The backup manifests a plan copies beside the archives of `batch` (later
@@ -170,19 +261,19 @@ async fn unpack_batch(
         "unpacking {} archive{} from {} as {} arrive{}, {} at a time",
         batch.len(),
         if one { "" } else { "s" },
-        batch[0].dest,
+        batch[0].from.origin(),
         if one { "it" } else { "they" },
         if one { "s" } else { "" },
         ctx.jobs.clamp(1, batch.len())
     ));
-    // Counted in bytes read over ssh, against the archives' sizes (else the
+    // Counted in bytes read (over ssh or from the store), against the archives' sizes (else the
     // backup's, which is about as much: it is compressed).
     let total = (ctx.expected_bytes > 0).then_some(ctx.expected_bytes);
     let phase = Phase::with_display("unpack", total, ctx.show_progress);
     let s = unpack_all(batch, ctx, &phase, budget).await?;
     phase.suspend(|| {
         crate::report::info(&format!(
-            "{}, {:.1} MiB unpacked from {:.1} MiB read over ssh",
+            "{}, {:.1} MiB unpacked from {:.1} MiB read",
             crate::report::count(s.entries, "entry", "entries"),
             s.file_bytes as f64 / 1048576.0,
             s.wire_bytes as f64 / 1048576.0
@@ -203,7 +294,7 @@ pub struct UnpackStats {
     pub entries: usize,
     /// Bytes of the files written.
     pub file_bytes: u64,
-    /// Bytes read over ssh (the compressed stream).
+    /// Bytes read over ssh or from the store (the compressed stream).
     pub wire_bytes: u64,
 }
 
@@ -412,6 +503,8 @@ fn decoder<'a, R: Read + 'a>(c: Option<ArchiveCompression>, r: R) -> std::io::Re
         Some(ArchiveCompression::Lz4) => Box::new(lz4_flex::frame::FrameDecoder::new(r)),
         Some(ArchiveCompression::Zstd) => Box::new(zstd::stream::read::Decoder::with_buffer(r)?),
         Some(ArchiveCompression::Bzip2) => Box::new(bzip2::bufread::MultiBzDecoder::new(r)),
+        Some(ArchiveCompression::Snappy) => Box::new(snap::read::FrameDecoder::new(r)),
+        Some(ArchiveCompression::Xz) => Box::new(liblzma::bufread::XzDecoder::new_multi_decoder(r)),
     })
 }
 
@@ -422,8 +515,80 @@ fn unpack_one(
     shared: &Shared,
     report: &dyn Fn(u64),
 ) -> Result<UnpackStats, Outcome> {
-    let source = format!("{}:{}", a.dest, a.remote_path);
-    let mut cmd = ssh.cat(&a.dest, &a.remote_path);
+    match &a.from {
+        ArchiveFrom::Ssh { dest, remote_path } => {
+            unpack_over_ssh(a, dest, remote_path, ssh, roots, shared, report)
+        }
+        ArchiveFrom::Stream { open, .. } => unpack_stream(a, open, roots, shared, report),
+    }
+}
+
+/// Unpacks an archive the host reads itself: no process, so the stream's
+/// own errors (a [`SourceError`] inside them) say what failed.
+fn unpack_stream(
+    a: &UnpackArchive,
+    open: &OpenStream,
+    roots: &[PathBuf],
+    shared: &Shared,
+    report: &dyn Fn(u64),
+) -> Result<UnpackStats, Outcome> {
+    let source = a.from.label();
+    if shared.cancel.load(Ordering::SeqCst) {
+        return Err(Outcome::Cancelled);
+    }
+    let stream = open().map_err(|e| source_failure(&source, &e))?;
+    let mut counted = Counted {
+        inner: stream,
+        n: 0,
+        shared,
+        report,
+    };
+    let mut stats = UnpackStats::default();
+    let result = read_archive(a, &mut counted, roots, shared, &mut stats);
+    stats.wire_bytes = counted.n;
+    if shared.cancel.load(Ordering::SeqCst)
+        && matches!(result, Err(Fault::Stream(_)))
+    {
+        return Err(Outcome::Cancelled);
+    }
+    if let Err(Fault::Stream(e)) = &result {
+        if e.get_ref().is_some_and(|x| x.is::<SourceError>()) {
+            return Err(source_failure(&source, e).into());
+        }
+    }
+    use std::os::unix::process::ExitStatusExt;
+    let ok = std::process::ExitStatus::from_raw(0);
+    judge(a, &source, result, &ok, String::new(), counted.n, shared.budget.as_ref()).map(|()| stats)
+}
+
+/// The failure of a stream's source (not of the archive in it).
+fn source_failure(source: &str, e: &std::io::Error) -> Failure {
+    match e.get_ref().and_then(|x| x.downcast_ref::<SourceError>()) {
+        Some(s) => {
+            let mut f = Failure::new(format!("could not read archive \"{source}\": {}", s.message));
+            if let Some(d) = &s.detail {
+                f = f.detail(d.clone());
+            }
+            if let Some(h) = &s.hint {
+                f = f.hint(h.clone());
+            }
+            f
+        }
+        None => Failure::new(format!("could not read archive \"{source}\"")).detail(e.to_string()),
+    }
+}
+
+fn unpack_over_ssh(
+    a: &UnpackArchive,
+    dest: &str,
+    remote_path: &str,
+    ssh: &RemoteCat,
+    roots: &[PathBuf],
+    shared: &Shared,
+    report: &dyn Fn(u64),
+) -> Result<UnpackStats, Outcome> {
+    let source = a.from.label();
+    let mut cmd = ssh.cat(dest, remote_path);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
