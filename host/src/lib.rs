@@ -15,6 +15,7 @@ pub mod plugin;
 pub mod recovery;
 pub mod remote;
 pub mod report;
+pub mod store;
 pub mod trust;
 pub mod wal;
 pub mod walrestore;
