@@ -8,7 +8,8 @@
 
 /// The crate's top-level modules, lowest first. What each layer is:
 /// reporting (and the command lines hints suggest); processes, PostgreSQL's
-/// protocols, WAL arithmetic and the contract as the host's types; ssh; file
+/// protocols, WAL arithmetic and the contract as the host's types; ssh and
+/// object stores; file
 /// trust; configuration; the site's environment; the WebAssembly sandbox;
 /// recovery configuration and wal-restore; the clone; the `plugin test`
 /// checks; the commands.

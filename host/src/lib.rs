@@ -16,6 +16,7 @@ pub mod recovery;
 pub mod remote;
 pub mod store;
 pub mod report;
+pub mod store;
 pub mod trust;
 pub mod wal;
 pub mod walrestore;

@@ -1,0 +1,216 @@
+//! Objects read as one stream: each object's size from a HEAD, its bytes
+//! from ranged GETs of [`RANGE`] bytes, up to `parallel` in flight,
+//! reassembled in order. Memory stays near (`parallel` + 2) x [`RANGE`]:
+//! fetched ranges wait for the reader in a channel of one.
+
+use std::collections::VecDeque;
+use std::io::{self, Read};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use tokio::sync::mpsc;
+
+use super::classify::{classify, Op};
+use super::error::{StoreError, StoreErrorKind};
+use super::ops::path;
+use super::runtime::Runtime;
+use super::{keys, Context, Store};
+
+/// The size of one ranged GET.
+pub const RANGE: u64 = 8 << 20;
+
+/// The concatenation of objects, in order (`std::io::Read`). An error (a
+/// missing object, a short body, a timeout) is an `io::Error` whose message
+/// names the store and the key, wrapping the [`StoreError`].
+pub struct ObjectReader {
+    rx: mpsc::Receiver<Result<Option<Bytes>, StoreError>>,
+    current: Bytes,
+    failed: Option<StoreError>,
+    done: bool,
+    task: tokio::task::JoinHandle<()>,
+    // The producer runs there: the reader keeps it alive past its store.
+    _rt: Arc<Runtime>,
+}
+
+struct Job {
+    key: Arc<str>,
+    path: Arc<Path>,
+    start: u64,
+    end: u64,
+}
+
+impl Store {
+    /// A reader of the objects `keys` (relative to the root), fetched with
+    /// up to `parallel` ranged GETs in flight. Keys are checked here, before
+    /// any request; fetching starts at once, in the background.
+    pub fn reader(&self, keys: &[String], parallel: usize) -> Result<ObjectReader, StoreError> {
+        let mut objects = Vec::with_capacity(keys.len());
+        for k in keys {
+            let full = keys::full_key(&self.root, k, &self.ctx.describe)?;
+            let p = path(&full, || Op::Read(k).failed(&self.ctx))?;
+            objects.push((Arc::<str>::from(k.as_str()), Arc::new(p)));
+        }
+        let (tx, rx) = mpsc::channel(1);
+        let task = self.rt.handle().spawn(produce(
+            self.client.clone(),
+            self.ctx.clone(),
+            objects,
+            parallel.max(1),
+            tx,
+        ));
+        Ok(ObjectReader {
+            rx,
+            current: Bytes::new(),
+            failed: None,
+            done: false,
+            task,
+            _rt: self.rt.clone(),
+        })
+    }
+}
+
+/// Aborts its task when dropped: fetches stop with the reader.
+struct Fetch(tokio::task::JoinHandle<Result<Bytes, StoreError>>);
+
+impl Drop for Fetch {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+async fn produce(
+    client: Arc<dyn ObjectStore>,
+    ctx: Arc<Context>,
+    objects: Vec<(Arc<str>, Arc<Path>)>,
+    parallel: usize,
+    tx: mpsc::Sender<Result<Option<Bytes>, StoreError>>,
+) {
+    // Fetches are tasks of their own, so they go on while this one waits
+    // for a HEAD or for the reader; they are collected in order.
+    let mut in_flight: VecDeque<Fetch> = VecDeque::with_capacity(parallel);
+    // Sends the oldest fetch's bytes; false when the reader is gone or the
+    // fetch failed (then the error was sent and nothing more will be).
+    async fn deliver(fetch: Fetch, tx: &mpsc::Sender<Result<Option<Bytes>, StoreError>>) -> bool {
+        let r = match (&mut { fetch }.0).await {
+            Ok(r) => r,
+            Err(e) => Err(StoreError::new(
+                StoreErrorKind::Other,
+                format!("an object fetch ended abnormally: {e}"),
+            )),
+        };
+        let ok = r.is_ok();
+        tx.send(r.map(Some)).await.is_ok() && ok
+    }
+    for (key, path) in objects {
+        let size = match client.head(&path).await {
+            Ok(meta) => meta.size,
+            Err(e) => {
+                // What was fetched before the missing object comes first.
+                while let Some(f) = in_flight.pop_front() {
+                    if !deliver(f, &tx).await {
+                        return;
+                    }
+                }
+                let _ = tx.send(Err(classify(&e, &ctx, Op::Read(&key)))).await;
+                return;
+            }
+        };
+        let mut start = 0;
+        while start < size {
+            let end = (start + RANGE).min(size);
+            if in_flight.len() >= parallel {
+                let f = in_flight.pop_front().expect("parallel >= 1");
+                if !deliver(f, &tx).await {
+                    return;
+                }
+            }
+            let job = Job {
+                key: key.clone(),
+                path: path.clone(),
+                start,
+                end,
+            };
+            let (client, ctx) = (client.clone(), ctx.clone());
+            in_flight.push_back(Fetch(tokio::spawn(async move {
+                fetch(&*client, &ctx, job).await
+            })));
+            start = end;
+        }
+    }
+    while let Some(f) = in_flight.pop_front() {
+        if !deliver(f, &tx).await {
+            return;
+        }
+    }
+    let _ = tx.send(Ok(None)).await;
+}
+
+async fn fetch(client: &dyn ObjectStore, ctx: &Context, job: Job) -> Result<Bytes, StoreError> {
+    let op = Op::Read(&job.key);
+    let bytes = client
+        .get_range(&job.path, job.start..job.end)
+        .await
+        .map_err(|e| classify(&e, ctx, op))?;
+    let want = job.end - job.start;
+    if bytes.len() as u64 != want {
+        return Err(StoreError::new(
+            StoreErrorKind::Corrupt,
+            format!(
+                "{}: the store sent {} bytes at offset {} where its size says {want}",
+                op.failed(ctx),
+                bytes.len(),
+                job.start
+            ),
+        )
+        .hint("The object changed while it was read, or the store is inconsistent."));
+    }
+    Ok(bytes)
+}
+
+impl Read for ObjectReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if !self.current.is_empty() {
+                let n = buf.len().min(self.current.len());
+                buf[..n].copy_from_slice(&self.current.split_to(n));
+                return Ok(n);
+            }
+            if let Some(e) = &self.failed {
+                return Err(e.clone().into());
+            }
+            if self.done || buf.is_empty() {
+                return Ok(0);
+            }
+            // Not tokio's blocking_recv: that panics on a runtime's thread,
+            // and callers may be on one.
+            match futures::executor::block_on(self.rx.recv()) {
+                Some(Ok(Some(b))) => self.current = b,
+                Some(Ok(None)) => self.done = true,
+                Some(Err(e)) => self.failed = Some(e),
+                None => {
+                    self.failed = Some(StoreError::new(
+                        StoreErrorKind::Other,
+                        "the object reader's task ended early",
+                    ))
+                }
+            }
+        }
+    }
+}
+
+impl Drop for ObjectReader {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl std::fmt::Debug for ObjectReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectReader")
+            .field("done", &self.done)
+            .field("failed", &self.failed)
+            .finish_non_exhaustive()
+    }
+}
