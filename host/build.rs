@@ -10,6 +10,7 @@ use std::process::Command;
 const GUESTS: &[&str] = &[
     "pgclone-recovery-standard",
     "pgclone-source-barman",
+    "pgclone-source-barman-cloud",
     "pgclone-source-pg-basebackup",
 ];
 

@@ -21,6 +21,17 @@
 //!     let (result, host) = testing::with_host(host, || MySource::check(testing::clone_request("/d")));
 //!     assert!(result.is_ok(), "{:?}", host.logged);
 //! }
+//!
+//! #[test]
+//! fn reads_the_store_it_declares() {
+//!     // Store calls are checked against the manifest's `store-read`
+//!     // capabilities with the host's rule (`Capability::covers_key`).
+//!     let host = FakeHost::new()
+//!         .manifest(MANIFEST)
+//!         .object("backups", "pg/base/b1/backup.info", "status=DONE\n");
+//!     let (result, host) = testing::with_host(host, || MySource::check(testing::clone_request("/d")));
+//!     assert_eq!(host.read.len(), 1);
+//! }
 //! ```
 
 use std::cell::RefCell;

@@ -27,6 +27,9 @@ const EMBEDDED: &[(&str, &[u8])] = &[
     ),
     ("pg-basebackup", guest!("pgclone_source_pg_basebackup.wasm")),
     ("barman", guest!("pgclone_source_barman.wasm")),
+    // Its default grants are what it declares: store-read:barman-cloud,
+    // read-config:barman_cloud_server.
+    ("barman-cloud", guest!("pgclone_source_barman_cloud.wasm")),
 ];
 
 /// How messages name a first-party source (`Barman`); a site's or vendor's
@@ -34,6 +37,7 @@ const EMBEDDED: &[(&str, &[u8])] = &[
 pub fn display_name(name: &str) -> Option<&'static str> {
     match name {
         "barman" => Some("Barman"),
+        "barman-cloud" => Some("barman-cloud"),
         "pg-basebackup" => Some("pg_basebackup"),
         _ => None,
     }
