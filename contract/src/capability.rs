@@ -192,7 +192,10 @@ mod tests {
         assert!(whole.covers_key("bc", "anything/at/all"));
         assert!(whole.covers_key("bc", ""));
         assert!(!whole.covers_key("bc", "../up"));
-        assert!(!"local-run:x".parse::<Capability>().unwrap().covers_key("bc", "x"));
+        assert!(!"local-run:x"
+            .parse::<Capability>()
+            .unwrap()
+            .covers_key("bc", "x"));
     }
 }
 

@@ -14,7 +14,6 @@ pub mod pg;
 pub mod plugin;
 pub mod recovery;
 pub mod remote;
-pub mod store;
 pub mod report;
 pub mod store;
 pub mod trust;

@@ -343,9 +343,7 @@ fn main() -> ExitCode {
             // its start-up is kept to the minimum.
             commands::wal_restore::run(&ctx, args)
         }
-        Command::BarmanCloudWalRestore(args) => {
-            commands::barman_cloud_wal_restore::run(&ctx, args)
-        }
+        Command::BarmanCloudWalRestore(args) => commands::barman_cloud_wal_restore::run(&ctx, args),
         Command::Plugin(cmd) => {
             init_logging(&g.logging);
             // These print reports: `pgclone plugin list | head` ends quietly

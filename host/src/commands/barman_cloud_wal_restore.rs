@@ -111,8 +111,14 @@ fn run_inner(ctx: &Context, a: BarmanCloudWalRestoreArgs) -> anyhow::Result<u8> 
     let optional = [
         ("barman_cloud_endpoint_url", a.endpoint_url.clone()),
         ("barman_cloud_provider", a.cloud_provider.clone()),
-        ("barman_cloud_aws_profile", a.aws_profile.clone().or(a.profile.clone())),
-        ("barman_cloud_read_timeout", a.read_timeout.map(|t| t.to_string())),
+        (
+            "barman_cloud_aws_profile",
+            a.aws_profile.clone().or(a.profile.clone()),
+        ),
+        (
+            "barman_cloud_read_timeout",
+            a.read_timeout.map(|t| t.to_string()),
+        ),
     ];
     for (key, value) in optional {
         if let Some(v) = value {
@@ -127,7 +133,10 @@ fn run_inner(ctx: &Context, a: BarmanCloudWalRestoreArgs) -> anyhow::Result<u8> 
         .unwrap_or_else(walrestore::default_spool);
     let prefetch = a
         .parallel
-        .or_else(|| conf.get("wal_restore_prefetch").and_then(|p| p.parse().ok()))
+        .or_else(|| {
+            conf.get("wal_restore_prefetch")
+                .and_then(|p| p.parse().ok())
+        })
         .unwrap_or(16)
         .min(256);
     let plugins = ctx.plugins(&conf)?;

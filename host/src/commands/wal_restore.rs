@@ -146,10 +146,7 @@ pub fn run(ctx: &Context, a: WalRestoreArgs) -> anyhow::Result<ExitCode> {
 /// as a restore_command it must still end in a status PostgreSQL reads as
 /// "not available" (or, in a targeted recovery, "stop"), never in a death
 /// by signal that shuts the server down.
-pub fn guarded(
-    dest: &str,
-    body: impl FnOnce() -> anyhow::Result<u8>,
-) -> anyhow::Result<ExitCode> {
+pub fn guarded(dest: &str, body: impl FnOnce() -> anyhow::Result<u8>) -> anyhow::Result<ExitCode> {
     let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));
     let code = match caught {
         Ok(Ok(c)) => c,

@@ -82,8 +82,17 @@ mod tests {
             granted: vec!["store-read:bc:pg-main/".parse().unwrap()],
         };
         assert_eq!(set.check_key("bc", "pg-main/base/x"), Ok(()));
-        assert_eq!(set.check_key("bc", "pg-other/base/x"), Err(Refusal::NotGranted));
-        assert_eq!(set.check_key("bc", "pg-main/../pg-other/x"), Err(Refusal::NotDeclared));
-        assert_eq!(set.check_key("elsewhere", "pg-main/x"), Err(Refusal::NotDeclared));
+        assert_eq!(
+            set.check_key("bc", "pg-other/base/x"),
+            Err(Refusal::NotGranted)
+        );
+        assert_eq!(
+            set.check_key("bc", "pg-main/../pg-other/x"),
+            Err(Refusal::NotDeclared)
+        );
+        assert_eq!(
+            set.check_key("elsewhere", "pg-main/x"),
+            Err(Refusal::NotDeclared)
+        );
     }
 }
