@@ -96,12 +96,15 @@ record PGCLONE_TEST_PATRONI4="$(pwd)/$PATRONI4_VENV/bin"
 # moto's S3 server and the Python SDKs in one venv of the system Python (the
 # postgres user runs them: archive_command, barman-cloud-backup).
 CLOUD_VENV=target/test-deps/barmancloud
-if [ ! -x "$CLOUD_VENV/bin/barman-cloud-backup" ] || [ ! -x "$CLOUD_VENV/bin/moto_server" ]; then
+if [ ! -x "$CLOUD_VENV/bin/barman-cloud-backup" ] || [ ! -x "$CLOUD_VENV/bin/moto_server" ] ||
+    ! "$CLOUD_VENV/bin/python" -c 'import zstandard' 2>/dev/null; then
     printf '\n==> installing barman-cloud 3.19.1 and moto (PyPI) for the object-storage tests\n'
     rm -rf "$CLOUD_VENV"
     /usr/bin/python3 -m venv "$CLOUD_VENV"
-    "$CLOUD_VENV/bin/pip" install -q "barman[cloud]==3.19.1" "moto[server]" boto3 lz4 psycopg2-binary \
-        azure-storage-blob python-snappy google-cloud-storage
+    # Versions as tested; zstandard for barman-cloud-wal-archive --zstd.
+    "$CLOUD_VENV/bin/pip" install -q "barman[cloud]==3.19.1" "moto[server]==5.2.6" boto3==1.44.18 \
+        lz4==4.4.5 psycopg2-binary azure-storage-blob==12.31.1 python-snappy==0.7.3 \
+        google-cloud-storage==3.17.2 zstandard==0.25.0
 fi
 record PGCLONE_TEST_BARMAN_CLOUD_BIN="$(pwd)/$CLOUD_VENV/bin"
 
@@ -113,7 +116,7 @@ if [ ! -x "$AZURITE_DIR/node_modules/.bin/azurite-blob" ]; then
         if [ "$(id -u)" -eq 0 ]; then apt-get install -y -qq nodejs npm >/dev/null; else sudo apt-get install -y -qq nodejs npm >/dev/null; fi
     fi
     rm -rf "$AZURITE_DIR" && mkdir -p "$AZURITE_DIR"
-    (cd "$AZURITE_DIR" && npm install --silent --no-audit --no-fund azurite@3 >/dev/null)
+    (cd "$AZURITE_DIR" && npm install --silent --no-audit --no-fund azurite@3.35.0 >/dev/null)
 fi
 record PGCLONE_TEST_AZURITE="$(pwd)/$AZURITE_DIR/node_modules/.bin/azurite-blob"
 
@@ -124,6 +127,6 @@ if [ ! -x "$GCSEMU_VENV/bin/gcp-storage-emulator" ]; then
     printf '\n==> installing gcp-storage-emulator (PyPI) for the object-storage tests\n'
     rm -rf "$GCSEMU_VENV"
     /usr/bin/python3 -m venv "$GCSEMU_VENV"
-    "$GCSEMU_VENV/bin/pip" install -q gcp-storage-emulator
+    "$GCSEMU_VENV/bin/pip" install -q gcp-storage-emulator==2026.7.19
 fi
 record PGCLONE_TEST_GCS_EMULATOR="$(pwd)/$GCSEMU_VENV/bin/gcp-storage-emulator"
