@@ -17,8 +17,10 @@
 //! - `data.tar[.gz|.bz2|.lz4|.snappy]`, then, each time a part grew past
 //!   `--max-archive-size` (checked between files, so a part overshoots by up
 //!   to one file), `data_0001.tar.gz`, `data_0002.tar.gz`, ...: each part is
-//!   a whole tar stream, compressed on its own; `global/pg_control` and
-//!   `backup_label` are in the last one. Tablespaces: `OID.tar[...]`,
+//!   a whole tar stream, compressed on its own. Members are relative to
+//!   PGDATA (`.`, `base/5/1259`, `pg_wal` and `pg_tblspc` as empty
+//!   directories: barman-cloud-restore makes the tablespace links from
+//!   backup.info); `global/pg_control` and `backup_label` are in the last part. Tablespaces: `OID.tar[...]`,
 //!   `OID_0001.tar[...]`, members `PG_15_202209061/...` relative to the
 //!   tablespace's directory. lz4 is the lz4 frame format (`04 22 4d 18`),
 //!   snappy the framing format (`ff 06 00 00 sNaPpY`).
