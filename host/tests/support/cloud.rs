@@ -597,11 +597,21 @@ impl Store {
             .map(|w| shell_words::quote(w).into_owned())
             .chain(tail.iter().map(|t| t.to_string()))
             .collect();
-        format!(
-            ". {} && exec {}",
-            shell_words::quote(&env_file.display().to_string()),
-            quoted.join(" ")
-        )
+        sourcing(env_file, &quoted.join(" "))
+    }
+
+    /// pgclone run as [`super::pgclone`] runs it (postgres, HOME the
+    /// scratch directory, no inherited variables), with this store's
+    /// environment and `env` given as environment, not as `env K=V`
+    /// arguments: the credentials stay off its command line.
+    pub fn pgclone(&self, s: &Scratch, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut c = as_postgres(env!("CARGO_BIN_EXE_pgclone"));
+        c.env("HOME", &s.dir)
+            .env("PGCLONE_CACHE_DIR", s.path("cache"))
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .envs(env.iter().copied())
+            .args(args);
+        c.output().unwrap_or_else(|e| panic!("pgclone: {e}"))
     }
 
     /// The ids of `server`'s backups as barman-cloud-backup-list shows them.
@@ -620,6 +630,16 @@ impl Store {
             &[self.url.clone(), server.to_string()],
         )
     }
+}
+
+/// A shell command line (archive_command, restore_command) that sources
+/// `env_file` (see [`Store::env_file`]) and then runs `command`, e.g.
+/// `pgclone barman-cloud-wal-restore ... %f %p`.
+pub fn sourcing(env_file: &Path, command: &str) -> String {
+    format!(
+        ". {} && exec {command}",
+        shell_words::quote(&env_file.display().to_string())
+    )
 }
 
 /// Options of [`barman_cloud_backup`].
