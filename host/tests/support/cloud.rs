@@ -20,10 +20,11 @@
 //!   a whole tar stream, compressed on its own. Members are relative to
 //!   PGDATA (`.`, `base/5/1259`, `pg_wal` and `pg_tblspc` as empty
 //!   directories: barman-cloud-restore makes the tablespace links from
-//!   backup.info); `global/pg_control` and `backup_label` are in the last part. Tablespaces: `OID.tar[...]`,
-//!   `OID_0001.tar[...]`, members `PG_15_202209061/...` relative to the
-//!   tablespace's directory. lz4 is the lz4 frame format (`04 22 4d 18`),
-//!   snappy the framing format (`ff 06 00 00 sNaPpY`).
+//!   backup.info); `global/pg_control` and `backup_label` are in the last
+//!   part. Tablespaces: `OID.tar[...]`, `OID_0001.tar[...]`, members
+//!   `PG_15_202209061/...` relative to the tablespace's directory. lz4 is the
+//!   lz4 frame format (`04 22 4d 18`), snappy the framing format
+//!   (`ff 06 00 00 sNaPpY`).
 //! - `PREFIX/SERVER/wals/TTTTTTTTXXXXXXXX/NAME[.gz|.bz2|.xz|.snappy|.lz4|.zst]`
 //!   (`-z`, `-j`, `--xz`, `--snappy`, `--lz4`, `--zstd`; `--zstd` needs the
 //!   `zstandard` module, not in the test venv), the directory being the
