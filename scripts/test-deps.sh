@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fetches the test suite's third-party servers and tools into target/test-deps
-# (PostgreSQL 11-18, Barman 3.19) and prints the environment that points the
-# tests at them. Cached: a second run downloads nothing.
+# (PostgreSQL 11-18, Barman 3.19, Patroni 4, barman-cloud with moto, Azurite and
+# a GCS emulator) and prints the environment that points the tests at them.
+# Cached: a second run downloads nothing.
 #   eval "$(./scripts/test-deps.sh)"   # then cargo test ... finds them
 set -euo pipefail
 cd "$(dirname "$0")/.."

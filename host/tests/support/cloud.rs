@@ -17,11 +17,14 @@
 //! - `data.tar[.gz|.bz2|.lz4|.snappy]`, then, each time a part grew past
 //!   `--max-archive-size` (checked between files, so a part overshoots by up
 //!   to one file), `data_0001.tar.gz`, `data_0002.tar.gz`, ...: each part is
-//!   a whole tar stream, compressed on its own; `global/pg_control` and
-//!   `backup_label` are in the last one. Tablespaces: `OID.tar[...]`,
-//!   `OID_0001.tar[...]`, members `PG_15_202209061/...` relative to the
-//!   tablespace's directory. lz4 is the lz4 frame format (`04 22 4d 18`),
-//!   snappy the framing format (`ff 06 00 00 sNaPpY`).
+//!   a whole tar stream, compressed on its own. Members are relative to
+//!   PGDATA (`.`, `base/5/1259`, `pg_wal` and `pg_tblspc` as empty
+//!   directories: barman-cloud-restore makes the tablespace links from
+//!   backup.info); `global/pg_control` and `backup_label` are in the last
+//!   part. Tablespaces: `OID.tar[...]`, `OID_0001.tar[...]`, members
+//!   `PG_15_202209061/...` relative to the tablespace's directory. lz4 is the
+//!   lz4 frame format (`04 22 4d 18`), snappy the framing format
+//!   (`ff 06 00 00 sNaPpY`).
 //! - `PREFIX/SERVER/wals/TTTTTTTTXXXXXXXX/NAME[.gz|.bz2|.xz|.snappy|.lz4|.zst]`
 //!   (`-z`, `-j`, `--xz`, `--snappy`, `--lz4`, `--zstd`; `--zstd` needs the
 //!   `zstandard` module, not in the test venv), the directory being the
@@ -595,11 +598,21 @@ impl Store {
             .map(|w| shell_words::quote(w).into_owned())
             .chain(tail.iter().map(|t| t.to_string()))
             .collect();
-        format!(
-            ". {} && exec {}",
-            shell_words::quote(&env_file.display().to_string()),
-            quoted.join(" ")
-        )
+        sourcing(env_file, &quoted.join(" "))
+    }
+
+    /// pgclone run as [`super::pgclone`] runs it (postgres, HOME the
+    /// scratch directory, no inherited variables), with this store's
+    /// environment and `env` given as environment, not as `env K=V`
+    /// arguments: the credentials stay off its command line.
+    pub fn pgclone(&self, s: &Scratch, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut c = as_postgres(env!("CARGO_BIN_EXE_pgclone"));
+        c.env("HOME", &s.dir)
+            .env("PGCLONE_CACHE_DIR", s.path("cache"))
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .envs(env.iter().copied())
+            .args(args);
+        c.output().unwrap_or_else(|e| panic!("pgclone: {e}"))
     }
 
     /// The ids of `server`'s backups as barman-cloud-backup-list shows them.
@@ -618,6 +631,16 @@ impl Store {
             &[self.url.clone(), server.to_string()],
         )
     }
+}
+
+/// A shell command line (archive_command, restore_command) that sources
+/// `env_file` (see [`Store::env_file`]) and then runs `command`, e.g.
+/// `pgclone barman-cloud-wal-restore ... %f %p`.
+pub fn sourcing(env_file: &Path, command: &str) -> String {
+    format!(
+        ". {} && exec {command}",
+        shell_words::quote(&env_file.display().to_string())
+    )
 }
 
 /// Options of [`barman_cloud_backup`].
