@@ -716,3 +716,43 @@ fn gcs_emulator_answers_are_clean_errors() {
     // Errors, not retries until the limit.
     assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
 }
+
+/// The reader's throughput on moto, one range in flight against four (run
+/// by hand: `cargo test --release -p pgclone --test tests -- --ignored
+/// object_store::reader_throughput --nocapture`).
+#[test]
+#[ignore]
+fn reader_throughput_on_moto() {
+    let s = Scratch::new("store-s3-throughput");
+    let server = moto(&s, &[]);
+    let object = noise(200 * MIB, 9);
+    let file = s.path("big");
+    std::fs::write(&file, &object).unwrap();
+    upload(
+        "s3",
+        &server.url(),
+        "pgbk",
+        &AWS_ENV,
+        &[("c/big".into(), file)],
+    );
+    let store = Store::open_with_env(
+        &spec("s3://pgbk/c", Some(server.url()), Duration::from_secs(60)),
+        &AWS_ENV,
+    )
+    .unwrap();
+    for parallel in [1, 4, 1, 4] {
+        let t = Instant::now();
+        let mut got = Vec::with_capacity(object.len());
+        store
+            .reader(&["big".into()], parallel)
+            .unwrap()
+            .read_to_end(&mut got)
+            .unwrap();
+        let took = t.elapsed();
+        assert!(got == object, "the reader's bytes differ");
+        eprintln!(
+            "parallel {parallel}: 200 MiB in {took:.2?}, {:.0} MiB/s",
+            200.0 / took.as_secs_f64()
+        );
+    }
+}

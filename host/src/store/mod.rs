@@ -300,6 +300,15 @@ mod tests {
     }
 
     #[test]
+    fn stores_and_readers_cross_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        fn send<T: Send>() {}
+        send_sync::<Store>();
+        send::<ObjectReader>();
+        send_sync::<StoreError>();
+    }
+
+    #[test]
     fn providers_round_trip() {
         for p in [
             Provider::AwsS3,
