@@ -30,6 +30,9 @@ mod hostile_archives;
 mod hostile_plans;
 /// pgclone killed (SIGKILL) at each phase of a clone: nothing runs on, the rerun repairs.
 mod killed_clone;
+/// The object-store layer against moto (S3) and Azurite: listings, reads,
+/// the parallel reader, refused credentials, silent servers.
+mod object_store;
 /// Patroni 3.0.2 and 4.1.5 clusters with members made by patroni-replica.
 mod patroni;
 /// The plugin guide's example, followed as a newcomer would.

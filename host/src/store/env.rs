@@ -26,6 +26,19 @@ impl Env for ProcessEnv {
     }
 }
 
+/// Given variables instead of the process's; files read as usual.
+pub(crate) struct VarsEnv(pub std::collections::HashMap<String, String>);
+
+impl Env for VarsEnv {
+    fn var(&self, key: &str) -> Option<String> {
+        self.0.get(key).filter(|v| !v.is_empty()).cloned()
+    }
+
+    fn read(&self, path: &Path) -> Option<String> {
+        std::fs::read_to_string(path).ok()
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod fake {
     use super::*;

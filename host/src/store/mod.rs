@@ -163,6 +163,19 @@ impl Store {
         Self::open_in(spec, &env::ProcessEnv)
     }
 
+    /// As [`Store::open`], with these environment variables in place of
+    /// the process's (credential files are read as usual; object_store's
+    /// last-resort chains — web identity, managed identity, metadata
+    /// servers — still read the process's). For a caller that keeps a
+    /// store's environment apart from its own, and for tests.
+    pub fn open_with_env(spec: &StoreSpec, vars: &[(&str, &str)]) -> Result<Store, StoreError> {
+        let vars = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Self::open_in(spec, &env::VarsEnv(vars))
+    }
+
     fn open_in(spec: &StoreSpec, env: &dyn env::Env) -> Result<Store, StoreError> {
         let name = format!("store \"{}\"", escape(&spec.name));
         let in_store = |e: StoreError| StoreError {
@@ -284,6 +297,15 @@ mod tests {
             profile: None,
             timeout: Duration::from_secs(30),
         }
+    }
+
+    #[test]
+    fn stores_and_readers_cross_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        fn send<T: Send>() {}
+        send_sync::<Store>();
+        send::<ObjectReader>();
+        send_sync::<StoreError>();
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! Objects read as one stream: each object's size from a HEAD, its bytes
-//! from ranged GETs of [`RANGE`] bytes, up to `parallel` in flight,
-//! reassembled in order. Memory stays near (`parallel` + 2) x [`RANGE`]:
+//! Objects read as one stream: each object's bytes from ranged GETs of
+//! [`RANGE`] bytes (the first one's answer gives its size: no HEAD), up to
+//! `parallel` in flight, reassembled in order. Memory stays near (`parallel` + 2) x [`RANGE`]:
 //! fetched ranges wait for the reader in a channel of one.
 
 use std::collections::VecDeque;
@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
-use tokio::sync::mpsc;
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
+use tokio::sync::{mpsc, oneshot};
 
 use super::classify::{classify, Op};
 use super::error::{StoreError, StoreErrorKind};
@@ -88,7 +88,7 @@ async fn produce(
     tx: mpsc::Sender<Result<Option<Bytes>, StoreError>>,
 ) {
     // Fetches are tasks of their own, so they go on while this one waits
-    // for a HEAD or for the reader; they are collected in order.
+    // for a size or for the reader; they are collected in order.
     let mut in_flight: VecDeque<Fetch> = VecDeque::with_capacity(parallel);
     // Sends the oldest fetch's bytes; false when the reader is gone or the
     // fetch failed (then the error was sent and nothing more will be).
@@ -103,29 +103,38 @@ async fn produce(
         let ok = r.is_ok();
         tx.send(r.map(Some)).await.is_ok() && ok
     }
-    for (key, path) in objects {
-        let size = match client.head(&path).await {
-            Ok(meta) => meta.size,
-            Err(e) => {
-                // What was fetched before the missing object comes first.
-                while let Some(f) = in_flight.pop_front() {
-                    if !deliver(f, &tx).await {
-                        return;
-                    }
-                }
-                let _ = tx.send(Err(classify(&e, &ctx, Op::Read(&key)))).await;
-                return;
-            }
-        };
-        let mut start = 0;
-        while start < size {
-            let end = (start + RANGE).min(size);
+    macro_rules! room {
+        () => {
             if in_flight.len() >= parallel {
                 let f = in_flight.pop_front().expect("parallel >= 1");
                 if !deliver(f, &tx).await {
                     return;
                 }
             }
+        };
+    }
+    for (key, path) in objects {
+        // The first range's answer tells the object's size (no HEAD): its
+        // headers come back through `size_rx` while its body streams in.
+        room!();
+        let (size_tx, size_rx) = oneshot::channel();
+        let (c, x, k, p) = (client.clone(), ctx.clone(), key.clone(), path.clone());
+        in_flight.push_back(Fetch(tokio::spawn(async move {
+            first(&*c, &x, &k, &p, size_tx).await
+        })));
+        let Ok(size) = size_rx.await else {
+            // It failed: deliver what came before, then its error.
+            while let Some(f) = in_flight.pop_front() {
+                if !deliver(f, &tx).await {
+                    return;
+                }
+            }
+            return;
+        };
+        let mut start = RANGE.min(size);
+        while start < size {
+            let end = (start + RANGE).min(size);
+            room!();
             let job = Job {
                 key: key.clone(),
                 path: path.clone(),
@@ -147,26 +156,70 @@ async fn produce(
     let _ = tx.send(Ok(None)).await;
 }
 
+/// An object's first range; sends its size on `size_tx` once known.
+async fn first(
+    client: &dyn ObjectStore,
+    ctx: &Context,
+    key: &str,
+    path: &Path,
+    size_tx: oneshot::Sender<u64>,
+) -> Result<Bytes, StoreError> {
+    let op = Op::Read(key);
+    let opts = GetOptions {
+        range: Some(GetRange::Bounded(0..RANGE)),
+        ..GetOptions::default()
+    };
+    let got = match client.get_opts(path, opts).await {
+        Ok(got) => got,
+        Err(e) => {
+            let err = classify(&e, ctx, op);
+            // No range of an empty object exists (S3 answers 416): ask its
+            // size before calling the answer an error.
+            if matches!(err.kind, StoreErrorKind::Other | StoreErrorKind::Corrupt) {
+                if let Ok(meta) = client.head(path).await {
+                    if meta.size == 0 {
+                        let _ = size_tx.send(0);
+                        return Ok(Bytes::new());
+                    }
+                }
+            }
+            return Err(err);
+        }
+    };
+    let want = got.range.end - got.range.start;
+    let _ = size_tx.send(got.meta.size);
+    let bytes = got.bytes().await.map_err(|e| classify(&e, ctx, op))?;
+    check_length(ctx, op, 0, want, bytes)
+}
+
 async fn fetch(client: &dyn ObjectStore, ctx: &Context, job: Job) -> Result<Bytes, StoreError> {
     let op = Op::Read(&job.key);
     let bytes = client
         .get_range(&job.path, job.start..job.end)
         .await
         .map_err(|e| classify(&e, ctx, op))?;
-    let want = job.end - job.start;
-    if bytes.len() as u64 != want {
-        return Err(StoreError::new(
-            StoreErrorKind::Corrupt,
-            format!(
-                "{}: the store sent {} bytes at offset {} where its size says {want}",
-                op.failed(ctx),
-                bytes.len(),
-                job.start
-            ),
-        )
-        .hint("The object changed while it was read, or the store is inconsistent."));
+    check_length(ctx, op, job.start, job.end - job.start, bytes)
+}
+
+fn check_length(
+    ctx: &Context,
+    op: Op,
+    start: u64,
+    want: u64,
+    bytes: Bytes,
+) -> Result<Bytes, StoreError> {
+    if bytes.len() as u64 == want {
+        return Ok(bytes);
     }
-    Ok(bytes)
+    Err(StoreError::new(
+        StoreErrorKind::Corrupt,
+        format!(
+            "{}: the store sent {} bytes at offset {start} where its size says {want}",
+            op.failed(ctx),
+            bytes.len(),
+        ),
+    )
+    .hint("The object changed while it was read, or the store is inconsistent."))
 }
 
 impl Read for ObjectReader {
