@@ -5,6 +5,7 @@
 //! component (`tests/components/escaper`), validated by the host's own code.
 
 use crate::support;
+use pgclone::clone::steps::kinds::unpack_archive::ArchiveFrom;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -148,7 +149,8 @@ fn every_escaping_plan_is_refused_with_what_was_wrong() {
     // A well-formed unpack-archive step is accepted as it was planned.
     let plan = validate(&rt, "unpack-ok").unwrap();
     assert!(
-        matches!(&plan[0], steps::Step::UnpackArchive(a) if a.remote_path == "/srv/b/base.tar.gz"
+        matches!(&plan[0], steps::Step::UnpackArchive(a)
+            if matches!(&a.from, ArchiveFrom::Ssh { remote_path, .. } if remote_path == "/srv/b/base.tar.gz")
             && a.compression == Some(pgclone::contract::source::ArchiveCompression::Gzip)),
         "{plan:?}"
     );
