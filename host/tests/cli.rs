@@ -57,7 +57,7 @@ fn plugin_list_shows_the_first_party_plugins() {
             .find(|l| l.starts_with(name))
             .unwrap_or_else(|| panic!("{name} missing:\n{stdout}"));
         assert!(
-            line.contains("1.2.0") && line.contains("built in"),
+            line.contains("1.3.0") && line.contains("built in"),
             "{line}"
         );
     }
@@ -104,7 +104,7 @@ fn plugin_check_shows_what_a_plugin_requests_and_what_is_missing() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(stdout.contains("name:         test-greedy"), "{stdout}");
     assert!(
-        stdout.contains("contract:     pgclone:plugin@1.2.0"),
+        stdout.contains("contract:     pgclone:plugin@1.3.0"),
         "{stdout}"
     );
     assert!(

@@ -166,7 +166,7 @@ fn a_policy_built_against_1_0_0_chains_after_the_standard_policy() {
         .find(|c| c.name == "recovery-standard")
         .unwrap();
     let standard = Plugin::load(&rt, &standard).unwrap();
-    assert_eq!(standard.contract.version.to_string(), "1.2.0");
+    assert_eq!(standard.contract.version.to_string(), "1.3.0");
     let env = Arc::new(HostEnv {
         config: ConfFile::parse(Path::new("t.conf"), "recovery_min_apply_delay='5min'\n").unwrap(),
         ..Default::default()

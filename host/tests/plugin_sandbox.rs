@@ -55,11 +55,11 @@ fn first_party_plugins_load_with_the_current_contract() {
     let rt = runtime();
     let cands = catalog::candidates(&Default::default());
     let names: Vec<&str> = cands.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(names, ["recovery-standard", "pg-basebackup", "barman"]);
+    assert_eq!(names, ["recovery-standard", "pg-basebackup", "barman", "barman-cloud"]);
     for c in &cands {
         let p = Plugin::load(&rt, c).unwrap();
         assert_eq!(p.name, c.name);
-        assert_eq!(p.contract.version.to_string(), "1.2.0");
+        assert_eq!(p.contract.version.to_string(), "1.3.0");
         p.ensure_granted().unwrap();
     }
 }
@@ -312,7 +312,7 @@ fn with_contract_version(version: &str) -> Vec<u8> {
             while out[j] != b'@' && j < i + 64 {
                 j += 1;
             }
-            if out[j] == b'@' && &out[j + 1..j + 6] == b"1.2.0" {
+            if out[j] == b'@' && &out[j + 1..j + 6] == b"1.3.0" {
                 out[j + 1..j + 6].copy_from_slice(version.as_bytes());
             }
             i = j;
@@ -342,12 +342,12 @@ fn a_plugin_for_another_patch_release_of_the_contract_loads() {
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("patch.wasm");
-    let bytes = with_contract_version("1.2.9");
+    let bytes = with_contract_version("1.3.9");
     std::fs::write(&path, &bytes).unwrap();
     let mut cand = Candidate::from_file("test-echo", path, Some(sha256_hex(&bytes)));
     cand.grants = Some(vec![Capability::ReadConfig("barman_server".into())]);
     let p = Plugin::load(&rt, &cand).unwrap();
-    assert_eq!(p.contract.version.to_string(), "1.2.9");
+    assert_eq!(p.contract.version.to_string(), "1.3.9");
     let b = p
         .session(&rt, env_with("barman_server=x\n"))
         .unwrap()
