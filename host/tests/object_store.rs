@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use pgclone::report::Failure;
 use pgclone::store::{Listing, ObjectMeta, Store, StoreError, StoreErrorKind, StoreSpec};
 
 use crate::support::{as_pg, run_ok, Scratch};
@@ -480,6 +481,29 @@ fn s3_list_read_and_reader_on_moto() {
         assert_eq!(inner.size(history).unwrap(), Some(want));
     });
 
+    // Credentials from a profile of the shared files, as --aws-profile.
+    let creds = s.write(
+        "aws-credentials",
+        "[default]\naws_access_key_id = a\naws_secret_access_key = b\n[backup]\naws_access_key_id = testing-key-id\naws_secret_access_key = testing-secret-key\n",
+    );
+    let config = s.write("aws-config", "[profile backup]\nregion = eu-central-1\n");
+    let files = [
+        ("AWS_SHARED_CREDENTIALS_FILE", creds.to_str().unwrap()),
+        ("AWS_CONFIG_FILE", config.to_str().unwrap()),
+    ];
+    let mut with_profile = spec(
+        "s3://pgbk/cluster-a",
+        Some(server.url()),
+        Duration::from_secs(20),
+    );
+    with_profile.profile = Some("backup".into());
+    let store = Store::open_with_env(&with_profile, &files).unwrap();
+    assert_eq!(store.list("main/", true, 10).unwrap().prefixes.len(), 2);
+    with_profile.profile = Some("nobody".into());
+    let e = Store::open_with_env(&with_profile, &files).unwrap_err();
+    assert_eq!(e.kind, StoreErrorKind::InvalidConfig);
+    assert!(e.message.contains("\"nobody\""), "{}", e.message);
+
     // A missing bucket is named.
     let nobucket = Store::open_with_env(
         &spec(
@@ -514,6 +538,7 @@ fn s3_refused_credentials_unreachable_and_silent_servers() {
     )
     .unwrap();
     let e = store.list("", false, 10).unwrap_err();
+    eprintln!("{}", Failure::from(e.clone()));
     assert_eq!(e.kind, StoreErrorKind::AuthFailed, "{e:?}");
     assert!(
         e.message.contains(&format!("127.0.0.1:{}", strict.port)),
@@ -539,6 +564,7 @@ fn s3_refused_credentials_unreachable_and_silent_servers() {
     )
     .unwrap();
     let e = store.read_small("a", 10).unwrap_err();
+    eprintln!("{}", Failure::from(e.clone()));
     assert_eq!(e.kind, StoreErrorKind::Unreachable, "{e:?}");
     assert!(
         e.message.contains(&format!("127.0.0.1:{dead}")),
@@ -596,6 +622,7 @@ fn s3_refused_credentials_unreachable_and_silent_servers() {
             }
         };
         let took = t.elapsed();
+        eprintln!("{took:?}: {}", Failure::from(e.clone()));
         assert_eq!(e.kind, StoreErrorKind::Timeout, "{e:?}");
         assert!(
             e.message.contains(&format!("127.0.0.1:{port}")) && e.message.contains("1 s"),
@@ -633,6 +660,7 @@ fn azure_list_read_and_refusals_on_azurite() {
     )
     .unwrap();
     let e = store.list("", false, 10).unwrap_err();
+    eprintln!("{}", Failure::from(e.clone()));
     assert_eq!(e.kind, StoreErrorKind::AuthFailed, "{e:?}");
     assert!(e
         .hint
@@ -645,6 +673,7 @@ fn azure_list_read_and_refusals_on_azurite() {
     let url = format!("{}/{AZURITE_ACCOUNT}/nocontainer/x", server.url());
     let store = Store::open_with_env(&spec(&url, None, Duration::from_secs(20)), &env).unwrap();
     let e = store.list("", true, 10).unwrap_err();
+    eprintln!("{}", Failure::from(e.clone()));
     assert_eq!(e.kind, StoreErrorKind::NotFound, "{e:?}");
     assert!(
         e.message.contains("container \"nocontainer\""),
