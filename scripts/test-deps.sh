@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fetches the test suite's third-party servers and tools into target/test-deps
-# (PostgreSQL 11-18, Barman 3.19) and prints the environment that points the
-# tests at them. Cached: a second run downloads nothing.
+# (PostgreSQL 11-18, Barman 3.19, Patroni 4, barman-cloud with moto, Azurite and
+# a GCS emulator) and prints the environment that points the tests at them.
+# Cached: a second run downloads nothing.
 #   eval "$(./scripts/test-deps.sh)"   # then cargo test ... finds them
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -90,3 +91,40 @@ if [ ! -x "$PATRONI4_VENV/bin/patroni" ]; then
     "$PATRONI4_VENV/bin/pip" install -q "patroni[etcd3]==4.1.5" psycopg2-binary
 fi
 record PGCLONE_TEST_PATRONI4="$(pwd)/$PATRONI4_VENV/bin"
+
+# barman-cloud 3.19.1 (Barman's object-store tools) and the local servers of the
+# protocols they write to, for the object-storage tests (host/tests/support/cloud.rs):
+# moto's S3 server and the Python SDKs in one venv of the system Python (the
+# postgres user runs them: archive_command, barman-cloud-backup).
+CLOUD_VENV=target/test-deps/barmancloud
+if [ ! -x "$CLOUD_VENV/bin/barman-cloud-backup" ] || [ ! -x "$CLOUD_VENV/bin/moto_server" ]; then
+    printf '\n==> installing barman-cloud 3.19.1 and moto (PyPI) for the object-storage tests\n'
+    rm -rf "$CLOUD_VENV"
+    /usr/bin/python3 -m venv "$CLOUD_VENV"
+    "$CLOUD_VENV/bin/pip" install -q "barman[cloud]==3.19.1" "moto[server]" boto3 lz4 psycopg2-binary \
+        azure-storage-blob python-snappy google-cloud-storage
+fi
+record PGCLONE_TEST_BARMAN_CLOUD_BIN="$(pwd)/$CLOUD_VENV/bin"
+
+# Azurite 3 (npm), Azure Blob Storage's emulator.
+AZURITE_DIR=target/test-deps/azurite
+if [ ! -x "$AZURITE_DIR/node_modules/.bin/azurite-blob" ]; then
+    printf '\n==> installing Azurite 3 (npm) for the object-storage tests\n'
+    if ! command -v npm >/dev/null 2>&1; then
+        if [ "$(id -u)" -eq 0 ]; then apt-get install -y -qq nodejs npm >/dev/null; else sudo apt-get install -y -qq nodejs npm >/dev/null; fi
+    fi
+    rm -rf "$AZURITE_DIR" && mkdir -p "$AZURITE_DIR"
+    (cd "$AZURITE_DIR" && npm install --silent --no-audit --no-fund azurite@3 >/dev/null)
+fi
+record PGCLONE_TEST_AZURITE="$(pwd)/$AZURITE_DIR/node_modules/.bin/azurite-blob"
+
+# gcp-storage-emulator (PyPI), a Google Cloud Storage server, in a venv of its
+# own so that its requirements and the SDKs' never meet.
+GCSEMU_VENV=target/test-deps/gcsemu
+if [ ! -x "$GCSEMU_VENV/bin/gcp-storage-emulator" ]; then
+    printf '\n==> installing gcp-storage-emulator (PyPI) for the object-storage tests\n'
+    rm -rf "$GCSEMU_VENV"
+    /usr/bin/python3 -m venv "$GCSEMU_VENV"
+    "$GCSEMU_VENV/bin/pip" install -q gcp-storage-emulator
+fi
+record PGCLONE_TEST_GCS_EMULATOR="$(pwd)/$GCSEMU_VENV/bin/gcp-storage-emulator"

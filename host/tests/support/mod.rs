@@ -4,6 +4,7 @@
 //! tests load ([`component`]), built once per run.
 
 pub mod barman;
+pub mod cloud;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
