@@ -140,7 +140,6 @@ pub(crate) struct Context {
     pub provider: Provider,
     pub bucket: String,
     pub timeout: Duration,
-    pub retries: usize,
     pub auth_hint: String,
     pub secrets: Vec<Secret>,
 }
@@ -240,7 +239,6 @@ impl Store {
                 provider: loc.provider,
                 bucket: loc.bucket().to_string(),
                 timeout: spec.timeout,
-                retries: RETRIES,
                 auth_hint: built.auth_hint,
                 secrets: built.secrets,
             }),
