@@ -84,11 +84,18 @@ fn status(text: &str) -> Option<u16> {
     text.get(i..i + 3)?.parse().ok()
 }
 
-/// The provider's error codes that say the bucket (container) is missing.
+/// The provider's error codes that say the bucket (container) is missing;
+/// `no bucket named` is fake-gcs-server's (a 500 to a listing), the GCS
+/// server users test against locally.
 fn bucket_missing(text: &str) -> bool {
-    ["NoSuchBucket", "ContainerNotFound", "bucket does not exist"]
-        .iter()
-        .any(|c| text.contains(c))
+    [
+        "NoSuchBucket",
+        "ContainerNotFound",
+        "bucket does not exist",
+        "no bucket named",
+    ]
+    .iter()
+    .any(|c| text.contains(c))
 }
 
 /// Texts of a credential chain that found nothing (instance metadata
