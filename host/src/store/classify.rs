@@ -245,5 +245,10 @@ mod tests {
         assert_eq!(seconds(Duration::from_millis(200)), "200 ms");
         assert!(bucket_missing("<Code>NoSuchBucket</Code>"));
         assert!(!bucket_missing("<Code>NoSuchKey</Code>"));
+        // fake-gcs-server's answer to a listing of a missing bucket.
+        assert!(bucket_missing(
+            "Server returned non-2xx status code: 500 Internal Server Error: <errorResponse>\
+             <Error><Code>500</Code><Message>no bucket named nob</Message></Error></errorResponse>"
+        ));
     }
 }
