@@ -116,11 +116,18 @@ fn attempts(text: &str) -> String {
     }
 }
 
-/// The provider's error codes that say the bucket (container) is missing.
+/// The provider's error codes that say the bucket (container) is missing;
+/// `no bucket named` is fake-gcs-server's (a 500 to a listing), the GCS
+/// server users test against locally.
 fn bucket_missing(text: &str) -> bool {
-    ["NoSuchBucket", "ContainerNotFound", "bucket does not exist"]
-        .iter()
-        .any(|c| text.contains(c))
+    [
+        "NoSuchBucket",
+        "ContainerNotFound",
+        "bucket does not exist",
+        "no bucket named",
+    ]
+    .iter()
+    .any(|c| text.contains(c))
 }
 
 /// Texts of a credential chain that found nothing (instance metadata
@@ -280,5 +287,10 @@ mod tests {
         );
         assert_eq!(attempts("GET x in 1s - HTTP error"), "1 attempt");
         assert!(!bucket_missing("<Code>NoSuchKey</Code>"));
+        // fake-gcs-server's answer to a listing of a missing bucket.
+        assert!(bucket_missing(
+            "Server returned non-2xx status code: 500 Internal Server Error: <errorResponse>\
+             <Error><Code>500</Code><Message>no bucket named nob</Message></Error></errorResponse>"
+        ));
     }
 }
