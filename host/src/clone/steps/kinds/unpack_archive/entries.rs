@@ -91,6 +91,16 @@ pub(super) fn extract<R: Read>(
                     )));
                 }
                 check_dir(&parent)?;
+                // The parts of a split archive unpack in parallel and only
+                // the first holds the directories: a later part's file can
+                // arrive before its directory (checked above) exists.
+                if !parent.is_dir() {
+                    std::fs::DirBuilder::new()
+                        .recursive(true)
+                        .mode(0o700)
+                        .create(&parent)
+                        .map_err(|e| Fault::Local(parent.clone(), e))?;
+                }
                 // A new file only: never through a link or over a file.
                 let mut f = std::fs::OpenOptions::new()
                     .write(true)
@@ -212,6 +222,27 @@ mod tests {
         assert_eq!(s.entries, 3);
         assert_eq!(s.file_bytes, 8);
         assert_eq!(std::fs::read(t.path().join("base/1")).unwrap(), b"hello");
+    }
+
+    /// A later part of a split archive (barman-cloud's `data_0001.tar`)
+    /// holds files of directories only the first part makes, and the parts
+    /// unpack in parallel: the file's directory is made for it.
+    #[test]
+    fn a_file_before_its_directory_unpacks() {
+        let t = tempfile::tempdir().unwrap();
+        let bytes = tar_with(|b| file(b, "base/5/548", b"later part"));
+        run(&bytes, t.path()).unwrap();
+        assert_eq!(std::fs::read(t.path().join("base/5/548")).unwrap(), b"later part");
+        // Then the first part's directory entry: no error, the file stays.
+        let first = tar_with(|b| {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Directory);
+            h.set_mode(0o700);
+            h.set_size(0);
+            b.append_data(&mut h, "base/5/", &[][..]).unwrap();
+        });
+        run(&first, t.path()).unwrap();
+        assert!(t.path().join("base/5/548").exists());
     }
 
     #[test]
