@@ -8,6 +8,8 @@
 
 mod support;
 
+/// Standbys cloned and fed from barman-cloud backups in S3, Azure and GCS.
+mod barman_cloud;
 /// The object-storage test servers (moto, Azurite, a GCS emulator) written to by barman-cloud.
 mod barman_cloud_env;
 /// The CLI: repmgr's and barman-wal-restore's command lines, help, plugin commands.
