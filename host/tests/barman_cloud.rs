@@ -122,15 +122,19 @@ impl Lab {
     /// in `spool-NAME`; `extra` appended.
     fn conf(&self, name: &str, extra: &str) -> PathBuf {
         let path = self.sc.path(&format!("{name}.conf"));
+        let restore = format!("{} -f {} wal-restore %f %p", pgclone_bin(), path.display());
+        self.conf_restoring(name, &restore, extra)
+    }
+
+    /// The same with restore_command `restore`.
+    fn conf_restoring(&self, name: &str, restore: &str, extra: &str) -> PathBuf {
         let mut text = format!(
             "node_id=2\nnode_name={name}\nbackup_source=barman-cloud\nbarman_cloud_url='{}'\n\
              barman_cloud_server={SERVER}\nbarman_cloud_provider={}\n\
-             wal_restore_spool_dir='{}'\nrestore_command='{} -f {} wal-restore %f %p'\n",
+             wal_restore_spool_dir='{}'\nrestore_command='{restore}'\n",
             self.store.url,
             self.store.provider.name(),
             self.sc.path(&format!("spool-{name}")).display(),
-            pgclone_bin(),
-            path.display(),
         );
         if let Some(e) = &self.store.endpoint_url {
             text.push_str(&format!("barman_cloud_endpoint_url='{e}'\n"));
@@ -354,10 +358,34 @@ fn s3_plain_bzip2_lz4_by_id_and_snappy_as_latest() {
                 compression
             }
         );
-        let conf = lab.conf(&name, "");
+        // The plain one's restore_command is the barman-cloud-wal-restore
+        // drop-in: the clone warms its spool too.
+        let dropin = lab.sc.path("spool-dropin-warm");
+        let conf = if compression.is_empty() {
+            let restore = format!(
+                "{} barman-cloud-wal-restore --endpoint-url {} --spool-dir {} {} {SERVER} %f %p",
+                pgclone_bin(),
+                lab.store.endpoint_url.as_ref().unwrap(),
+                dropin.display(),
+                lab.store.url
+            );
+            lab.conf_restoring(&name, &restore, "")
+        } else {
+            lab.conf(&name, "")
+        };
         let target = lab.sc.path(&format!("standby-{name}"));
         let out = lab.clone(&conf, &target, &["--backup-id", which]);
         let err = assert_cloned(&out, &target);
+        if compression.is_empty() {
+            assert!(err.contains("fetching the WAL since the backup"), "{err}");
+            let begin = backup_begin_wal(&lab.store, id);
+            let since: Vec<String> = lab
+                .archived("00000001")
+                .into_iter()
+                .filter(|n| *n >= begin)
+                .collect();
+            wait_spooled(&dropin, &since);
+        }
         assert!(
             err.contains(id.as_str()),
             "{compression}: {id} not named:\n{err}"
