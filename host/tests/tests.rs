@@ -8,6 +8,8 @@
 
 mod support;
 
+/// Standbys cloned and fed from barman-cloud backups in S3 and Azure.
+mod barman_cloud;
 /// The object-storage test servers (moto, Azurite, fake-gcs-server) written to by barman-cloud.
 mod barman_cloud_env;
 /// A standby cloned from a barman-cloud backup in Google Cloud Storage (fake-gcs-server).
