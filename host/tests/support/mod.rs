@@ -672,6 +672,7 @@ pub fn plugin_request() -> pgclone::contract::source::CloneRequest {
         upstream_version: None,
         upstream_system_identifier: None,
         upstream_tablespaces: Vec::new(),
+        placed_tablespaces: Vec::new(),
         backup_id: None,
         fast_checkpoint: false,
         slot_name: None,
