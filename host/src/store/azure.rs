@@ -158,8 +158,9 @@ pub(crate) fn build(
         .with_account(&account)
         .with_container_name(container)
         .with_endpoint(endpoint.clone())
-        .with_allow_http(endpoint.starts_with("http://"))
+        // After the client options, which would reset it.
         .with_client_options(client)
+        .with_allow_http(endpoint.starts_with("http://"))
         .with_retry(retry);
     let store = b.build().map_err(|e| {
         StoreError::invalid(format!(
