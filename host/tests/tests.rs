@@ -10,6 +10,8 @@ mod support;
 
 /// The object-storage test servers (moto, Azurite, a GCS emulator) written to by barman-cloud.
 mod barman_cloud_env;
+/// Faulty and hostile object stores: clones and wal-restore fail cleanly.
+mod barman_cloud_faults;
 /// The CLI: repmgr's and barman-wal-restore's command lines, help, plugin commands.
 mod cli;
 /// Clones from Barman 3.4 and 3.19: plain, compressed, incremental, faults.
