@@ -247,6 +247,12 @@ fn failed_cleanly(
     secret: &str,
 ) {
     let all = all_output(out);
+    // What the operator reads, shown with --nocapture.
+    let said: Vec<&str> = all
+        .lines()
+        .filter(|l| ["ERROR", "DETAIL", "HINT"].iter().any(|p| l.starts_with(p)))
+        .collect();
+    eprintln!("{case}:\n  {}", said.join("\n  "));
     assert_eq!(out.status.code(), Some(1), "{case}: {all}");
     assert!(all.contains("ERROR"), "{case}: no ERROR in:\n{all}");
     for w in wants {
