@@ -12,6 +12,8 @@ mod support;
 mod barman_cloud;
 /// The object-storage test servers (moto, Azurite, fake-gcs-server) written to by barman-cloud.
 mod barman_cloud_env;
+/// Faulty and hostile object stores: clones and wal-restore fail cleanly.
+mod barman_cloud_faults;
 /// A standby cloned from a barman-cloud backup in Google Cloud Storage (fake-gcs-server).
 mod barman_cloud_gcs;
 /// The CLI: repmgr's and barman-wal-restore's command lines, help, plugin commands.

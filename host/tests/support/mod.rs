@@ -52,6 +52,7 @@ const TEST_COMPONENTS: &[&str] = &[
     "test-greedy",
     "test-echo",
     "test-escaper",
+    "test-reacher",
     "test-liar",
     "test-babbler",
     "test-forgetful",
