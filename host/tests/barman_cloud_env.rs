@@ -1,5 +1,5 @@
 //! The object-storage harness against the real servers: barman-cloud 3.19.1
-//! writes backups and WAL into moto (S3), Azurite and the GCS emulator, and
+//! writes backups and WAL into moto (S3), Azurite and fake-gcs-server, and
 //! its own restore tools bring a standby back from them. What the
 //! barman-cloud source is tested against is proven here first.
 
@@ -336,7 +336,7 @@ fn azurite_plain_backup_round_trip() {
     plain_backup_round_trip(azurite(), "azurite_plain");
 }
 
-/// Google Cloud Storage (the emulator): a plain backup, listed and restorable.
+/// Google Cloud Storage (fake-gcs-server): a plain backup, listed and restorable.
 #[test]
 fn gcs_plain_backup_round_trip() {
     plain_backup_round_trip(gcs_emulator(), "gcs_plain");

@@ -8,8 +8,14 @@
 
 mod support;
 
-/// The object-storage test servers (moto, Azurite, a GCS emulator) written to by barman-cloud.
+/// Standbys cloned and fed from barman-cloud backups in S3 and Azure.
+mod barman_cloud;
+/// The object-storage test servers (moto, Azurite, fake-gcs-server) written to by barman-cloud.
 mod barman_cloud_env;
+/// Faulty and hostile object stores: clones and wal-restore fail cleanly.
+mod barman_cloud_faults;
+/// A standby cloned from a barman-cloud backup in Google Cloud Storage (fake-gcs-server).
+mod barman_cloud_gcs;
 /// The CLI: repmgr's and barman-wal-restore's command lines, help, plugin commands.
 mod cli;
 /// Clones from Barman 3.4 and 3.19: plain, compressed, incremental, faults.
@@ -30,7 +36,7 @@ mod hostile_archives;
 mod hostile_plans;
 /// pgclone killed (SIGKILL) at each phase of a clone: nothing runs on, the rerun repairs.
 mod killed_clone;
-/// The object-store layer against moto (S3) and Azurite: listings, reads,
+/// The object-store layer against moto (S3), Azurite and fake-gcs-server: listings, reads,
 /// the parallel reader, refused credentials, silent servers.
 mod object_store;
 /// Patroni 3.0.2 and 4.1.5 clusters with members made by patroni-replica.

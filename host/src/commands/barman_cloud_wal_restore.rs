@@ -120,11 +120,22 @@ fn run_inner(ctx: &Context, a: BarmanCloudWalRestoreArgs) -> anyhow::Result<u8> 
             a.read_timeout.map(|t| t.to_string()),
         ),
     ];
+    // The prefetcher is started with this command line (the source's
+    // configuration is in it, not in a file).
+    let mut relaunch = vec!["barman-cloud-wal-restore".to_string()];
     for (key, value) in optional {
         if let Some(v) = value {
+            let option = match key {
+                "barman_cloud_endpoint_url" => "--endpoint-url",
+                "barman_cloud_provider" => "--cloud-provider",
+                "barman_cloud_aws_profile" => "--aws-profile",
+                _ => "--read-timeout",
+            };
+            relaunch.extend([option.to_string(), v.clone()]);
             conf.set(key, &v);
         }
     }
+    relaunch.extend([url.clone(), server.clone()]);
     let _ = (&a.addressing_style, &a.azure_credential, a.no_partial);
     let spool = a
         .spool_dir
@@ -160,6 +171,7 @@ fn run_inner(ctx: &Context, a: BarmanCloudWalRestoreArgs) -> anyhow::Result<u8> 
         wal_dest: PathBuf::from(dest),
         retry_for: seconds(a.retry_for, &conf, "wal_restore_retry_seconds", 60)?,
         warm: a.warm.warm,
+        relaunch: Some(relaunch),
     };
     Ok(a.warm.run(&o))
 }

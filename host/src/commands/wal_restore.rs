@@ -313,6 +313,7 @@ fn run_inner(ctx: &Context, a: WalRestoreArgs) -> anyhow::Result<u8> {
         wal_dest: PathBuf::from(dest),
         retry_for: seconds(a.retry_for, &conf, "wal_restore_retry_seconds", 60)?,
         warm: a.warm.warm,
+        relaunch: None,
     };
     let _ = (a.gzip, a.bzip2, a.keep_compression, a.sleep);
     Ok(a.warm.run(&o))

@@ -168,10 +168,32 @@ pub(crate) fn build(
             secrets.push(secret);
             (b, from)
         }
-        AwsCreds::Chain => (
-            AmazonS3Builder::from_env(),
-            "web identity or the instance's metadata".to_string(),
-        ),
+        AwsCreds::Chain => {
+            let indirect = [
+                "AWS_WEB_IDENTITY_TOKEN_FILE",
+                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            ]
+            .iter()
+            .any(|v| env.var(v).is_some());
+            // boto3 then stops without asking the metadata server; so does
+            // pgclone, instead of a request that could only time out.
+            if !indirect
+                && env
+                    .var("AWS_EC2_METADATA_DISABLED")
+                    .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+            {
+                return Err(StoreError::new(
+                    super::StoreErrorKind::AuthFailed,
+                    format!("found no S3 credentials for bucket \"{}\" (AWS_EC2_METADATA_DISABLED is set)", escape(bucket)),
+                )
+                .hint(HINT));
+            }
+            (
+                AmazonS3Builder::from_env(),
+                "web identity or the instance's metadata".to_string(),
+            )
+        }
     };
     b = b
         .with_bucket_name(bucket)
@@ -259,6 +281,34 @@ mod tests {
         // Nothing at all: object_store's chain.
         let env = FakeEnv::default().with("HOME", "/empty");
         assert_eq!(resolve(&env, None).unwrap().0, AwsCreds::Chain);
+    }
+
+    #[test]
+    fn no_credentials_and_no_metadata_server() {
+        let env = FakeEnv::default()
+            .with("HOME", "/empty")
+            .with("AWS_EC2_METADATA_DISABLED", "true");
+        let e = build(
+            &env,
+            "b",
+            None,
+            None,
+            ClientOptions::new(),
+            RetryConfig::default(),
+        )
+        .unwrap_err();
+        assert_eq!(e.kind, super::super::StoreErrorKind::AuthFailed);
+        assert!(e.hint.unwrap().contains("AWS_ACCESS_KEY_ID"));
+        let env = env.with("AWS_WEB_IDENTITY_TOKEN_FILE", "/var/run/token");
+        assert!(build(
+            &env,
+            "b",
+            None,
+            None,
+            ClientOptions::new(),
+            RetryConfig::default()
+        )
+        .is_ok());
     }
 
     #[test]

@@ -55,11 +55,30 @@ fn chain_text(err: &object_store::Error, ctx: &Context) -> String {
         }
         source = s.source();
     }
-    let text = redact(&text, &ctx.secrets);
+    let text = summarize_xml(&redact(&text, &ctx.secrets));
     // A server's HTML error page can be long; the start says what it is.
     match text.char_indices().nth(600) {
         Some((i, _)) => format!("{}...", &text[..i]),
         None => text,
+    }
+}
+
+/// A provider's XML error body as `Code: Message` (S3, Azure and GCS all
+/// answer `<Error><Code>..</Code><Message>..</Message>..</Error>`).
+fn summarize_xml(text: &str) -> String {
+    let Some(start) = text.find("<?xml").or_else(|| text.find("<Error>")) else {
+        return text.to_string();
+    };
+    let tag = |name: &str| {
+        let open = format!("<{name}>");
+        let i = text.find(&open)? + open.len();
+        let j = text[i..].find(&format!("</{name}>"))?;
+        Some(text[i..i + j].trim().to_string())
+    };
+    match (tag("Code"), tag("Message")) {
+        (Some(code), Some(msg)) => format!("{}{code}: {msg}", &text[..start]),
+        (Some(code), None) => format!("{}{code}", &text[..start]),
+        _ => text.to_string(),
     }
 }
 
@@ -84,11 +103,31 @@ fn status(text: &str) -> Option<u16> {
     text.get(i..i + 3)?.parse().ok()
 }
 
-/// The provider's error codes that say the bucket (container) is missing.
+/// How many requests were made, from the library's `after N retries`.
+fn attempts(text: &str) -> String {
+    let n = text
+        .match_indices("after ")
+        .find_map(|(i, _)| text[i + 6..].split(' ').next()?.parse::<usize>().ok())
+        .map_or(1, |retries| retries + 1);
+    if n == 1 {
+        "1 attempt".into()
+    } else {
+        format!("{n} attempts")
+    }
+}
+
+/// The provider's error codes that say the bucket (container) is missing;
+/// `no bucket named` is fake-gcs-server's (a 500 to a listing), the GCS
+/// server users test against locally.
 fn bucket_missing(text: &str) -> bool {
-    ["NoSuchBucket", "ContainerNotFound", "bucket does not exist"]
-        .iter()
-        .any(|c| text.contains(c))
+    [
+        "NoSuchBucket",
+        "ContainerNotFound",
+        "bucket does not exist",
+        "no bucket named",
+    ]
+    .iter()
+    .any(|c| text.contains(c))
 }
 
 /// Texts of a credential chain that found nothing (instance metadata
@@ -167,9 +206,9 @@ pub(crate) fn classify(err: &object_store::Error, ctx: &Context, op: Op) -> Stor
             return new(
                 StoreErrorKind::Timeout,
                 format!(
-                    "{host} did not answer within {} (per request, {} attempts)",
+                    "{host} did not answer within {} per request ({})",
                     seconds(ctx.timeout),
-                    ctx.retries + 1
+                    attempts(&text)
                 ),
             )
             .hint(format!(
@@ -237,6 +276,21 @@ mod tests {
         assert_eq!(seconds(Duration::from_millis(1500)), "1.5 s");
         assert_eq!(seconds(Duration::from_millis(200)), "200 ms");
         assert!(bucket_missing("<Code>NoSuchBucket</Code>"));
+        assert_eq!(
+            summarize_xml("403 Forbidden: <?xml version=\"1.0\"?> <Error><Code>InvalidAccessKeyId</Code><Message>No such key.</Message><HostId>x</HostId></Error>"),
+            "403 Forbidden: InvalidAccessKeyId: No such key."
+        );
+        assert_eq!(summarize_xml("plain text"), "plain text");
+        assert_eq!(
+            attempts("GET x in 2.1s, after 1 retries, max_retries: 2"),
+            "2 attempts"
+        );
+        assert_eq!(attempts("GET x in 1s - HTTP error"), "1 attempt");
         assert!(!bucket_missing("<Code>NoSuchKey</Code>"));
+        // fake-gcs-server's answer to a listing of a missing bucket.
+        assert!(bucket_missing(
+            "Server returned non-2xx status code: 500 Internal Server Error: <errorResponse>\
+             <Error><Code>500</Code><Message>no bucket named nob</Message></Error></errorResponse>"
+        ));
     }
 }

@@ -140,7 +140,6 @@ pub(crate) struct Context {
     pub provider: Provider,
     pub bucket: String,
     pub timeout: Duration,
-    pub retries: usize,
     pub auth_hint: String,
     pub secrets: Vec<Secret>,
 }
@@ -240,7 +239,6 @@ impl Store {
                 provider: loc.provider,
                 bucket: loc.bucket().to_string(),
                 timeout: spec.timeout,
-                retries: RETRIES,
                 auth_hint: built.auth_hint,
                 secrets: built.secrets,
             }),
@@ -342,6 +340,25 @@ mod tests {
             "store \"barman-cloud\" (s3://bucket/prefix)"
         );
         assert_eq!(store.ctx.host, "s3.us-east-1.amazonaws.com");
+    }
+
+    /// An emulator's http endpoint is requested (the request fails for
+    /// want of a server, not as a scheme the client refuses).
+    #[test]
+    fn azure_emulators_are_reached_over_http() {
+        let env = FakeEnv::default().with(
+            "AZURE_STORAGE_CONNECTION_STRING",
+            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;\
+             BlobEndpoint=http://127.0.0.1:1/devstoreaccount1;",
+        );
+        let mut s = spec("http://127.0.0.1:1/devstoreaccount1/c/p");
+        s.provider = Some(Provider::AzureBlobStorage);
+        s.timeout = Duration::from_secs(2);
+        let e = Store::open_in(&s, &env)
+            .unwrap()
+            .list("", true, 10)
+            .unwrap_err();
+        assert_eq!(e.kind, StoreErrorKind::Unreachable, "{e:?}");
     }
 
     #[test]

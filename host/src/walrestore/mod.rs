@@ -88,6 +88,11 @@ pub struct Options {
     /// The prefetcher fills its whole window before PostgreSQL's first
     /// request (started by a clone, see [`prefetch::warm`]).
     pub warm: bool,
+    /// The command that reopens this source when it is not `wal-restore`'s
+    /// own: the subcommand, its options and arguments before `%f %p`
+    /// (`barman-cloud-wal-restore --endpoint-url URL SOURCE_URL SERVER`),
+    /// which hold the source's configuration; the prefetcher runs it.
+    pub relaunch: Option<Vec<String>>,
 }
 
 /// Why a request could not be served: the standby-mode code and the message.

@@ -140,6 +140,24 @@ fn daemon_argv(o: &Options) -> Vec<String> {
             v.extend(["--plugins-config".into(), p.display().to_string()]);
         }
     }
+    // A drop-in's configuration is its command line: the prefetcher gets it.
+    let relaunch = o.relaunch.as_deref().filter(|r| !r.is_empty());
+    if let Some(words) = relaunch {
+        v.extend([
+            words[0].clone(),
+            "--prefetch-daemon".into(),
+            "--spool-dir".into(),
+            o.spool.display().to_string(),
+            "--parallel".into(),
+            o.prefetch.to_string(),
+        ]);
+        if o.warm {
+            v.push("--warm".into());
+        }
+        v.extend(words[1..].iter().cloned());
+        v.extend(["-".into(), "-".into()]);
+        return v;
+    }
     v.extend([
         "wal-restore".to_string(),
         "--prefetch-daemon".into(),

@@ -1,5 +1,5 @@
 //! Real object-store servers on loopback — moto's S3 server, Azurite (Azure
-//! Blob Storage) and gcp-storage-emulator (Google Cloud Storage) — and
+//! Blob Storage) and fake-gcs-server (Google Cloud Storage) — and
 //! Barman's own cloud tools (barman-cloud 3.19.1) writing real backups and WAL
 //! into them. The servers run as the postgres user, one of each per test
 //! binary, shared by the tests: each test gets a bucket (container) of its
@@ -59,10 +59,10 @@ fn azurite_bin() -> PathBuf {
     )
 }
 
-fn gcs_emulator_bin() -> PathBuf {
+fn fake_gcs_server_bin() -> PathBuf {
     dep(
-        "PGCLONE_TEST_GCS_EMULATOR",
-        "gcsemu/bin/gcp-storage-emulator",
+        "PGCLONE_TEST_FAKE_GCS_SERVER",
+        "fakegcs/bin/fake-gcs-server",
         "",
     )
 }
@@ -199,21 +199,34 @@ pub fn azurite() -> &'static ObjectServer {
     })
 }
 
-/// The GCS emulator, in memory, started by the first test that asks.
+/// fake-gcs-server (Google Cloud Storage), in memory, started by the first
+/// test that asks. Both clients reach it: google-cloud-storage (barman-cloud)
+/// through STORAGE_EMULATOR_HOST with the JSON API, object_store (pgclone)
+/// with the XML API, which it serves to requests whose Host is
+/// `-public-host` (hence the same address there).
 pub fn gcs_emulator() -> &'static ObjectServer {
     static S: OnceLock<ObjectServer> = OnceLock::new();
     S.get_or_init(|| {
         let port = super::free_port();
-        let mut c = as_postgres(gcs_emulator_bin());
+        let addr = format!("127.0.0.1:{port}");
+        let mut c = as_postgres(fake_gcs_server_bin());
         c.args([
-            "start",
-            "--host",
+            "-scheme",
+            "http",
+            "-host",
             "127.0.0.1",
-            "--port",
+            "-port",
             &port.to_string(),
-            "--in-memory",
+            "-backend",
+            "memory",
+            "-public-host",
+            &addr,
+            "-external-url",
+            &format!("http://{addr}"),
+            "-log-level",
+            "warn",
         ]);
-        spawn_server("gcp-storage-emulator", c, port);
+        spawn_server("fake-gcs-server", c, port);
         ObjectServer::new(Provider::Gcs, port)
     })
 }

@@ -52,6 +52,7 @@ const TEST_COMPONENTS: &[&str] = &[
     "test-greedy",
     "test-echo",
     "test-escaper",
+    "test-reacher",
     "test-liar",
     "test-babbler",
     "test-forgetful",
@@ -309,8 +310,16 @@ impl Pg {
     }
 
     pub fn start(&mut self) {
+        self.start_env(&[]);
+    }
+
+    /// Starts the server with `env` added to its environment (what its
+    /// restore_command and archive_command inherit, e.g. object-store
+    /// credentials, kept off every command line).
+    pub fn start_env(&mut self, env: &[(String, String)]) {
         let opts = format!("-p {} -k {}", self.port, self.socket_dir.display());
         let out = run(as_pg(self.bindir.join("pg_ctl"))
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .args(["-w", "-t", "60", "-D"])
             .arg(&self.data)
             .arg("-l")
@@ -672,6 +681,7 @@ pub fn plugin_request() -> pgclone::contract::source::CloneRequest {
         upstream_version: None,
         upstream_system_identifier: None,
         upstream_tablespaces: Vec::new(),
+        placed_tablespaces: Vec::new(),
         backup_id: None,
         fast_checkpoint: false,
         slot_name: None,

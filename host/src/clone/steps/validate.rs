@@ -82,9 +82,13 @@ impl Validation<'_> {
     pub fn granted_key(&self, store: &str, key: &str, refused: &str) -> Result<(), Failure> {
         self.caps.check_key(store, key).map_err(|refusal| {
             let name = self.plugin;
+            let why = match refusal {
+                crate::contract::capability::Refusal::NotDeclared => "the plugin did not declare it",
+                crate::contract::capability::Refusal::NotGranted => "not granted",
+            };
             Failure::new(format!("plugin \"{name}\" {refused}"))
                 .detail(format!(
-                    "key \"{}\" of store \"{store}\": {refusal:?}",
+                    "key \"{}\" of store \"{store}\": {why}",
                     key.escape_debug()
                 ))
                 .hint(format!("a store-read grant covers only keys under its prefix, without \"..\": check [plugin.{name}] grants in plugins.toml"))

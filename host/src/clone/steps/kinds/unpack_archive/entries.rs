@@ -92,13 +92,30 @@ pub(super) fn extract<R: Read>(
                 }
                 check_dir(&parent)?;
                 // A new file only: never through a link or over a file.
-                let mut f = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(mode | 0o600)
-                    .custom_flags(libc::O_NOFOLLOW)
-                    .open(&dst)
-                    .map_err(|e| Fault::Local(dst.clone(), e))?;
+                let create = || {
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .mode(mode | 0o600)
+                        .custom_flags(libc::O_NOFOLLOW)
+                        .open(&dst)
+                };
+                let mut f = match create() {
+                    // The parts of a split backup are unpacked in parallel:
+                    // a file's directory may come in an earlier part, not
+                    // unpacked yet. Made here (checked above); its own entry
+                    // finds it made.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        std::fs::DirBuilder::new()
+                            .recursive(true)
+                            .mode(0o700)
+                            .create(&parent)
+                            .map_err(|e| Fault::Local(parent.clone(), e))?;
+                        create()
+                    }
+                    r => r,
+                }
+                .map_err(|e| Fault::Local(dst.clone(), e))?;
                 loop {
                     let k = entry.read(&mut buf).map_err(Fault::Stream)?;
                     if k == 0 {
@@ -212,6 +229,26 @@ mod tests {
         assert_eq!(s.entries, 3);
         assert_eq!(s.file_bytes, 8);
         assert_eq!(std::fs::read(t.path().join("base/1")).unwrap(), b"hello");
+    }
+
+    /// A later part of a split backup holds files of directories that an
+    /// earlier part, unpacked at the same time, creates.
+    #[test]
+    fn files_come_before_their_directories() {
+        let t = tempfile::tempdir().unwrap();
+        let later = tar_with(|b| file(b, "base/1/2685", b"x"));
+        run(&later, t.path()).unwrap();
+        let earlier = tar_with(|b| {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Directory);
+            h.set_mode(0o700);
+            h.set_size(0);
+            b.append_data(&mut h, "base/1/", &[][..]).unwrap();
+            file(b, "base/1/112", b"y");
+        });
+        run(&earlier, t.path()).unwrap();
+        assert_eq!(std::fs::read(t.path().join("base/1/2685")).unwrap(), b"x");
+        assert_eq!(std::fs::read(t.path().join("base/1/112")).unwrap(), b"y");
     }
 
     #[test]
