@@ -17,8 +17,8 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::support::cloud::{
-    archive_to, archive_wal_now, azurite, barman_cloud_backup, barman_cloud_wal_restore,
-    moto, promote, tablespace, BackupOpts, ObjectServer, Provider, Store,
+    archive_to, archive_wal_now, azurite, barman_cloud_backup, barman_cloud_wal_restore, moto,
+    promote, tablespace, BackupOpts, ObjectServer, Provider, Store,
 };
 use crate::support::{clone_args, is_root, pg_bindir, stderr, stdout, Pg, Scratch};
 
@@ -680,4 +680,3 @@ fn azurite_clone_and_wal_fetch() {
     assert_eq!(azurite().provider, Provider::Azure);
     clone_and_fetch(azurite(), "barman_cloud_azure");
 }
-

@@ -55,7 +55,15 @@ fn first_party_plugins_load_with_the_current_contract() {
     let rt = runtime();
     let cands = catalog::candidates(&Default::default());
     let names: Vec<&str> = cands.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(names, ["recovery-standard", "pg-basebackup", "barman", "barman-cloud"]);
+    assert_eq!(
+        names,
+        [
+            "recovery-standard",
+            "pg-basebackup",
+            "barman",
+            "barman-cloud"
+        ]
+    );
     for c in &cands {
         let p = Plugin::load(&rt, c).unwrap();
         assert_eq!(p.name, c.name);

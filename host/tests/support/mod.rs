@@ -686,7 +686,6 @@ pub fn plugin_request() -> pgclone::contract::source::CloneRequest {
         fast_checkpoint: false,
         slot_name: None,
         interactive: false,
-        placed_tablespaces: Vec::new(),
     }
 }
 
