@@ -148,6 +148,8 @@ pub(crate) struct Context {
 pub struct Store {
     ctx: Arc<Context>,
     root: String,
+    /// The URL as the operator gave it (for messages).
+    url: String,
     client: Arc<dyn ObjectStore>,
     rt: Arc<runtime::Runtime>,
 }
@@ -243,9 +245,16 @@ impl Store {
                 secrets: built.secrets,
             }),
             root: loc.root,
+            url: shown_url(&spec.url),
             client: built.store,
             rt: Arc::new(rt),
         })
+    }
+
+    /// Where `key` is, as the user's URL names it (`s3://bucket/prefix/KEY`),
+    /// for messages.
+    pub fn url_of(&self, key: &str) -> String {
+        format!("{}/{}", self.url.trim_end_matches('/'), escape(key))
     }
 
     /// `store "NAME" (URL[ at ENDPOINT])`, for messages.

@@ -90,8 +90,8 @@ impl Kind for UnpackObjects {
 /// The objects `keys` of `store`, read in order as one stream.
 fn stream(store: &Arc<Store>, keys: Vec<String>) -> ArchiveFrom {
     let label = match keys.as_slice() {
-        [one] => format!("{one} in {}", store.describe()),
-        [first, .., last] => format!("{first} .. {last} in {}", store.describe()),
+        [one] => store.url_of(one),
+        [first, .., last] => format!("{} .. {last}", store.url_of(first)),
         [] => store.describe(),
     };
     let store = store.clone();

@@ -768,7 +768,10 @@ fn judge(
                 "reading it as a {what} failed after {} bytes: {e}",
                 read
             ))
-            .hint("the backup is damaged: check it on the backup host (barman check-backup), or clone from another backup with --backup-id")
+            .hint(match a.from {
+                ArchiveFrom::Ssh { .. } => "the backup is damaged: check it on the backup host (barman check-backup), or clone from another backup with --backup-id",
+                ArchiveFrom::Stream { .. } => "the object in the store is damaged or was cut: list the backups (barman-cloud-backup-list) and clone another with --backup-id",
+            })
             .into())
         }
         Err(Fault::Local(path, e)) => Err(Failure::new(format!(
