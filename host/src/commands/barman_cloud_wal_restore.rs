@@ -12,9 +12,9 @@ use std::process::ExitCode;
 use clap::Args;
 
 use pgclone::walrestore::source::WalSource;
-use pgclone::walrestore::{self, exit, Options};
+use pgclone::walrestore::{exit, Options};
 
-use super::wal_restore::{guarded, seconds, WarmArgs};
+use super::wal_restore::{guarded, seconds, spool_and_prefetch, WarmArgs};
 use super::Context;
 
 /// Fetch a WAL file from a barman-cloud archive in S3, Azure Blob Storage or
@@ -137,19 +137,7 @@ fn run_inner(ctx: &Context, a: BarmanCloudWalRestoreArgs) -> anyhow::Result<u8> 
     }
     relaunch.extend([url.clone(), server.clone()]);
     let _ = (&a.addressing_style, &a.azure_credential, a.no_partial);
-    let spool = a
-        .spool_dir
-        .clone()
-        .or_else(|| conf.get("wal_restore_spool_dir").map(PathBuf::from))
-        .unwrap_or_else(walrestore::default_spool);
-    let prefetch = a
-        .parallel
-        .or_else(|| {
-            conf.get("wal_restore_prefetch")
-                .and_then(|p| p.parse().ok())
-        })
-        .unwrap_or(16)
-        .min(256);
+    let (spool, prefetch) = spool_and_prefetch(a.spool_dir.clone(), a.parallel, &conf);
     let plugins = ctx.plugins(&conf)?;
     let timeout = a.read_timeout.unwrap_or(60).saturating_mul(2).max(120);
     let o = Options {

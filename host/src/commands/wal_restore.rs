@@ -170,6 +170,27 @@ pub fn guarded(dest: &str, body: impl FnOnce() -> anyhow::Result<u8>) -> anyhow:
     Ok(ExitCode::from(code))
 }
 
+/// The spool directory (`--spool-dir`, else `wal_restore_spool_dir`, else
+/// the default) and how many segments to prefetch (`-p`, else
+/// `wal_restore_prefetch`, else 16; at most 256), for both drop-ins.
+pub fn spool_and_prefetch(
+    spool_dir: Option<PathBuf>,
+    parallel: Option<usize>,
+    conf: &pgclone::config::ConfFile,
+) -> (PathBuf, usize) {
+    let spool = spool_dir
+        .or_else(|| conf.get("wal_restore_spool_dir").map(PathBuf::from))
+        .unwrap_or_else(walrestore::default_spool);
+    let prefetch = parallel
+        .or_else(|| {
+            conf.get("wal_restore_prefetch")
+                .and_then(|p| p.parse().ok())
+        })
+        .unwrap_or(16)
+        .min(256);
+    (spool, prefetch)
+}
+
 /// A number of seconds from a flag, else a configuration key, else a default.
 pub fn seconds(
     flag: Option<u64>,
@@ -280,19 +301,7 @@ fn run_inner(ctx: &Context, a: WalRestoreArgs) -> anyhow::Result<u8> {
         }
         Selected::Plugin(p) => (p, None),
     };
-    let spool = a
-        .spool_dir
-        .clone()
-        .or_else(|| conf.get("wal_restore_spool_dir").map(PathBuf::from))
-        .unwrap_or_else(walrestore::default_spool);
-    let prefetch = a
-        .parallel
-        .or_else(|| {
-            conf.get("wal_restore_prefetch")
-                .and_then(|p| p.parse().ok())
-        })
-        .unwrap_or(16)
-        .min(256);
+    let (spool, prefetch) = spool_and_prefetch(a.spool_dir.clone(), a.parallel, &conf);
     let plugins = ctx.plugins(&conf)?;
     let o = Options {
         source: WalSource {
