@@ -25,7 +25,9 @@
 //! text in a row: the compressibility, default 96), PGCLONE_BENCH_SEGMENTS
 //! (WAL segments written since the backup, default 40; quick 8),
 //! PGCLONE_BENCH_ROUNDS (default 3; quick 1), PGCLONE_BENCH_ONLY
-//! (`clone,wal,stream`: which parts run), PGCLONE_BENCH_QUICK=1 (= --quick).
+//! (`clone,wal,stream`: which parts run), PGCLONE_BENCH_QUICK=1 (= --quick),
+//! PGCLONE_BENCH_HOLD=1 (keep the lab up after the setup, for a profile by
+//! hand: the commands are in hold.sh).
 
 #[allow(dead_code)] // the pgbench scale knob: this bench sizes its data in MiB
 mod common;
@@ -274,13 +276,15 @@ fn main() {
     let end_lsn = p.sql("SELECT pg_current_wal_lsn()");
     let wal_dir = format!("{SERVER}/wals/{}/", &first[..16]);
     let archived = store.list(&wal_dir);
-    let names: Vec<String> = archived
+    // Every archived segment up to the last; those written since the backup.
+    let all_names: Vec<String> = archived
         .iter()
         .map(|(k, _)| k[wal_dir.len()..].to_string())
         .filter(|n| n.len() > 24 && n.ends_with(".gz") && !n.contains(".backup"))
         .map(|n| n[..24].to_string())
-        .filter(|n| *n >= first && *n <= last)
+        .filter(|n| *n <= last)
         .collect();
+    let names: Vec<String> = all_names.iter().filter(|n| **n >= first).cloned().collect();
     let wal_gz: u64 = archived
         .iter()
         .filter(|(k, _)| {
@@ -385,6 +389,40 @@ fn main() {
             target.display()
         );
     };
+
+    // PGCLONE_BENCH_HOLD=1: keep the lab up for a profile by hand. The
+    // commands of part 1 are written to hold.sh; the run goes on when the
+    // file `hold` beside it is removed.
+    if knob("PGCLONE_BENCH_HOLD", 0) == 1 {
+        let conf = sc.write(
+            "hold.conf",
+            &conf_text(&pgclone_rc, "clone_wal_prefetch=0\n"),
+        );
+        let env: Vec<String> = store
+            .env
+            .iter()
+            .map(|(k, v)| format!("export {k}='{v}'"))
+            .collect();
+        let script = format!(
+            "{}\n# pgclone, as postgres, into {}:\n{:?}\n# barman-cloud-restore:\n{} {cloud_opts} {} {SERVER} {id} {}\n",
+            env.join("\n"),
+            target.display(),
+            pgclone(&conf),
+            barman_cloud_bin().join("barman-cloud-restore").display(),
+            store.url,
+            target.display()
+        );
+        let hold = sc.write("hold", "");
+        sc.write("hold.sh", &script);
+        eprintln!(
+            "holding: {} (remove {} to go on)",
+            sc.path("hold.sh").display(),
+            hold.display()
+        );
+        while hold.exists() {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
 
     // 1. The clone alone (no WAL fetched while it runs: clone_wal_prefetch=0).
     if runs("clone") {
@@ -594,9 +632,47 @@ fn main() {
                 }
             ),
         ];
+        // The floor: PostgreSQL's own start and replay of the same WAL
+        // from local disk (restore_command = cp), after a clone that takes
+        // no WAL; no tool's "clone to streaming" is below clone + this.
+        let local_wal = sc.mkdir("local-wal");
+        // The spool must be the running user's (root here), not postgres's.
+        let fill_spool = tempfile::tempdir().unwrap();
+        // All of them: recovery starts at the backup's own first segment.
+        for n in &all_names {
+            run_ok(
+                Command::new(exe)
+                    .arg("barman-cloud-wal-restore")
+                    .args(["--cloud-provider", "aws-s3", "--endpoint-url", &endpoint])
+                    .arg("--spool-dir")
+                    .arg(fill_spool.path())
+                    .args([store.url.as_str(), SERVER, n])
+                    .arg(local_wal.join(n)),
+            );
+        }
+        run_ok(
+            Command::new("chown")
+                .arg("-R")
+                .arg("postgres:postgres")
+                .arg(&local_wal),
+        );
+        let floor_conf = sc.write(
+            "floor.conf",
+            &conf_text(
+                &format!("cp {}/%f %p", local_wal.display()),
+                "clone_wal_prefetch=0\n",
+            ),
+        );
+        let mut floors = Vec::new();
         let mut figs: Vec<Vec<Figure>> = vec![Vec::new(); 2];
         let (mut copies, mut replays): (Vec<Duration>, Vec<Duration>) = (Vec::new(), Vec::new());
         for round in 0..rounds {
+            wipe(&target);
+            timed(
+                "pgclone standby clone (for the floor)",
+                &mut pgclone(&floor_conf),
+            );
+            floors.push(until_streaming(&sc, &target, &end_lsn));
             for i in [round % 2, 1 - round % 2] {
                 wipe(&target);
                 let l = load();
@@ -632,9 +708,15 @@ fn main() {
             median(copies).as_secs_f64(),
             median(replays).as_secs_f64()
         );
+        let floor = median(floors);
         println!(
-            "  barman-cloud / pgclone {:6.2}x   (target >= 5)   [{}]",
+            "  floor: PostgreSQL start and replay until streaming, the WAL on local disk (cp): {:.2} s",
+            floor.as_secs_f64()
+        );
+        println!(
+            "  barman-cloud / pgclone {:6.2}x   (target >= 5; a clone taking no time at all would give {:.2}x)   [{}]",
             b.as_secs_f64() / a.as_secs_f64(),
+            b.as_secs_f64() / floor.as_secs_f64(),
             load()
         );
         wipe(&target);

@@ -49,7 +49,8 @@ pub struct Stores {
     opened: Arc<Mutex<BTreeMap<String, Arc<Store>>>>,
 }
 
-/// Seconds a store request may take when the configuration says nothing
+/// Seconds a store may be silent (no answer, no bytes of a body) when the
+/// configuration says nothing
 /// (barman-cloud's `--read-timeout` default).
 pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(60);
 

@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::cloud::{azurite, barman_cloud_backup, moto, BackupOpts, Provider, Store};
+use crate::support::cloud::{
+    azurite, barman_cloud_backup, barman_cloud_wal_restore, moto, BackupOpts, Provider, Store,
+};
 use crate::support::{is_root, run_ok, standby_clone, stderr, stdout, Pg, Scratch};
 
 /// The secret of the S3 stores the harness makes (moto takes any).
@@ -441,7 +443,7 @@ fn clones_from_a_faulty_store_fail_cleanly() {
     failed_cleanly(
         "silent store",
         &out,
-        &[&format!("127.0.0.1:{port} did not answer within 1 s")],
+        &[&format!("127.0.0.1:{port} sent nothing for 1 s")],
         &t,
         &ts,
         S3_SECRET,
@@ -731,6 +733,34 @@ fn wal_restore_from_a_faulty_store_delivers_nothing() {
     let (out, _) = wal_restore(&sc, &store, "pg", &wal, &dest, &["-p", "0"]);
     assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
     assert!(std::fs::read(&dest).unwrap() == segment);
+
+    // A segment archived only as `.partial` (a standby's last one at its
+    // promotion): delivered as barman-cloud-wal-restore delivers it,
+    // unless --no-partial.
+    put(
+        &store,
+        &format!("partial/wals/{}/{wal}.partial", &wal[..16]),
+        &segment,
+    );
+    let theirs = sc.path("partial-theirs");
+    let out = barman_cloud_wal_restore(&store, "partial", &wal, &theirs);
+    assert!(out.status.success(), "{}", all_output(&out));
+    assert!(std::fs::read(&theirs).unwrap() == segment);
+    let dest = recovering(&sc, &primary, "standby-partial", "standby.signal");
+    let (out, _) = wal_restore(&sc, &store, "partial", &wal, &dest, &["-p", "0"]);
+    assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
+    assert!(std::fs::read(&dest).unwrap() == segment);
+    let dest = recovering(&sc, &primary, "standby-no-partial", "standby.signal");
+    let (out, _) = wal_restore(
+        &sc,
+        &store,
+        "partial",
+        &wal,
+        &dest,
+        &["-p", "0", "--no-partial"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
+    assert!(!dest.exists());
 
     for (server, want) in [
         ("noise", "WAL"),

@@ -360,42 +360,49 @@ fn check_store(store: &Store, objects: &[(String, Vec<u8>)]) {
     );
     assert_eq!(store.size("main/missing").unwrap(), None);
 
-    // The reader: several objects (one empty), ranged GETs in parallel,
-    // the bytes in order.
+    // The reader: several objects (one empty), the bytes in order, both
+    // ways: one streamed GET per object (1) and ranged GETs in parallel (4).
     let parts = [
         big.clone(),
         format!("{BACKUP}/16384.tar"),
         format!("{BACKUP}/data_0001.tar"),
     ];
-    let mut got = Vec::new();
-    store
-        .reader(&parts, 4)
-        .unwrap()
-        .read_to_end(&mut got)
-        .unwrap();
     let want: Vec<u8> = parts
         .iter()
         .flat_map(|k| data(objects, k).to_vec())
         .collect();
-    assert_eq!(got.len(), want.len());
-    assert!(got == want, "the reader's bytes differ");
+    for parallel in [1, 4] {
+        let mut got = Vec::new();
+        store
+            .reader(&parts, parallel)
+            .unwrap()
+            .read_to_end(&mut got)
+            .unwrap();
+        assert_eq!(got.len(), want.len(), "parallel {parallel}");
+        assert!(
+            got == want,
+            "the reader's bytes differ (parallel {parallel})"
+        );
+    }
 
     // A missing object: the bytes before it, then an error naming it.
-    let mut r = store
-        .reader(&[info.clone(), "main/missing".to_string()], 2)
-        .unwrap();
-    let mut got = Vec::new();
-    let e = r.read_to_end(&mut got).unwrap_err();
-    assert_eq!(got, data(objects, &info));
-    assert!(
-        e.to_string().contains("\"main/missing\"") && e.to_string().contains("barman-cloud"),
-        "{e}"
-    );
-    let inner = e
-        .get_ref()
-        .and_then(|i| i.downcast_ref::<StoreError>())
-        .unwrap();
-    assert_eq!(inner.kind, StoreErrorKind::NotFound);
+    for parallel in [1, 2] {
+        let mut r = store
+            .reader(&[info.clone(), "main/missing".to_string()], parallel)
+            .unwrap();
+        let mut got = Vec::new();
+        let e = r.read_to_end(&mut got).unwrap_err();
+        assert_eq!(got, data(objects, &info), "parallel {parallel}");
+        assert!(
+            e.to_string().contains("\"main/missing\"") && e.to_string().contains("barman-cloud"),
+            "{e}"
+        );
+        let inner = e
+            .get_ref()
+            .and_then(|i| i.downcast_ref::<StoreError>())
+            .unwrap();
+        assert_eq!(inner.kind, StoreErrorKind::NotFound, "parallel {parallel}");
+    }
 
     // Keys never leave the root, and are refused before any request.
     for bad in [
@@ -575,24 +582,26 @@ fn s3_refused_credentials_unreachable_and_silent_servers() {
         &AWS_ENV,
     )
     .unwrap();
-    for call in 0..3 {
+    let read_all = |store: &Store, parallel: usize| {
+        let mut out = Vec::new();
+        let io = store
+            .reader(&["k".into()], parallel)
+            .unwrap()
+            .read_to_end(&mut out)
+            .unwrap_err();
+        io.get_ref()
+            .unwrap()
+            .downcast_ref::<StoreError>()
+            .unwrap()
+            .clone()
+    };
+    for call in 0..4 {
         let t = Instant::now();
         let e = match call {
             0 => store.list("", false, 10).unwrap_err(),
             1 => store.size("k").unwrap_err(),
-            _ => {
-                let mut out = Vec::new();
-                let io = store
-                    .reader(&["k".into()], 4)
-                    .unwrap()
-                    .read_to_end(&mut out)
-                    .unwrap_err();
-                io.get_ref()
-                    .unwrap()
-                    .downcast_ref::<StoreError>()
-                    .unwrap()
-                    .clone()
-            }
+            2 => read_all(&store, 4),
+            _ => read_all(&store, 1),
         };
         let took = t.elapsed();
         eprintln!("{took:?}: {}", Failure::from(e.clone()));
@@ -608,6 +617,74 @@ fn s3_refused_credentials_unreachable_and_silent_servers() {
             "call {call} took {took:?}"
         );
     }
+    drop(held);
+
+    // A server that answers, sends part of the body and then goes silent:
+    // a streamed GET has no limit on its whole length, only on silence.
+    let stalling = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = stalling.local_addr().unwrap().port();
+    let held = std::thread::spawn(move || {
+        use std::io::Write;
+        let mut conns = Vec::new();
+        stalling.set_nonblocking(true).unwrap();
+        let end = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < end {
+            if let Ok((mut c, _)) = stalling.accept() {
+                c.set_nonblocking(false).unwrap();
+                let mut request = [0u8; 4096];
+                let n = c.read(&mut request).unwrap_or(0);
+                // A client resuming the body asks for the rest: answered as
+                // S3 would (206 from that offset), and stalled again.
+                let request = String::from_utf8_lossy(&request[..n]).to_ascii_lowercase();
+                let from: u64 = request
+                    .split("range: bytes=")
+                    .nth(1)
+                    .and_then(|r| r.split('-').next())
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0);
+                let head = if from == 0 {
+                    "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n".to_string()
+                } else {
+                    format!(
+                        "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\n\
+                         Content-Range: bytes {from}-999/1000\r\n",
+                        1000 - from
+                    )
+                };
+                let _ = c.write_all(
+                    format!(
+                        "{head}ETag: \"e\"\r\nLast-Modified: Mon, 07 Dec 2026 00:00:00 GMT\r\n\r\n0123456789"
+                    )
+                    .as_bytes(),
+                );
+                conns.push(c);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    let store = Store::open_with_env(
+        &spec(
+            "s3://pgbk/x",
+            Some(format!("http://127.0.0.1:{port}")),
+            timeout,
+        ),
+        &AWS_ENV,
+    )
+    .unwrap();
+    let t = Instant::now();
+    let e = read_all(&store, 1);
+    let took = t.elapsed();
+    eprintln!("{took:?}: {}", Failure::from(e.clone()));
+    assert_eq!(e.kind, StoreErrorKind::Timeout, "{e:?}");
+    assert!(
+        e.message.contains(&format!("127.0.0.1:{port}")),
+        "{}",
+        e.message
+    );
+    assert!(
+        took >= timeout && took < Duration::from_secs(8),
+        "a stalled body took {took:?}"
+    );
     drop(held);
 }
 

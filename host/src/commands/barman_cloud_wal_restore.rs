@@ -65,8 +65,9 @@ pub struct BarmanCloudWalRestoreArgs {
     /// environment, then the default flow (managed identity, the Azure CLI).
     #[arg(long, alias = "credential", value_name = "CREDENTIAL", value_parser = ["azure-cli", "managed-identity", "default"])]
     azure_credential: Option<String>,
-    /// Accepted for compatibility: .partial files are never delivered in
-    /// place of a segment.
+    /// Never deliver a segment's .partial file (archived by a standby at its
+    /// promotion) when the complete segment is not in the archive; without
+    /// it, the .partial is delivered, as barman-cloud-wal-restore does.
     #[arg(long)]
     no_partial: bool,
     /// Segments to prefetch while PostgreSQL replays (default: wal_restore_prefetch, else 16; 0 disables).
@@ -136,7 +137,7 @@ fn run_inner(ctx: &Context, a: BarmanCloudWalRestoreArgs) -> anyhow::Result<u8> 
         }
     }
     relaunch.extend([url.clone(), server.clone()]);
-    let _ = (&a.addressing_style, &a.azure_credential, a.no_partial);
+    let _ = (&a.addressing_style, &a.azure_credential);
     let (spool, prefetch) = spool_and_prefetch(a.spool_dir.clone(), a.parallel, &conf);
     let plugins = ctx.plugins(&conf)?;
     let timeout = a.read_timeout.unwrap_or(60).saturating_mul(2).max(120);
@@ -153,7 +154,7 @@ fn run_inner(ctx: &Context, a: BarmanCloudWalRestoreArgs) -> anyhow::Result<u8> 
         },
         spool,
         prefetch,
-        partial: false,
+        partial: !a.no_partial,
         test: a.test,
         wal_name: name,
         wal_dest: PathBuf::from(dest),

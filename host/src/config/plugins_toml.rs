@@ -13,7 +13,7 @@
 //! endpoint_url = "https://minio.example"  # optional, S3-compatible servers
 //! provider = "aws-s3"                     # optional, else from the URL
 //! aws_profile = "backups"                 # optional, ~/.aws/credentials
-//! read_timeout = 60                       # seconds per request
+//! read_timeout = 60                       # seconds a silent store is waited for
 //!                                         # default for X: the `X_url` ... keys
 //!
 //! [plugin.site-policy]

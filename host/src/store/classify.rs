@@ -206,13 +206,13 @@ pub(crate) fn classify(err: &object_store::Error, ctx: &Context, op: Op) -> Stor
             return new(
                 StoreErrorKind::Timeout,
                 format!(
-                    "{host} did not answer within {} per request ({})",
+                    "{host} sent nothing for {} ({})",
                     seconds(ctx.timeout),
                     attempts(&text)
                 ),
             )
             .hint(format!(
-                "Check that {host} is up and reachable from this host; the limit is the store's timeout."
+                "Check that {host} is up and reachable from this host; the limit on a silent store is its read timeout (barman-cloud's --read-timeout)."
             ));
         }
         Some(HttpErrorKind::Connect) => {

@@ -23,7 +23,7 @@ pub enum StoreErrorKind {
     TooLarge,
     /// A listing has more entries than the caller allows.
     TooMany,
-    /// The store's host did not answer in time.
+    /// The store's host sent nothing for as long as the read timeout.
     Timeout,
     /// The store answered something inconsistent (a short body).
     Corrupt,

@@ -88,8 +88,8 @@ pub struct StoreSpec {
     pub provider: Option<Provider>,
     /// The AWS profile (barman-cloud's `--aws-profile`).
     pub profile: Option<String>,
-    /// The limit of each request; connecting is limited to the smaller of
-    /// this and 10 s.
+    /// How long a request may wait for an answer, or a body for its next
+    /// bytes; connecting is limited to the smaller of this and 10 s.
     pub timeout: Duration,
 }
 
@@ -192,8 +192,12 @@ impl Store {
                 "an endpoint URL is for S3-compatible servers (aws-s3) only",
             )));
         }
+        // The limit is on silence (waiting for an answer, or between two
+        // reads of a body), not on a whole request: a large object streamed
+        // over a slow link is not cut, a store that stops answering is.
         let client = ClientOptions::new()
-            .with_timeout(spec.timeout)
+            .with_timeout_disabled()
+            .with_read_timeout(spec.timeout)
             .with_connect_timeout(spec.timeout.min(Duration::from_secs(10)))
             .with_user_agent(object_store::HeaderValue::from_static(concat!(
                 "pgclone/",

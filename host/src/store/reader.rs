@@ -1,13 +1,19 @@
-//! Objects read as one stream: each object's bytes from ranged GETs of
-//! [`RANGE`] bytes (the first one's answer gives its size: no HEAD), up to
-//! `parallel` in flight, reassembled in order. Memory stays near (`parallel` + 2) x [`RANGE`]:
-//! fetched ranges wait for the reader in a channel of one.
+//! Objects read as one stream, in one of two ways:
+//! - with one request in flight, each object is one GET whose body is
+//!   passed on as it arrives: what the caller wants when it reads several
+//!   objects side by side (a backup's parts), and the cheapest for a server;
+//! - with more, each object's bytes come from ranged GETs of [`RANGE`] bytes
+//!   (the first one's answer gives its size: no HEAD), up to `parallel` in
+//!   flight, reassembled in order: one large object read at the speed of
+//!   several connections. Memory stays near (`parallel` + 2) x [`RANGE`]:
+//!   fetched ranges wait for the reader in a channel of one.
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures::StreamExt;
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 use tokio::sync::{mpsc, oneshot};
@@ -20,6 +26,11 @@ use super::{keys, Context, Store};
 
 /// The size of one ranged GET.
 pub const RANGE: u64 = 8 << 20;
+
+/// Body chunks of a streamed GET that wait for the reader (a few MiB).
+const WHOLE_CHUNKS: usize = 32;
+
+type Sender = mpsc::Sender<Result<Option<Bytes>, StoreError>>;
 
 /// The concatenation of objects, in order (`std::io::Read`). An error (a
 /// missing object, a short body, a timeout) is an `io::Error` whose message
@@ -42,9 +53,10 @@ struct Job {
 }
 
 impl Store {
-    /// A reader of the objects `keys` (relative to the root), fetched with
-    /// up to `parallel` ranged GETs in flight. Keys are checked here, before
-    /// any request; fetching starts at once, in the background.
+    /// A reader of the objects `keys` (relative to the root): with
+    /// `parallel` 1, one streamed GET per object; with more, up to
+    /// `parallel` ranged GETs in flight. Keys are checked here, before any
+    /// request; fetching starts at once, in the background.
     pub fn reader(&self, keys: &[String], parallel: usize) -> Result<ObjectReader, StoreError> {
         let mut objects = Vec::with_capacity(keys.len());
         for k in keys {
@@ -52,14 +64,25 @@ impl Store {
             let p = path(&full, || Op::Read(k).failed(&self.ctx))?;
             objects.push((Arc::<str>::from(k.as_str()), Arc::new(p)));
         }
-        let (tx, rx) = mpsc::channel(1);
-        let task = self.rt.handle().spawn(produce(
-            self.client.clone(),
-            self.ctx.clone(),
-            objects,
-            parallel.max(1),
-            tx,
-        ));
+        let (client, ctx) = (self.client.clone(), self.ctx.clone());
+        let (rx, task) = if parallel <= 1 {
+            // A body arrives in small chunks: room for a few hundred.
+            let (tx, rx) = mpsc::channel(WHOLE_CHUNKS);
+            (
+                rx,
+                self.rt
+                    .handle()
+                    .spawn(stream_whole(client, ctx, objects, tx)),
+            )
+        } else {
+            let (tx, rx) = mpsc::channel(1);
+            (
+                rx,
+                self.rt
+                    .handle()
+                    .spawn(produce(client, ctx, objects, parallel, tx)),
+            )
+        };
         Ok(ObjectReader {
             rx,
             current: Bytes::new(),
@@ -85,14 +108,14 @@ async fn produce(
     ctx: Arc<Context>,
     objects: Vec<(Arc<str>, Arc<Path>)>,
     parallel: usize,
-    tx: mpsc::Sender<Result<Option<Bytes>, StoreError>>,
+    tx: Sender,
 ) {
     // Fetches are tasks of their own, so they go on while this one waits
     // for a size or for the reader; they are collected in order.
     let mut in_flight: VecDeque<Fetch> = VecDeque::with_capacity(parallel);
     // Sends the oldest fetch's bytes; false when the reader is gone or the
     // fetch failed (then the error was sent and nothing more will be).
-    async fn deliver(fetch: Fetch, tx: &mpsc::Sender<Result<Option<Bytes>, StoreError>>) -> bool {
+    async fn deliver(fetch: Fetch, tx: &Sender) -> bool {
         let r = match (&mut { fetch }.0).await {
             Ok(r) => r,
             Err(e) => Err(StoreError::new(
@@ -156,6 +179,50 @@ async fn produce(
     let _ = tx.send(Ok(None)).await;
 }
 
+/// Each object with one GET, its body passed on as it arrives; a body
+/// shorter or longer than the object's size is an error.
+async fn stream_whole(
+    client: Arc<dyn ObjectStore>,
+    ctx: Arc<Context>,
+    objects: Vec<(Arc<str>, Arc<Path>)>,
+    tx: Sender,
+) {
+    for (key, path) in objects {
+        let op = Op::Read(&key);
+        let got = match client.get(&path).await {
+            Ok(got) => got,
+            Err(e) => {
+                let _ = tx.send(Err(classify(&e, &ctx, op))).await;
+                return;
+            }
+        };
+        let size = got.meta.size;
+        let mut body = got.into_stream();
+        let mut seen = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = tx.send(Err(classify(&e, &ctx, op))).await;
+                    return;
+                }
+            };
+            seen += chunk.len() as u64;
+            if seen > size {
+                break;
+            }
+            if tx.send(Ok(Some(chunk))).await.is_err() {
+                return;
+            }
+        }
+        if seen != size {
+            let _ = tx.send(Err(short_body(&ctx, op, 0, size, seen))).await;
+            return;
+        }
+    }
+    let _ = tx.send(Ok(None)).await;
+}
+
 /// An object's first range; sends its size on `size_tx` once known.
 async fn first(
     client: &dyn ObjectStore,
@@ -211,15 +278,18 @@ fn check_length(
     if bytes.len() as u64 == want {
         return Ok(bytes);
     }
-    Err(StoreError::new(
+    Err(short_body(ctx, op, start, want, bytes.len() as u64))
+}
+
+fn short_body(ctx: &Context, op: Op, start: u64, want: u64, got: u64) -> StoreError {
+    StoreError::new(
         StoreErrorKind::Corrupt,
         format!(
-            "{}: the store sent {} bytes at offset {start} where its size says {want}",
+            "{}: the store sent {got} bytes at offset {start} where its size says {want}",
             op.failed(ctx),
-            bytes.len(),
         ),
     )
-    .hint("The object changed while it was read, or the store is inconsistent."))
+    .hint("The object changed while it was read, or the store is inconsistent.")
 }
 
 impl Read for ObjectReader {

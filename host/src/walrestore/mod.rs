@@ -336,6 +336,7 @@ fn restore(
 /// not yet archived (Barman's `incoming/` and `streaming/`, which `barman
 /// get-wal` serves), and recovery must get every segment the source has.
 /// With `--partial`, a segment nobody has is asked for as `.partial`.
+/// (barman-cloud-wal-restore's drop-in sets it unless `--no-partial`.)
 fn fetch_one(
     o: &Options,
     f: &Fetcher,
@@ -352,7 +353,15 @@ fn fetch_one(
     }
     let fetch = f.archive.fetch.as_ref();
     if let Some(w) = &f.archive.store {
-        match f.read_store(w, name, into)? {
+        // A segment the archive has only as `.partial` (the last one of a
+        // timeline, archived at a promotion), when allowed, as it is.
+        let found = match f.read_store(w, name, name, into)? {
+            None if o.partial && segment => {
+                f.read_store(w, &format!("{name}.partial"), name, into)?
+            }
+            found => found,
+        };
+        match found {
             Some(Ok(l)) if fetch.is_none() || l.check(name, cluster.sysid).is_ok() => {
                 return Ok(Some(l));
             }

@@ -118,16 +118,18 @@ impl Fetcher<'_> {
         }
     }
 
-    /// One file as the store holds it, `None` when it does not.
+    /// The file the store holds as `stored` (a name, or its `.partial`),
+    /// landed as `name`; `None` when the store does not hold it.
     pub fn read_store(
         &self,
         w: &StoreWal,
+        stored: &str,
         name: &str,
         into: Landing,
     ) -> Result<Option<Result<Landed, LandError>>, Problem> {
         let store = self.open_store(w)?;
-        let found = self.find_objects(&store, w, &[name.to_string()])?;
-        match found.get(name) {
+        let found = self.find_objects(&store, w, &[stored.to_string()])?;
+        match found.get(stored) {
             Some(key) => self.download(&store, key, name, into).map(Some),
             None => Ok(None),
         }

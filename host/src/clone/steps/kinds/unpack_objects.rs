@@ -15,8 +15,10 @@ use crate::contract::source::{ObjectParts, UnpackObjectsStep};
 use crate::report::Failure;
 use crate::store::{Store, StoreError};
 
-/// Ranged requests in flight for one object.
-const REQUESTS_PER_OBJECT: usize = 4;
+/// Ranged requests in flight for an object read alone. Objects read side by
+/// side (a backup's parts) are one streamed GET each: as many connections,
+/// and a server reads each object once.
+const REQUESTS_FOR_ONE: usize = 4;
 
 /// A validated `unpack-objects` step: the archives it comes to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,8 +61,10 @@ impl Kind for UnpackObjects {
                 Err(e) => return Err(store_failure(&e)),
             }
         }
+        let side_by_side = u.parts == ObjectParts::Separate && u.objects.len() > 1;
+        let requests = if side_by_side { 1 } else { REQUESTS_FOR_ONE };
         let archive = |keys: Vec<String>, size_bytes: u64| UnpackArchive {
-            from: stream(&store, keys),
+            from: stream(&store, keys, requests),
             compression: u.compression,
             local: local.clone(),
             size_bytes,
@@ -87,8 +91,9 @@ impl Kind for UnpackObjects {
     }
 }
 
-/// The objects `keys` of `store`, read in order as one stream.
-fn stream(store: &Arc<Store>, keys: Vec<String>) -> ArchiveFrom {
+/// The objects `keys` of `store`, read in order as one stream with
+/// `requests` in flight.
+fn stream(store: &Arc<Store>, keys: Vec<String>, requests: usize) -> ArchiveFrom {
     let label = match keys.as_slice() {
         [one] => store.url_of(one),
         [first, .., last] => format!("{} .. {last}", store.url_of(first)),
@@ -100,7 +105,7 @@ fn stream(store: &Arc<Store>, keys: Vec<String>) -> ArchiveFrom {
         origin: store.describe(),
         open: Arc::new(move || {
             let reader = store
-                .reader(&keys, REQUESTS_PER_OBJECT)
+                .reader(&keys, requests)
                 .map_err(|e| std::io::Error::other(source_error(&e)))?;
             Ok(Box::new(StoreStream(reader)) as Box<dyn Read + Send>)
         }),
