@@ -204,9 +204,14 @@ async fn clone(
     out.phase("resolve", t);
     let t = Instant::now();
     let mut checks = Checks::default();
-    preflight::check(&ctx, &mut checks).await?;
-    let decided = plan::decide(&ctx, &mut checks).await?;
+    let decided = async {
+        preflight::check(&ctx, &mut checks).await?;
+        plan::decide(&ctx, &mut checks).await
+    }
+    .await;
+    // Recorded even when a phase of the checks ended in an error.
     out.checks = checks.views();
+    let decided = decided?;
     out.phase("checks", t);
     checks.print();
     if let Some(e) = checks.first_failure() {
