@@ -7,14 +7,14 @@
 //! `use` groups included; a module's own `tests` are not counted.
 
 /// The crate's top-level modules, lowest first. What each layer is:
-/// reporting (and the command lines hints suggest); processes, PostgreSQL's
+/// reporting (the command lines hints suggest, the JSON document); processes, PostgreSQL's
 /// protocols, WAL arithmetic and the contract as the host's types; ssh and
 /// object stores; file
 /// trust; configuration; the site's environment; the WebAssembly sandbox;
 /// recovery configuration and wal-restore; the clone; the `plugin test`
 /// checks; the commands.
 const CRATE_LAYERS: &[&[&str]] = &[
-    &["report", "invocation", "fuzz", "layers"],
+    &["report", "invocation", "output", "fuzz", "layers"],
     &["child", "pg", "wal", "contract"],
     &["remote", "store"],
     &["trust"],
@@ -32,6 +32,7 @@ const CRATE_LAYERS: &[&[&str]] = &[
 const CLONE_LAYERS: &[&[&str]] = &[
     &[
         "checks",
+        "outcome",
         "interrupt",
         "progress",
         "safety",

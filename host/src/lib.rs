@@ -10,6 +10,7 @@ pub mod environment;
 pub mod invocation;
 #[cfg(test)]
 mod layers;
+pub mod output;
 pub mod pg;
 pub mod plugin;
 pub mod recovery;

@@ -12,6 +12,7 @@ use clap::error::ErrorKind;
 use clap::parser::ValueSource;
 use clap::{ArgAction, ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
+use pgclone::output::Format;
 use pgclone::report::{self, Level};
 
 mod commands;
@@ -67,6 +68,8 @@ struct General {
     site: Site,
     #[command(flatten)]
     logging: Logging,
+    #[command(flatten)]
+    rendering: Rendering,
 
     /// standby clone only: write messages to log_file from the configuration.
     #[arg(long, global = true)]
@@ -117,6 +120,17 @@ struct Logging {
     quiet: bool,
 }
 
+/// How results are printed: the commands that have a JSON form.
+#[derive(Args)]
+struct Rendering {
+    /// text (default) or json: one JSON document on standard output, for
+    /// standby clone (with or without --dry-run), plugin list and plugin
+    /// verify; messages stay on standard error (see the README's "Output
+    /// for automation").
+    #[arg(long, global = true, value_name = "FORMAT", value_enum)]
+    output: Option<pgclone::output::Format>,
+}
+
 // Parsed once per process: the size of its largest variant costs nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
@@ -140,6 +154,16 @@ or between `standby` and `clone`."
     PatroniReplica(commands::patroni::PatroniArgs),
 }
 
+/// Whether the command line asks for JSON, read from argv itself: a usage
+/// error may come before clap has parsed it.
+fn wants_json() -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().any(|a| a == "--output=json")
+        || args
+            .windows(2)
+            .any(|w| w[0] == "--output" && w[1] == "json")
+}
+
 fn is_wal_restore() -> bool {
     std::env::args().any(|a| a == "wal-restore" || a == "barman-cloud-wal-restore")
 }
@@ -148,6 +172,9 @@ fn is_wal_restore() -> bool {
 /// a bad option in a targeted recovery must not read as the end of the
 /// archive (clap's status 2): there it stops recovery instead.
 fn exit_usage(e: clap::Error) -> ! {
+    if e.use_stderr() && wants_json() {
+        pgclone::output::usage_error("pgclone/error@1", &e.to_string());
+    }
     if e.use_stderr() && is_wal_restore() {
         let _ = e.print();
         let dest = std::env::args().next_back().unwrap_or_default();
@@ -182,9 +209,8 @@ fn takes(command: &Command) -> Option<Vec<clap::Id>> {
         Command::WalRestore(_) => Some(ids::<Site>()),
         // barman-cloud-wal-restore's -v and -q are its own: accepted.
         Command::BarmanCloudWalRestore(_) => Some([ids::<Site>(), ids::<Logging>()].concat()),
-        Command::Plugin(_) | Command::PatroniReplica(_) => {
-            Some([ids::<Site>(), ids::<Logging>()].concat())
-        }
+        Command::Plugin(_) => Some([ids::<Site>(), ids::<Logging>(), ids::<Rendering>()].concat()),
+        Command::PatroniReplica(_) => Some([ids::<Site>(), ids::<Logging>()].concat()),
     }
 }
 
@@ -234,6 +260,33 @@ Patroni's --KEY=VALUE arguments after it"
             format!("{command} takes no {} ({also})", flags.join(", ")),
         );
     }
+}
+
+/// Sets the output format, and the schema of the document `command` writes
+/// in JSON; a command with no JSON form refuses `--output json`.
+fn choose_output(format: Format, command: &Command, matches: &ArgMatches) {
+    use commands::plugin::PluginCommand;
+    let schema = match command {
+        Command::Standby(_) => "pgclone/standby-clone@1",
+        Command::Plugin(PluginCommand::List) => "pgclone/plugin-list@1",
+        Command::Plugin(PluginCommand::Verify) => "pgclone/plugin-verify@1",
+        Command::Plugin(_) if format == Format::Json => {
+            let name = matches
+                .subcommand_matches("plugin")
+                .and_then(ArgMatches::subcommand_name)
+                .unwrap_or_default();
+            usage_error(
+                &["plugin"],
+                ErrorKind::ArgumentConflict,
+                format!(
+                    "plugin {name} has no JSON form (--output json works with standby clone, plugin list and plugin verify)"
+                ),
+            )
+        }
+        // Refused before (not an option of theirs).
+        _ => "",
+    };
+    pgclone::output::set(format, schema);
 }
 
 /// tracing's lines as pgclone's other messages are (`DEBUG: ...`), with no
@@ -325,6 +378,11 @@ fn main() -> ExitCode {
     if let Some(name) = matches.subcommand_name() {
         refuse_meaningless(name, &meaningless(&def, &matches, &command));
     }
+    choose_output(
+        g.rendering.output.unwrap_or(Format::Text),
+        &command,
+        &matches,
+    );
     let result = match command {
         Command::Standby(s) => {
             if s.command.is_none() {
@@ -363,6 +421,7 @@ fn main() -> ExitCode {
             commands::patroni::run(&ctx, args, help)
         }
     };
+    pgclone::output::finish(&result);
     match result {
         Ok(code) => code,
         Err(e) => {
@@ -529,6 +588,7 @@ mod tests {
     fn general_options_are_refused_where_they_mean_nothing() {
         let site: Vec<clap::Id> = ids::<Site>();
         let logging: Vec<clap::Id> = ids::<Logging>();
+        let rendering: Vec<clap::Id> = ids::<Rendering>();
         for a in args_of::<General>() {
             if matches!(a.get_action(), ArgAction::Help) {
                 continue;
@@ -539,7 +599,8 @@ mod tests {
                     .chain(tail.iter().copied())
                     .collect();
                 let takes = site.contains(a.get_id())
-                    || (tail[0] != "wal-restore" && logging.contains(a.get_id()));
+                    || (tail[0] != "wal-restore" && logging.contains(a.get_id()))
+                    || (tail[0] == "plugin" && rendering.contains(a.get_id()));
                 let expected = if takes { vec![] } else { vec![flag(&a)] };
                 assert_eq!(refused(&argv), expected, "{argv:?}");
             }

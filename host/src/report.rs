@@ -105,19 +105,27 @@ pub fn render(err: &anyhow::Error) -> String {
 }
 
 fn render_raw(err: &anyhow::Error) -> String {
+    format!("ERROR: {}", failure_of(err))
+}
+
+/// Any error as its three parts, as [`render`] shows them (unescaped): a
+/// [`Failure`] as it is; an error caused by one, with that failure (and its
+/// own DETAIL and HINT) as the DETAIL; any other, with its causes as the
+/// DETAIL. `--output json` carries these parts.
+pub fn failure_of(err: &anyhow::Error) -> Failure {
     if let Some(f) = err.downcast_ref::<Failure>() {
-        return format!("ERROR: {f}");
+        return f.clone();
     }
     for cause in err.chain() {
         if let Some(f) = cause.downcast_ref::<Failure>() {
-            return format!("ERROR: {err}\nDETAIL: {f}");
+            return Failure::new(err.to_string()).detail(f.to_string());
         }
     }
     let causes: Vec<String> = err.chain().skip(1).map(|c| c.to_string()).collect();
-    if causes.is_empty() {
-        format!("ERROR: {err}")
-    } else {
-        format!("ERROR: {err}\nDETAIL: {}", causes.join(": "))
+    let f = Failure::new(err.to_string());
+    match causes.is_empty() {
+        true => f,
+        false => f.detail(causes.join(": ")),
     }
 }
 

@@ -34,6 +34,8 @@ mod copy_tree;
 mod hostile_archives;
 /// Plans that escape, lie or overreach, refused before anything is written.
 mod hostile_plans;
+/// `--output json`: dry run, clone, plugin list and verify, against their text.
+mod json_output;
 /// pgclone killed (SIGKILL) at each phase of a clone: nothing runs on, the rerun repairs.
 mod killed_clone;
 /// The object-store layer against moto (S3), Azurite and fake-gcs-server: listings, reads,

@@ -1,5 +1,9 @@
 //! The preflight checklist: every check runs, all results are shown, and the
 //! first failure listed (with the count of others) becomes the error.
+//! [`Checks::views`] is the list as it is shown: the text and `--output
+//! json` are both rendered from it.
+
+use serde::Serialize;
 
 use crate::report::{self, Failure};
 
@@ -14,19 +18,45 @@ enum Status {
     FailFirst(Failure),
 }
 
-/// The results of the preflight checks, in order.
+/// The results of the preflight checks, in order, each with the area it
+/// belongs to.
 #[derive(Debug, Default)]
 pub struct Checks {
     items: Vec<(Status, String)>,
+    areas: Vec<&'static str>,
+    area: &'static str,
+}
+
+/// One check as it is listed.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckView {
+    /// The area it belongs to (upstream, replication, target, ...); several
+    /// checks share one.
+    pub name: &'static str,
+    /// ok, warn or fail.
+    pub verdict: &'static str,
+    pub message: String,
+    pub detail: Option<String>,
+    pub hint: Option<String>,
 }
 
 impl Checks {
+    /// The area the checks recorded from now on belong to.
+    pub fn area(&mut self, name: &'static str) {
+        self.area = name;
+    }
+
+    fn push(&mut self, s: Status, what: String) {
+        self.items.push((s, what));
+        self.areas.push(self.area);
+    }
+
     pub fn ok(&mut self, what: String) {
-        self.items.push((Status::Ok, what));
+        self.push(Status::Ok, what);
     }
 
     pub fn warn(&mut self, what: String) {
-        self.items.push((Status::Warn, what));
+        self.push(Status::Warn, what);
     }
 
     pub fn fail(&mut self, what: String) {
@@ -54,12 +84,11 @@ impl Checks {
                 add(&mut f.detail, line);
             }
         }
-        self.items.push((Status::Fail(f), first));
+        self.push(Status::Fail(f), first);
     }
 
     pub fn fail_hint(&mut self, what: String, hint: impl Into<String>) {
-        self.items
-            .push((Status::Fail(Failure::new(what.clone()).hint(hint)), what));
+        self.push(Status::Fail(Failure::new(what.clone()).hint(hint)), what);
     }
 
     /// Records an error (keeping its DETAIL and HINT).
@@ -97,7 +126,7 @@ impl Checks {
     /// The first failure in the order [`Checks::print`] lists them: the
     /// error is the first FAIL line the operator reads.
     pub fn first_failure(&self) -> Option<Failure> {
-        self.listed().find_map(|(s, _)| match s {
+        self.listed().find_map(|(s, _, _)| match s {
             Status::Fail(f) | Status::FailFirst(f) => Some(f.clone()),
             _ => None,
         })
@@ -105,42 +134,67 @@ impl Checks {
 
     /// The items in the order they are listed: the refusals -F never
     /// overrides first, then every other result in the order it was found.
-    fn listed(&self) -> impl Iterator<Item = &(Status, String)> {
+    fn listed(&self) -> impl Iterator<Item = (&Status, &String, &'static str)> {
         let first = |s: &Status| matches!(s, Status::FailFirst(_));
-        let (a, b) = (self.items.iter(), self.items.iter());
-        a.filter(move |(s, _)| first(s))
-            .chain(b.filter(move |(s, _)| !first(s)))
+        let all = || {
+            self.items
+                .iter()
+                .zip(self.areas.iter())
+                .map(|((s, what), area)| (s, what, *area))
+        };
+        all()
+            .filter(move |(s, _, _)| first(s))
+            .chain(all().filter(move |(s, _, _)| !first(s)))
+    }
+
+    /// The checks in the order they are listed, as they are shown.
+    pub fn views(&self) -> Vec<CheckView> {
+        self.listed()
+            .map(|(s, what, area)| {
+                let (verdict, f) = match s {
+                    Status::Ok => ("ok", None),
+                    Status::Warn => ("warn", None),
+                    Status::Fail(f) | Status::FailFirst(f) => ("fail", Some(f)),
+                };
+                CheckView {
+                    name: area,
+                    verdict,
+                    message: what.clone(),
+                    detail: f.and_then(|f| f.detail.clone()),
+                    hint: f.and_then(|f| f.hint.clone()),
+                }
+            })
+            .collect()
     }
 
     /// Prints the checklist on standard error.
     pub fn print(&self) {
+        let views = self.views();
         if report::shown(report::Level::Info) {
-            self.print_list();
+            print_list(&views);
         }
-        for (s, what) in &self.items {
-            if *s == Status::Warn {
-                report::warning(what, None);
-            }
+        for v in views.iter().filter(|v| v.verdict == "warn") {
+            report::warning(&v.message, None);
         }
     }
+}
 
-    fn print_list(&self) {
-        eprintln!("INFO: preflight checks:");
-        for (s, what) in self.listed() {
-            let (tag, why) = match s {
-                Status::Ok => ("ok  ", None),
-                Status::Warn => ("warn", None),
-                Status::Fail(f) | Status::FailFirst(f) => ("FAIL", f.detail.as_deref()),
-            };
-            // Checks quote what plugins said (names, locations): escaped.
-            eprintln!("  {tag}  {}", report::escape(what));
-            // Every failure with its reason, not only the one that heads the error.
-            if let Some(why) = why {
-                eprintln!(
-                    "          {}",
-                    report::escape_block(why).replace("\n  ", "\n          ")
-                );
-            }
+fn print_list(views: &[CheckView]) {
+    eprintln!("INFO: preflight checks:");
+    for v in views {
+        let tag = match v.verdict {
+            "ok" => "ok  ",
+            "warn" => "warn",
+            _ => "FAIL",
+        };
+        // Checks quote what plugins said (names, locations): escaped.
+        eprintln!("  {tag}  {}", report::escape(&v.message));
+        // Every failure with its reason, not only the one that heads the error.
+        if let Some(why) = &v.detail {
+            eprintln!(
+                "          {}",
+                report::escape_block(why).replace("\n  ", "\n          ")
+            );
         }
     }
 }

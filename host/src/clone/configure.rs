@@ -10,8 +10,9 @@ use super::plan::Plan;
 use super::resolve::Context;
 use super::target;
 
-/// Writes the policies' configuration over what the copy brought along.
-pub fn write(ctx: &Context<'_>, plan: &Plan) -> anyhow::Result<()> {
+/// Writes the policies' configuration over what the copy brought along;
+/// returns what was written and removed.
+pub fn write(ctx: &Context<'_>, plan: &Plan) -> anyhow::Result<RenderedConfig> {
     let dir = &ctx.target.real;
     let existing = read_existing(dir, "postgresql.auto.conf")?;
     let rendered = render(&plan.recovery, existing.as_deref());
@@ -19,11 +20,12 @@ pub fn write(ctx: &Context<'_>, plan: &Plan) -> anyhow::Result<()> {
     for (name, _) in &rendered.files {
         report::info(&format!("wrote \"{}/{name}\"", dir.display()));
     }
-    Ok(())
+    Ok(rendered)
 }
 
-/// Patroni writes its own configuration: the copy's is removed.
-pub fn clear(ctx: &Context<'_>, plan: &Plan) -> anyhow::Result<()> {
+/// Patroni writes its own configuration: the copy's is removed; returns what
+/// was written and removed.
+pub fn clear(ctx: &Context<'_>, plan: &Plan) -> anyhow::Result<RenderedConfig> {
     let dir = &ctx.target.real;
     let existing = read_existing(dir, "postgresql.auto.conf")?;
     let rendered = cleared_recovery(plan.server_version, existing.as_deref());
@@ -35,7 +37,7 @@ pub fn clear(ctx: &Context<'_>, plan: &Plan) -> anyhow::Result<()> {
         ));
     }
     report::info("no recovery configuration written: Patroni writes its own");
-    Ok(())
+    Ok(rendered)
 }
 
 /// How the copy was made, worded from the source's name: `from Barman`,

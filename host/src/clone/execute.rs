@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::report::{self, Failure};
 
 use super::leftover::Journal;
+use super::outcome::{FileView, Outcome};
 use super::plan::{Action, Plan};
 use super::resolve::Context;
 use super::rollback::Done;
@@ -16,13 +17,19 @@ use super::{configure, external, interrupt, progress, rollback, target, upstream
 
 /// Runs every action; on failure (or SIGINT/SIGTERM), rolls back and returns
 /// the failure with what was undone in its hint. The staging directory goes
-/// either way.
-pub async fn run(ctx: &Context<'_>, plan: &Plan, executing: &AtomicBool) -> anyhow::Result<()> {
+/// either way. Each action, its result and time, and the files written are
+/// recorded in `out`.
+pub async fn run(
+    ctx: &Context<'_>,
+    plan: &Plan,
+    executing: &AtomicBool,
+    out: &mut Outcome,
+) -> anyhow::Result<()> {
     let exec = exec_context(ctx, plan)?;
     let mut done = Done::default();
     executing.store(true, Ordering::SeqCst);
     let result = tokio::select! {
-        r = run_actions(ctx, plan, &exec, &mut done) => r,
+        r = run_actions(ctx, plan, &exec, &mut done, out) => r,
         sig = interrupt::wait() => Err(interrupt::failure(sig)),
     };
     if let Some(d) = &plan.source.staging {
@@ -102,9 +109,13 @@ async fn run_actions(
     plan: &Plan,
     exec: &steps::ExecContext,
     done: &mut Done,
+    out: &mut Outcome,
 ) -> anyhow::Result<()> {
     for action in &plan.actions {
-        perform(ctx, plan, exec, done, action).await?;
+        let t = out.started(action.kind());
+        let r = perform(ctx, plan, exec, done, action, out).await;
+        out.ended(r.is_ok(), t);
+        r?;
     }
     Ok(())
 }
@@ -115,6 +126,7 @@ async fn perform(
     exec: &steps::ExecContext,
     done: &mut Done,
     action: &Action,
+    out: &mut Outcome,
 ) -> anyhow::Result<()> {
     let (target, s) = (&ctx.target, &plan.source);
     match action {
@@ -192,8 +204,14 @@ async fn perform(
             let dest = external::ssh_dest(host, ctx.o.remote_user.as_deref(), local);
             external::copy(mode, u, &dest, local, &ctx.env.ssh_options, &target.real).await?
         }
-        Action::ClearRecovery => configure::clear(ctx, plan)?,
-        Action::WriteRecovery => configure::write(ctx, plan)?,
+        Action::ClearRecovery => {
+            let r = configure::clear(ctx, plan)?;
+            out.files.extend(FileView::of(&target.real, &r));
+        }
+        Action::WriteRecovery => {
+            let r = configure::write(ctx, plan)?;
+            out.files.extend(FileView::of(&target.real, &r));
+        }
     }
     Ok(())
 }

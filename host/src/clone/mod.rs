@@ -22,6 +22,7 @@ pub mod external;
 pub mod interrupt;
 pub mod leftover;
 pub mod links;
+pub mod outcome;
 pub mod plan;
 pub mod preflight;
 pub mod progress;
@@ -41,12 +42,14 @@ pub mod warm_wal;
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
+use std::time::Instant;
 
 use crate::config::{ConfFile, PluginsConfig};
 use crate::report;
 
 use checks::Checks;
 pub use external::ExternalConfig;
+pub use outcome::Outcome;
 
 /// Everything `standby clone` was asked to do: repmgr's options, defined once
 /// here for the command line too (each field's comment is its `--help`). The
@@ -168,11 +171,13 @@ impl CloneOptions {
 
 /// The whole command. A signal before anything was changed ends it at once
 /// (the scratch directory is removed); one during the copy ends the copy and
-/// runs the same clean-up as a failure.
+/// runs the same clean-up as a failure. What it checked, planned and did is
+/// recorded in `out`, whatever happens.
 pub async fn run(
     conf: &ConfFile,
     plugins_cfg: &PluginsConfig,
     o: &CloneOptions,
+    out: &mut Outcome,
 ) -> anyhow::Result<()> {
     // Before any program runs: what kills their process groups if pgclone
     // is killed (see crate::child).
@@ -180,7 +185,7 @@ pub async fn run(
     let executing = AtomicBool::new(false);
     tokio::select! {
         biased;
-        r = clone(conf, plugins_cfg, o, &executing) => r,
+        r = clone(conf, plugins_cfg, o, &executing, out) => r,
         sig = interrupt::wait_unless(&executing) => Err(interrupt::failure(sig)),
     }
 }
@@ -191,25 +196,47 @@ async fn clone(
     plugins_cfg: &PluginsConfig,
     o: &CloneOptions,
     executing: &AtomicBool,
+    out: &mut Outcome,
 ) -> anyhow::Result<()> {
+    out.dry_run = o.dry_run;
+    let t = Instant::now();
     let ctx = resolve::context(conf, plugins_cfg, o).await?;
+    out.phase("resolve", t);
+    let t = Instant::now();
     let mut checks = Checks::default();
-    preflight::check(&ctx, &mut checks).await?;
-    let decided = plan::decide(&ctx, &mut checks).await?;
+    let decided = async {
+        preflight::check(&ctx, &mut checks).await?;
+        plan::decide(&ctx, &mut checks).await
+    }
+    .await;
+    // Recorded even when a phase of the checks ended in an error.
+    out.checks = checks.views();
+    let decided = decided?;
+    out.phase("checks", t);
     checks.print();
     if let Some(e) = checks.first_failure() {
         return Err(e.context_failure(checks.failures()));
     }
+    let t = Instant::now();
     let plan = plan::Plan::new(&ctx, decided).await?;
+    out.actions = plan.views(&ctx)?;
+    out.phase("plan", t);
     if o.dry_run {
-        plan.print(&ctx)?;
+        out.files = plan.files(&ctx)?;
+        // With --output json the plan is in the document, not printed.
+        if !crate::output::json() {
+            plan::Plan::print(&out.actions);
+        }
         if plan.no_restore_command {
             catchup::warn_no_restore_command(conf);
         }
         report::notice("dry run complete: nothing was changed");
         return Ok(());
     }
-    execute::run(&ctx, &plan, executing).await?;
+    let t = Instant::now();
+    let result = execute::run(&ctx, &plan, executing, out).await;
+    out.phase("execute", t);
+    result?;
     configure::announce(&ctx, &plan);
     Ok(())
 }

@@ -11,6 +11,7 @@ use crate::report::{self, Failure};
 use super::checks::Checks;
 use super::external::{self, ExternalConfig};
 use super::leftover::{self, Leftover};
+use super::outcome::{ActionView, FileView};
 use super::resolve::Context;
 use super::source_plan::{self, SourcePlan};
 use super::target::{self, TargetState};
@@ -32,8 +33,11 @@ pub async fn decide(ctx: &Context<'_>, checks: &mut Checks) -> anyhow::Result<De
     let source = if ctx.o.replication_conf_only {
         SourcePlan::default()
     } else {
+        checks.area("source");
         let s = source_plan::plan(ctx, checks)?;
+        checks.area("space");
         check_room(ctx, &s, checks);
+        checks.area("waldir");
         if let Some(w) = &ctx.node.waldir {
             // An interrupted clone's WAL there is given up with -F.
             let left = super::leftover::find(&ctx.target.real)
@@ -58,9 +62,11 @@ pub async fn decide(ctx: &Context<'_>, checks: &mut Checks) -> anyhow::Result<De
         s
     };
     let server_version = server_version(ctx, &source)?;
+    checks.area("recovery");
     let recovery = recovery_plan::decide(ctx, checks, server_version);
     let no_restore_command = catchup::needed(ctx, recovery.as_ref());
     if let (true, Some(b)) = (no_restore_command, &source.backup) {
+        checks.area("catchup");
         catchup::check_catchup(checks, ctx, b).await;
     }
     Ok(Decided {
@@ -139,6 +145,27 @@ pub enum Action {
     /// along is removed.
     ClearRecovery,
     WriteRecovery,
+}
+
+impl Action {
+    /// The action's kind, as `--output json` names it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::PrepareTarget { .. } => "prepare-target",
+            Action::LinkWaldir(_) => "link-waldir",
+            Action::CreateStaging(_) => "create-staging",
+            Action::CreateTablespaceDirs(_) => "create-tablespace-dirs",
+            Action::CreateSlot(_) => "create-slot",
+            Action::WarmWal { .. } => "warm-wal",
+            Action::RunSource => "run-source",
+            Action::RemoveUnlisted => "remove-unlisted",
+            Action::VerifyCopy => "verify-copy",
+            Action::VerifyManifest { .. } => "verify-manifest",
+            Action::CopyExternal(_) => "copy-external",
+            Action::ClearRecovery => "clear-recovery",
+            Action::WriteRecovery => "write-recovery",
+        }
+    }
 }
 
 /// The clone's plan.
@@ -238,16 +265,48 @@ impl Plan {
                 || ctx.node.waldir.as_deref().is_some_and(same))
     }
 
-    /// `--dry-run`'s account: every action, in order; the source's steps
-    /// numbered; the files the configuration writes.
-    pub fn print(&self, ctx: &Context<'_>) -> anyhow::Result<()> {
+    /// `--dry-run`'s account: every action, in order, with its lines; the
+    /// source's steps numbered; the files the configuration writes.
+    pub fn views(&self, ctx: &Context<'_>) -> anyhow::Result<Vec<ActionView>> {
+        self.actions
+            .iter()
+            .map(|a| {
+                Ok(ActionView {
+                    action: a.kind(),
+                    lines: self.describe(ctx, a)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Prints the dry run's account on standard output.
+    pub fn print(views: &[ActionView]) {
         println!("plan:");
-        for action in &self.actions {
-            for line in self.describe(ctx, action)? {
-                println!("  {line}");
-            }
+        for line in views.iter().flat_map(|v| &v.lines) {
+            println!("  {line}");
         }
-        Ok(())
+    }
+
+    /// The files the recovery configuration would write and remove now.
+    pub fn files(&self, ctx: &Context<'_>) -> anyhow::Result<Vec<FileView>> {
+        if !self
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::WriteRecovery))
+        {
+            return Ok(Vec::new());
+        }
+        Ok(FileView::of(&ctx.target.real, &self.rendered(ctx)?))
+    }
+
+    /// The recovery configuration as it would be written now.
+    fn rendered(&self, ctx: &Context<'_>) -> anyhow::Result<crate::recovery::RenderedConfig> {
+        let existing = if ctx.o.replication_conf_only {
+            read_existing(&ctx.target.real, "postgresql.auto.conf")?
+        } else {
+            None
+        };
+        Ok(render(&self.recovery, existing.as_deref()))
     }
 
     /// What an action does, as lines.
@@ -329,12 +388,7 @@ impl Plan {
     /// The recovery configuration's files, as they would be written now.
     fn recovery_lines(&self, ctx: &Context<'_>) -> anyhow::Result<Vec<String>> {
         let dir = ctx.target.real.display();
-        let existing = if ctx.o.replication_conf_only {
-            read_existing(&ctx.target.real, "postgresql.auto.conf")?
-        } else {
-            None
-        };
-        let rendered = render(&self.recovery, existing.as_deref());
+        let rendered = self.rendered(ctx)?;
         let mut lines =
             vec!["write the recovery configuration (last, after a verified copy):".to_string()];
         for (name, contents) in &rendered.files {

@@ -14,8 +14,11 @@ use super::upstream;
 
 /// Runs the checks that need no plan.
 pub async fn check(ctx: &Context<'_>, checks: &mut Checks) -> anyhow::Result<()> {
+    checks.area("upstream");
     check_upstream(checks, ctx).await?;
+    checks.area("replication");
     check_replication(checks, ctx);
+    checks.area("target");
     if ctx.o.replication_conf_only {
         check_existing_standby(checks, ctx)
     } else {

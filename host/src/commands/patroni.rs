@@ -269,7 +269,13 @@ fn clone_replica(ctx: &Context, r: &Request) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let result = rt.block_on(clone::run(&conf, &plugins, &opts));
+    // Patroni reads the exit status and the log: no JSON document.
+    let result = rt.block_on(clone::run(
+        &conf,
+        &plugins,
+        &opts,
+        &mut clone::Outcome::default(),
+    ));
     rt.shutdown_background();
     result
 }

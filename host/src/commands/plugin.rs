@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Subcommand;
+use serde::Serialize;
 
 use pgclone::config::PluginsConfig;
 use pgclone::plugin::cache;
@@ -136,76 +137,188 @@ pub fn run(ctx: &Context, cmd: PluginCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn capability_lines(p: &Plugin) -> Vec<String> {
-    if p.caps.declared.is_empty() {
-        return vec!["(none)".into()];
-    }
+/// A capability a plugin requests, and whether it is granted.
+#[derive(Serialize)]
+pub struct CapabilityView {
+    pub capability: String,
+    pub granted: bool,
+}
+
+fn capabilities(p: &Plugin) -> Vec<CapabilityView> {
     p.caps
         .declared
         .iter()
-        .map(|c| {
-            let state = if p.caps.granted.contains(c) {
-                "granted"
-            } else {
-                "NOT GRANTED"
-            };
-            format!("{c} ({state})")
+        .map(|c| CapabilityView {
+            capability: c.to_string(),
+            granted: p.caps.granted.contains(c),
         })
         .collect()
 }
 
-fn list(rt: &Runtime, cfg: &PluginsConfig) -> anyhow::Result<ExitCode> {
-    println!(
-        "{:<20} {:<8} {:<9} {:<16} {:<16} {:<12} ORIGIN",
-        "NAME", "VERSION", "CONTRACT", "KIND", "PROVIDES", "SHA256"
-    );
-    let mut refused = 0;
-    for cand in catalog::candidates(cfg) {
-        match Plugin::load(rt, &cand) {
-            Ok(p) => {
-                println!(
-                    "{:<20} {:<8} {:<9} {:<16} {:<16} {:<12} {}",
-                    p.name,
-                    escape(&p.info.version),
-                    p.contract.version.to_string(),
-                    p.contract.kind.to_string(),
-                    p.provides_text(),
-                    &p.sha256[..12],
-                    p.origin
-                );
-                println!("    capabilities: {}", capability_lines(&p).join(", "));
-            }
-            Err(e) => {
-                refused += 1;
-                println!("{:<20} REFUSED  {}", cand.name, cand.origin);
-                for line in e.to_string().lines() {
-                    println!("    {line}");
-                }
-            }
-        }
+fn capability_lines(caps: &[CapabilityView]) -> Vec<String> {
+    if caps.is_empty() {
+        return vec!["(none)".into()];
     }
-    println!(
-        "\npolicy chain: {}",
-        std::iter::once("recovery-standard")
-            .chain(cfg.policies.iter().map(String::as_str))
-            .collect::<Vec<_>>()
-            .join(" -> ")
-    );
-    for path in catalog::unpinned_files(cfg) {
-        println!("{:<20} IGNORED  {}", "-", path.display());
-        println!(
-            "    not named in plugins.toml; see `{}`",
-            pgclone::invocation::command(&format!(
-                "plugin check {}",
-                shell_words::quote(&path.to_string_lossy())
-            ))
-        );
+    caps.iter()
+        .map(|c| {
+            let state = if c.granted { "granted" } else { "NOT GRANTED" };
+            format!("{} ({state})", c.capability)
+        })
+        .collect()
+}
+
+/// `plugin list`: the values its text and its JSON are rendered from.
+#[derive(Serialize)]
+struct ListView {
+    plugins: Vec<Listed>,
+    /// The recovery policies, in the order they run.
+    policy_chain: Vec<String>,
+    /// Plugin files in the plugin directory that plugins.toml does not name.
+    ignored: Vec<Ignored>,
+}
+
+/// One plugin of `plugin list`.
+#[derive(Serialize)]
+struct Listed {
+    name: String,
+    /// ok, or refused (a clone would not load it).
+    status: &'static str,
+    /// first-party (built into pgclone) or installed (named in plugins.toml).
+    source: &'static str,
+    /// "built in", or the file.
+    origin: String,
+    version: Option<String>,
+    /// The contract version it was built against (1.3.0).
+    contract: Option<String>,
+    /// source or policy.
+    kind: Option<String>,
+    provides: Option<String>,
+    sha256: Option<String>,
+    capabilities: Vec<CapabilityView>,
+    /// Why it is refused.
+    problem: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Ignored {
+    path: String,
+    hint: String,
+}
+
+fn list_view(rt: &Runtime, cfg: &PluginsConfig) -> ListView {
+    let plugins = catalog::candidates(cfg)
+        .into_iter()
+        .map(|cand| {
+            let source = if cand.is_embedded() {
+                "first-party"
+            } else {
+                "installed"
+            };
+            match Plugin::load(rt, &cand) {
+                Ok(p) => Listed {
+                    name: p.name.clone(),
+                    status: "ok",
+                    source,
+                    origin: p.origin.to_string(),
+                    version: Some(p.info.version.clone()),
+                    contract: Some(p.contract.version.to_string()),
+                    kind: Some(p.contract.kind.to_string()),
+                    provides: Some(p.provides_text()),
+                    sha256: Some(p.sha256.clone()),
+                    capabilities: capabilities(&p),
+                    problem: None,
+                },
+                Err(e) => Listed {
+                    name: cand.name.clone(),
+                    status: "refused",
+                    source,
+                    origin: cand.origin.to_string(),
+                    version: None,
+                    contract: None,
+                    kind: None,
+                    provides: None,
+                    sha256: None,
+                    capabilities: Vec::new(),
+                    problem: Some(e.to_string()),
+                },
+            }
+        })
+        .collect();
+    let policy_chain = std::iter::once("recovery-standard".to_string())
+        .chain(cfg.policies.iter().cloned())
+        .collect();
+    let ignored = catalog::unpinned_files(cfg)
+        .into_iter()
+        .map(|path| Ignored {
+            hint: format!(
+                "not named in plugins.toml; see `{}`",
+                pgclone::invocation::command(&format!(
+                    "plugin check {}",
+                    shell_words::quote(&path.to_string_lossy())
+                ))
+            ),
+            path: path.to_string_lossy().into_owned(),
+        })
+        .collect();
+    ListView {
+        plugins,
+        policy_chain,
+        ignored,
+    }
+}
+
+fn list(rt: &Runtime, cfg: &PluginsConfig) -> anyhow::Result<ExitCode> {
+    let view = list_view(rt, cfg);
+    let refused = view.plugins.iter().filter(|p| p.status != "ok").count();
+    if pgclone::output::json() {
+        pgclone::output::put_fields(&view);
+    } else {
+        print_list(&view);
     }
     Ok(if refused > 0 {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn print_list(view: &ListView) {
+    println!(
+        "{:<20} {:<8} {:<9} {:<16} {:<16} {:<12} ORIGIN",
+        "NAME", "VERSION", "CONTRACT", "KIND", "PROVIDES", "SHA256"
+    );
+    let or_empty = |v: &Option<String>| v.clone().unwrap_or_default();
+    for p in &view.plugins {
+        match &p.problem {
+            None => {
+                println!(
+                    "{:<20} {:<8} {:<9} {:<16} {:<16} {:<12} {}",
+                    p.name,
+                    escape(&or_empty(&p.version)),
+                    or_empty(&p.contract),
+                    or_empty(&p.kind),
+                    or_empty(&p.provides),
+                    &or_empty(&p.sha256)[..12],
+                    p.origin
+                );
+                println!(
+                    "    capabilities: {}",
+                    capability_lines(&p.capabilities).join(", ")
+                );
+            }
+            Some(problem) => {
+                println!("{:<20} REFUSED  {}", p.name, p.origin);
+                for line in problem.lines() {
+                    println!("    {line}");
+                }
+            }
+        }
+    }
+    println!("\npolicy chain: {}", view.policy_chain.join(" -> "));
+    for i in &view.ignored {
+        println!("{:<20} IGNORED  {}", "-", i.path);
+        println!("    {}", i.hint);
+    }
 }
 
 fn show(p: &Plugin) {
@@ -238,7 +351,7 @@ fn show(p: &Plugin) {
         }
     );
     println!("capabilities:");
-    for line in capability_lines(p) {
+    for line in capability_lines(&capabilities(p)) {
         println!("  {line}");
     }
     if p.contract.kind == pgclone::plugin::version::PluginKind::Policy {

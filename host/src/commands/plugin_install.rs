@@ -12,6 +12,7 @@ use pgclone::plugin::manifest;
 use pgclone::plugin::version::PluginKind;
 use pgclone::plugin::{Plugin, Runtime};
 use pgclone::report::{escape, Failure};
+use serde::Serialize;
 
 /// What `plugin install` was asked.
 pub struct InstallOptions {
@@ -364,11 +365,54 @@ fn persist_config(toml_path: &Path, doc: &toml_edit::DocumentMut) -> anyhow::Res
     Ok(())
 }
 
+/// `plugin verify`: the values its text and its JSON are rendered from.
+#[derive(Serialize)]
+struct VerifyView {
+    checks: Vec<Verified>,
+    /// How many pinned plugins were checked.
+    checked: usize,
+    /// How many checks found a problem.
+    problems: usize,
+    /// The plugin configuration checked.
+    config: Option<String>,
+}
+
+/// One check of `plugin verify`.
+#[derive(Serialize)]
+struct Verified {
+    /// plugin (a pinned plugin would load), or policy (a policy of the chain
+    /// is configured).
+    check: &'static str,
+    name: String,
+    /// ok or refused.
+    verdict: &'static str,
+    origin: Option<String>,
+    sha256: Option<String>,
+    /// What is wrong.
+    problem: Option<String>,
+    /// What to do about it, when the text says.
+    hint: Option<String>,
+}
+
 /// Checks every pinned plugin: the file is there and unchanged, this pgclone
 /// supports its contract, describe() matches its manifest, and everything it
 /// requests is granted.
 pub fn verify(rt: &Runtime, cfg: &PluginsConfig) -> anyhow::Result<ExitCode> {
-    let mut refused = 0;
+    let view = verify_view(rt, cfg);
+    if pgclone::output::json() {
+        pgclone::output::put_fields(&view);
+    } else {
+        print_verify(&view);
+    }
+    Ok(if view.problems > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn verify_view(rt: &Runtime, cfg: &PluginsConfig) -> VerifyView {
+    let mut checks = Vec::new();
     let mut checked = 0;
     for cand in catalog::candidates(cfg)
         .into_iter()
@@ -376,49 +420,103 @@ pub fn verify(rt: &Runtime, cfg: &PluginsConfig) -> anyhow::Result<ExitCode> {
     {
         checked += 1;
         let loaded = Plugin::load(rt, &cand).map_err(anyhow::Error::from);
-        match loaded.and_then(|p| p.ensure_granted().map(|_| p).map_err(Into::into)) {
-            Ok(p) => println!("ok       {:<20} {} {}", p.name, &p.sha256[..12], p.origin),
-            Err(e) => {
-                refused += 1;
-                println!("REFUSED  {:<20} {}", cand.name, cand.origin);
-                for line in e.to_string().lines() {
+        checks.push(
+            match loaded.and_then(|p| p.ensure_granted().map(|_| p).map_err(Into::into)) {
+                Ok(p) => Verified {
+                    check: "plugin",
+                    name: p.name.clone(),
+                    verdict: "ok",
+                    origin: Some(p.origin.to_string()),
+                    sha256: Some(p.sha256.clone()),
+                    problem: None,
+                    hint: None,
+                },
+                Err(e) => {
+                    // A changed or unpinned file: the command that reviews and pins it.
+                    let text = e.to_string();
+                    let hint = match (
+                        &cand.origin,
+                        text.contains("changed since it was pinned")
+                            || text.contains("is not pinned"),
+                    ) {
+                        (Origin::File(file), true) => Some(format!(
+                            "to review and pin this file: {}",
+                            pgclone::invocation::command(&format!(
+                                "plugin install {}",
+                                shell_words::quote(&file.to_string_lossy())
+                            ))
+                        )),
+                        _ => None,
+                    };
+                    Verified {
+                        check: "plugin",
+                        name: cand.name.clone(),
+                        verdict: "refused",
+                        origin: Some(cand.origin.to_string()),
+                        sha256: None,
+                        problem: Some(text),
+                        hint,
+                    }
+                }
+            },
+        );
+    }
+    for p in &cfg.policies {
+        if !catalog::candidates(cfg).iter().any(|c| &c.name == p) {
+            checks.push(Verified {
+                check: "policy",
+                name: p.clone(),
+                verdict: "refused",
+                origin: None,
+                sha256: None,
+                problem: Some("named in policies but not configured".into()),
+                hint: None,
+            });
+        }
+    }
+    let problems = checks.iter().filter(|c| c.verdict != "ok").count();
+    VerifyView {
+        checks,
+        checked,
+        problems,
+        config: cfg
+            .source
+            .as_ref()
+            .map(|s| s.to_string_lossy().into_owned()),
+    }
+}
+
+fn print_verify(view: &VerifyView) {
+    let or_empty = |v: &Option<String>| v.clone().unwrap_or_default();
+    for c in &view.checks {
+        match (c.verdict, c.check) {
+            ("ok", _) => println!(
+                "ok       {:<20} {} {}",
+                c.name,
+                &or_empty(&c.sha256)[..12],
+                or_empty(&c.origin)
+            ),
+            (_, "policy") => {
+                println!("REFUSED  {:<20} {}", c.name, or_empty(&c.problem))
+            }
+            _ => {
+                println!("REFUSED  {:<20} {}", c.name, or_empty(&c.origin));
+                for line in or_empty(&c.problem).lines() {
                     println!("         {line}");
                 }
-                // A changed or unpinned file: the command that reviews and pins it.
-                let text = e.to_string();
-                if let (Origin::File(file), true) = (
-                    &cand.origin,
-                    text.contains("changed since it was pinned") || text.contains("is not pinned"),
-                ) {
-                    println!(
-                        "         to review and pin this file: {}",
-                        pgclone::invocation::command(&format!(
-                            "plugin install {}",
-                            shell_words::quote(&file.to_string_lossy())
-                        ))
-                    );
+                if let Some(h) = &c.hint {
+                    println!("         {h}");
                 }
             }
         }
     }
-    for p in &cfg.policies {
-        if !catalog::candidates(cfg).iter().any(|c| &c.name == p) {
-            refused += 1;
-            println!("REFUSED  {p:<20} named in policies but not configured");
-        }
-    }
     println!(
         "{} checked, {}{}",
-        pgclone::report::count(checked, "pinned plugin", "pinned plugins"),
-        pgclone::report::count(refused, "problem", "problems"),
-        cfg.source
+        pgclone::report::count(view.checked, "pinned plugin", "pinned plugins"),
+        pgclone::report::count(view.problems, "problem", "problems"),
+        view.config
             .as_ref()
-            .map(|s| format!(" ({})", s.display()))
+            .map(|s| format!(" ({s})"))
             .unwrap_or_default()
     );
-    Ok(if refused > 0 {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
 }

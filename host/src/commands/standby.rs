@@ -150,10 +150,13 @@ fn clone_standby(ctx: &Context, opts: CloneOptions) -> anyhow::Result<ExitCode> 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let result = rt.block_on(clone::run(&conf, &plugins, &opts));
+    let mut outcome = clone::Outcome::default();
+    let result = rt.block_on(clone::run(&conf, &plugins, &opts, &mut outcome));
     // An interrupted plugin call may still be running on a blocking thread:
     // do not wait for it.
     rt.shutdown_background();
+    // Failed or not: the document says what was checked, planned and done.
+    pgclone::output::put_fields(&outcome);
     result?;
     Ok(ExitCode::SUCCESS)
 }
