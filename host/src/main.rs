@@ -347,10 +347,12 @@ fn init_logging(g: &Logging) {
 
 fn main() -> ExitCode {
     let def = definition();
-    let matches = def
-        .clone()
+    let matches = commands::generate::with_generators(def.clone())
         .try_get_matches()
         .unwrap_or_else(|e| exit_usage(e));
+    if let Some(result) = commands::generate::run(def.clone(), &matches) {
+        return finish(result);
+    }
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| exit_usage(e));
     if cli.general.version_number {
         let v = |s: &str| s.parse::<u32>().unwrap_or(0);
@@ -422,6 +424,11 @@ fn main() -> ExitCode {
         }
     };
     pgclone::output::finish(&result);
+    finish(result)
+}
+
+/// The exit status of a command; its error, if any, on standard error.
+fn finish(result: anyhow::Result<ExitCode>) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {

@@ -565,6 +565,8 @@ fn on_a_terminal_the_copy_shows_its_progress() {
 
 #[test]
 fn verify_backup_and_external_config_files() {
+    // It reads the machine's default plugins.toml (there is none).
+    let _etc = system_paths::reading();
     let sc = Scratch::new("verify");
     let mut p = Pg::init(&sc, "primary");
     let etc = sc.mkdir("etc");

@@ -308,6 +308,7 @@ fn a_backup_source_that_is_not_one_is_refused_before_anything_happens() {
 
 #[test]
 fn an_install_that_could_not_be_written_is_refused_before_the_review() {
+    let _etc = support::system_paths::reading();
     let sc = Scratch::new("install-readonly");
     let wasm = sc.path("site-policy-1.0.0.wasm");
     std::fs::copy(example(), &wasm).unwrap();

@@ -41,6 +41,8 @@ mod killed_clone;
 /// The object-store layer against moto (S3), Azurite and fake-gcs-server: listings, reads,
 /// the parallel reader, refused credentials, silent servers.
 mod object_store;
+/// The Debian package (scripts/package.sh), installed with dpkg, used and purged.
+mod package;
 /// Patroni 3.0.2 and 4.1.5 clusters with members made by patroni-replica.
 mod patroni;
 /// The plugin guide's example, followed as a newcomer would.

@@ -8,6 +8,7 @@ use pgclone::config::{ConfFile, PluginsConfig};
 use pgclone::report::{self, Failure};
 
 pub mod barman_cloud_wal_restore;
+pub mod generate;
 pub mod patroni;
 pub mod plugin;
 pub mod plugin_install;

@@ -5,6 +5,7 @@
 
 pub mod barman;
 pub mod cloud;
+pub mod system_paths;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
