@@ -194,4 +194,22 @@ mod tests {
         // Before 12 there is only recovery.conf to remove.
         assert!(cleared_recovery(110000, Some(old)).files.is_empty());
     }
+
+    #[test]
+    fn the_copied_port_is_read_as_postgresql_reads_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // No postgresql.conf: the configuration lives elsewhere.
+        assert_eq!(copied_port(d), None);
+        std::fs::write(
+            d.join("postgresql.conf"),
+            "#port = 5433\nmax_connections = 10\n",
+        )
+        .unwrap();
+        assert_eq!(copied_port(d), Some(5432));
+        std::fs::write(d.join("postgresql.conf"), "port = 5433 # here\nport=5434\n").unwrap();
+        assert_eq!(copied_port(d), Some(5434));
+        std::fs::write(d.join("postgresql.auto.conf"), "port = '6000'\n").unwrap();
+        assert_eq!(copied_port(d), Some(6000));
+    }
 }

@@ -11,6 +11,7 @@ pub mod barman_cloud_wal_restore;
 pub mod patroni;
 pub mod plugin;
 pub mod plugin_install;
+pub mod repmgr_options;
 pub mod standby;
 pub mod wal_restore;
 
