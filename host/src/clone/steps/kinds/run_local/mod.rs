@@ -160,7 +160,11 @@ async fn follow_stderr(
                 "the upstream's checkpoint",
                 Some(waits::checkpoint_notice(fast)),
             ),
-            Said::CheckpointDone => phase.resume(),
+            Said::WaitsForArchiving => phase.wait(
+                "the upstream's archive_command",
+                Some(waits::archiving_notice()),
+            ),
+            Said::CheckpointDone | Said::ArchivingDone => phase.resume(),
             Said::Info | Said::Other => {}
         }
         let debug = crate::report::shown(crate::report::Level::Debug);

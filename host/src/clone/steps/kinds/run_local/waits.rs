@@ -9,6 +9,11 @@ pub enum Said {
     /// The upstream is checkpointing; the copy starts after it.
     WaitsForCheckpoint,
     CheckpointDone,
+    /// The upstream waits for its archive_command to archive the WAL the
+    /// backup needs (`-X none`): the server's NOTICE after 5 s, its
+    /// WARNING each minute.
+    WaitsForArchiving,
+    ArchivingDone,
     /// Its `--verbose` account of what it does (shown with -v).
     Info,
     /// Anything else (a warning, an error): shown as it is.
@@ -35,6 +40,14 @@ const INFO: &[&str] = &[
 
 pub fn read(line: &str) -> Said {
     let line = line.trim();
+    if line.contains("waiting for required WAL segments to be archived")
+        || line.contains("still waiting for all required WAL segments to be archived")
+    {
+        return Said::WaitsForArchiving;
+    }
+    if line.contains("all required WAL segments have been archived") {
+        return Said::ArchivingDone;
+    }
     if line == "waiting for checkpoint" || line.ends_with("waiting for checkpoint to complete") {
         return Said::WaitsForCheckpoint;
     }
@@ -89,6 +102,18 @@ pub fn checkpoint_notice(fast: bool) -> (String, Option<String>) {
     )
 }
 
+/// The NOTICE (and hint) for an archiving wait that lasts.
+pub fn archiving_notice() -> (String, Option<String>) {
+    (
+        "waiting for the upstream's archive_command to archive the WAL the backup needs".into(),
+        Some(
+            "pg_basebackup -X stream (pgclone's default, unless pg_basebackup_options sets -X) \
+             copies that WAL itself; check the upstream's archive_command"
+                .into(),
+        ),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,6 +131,18 @@ mod tests {
             Said::Info
         );
         assert_eq!(read("pg_basebackup: error: could not connect"), Said::Other);
+        assert_eq!(
+            read("NOTICE:  base backup done, waiting for required WAL segments to be archived"),
+            Said::WaitsForArchiving
+        );
+        assert_eq!(
+            read("WARNING:  still waiting for all required WAL segments to be archived (60 seconds elapsed)"),
+            Said::WaitsForArchiving
+        );
+        assert_eq!(
+            read("NOTICE:  all required WAL segments have been archived"),
+            Said::ArchivingDone
+        );
         assert_eq!(read("pg_basebackup: could not connect to server"), Said::Other);
     }
 
