@@ -172,6 +172,7 @@ fn is_wal_restore() -> bool {
 /// a bad option in a targeted recovery must not read as the end of the
 /// archive (clap's status 2): there it stops recovery instead.
 fn exit_usage(e: clap::Error) -> ! {
+    refuse_foreign(&e);
     if e.use_stderr() && wants_json() {
         pgclone::output::usage_error("pgclone/error@1", &e.to_string());
     }
@@ -185,9 +186,104 @@ fn exit_usage(e: clap::Error) -> ! {
 
 /// The command line's definition: repmgr's options at every level of
 /// `standby clone`, hidden from the help of `pgclone` and `pgclone standby`,
-/// where they are accepted but documented with `standby clone`.
+/// where they are accepted but documented with `standby clone`; the help of
+/// any other command lists only the options it takes.
 fn definition() -> clap::Command {
-    commands::standby::with_options(Cli::command())
+    let root = commands::standby::with_options(Cli::command());
+    let globals: Vec<clap::Arg> = root
+        .get_arguments()
+        .filter(|a| a.is_global_set())
+        .cloned()
+        .collect();
+    let names: Vec<String> = root
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect();
+    // clap copies a global option into each command that has none of that
+    // name: a command gets a hidden copy of each it does not take.
+    names.iter().fold(root, |root, name| {
+        let Some(taken) = takes_named(name) else {
+            return root;
+        };
+        let refused = [ids::<Logging>(), vec![clap::Id::from("log_to_file")]].concat();
+        let hidden: Vec<clap::Arg> = globals
+            .iter()
+            .filter(|a| refused.contains(a.get_id()) && !taken.contains(a.get_id()))
+            .map(|a| a.clone().hide(true))
+            .collect();
+        root.mut_subcommand(name, |c| c.args(hidden))
+    })
+}
+
+/// The command path of this process's command line (`wal-restore`,
+/// `plugin list`), as far as `def` knows it.
+fn command_path(def: &clap::Command) -> Vec<String> {
+    let mut path = Vec::new();
+    let mut at = def;
+    for a in std::env::args().skip(1) {
+        if let Some(sub) = at.find_subcommand(&a) {
+            path.push(sub.get_name().to_string());
+            at = sub;
+        }
+    }
+    path
+}
+
+/// An option of `standby clone` given after another command: clap would
+/// suggest `-- --upstream-node-id` (passing it as a value, which is never
+/// what was meant); the error says which command takes it instead.
+fn refuse_foreign(e: &clap::Error) {
+    use clap::error::{ContextKind, ContextValue};
+    if e.kind() != ErrorKind::UnknownArgument {
+        return;
+    }
+    let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) else {
+        return;
+    };
+    let name = arg.split('=').next().unwrap_or(arg);
+    let def = definition();
+    let path = command_path(&def);
+    let command = match path.as_slice() {
+        [] => "pgclone".to_string(),
+        p => p.join(" "),
+    };
+    let refs: Vec<&str> = path.iter().map(String::as_str).collect();
+    if let Some(by) = commands::repmgr_options::taken_by(name) {
+        usage_error(
+            &refs,
+            ErrorKind::ArgumentConflict,
+            format!(
+                "{command} takes no {name}: it is an option of other repmgr commands ({by}); \
+                 pgclone implements standby clone (its options: pgclone standby clone -?)"
+            ),
+        );
+    }
+    let clone_ids = ids::<pgclone::clone::CloneOptions>();
+    let found = def
+        .get_arguments()
+        .filter(|a| clone_ids.contains(a.get_id()))
+        .find(|a| match name.strip_prefix("--") {
+            Some(long) => {
+                a.get_long() == Some(long)
+                    || a.get_all_aliases().is_some_and(|al| al.contains(&long))
+            }
+            None => name.len() == 2 && a.get_short() == name.chars().nth(1),
+        });
+    let (Some(found), Some(first)) = (found, path.first()) else {
+        return;
+    };
+    if first == "standby" {
+        return;
+    }
+    usage_error(
+        &refs,
+        ErrorKind::ArgumentConflict,
+        format!(
+            "{command} takes no {}: it is an option of standby clone (pgclone standby clone {} ...)",
+            flag(found),
+            name
+        ),
+    );
 }
 
 /// A usage error in clap's form (usage on stderr, exit status 2).
@@ -204,13 +300,23 @@ fn usage_error(path: &[&str], kind: ErrorKind, message: String) -> ! {
 /// The options before the command that `command` takes: the others mean
 /// nothing to it. `standby clone` takes them all.
 fn takes(command: &Command) -> Option<Vec<clap::Id>> {
-    match command {
-        Command::Standby(_) => None,
-        Command::WalRestore(_) => Some(ids::<Site>()),
+    takes_named(match command {
+        Command::Standby(_) => "standby",
+        Command::WalRestore(_) => "wal-restore",
+        Command::BarmanCloudWalRestore(_) => "barman-cloud-wal-restore",
+        Command::Plugin(_) => "plugin",
+        Command::PatroniReplica(_) => "patroni-replica",
+    })
+}
+
+/// [`takes`] by the command's name.
+fn takes_named(name: &str) -> Option<Vec<clap::Id>> {
+    match name {
+        "standby" => None,
+        "wal-restore" => Some(ids::<Site>()),
         // barman-cloud-wal-restore's -v and -q are its own: accepted.
-        Command::BarmanCloudWalRestore(_) => Some([ids::<Site>(), ids::<Logging>()].concat()),
-        Command::Plugin(_) => Some([ids::<Site>(), ids::<Logging>(), ids::<Rendering>()].concat()),
-        Command::PatroniReplica(_) => Some([ids::<Site>(), ids::<Logging>()].concat()),
+        "plugin" => Some([ids::<Site>(), ids::<Logging>(), ids::<Rendering>()].concat()),
+        _ => Some([ids::<Site>(), ids::<Logging>()].concat()),
     }
 }
 

@@ -231,6 +231,23 @@ pub fn notice(message: &str) {
     }
 }
 
+/// True the first time this process is to say `message`: a check run
+/// again and again (`plugin test` calls a plugin dozens of times) says its
+/// notice once, not once per call.
+pub fn first_time(message: &str) -> bool {
+    static SAID: std::sync::Mutex<std::collections::BTreeSet<String>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    SAID.lock()
+        .map_or(true, |mut said| said.insert(message.to_string()))
+}
+
+/// [`notice`], once per process for the same message.
+pub fn notice_once(message: &str) {
+    if first_time(message) {
+        notice(message);
+    }
+}
+
 /// A `HINT: ...` after a notice (not with -t/--terse).
 pub fn hint(message: &str) {
     if shown(Level::Notice) && !TERSE.load(Ordering::Relaxed) {

@@ -1165,3 +1165,120 @@ fn double_v_adds_debug_lines_to_what_v_shows() {
         assert!(vv.contains(line), "{line} missing from -vv:\n{vv}");
     }
 }
+
+/// Issue 26, 2.8: a command's help lists only the options it takes.
+#[test]
+fn a_command_s_help_lists_only_the_options_it_takes() {
+    let help = |args: &[&str]| {
+        let out = bare(args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let wal = help(&["wal-restore", "--help"]);
+    for taken in [
+        "--spool-dir",
+        "--config-file",
+        "--plugins-config",
+        "--parallel",
+    ] {
+        assert!(wal.contains(taken), "{taken}: {wal}");
+    }
+    for refused in [
+        "--verbose",
+        "--log-level",
+        "--quiet",
+        "--log-to-file",
+        "not for wal-restore",
+    ] {
+        assert!(!wal.contains(refused), "{refused}: {wal}");
+    }
+    for args in [
+        &["plugin", "list", "--help"][..],
+        &["patroni-replica", "--help"],
+    ] {
+        let h = help(args);
+        assert!(h.contains("--verbose"), "{args:?}: {h}");
+        assert!(!h.contains("--log-to-file"), "{args:?}: {h}");
+    }
+    // standby clone takes them all.
+    assert!(help(&["standby", "clone", "--help"]).contains("--log-to-file"));
+}
+
+/// Issue 26, 2.8: an option of standby clone after another command is not a
+/// value to pass with `--` (clap's tip): the error says who takes it.
+#[test]
+fn a_standby_clone_option_after_another_command_names_the_command_that_takes_it() {
+    for (args, said) in [
+        (
+            vec!["wal-restore", "--upstream-node-id", "3", "h", "s", "f", "p"],
+            "wal-restore takes no --upstream-node-id: it is an option of standby clone (pgclone standby clone --upstream-node-id ...)",
+        ),
+        (
+            vec!["plugin", "list", "--upstream-node-id=3"],
+            "plugin list takes no --upstream-node-id: it is an option of standby clone",
+        ),
+        (
+            vec!["wal-restore", "-D", "/x", "h", "s", "f", "p"],
+            "wal-restore takes no -D/--pgdata: it is an option of standby clone (pgclone standby clone -D ...)",
+        ),
+    ] {
+        let out = bare(&args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(said), "{args:?}: {err}");
+        assert!(!err.contains("tip:") && !err.contains("'-- "), "{args:?}: {err}");
+    }
+    // repmgr's options of its other commands: which commands take them.
+    for (args, said) in [
+        (
+            vec!["standby", "clone", "--node-id", "3"],
+            "standby clone takes no --node-id: it is an option of other repmgr commands (repmgr standby unregister,",
+        ),
+        (
+            vec!["-f", "/x.conf", "standby", "clone", "--force-rewind"],
+            "standby clone takes no --force-rewind: it is an option of other repmgr commands (repmgr node rejoin)",
+        ),
+        (
+            vec!["wal-restore", "--wait", "h", "s", "f", "p"],
+            "wal-restore takes no --wait: it is an option of other repmgr commands (repmgr standby follow)",
+        ),
+    ] {
+        let out = bare(&args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(said), "{args:?}: {err}");
+        assert!(!err.contains("tip:") && !err.contains("'-- "), "{args:?}: {err}");
+    }
+    // An option nobody takes keeps clap's own error.
+    let out = bare(&["wal-restore", "--no-such-option", "h", "s", "f", "p"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("unexpected argument '--no-such-option'"));
+}
+
+/// Issue 26, 2.8: a first-party plugin answers to its directory's name too.
+#[test]
+fn a_first_party_plugin_answers_to_its_source_directory_s_name() {
+    let env = Env::new("");
+    let by_name = env.run(&["plugin", "inspect", "barman"]);
+    let by_dir = env.run(&["plugin", "inspect", "source-barman"]);
+    assert!(by_dir.status.success(), "{}", text(&by_dir.stderr));
+    assert_eq!(text(&by_name.stdout), text(&by_dir.stdout));
+    let out = env.run(&["plugin", "inspect", "source-nosuch"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no plugin named \"source-nosuch\""));
+}
+
+/// Issue 26, 2.8: `plugin test` calls a plugin dozens of times; a notice
+/// it causes is said once.
+#[test]
+fn plugin_test_says_a_repeated_notice_once() {
+    let env = Env::new("");
+    let policy = guest("example_site_policy");
+    let out = env.run(&["plugin", "test", policy.to_str().unwrap()]);
+    let err = text(&out.stderr);
+    let said = err
+        .lines()
+        .filter(|l| l.contains("sets archive_cleanup_command"))
+        .count();
+    assert_eq!(said, 1, "{err}");
+}

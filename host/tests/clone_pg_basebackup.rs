@@ -454,9 +454,13 @@ fn pg_hba_refusing_replication_is_reported_with_a_hint() {
     );
     assert!(err.contains("pg_hba.conf"), "{err}");
     assert!(
-        err.contains("HINT: allow it in the upstream's pg_hba.conf: host replication repl"),
+        err.contains(
+            "HINT: allow it in the upstream's pg_hba.conf: host replication repl 127.0.0.1/32 scram-sha-256"
+        ),
         "{err}"
     );
+    // The address the upstream saw, not a placeholder (issue 26, 2.8).
+    assert!(!err.contains("<this host>"), "{err}");
     assert!(!target.exists());
 }
 
@@ -560,6 +564,22 @@ fn on_a_terminal_the_copy_shows_its_progress() {
     assert!(text.contains("copy ["), "{text:?}");
     assert!(text.contains("%), ") && text.contains(" left"), "{text:?}");
     assert!(text.contains("INFO: copy: "), "{text}");
+    // The summary is a line of its own: not padded to the terminal's width,
+    // ended by its newline (issue 26, 2.8).
+    let after = text.rsplit("INFO: copy: ").next().unwrap();
+    let line = &after[..after
+        .find('\n')
+        .unwrap_or_else(|| panic!("no newline: {after:?}"))];
+    assert!(
+        line.ends_with("MiB/s\r") || line.ends_with("MiB/s"),
+        "{line:?}"
+    );
+    // pg_basebackup's --verbose account is pgclone's, not the operator's:
+    // not shown without -v.
+    assert!(
+        !text.contains("pg_basebackup: checkpoint completed"),
+        "{text}"
+    );
     assert!(target.join("standby.signal").exists());
 }
 
@@ -847,4 +867,120 @@ fn verbose_shows_each_program_pgclone_runs_and_no_engine_internals() {
     // Without -v, none of it.
     let out = standby_clone(&sc, &cfg, &p, &sc.path("standby3"), &["--dry-run"], &[]);
     assert!(!stderr(&out).contains("DEBUG:"), "{}", stderr(&out));
+}
+
+/// Without -c the upstream's spread checkpoint is said while the copy waits
+/// for it, with how to avoid the wait, and the copy's rate leaves it out
+/// (issue 26, 2.7); patroni-replica asks for a fast one as Patroni's
+/// basebackup method spells it.
+#[test]
+fn a_spread_checkpoint_is_said_with_how_to_avoid_it() {
+    let sc = Scratch::new("spreadckpt");
+    let mut p = Pg::init(&sc, "primary");
+    p.start();
+    // A spread checkpoint of a few seconds: paced over 0.1 x 30 s.
+    p.sql("ALTER SYSTEM SET checkpoint_timeout = '30s'");
+    p.sql("ALTER SYSTEM SET checkpoint_completion_target = 0.1");
+    // The copy brings the upstream's port along (issue 26, 2.8).
+    p.sql(&format!("ALTER SYSTEM SET port = {}", p.port));
+    p.sql("SELECT pg_reload_conf()");
+    p.sql("CREATE TABLE d AS SELECT generate_series(1, 300000) AS i");
+    let cfg = sc.write("pgclone.conf", "node_id=2\nnode_name=node2\n");
+    let target = sc.path("standby");
+    let t0 = std::time::Instant::now();
+    let out = standby_clone(&sc, &cfg, &p, &target, &[], &[]);
+    let err = stderr(&out);
+    eprintln!("spread: {:?}", t0.elapsed());
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(
+            "NOTICE: waiting for the upstream's checkpoint before the copy starts: it is a spread checkpoint"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("\nHINT: -c/--fast-checkpoint asks the upstream for an immediate checkpoint"),
+        "{err}"
+    );
+    let summary = err
+        .lines()
+        .find(|l| l.starts_with("INFO: copy: "))
+        .unwrap_or_else(|| panic!("no summary: {err}"));
+    assert!(
+        summary.contains(" waiting for the upstream's checkpoint)"),
+        "{summary}"
+    );
+    // On this host the copy's port is the upstream's: the start hint says so
+    // and names a free one.
+    assert!(
+        err.contains(&format!(
+            "WARNING: the copied configuration sets port {}, where the upstream listens on this host",
+            p.port
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "HINT: give it a port of its own, for example: pg_ctl -D {} -o '-p ",
+            target.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        !err.contains(&format!("pg_ctl -D {} start", target.display())),
+        "{err}"
+    );
+
+    // Patroni's member: checkpoint=fast in the method's section.
+    p.sql("INSERT INTO d SELECT generate_series(1, 300000)");
+    let replica = sc.path("replica");
+    let datadir = format!("--datadir={}", replica.display());
+    let conn = format!(
+        "--connstring=dbname=postgres user=postgres host={} port={}",
+        p.socket_dir.display(),
+        p.port
+    );
+    let t0 = std::time::Instant::now();
+    let out = pgclone(
+        &sc,
+        &[
+            "-f",
+            s(&cfg),
+            "-v",
+            "patroni-replica",
+            "--scope=demo",
+            "--role=replica",
+            &datadir,
+            &conn,
+            "--checkpoint=fast",
+        ],
+        &[],
+    );
+    let err = stderr(&out);
+    eprintln!("fast: {:?}", t0.elapsed());
+    assert!(out.status.success(), "{err}");
+    let run = err
+        .lines()
+        .find(|l| l.starts_with("DEBUG: running ") && l.contains("pg_basebackup"))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(run.contains(" --checkpoint fast "), "{run}");
+    assert!(!err.contains("spread checkpoint"), "{err}");
+    let out = pgclone(
+        &sc,
+        &[
+            "-f",
+            s(&cfg),
+            "patroni-replica",
+            &datadir,
+            &conn,
+            "--checkpoint=soon",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("invalid value \"soon\" for --checkpoint: expected fast or spread"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -122,7 +122,7 @@ fn every_escaping_plan_is_refused_with_what_was_wrong() {
             "combine-root",
             "is not a subdirectory of the staging directory",
         ),
-        ("combine-one", "a combine-backups step of 1 backups"),
+        ("combine-one", "a combine-backups step of 1 backup ("),
         ("combine-twice", "combine-backups names \"a\" twice"),
         ("combine-escape", "is not a plain relative path"),
         // The escaper's clone has a tablespace.

@@ -1462,6 +1462,109 @@ fn a_clone_fills_restore_command_s_spool_with_the_wal_since_the_backup() {
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
     assert!(!err.contains("fetching the WAL since the backup"), "{err}");
+    assert!(!err.contains("warm-up"), "{err}");
+
+    // Run by hand, a warm-up that cannot start says why (issue 26, 2.6).
+    let by_hand = |extra: &[&str]| {
+        let cfg = format!("--ssh-option=-F{}", lab.sshd.ssh_config.display());
+        let spool = lab.sc.path("spool");
+        let first = since[0].as_str();
+        let mut args = vec!["wal-restore", "--warm-from", first, &cfg, "-c"];
+        args.extend([lab.barman.config.to_str().unwrap(), "--spool-dir"]);
+        args.push(spool.to_str().unwrap());
+        args.extend(extra);
+        args.extend(["barmansrv", "pg", first, "-"]);
+        pgclone(&lab.sc, &args, &[])
+    };
+    let off = by_hand(&["-p", "0"]);
+    let err = stderr(&off);
+    assert_eq!(off.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("ERROR: pgclone wal-restore: no warm-up: prefetching is turned off\nDETAIL: this restore_command prefetches no segments (-p/--parallel 0"),
+        "{err}"
+    );
+    // A prefetcher in the spool (the first clone's, or the one started
+    // here): the next warm-up cannot have it.
+    let t0 = std::time::Instant::now();
+    let busy = loop {
+        let out = by_hand(&[]);
+        if out.status.code() == Some(2) {
+            break stderr(&out);
+        }
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(t0.elapsed() < Duration::from_secs(10), "never busy");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        busy.contains("ERROR: pgclone wal-restore: no warm-up: a prefetcher is already filling the spool directory"),
+        "{busy}"
+    );
+    assert!(
+        busy.contains("HINT: give each standby its own spool directory (--spool-dir"),
+        "{busy}"
+    );
+
+    // A clone whose plan lists the warm-up says it is skipped, and why.
+    let third = lab.sc.path("standby3");
+    let out = standby_clone(
+        &lab.sc,
+        &conf(""),
+        &lab.primary,
+        &third,
+        &["--dry-run"],
+        &[],
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("WAL segments since the backup into restore_command's spool"),
+        "{}",
+        stderr(&out)
+    );
+    let out = standby_clone(&lab.sc, &conf(""), &lab.primary, &third, &[], &[]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("WARNING: the WAL warm-up is skipped: a prefetcher is already filling the spool directory"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "\nDETAIL: another standby of this host reads the same source through the same spool"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("replay takes longer\nHINT: give each standby its own spool directory"),
+        "{err}"
+    );
+    assert!(!err.contains("fetching the WAL since the backup"), "{err}");
+
+    // An ssh login the Barman host refuses: the hint's command names the
+    // real host, not a placeholder (issue 26, 2.8).
+    let refused = lab.sc.write(
+        "refused.conf",
+        &format!(
+            "node_id=2\nnode_name=node2\nbarman_host=nobody@barmansrv\nbarman_server=pg\n\
+             barman_config='{}'\nssh_options='-F {}'\n",
+            lab.barman.config.display(),
+            lab.sshd.ssh_config.display(),
+        ),
+    );
+    let out = standby_clone(
+        &lab.sc,
+        &refused,
+        &lab.primary,
+        &lab.sc.path("standby4"),
+        &["--dry-run"],
+        &[],
+    );
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("ssh -o BatchMode=yes nobody@barmansrv true"),
+        "{err}"
+    );
+    assert!(!err.contains(" HOST "), "{err}");
 }
 
 /// Hostile names, archives and WAL hosts; segments received but not archived.

@@ -76,10 +76,24 @@ pub fn announce(ctx: &Context<'_>, plan: &Plan) {
     } else {
         report::notice(&format!("standby clone ({}) complete", made(ctx, "using")));
         report::notice("you can now start your PostgreSQL server");
-        report::hint(&format!(
-            "for example: pg_ctl -D {} start",
-            data_dir.display()
-        ));
+        match same_port(ctx, data_dir) {
+            Some((port, free)) => report::warning(
+                &format!(
+                    "the copied configuration sets port {port}, where the upstream listens on this host: \
+                     started as it is, the standby would fail (\"could not bind\" / \"lock file already exists\")"
+                ),
+                Some(&format!(
+                    "give it a port of its own, for example: pg_ctl -D {} -o '-p {free}' start \
+                     (port {free} is free now), or set port in \"{}\"",
+                    data_dir.display(),
+                    data_dir.join("postgresql.auto.conf").display()
+                )),
+            ),
+            None => report::hint(&format!(
+                "for example: pg_ctl -D {} start",
+                data_dir.display()
+            )),
+        }
         // A repmgr configuration (it has repmgr's own conninfo key): the node
         // is not part of the repmgr cluster until it is registered.
         if ctx.conf.get("conninfo").is_some() {
@@ -91,6 +105,42 @@ pub fn announce(ctx: &Context<'_>, plan: &Plan) {
     if plan.no_restore_command {
         catchup::warn_no_restore_command(ctx.conf);
     }
+}
+
+/// When the upstream runs on this host and the copy's configuration sets
+/// its port: that port, and a free one for the standby.
+fn same_port(ctx: &Context<'_>, data_dir: &std::path::Path) -> Option<(i32, u16)> {
+    let upstream = ctx.up.info.as_ref()?.port;
+    if !ctx.up.is_local() || copied_port(data_dir)? != upstream {
+        return None;
+    }
+    let free = (upstream as u16 + 1..u16::MAX)
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())?;
+    Some((upstream, free))
+}
+
+/// The port the copy's own configuration files set (postgresql.auto.conf
+/// over postgresql.conf; 5432 when neither does); none without a
+/// postgresql.conf (its configuration lives elsewhere, as on Debian).
+fn copied_port(data_dir: &std::path::Path) -> Option<i32> {
+    let set = |file: &str| -> Option<i32> {
+        let text = std::fs::read_to_string(data_dir.join(file)).ok()?;
+        text.lines()
+            .filter_map(|l| {
+                let l = l.split('#').next()?.trim();
+                let (k, v) = l.split_once('=').or_else(|| l.split_once(' '))?;
+                (k.trim() == "port").then(|| v.trim().trim_matches('\'').parse().ok())?
+            })
+            .last()
+    };
+    if !data_dir.join("postgresql.conf").is_file() {
+        return None;
+    }
+    Some(
+        set("postgresql.auto.conf")
+            .or_else(|| set("postgresql.conf"))
+            .unwrap_or(5432),
+    )
 }
 
 /// For Patroni, which writes its own recovery settings after the copy: none
@@ -145,5 +195,23 @@ mod tests {
         assert!(cleared_recovery(150000, None).files.is_empty());
         // Before 12 there is only recovery.conf to remove.
         assert!(cleared_recovery(110000, Some(old)).files.is_empty());
+    }
+
+    #[test]
+    fn the_copied_port_is_read_as_postgresql_reads_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // No postgresql.conf: the configuration lives elsewhere.
+        assert_eq!(copied_port(d), None);
+        std::fs::write(
+            d.join("postgresql.conf"),
+            "#port = 5433\nmax_connections = 10\n",
+        )
+        .unwrap();
+        assert_eq!(copied_port(d), Some(5432));
+        std::fs::write(d.join("postgresql.conf"), "port = 5433 # here\nport=5434\n").unwrap();
+        assert_eq!(copied_port(d), Some(5434));
+        std::fs::write(d.join("postgresql.auto.conf"), "port = '6000'\n").unwrap();
+        assert_eq!(copied_port(d), Some(6000));
     }
 }

@@ -300,7 +300,13 @@ async fn create_slot(
             "another server streams through it: check that no other standby uses this node's slot",
         )
         .into()),
-        (Some(_), None) => return Ok(()),
+        // Made by someone else since the plan was printed: used as it is.
+        (Some(_), None) => {
+            report::notice(&format!(
+                "replication slot \"{slot}\" was not created: it exists on the upstream already (made since the clone began); the standby uses it"
+            ));
+            return Ok(());
+        }
     }
     if let Some(j) = &done.journal {
         // Before it exists: a kill right after creating it still names it.

@@ -3,8 +3,8 @@
 //!
 //! A [`Phase`] counts bytes. On a terminal it is one line drawn by
 //! `indicatif` — done, total, percent, rate and time left when the total is
-//! known, done and rate otherwise — and when it ends that line becomes its
-//! summary. When standard error is not a terminal nothing is drawn: the
+//! known, done and rate otherwise — and when it ends that line is cleared
+//! and its summary printed as a line of its own. When standard error is not a terminal nothing is drawn: the
 //! summary line alone is printed (`INFO: copy: 174.4 MiB in 0.8 s, 231.8 MiB/s`).
 //!
 //! ```ignore
@@ -111,17 +111,23 @@ fn mib(bytes: u64) -> f64 {
 /// The summary of a phase: `copy: 174.4 MiB in 0.8 s, 231.8 MiB/s`.
 pub fn summary(name: &str, bytes: u64, elapsed: Duration) -> String {
     let secs = elapsed.as_secs_f64();
-    let time = if secs < 60.0 {
-        format!("{secs:.1} s")
-    } else {
-        let s = secs.round() as u64;
-        format!("{}m{:02}s", s / 60, s % 60)
-    };
+    let time = duration(elapsed);
     format!(
         "{name}: {:.1} MiB in {time}, {:.1} MiB/s",
         mib(bytes),
         mib(bytes) / secs.max(0.001)
     )
+}
+
+/// `0.8 s`, `3m35s`.
+pub fn duration(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs < 60.0 {
+        format!("{secs:.1} s")
+    } else {
+        let s = secs.round() as u64;
+        format!("{}m{:02}s", s / 60, s % 60)
+    }
 }
 
 /// The live line's layout, as wide as the terminal: with a total, `copy [===>  ] 512.00 MiB/1.04 GiB
@@ -146,7 +152,23 @@ pub struct Phase {
     start: Instant,
     bar: Option<ProgressBar>,
     finished: AtomicBool,
+    /// What the phase waits for now, not moving bytes (see [`Phase::wait`]).
+    waiting: std::sync::Mutex<Option<Wait>>,
+    /// The longest of its waits, said in the summary: (what, how long).
+    waited: std::sync::Mutex<Option<(String, Duration)>>,
 }
+
+/// A wait inside a phase: an upstream's checkpoint before its first byte.
+struct Wait {
+    what: String,
+    since: Instant,
+    /// Said once it lasts (a NOTICE, with how to avoid it).
+    notice: Option<(String, Option<String>)>,
+}
+
+/// How long a wait lasts before its NOTICE is printed: a fast checkpoint
+/// on a small server is over long before.
+pub const WAIT_NOTICE_AFTER: Duration = Duration::from_secs(1);
 
 impl std::fmt::Debug for Phase {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -184,6 +206,8 @@ impl Phase {
             start: Instant::now(),
             bar,
             finished: AtomicBool::new(false),
+            waiting: std::sync::Mutex::new(None),
+            waited: std::sync::Mutex::new(None),
         })
     }
 
@@ -203,6 +227,9 @@ impl Phase {
 
     /// Sets the bytes done.
     pub fn set(&self, bytes: u64) {
+        if bytes > 0 {
+            self.resume();
+        }
         self.done.store(bytes, Ordering::Relaxed);
         if let Some(b) = &self.bar {
             // A total that was an estimate never reads over 100%.
@@ -215,6 +242,9 @@ impl Phase {
 
     /// Adds to the bytes done.
     pub fn add(&self, bytes: u64) {
+        if bytes > 0 {
+            self.resume();
+        }
         self.done.fetch_add(bytes, Ordering::Relaxed);
         if let Some(b) = &self.bar {
             b.inc(bytes);
@@ -242,9 +272,83 @@ impl Phase {
         }
     }
 
-    /// The summary as it is printed.
+    /// The phase waits for `what` (e.g. "the upstream's checkpoint") before
+    /// it moves bytes: the live line says so, and if it lasts
+    /// [`WAIT_NOTICE_AFTER`], [`Phase::tick_wait`] prints `notice` (and its
+    /// hint) once. Ends with [`Phase::resume`] or the first bytes.
+    pub fn wait(&self, what: &str, notice: Option<(String, Option<String>)>) {
+        if let Ok(mut w) = self.waiting.lock() {
+            if w.as_ref().is_some_and(|w| w.what == what) {
+                return;
+            }
+            *w = Some(Wait {
+                what: what.to_string(),
+                since: Instant::now(),
+                notice,
+            });
+        }
+        if let Some(b) = &self.bar {
+            b.set_prefix(format!("{}: waiting for {what}", self.name));
+        }
+    }
+
+    /// The wait is over: its time is kept for the summary.
+    pub fn resume(&self) {
+        let Some(w) = self.waiting.lock().ok().and_then(|mut w| w.take()) else {
+            return;
+        };
+        let took = w.since.elapsed();
+        if let Ok(mut longest) = self.waited.lock() {
+            if longest.as_ref().is_none_or(|(_, d)| *d < took) {
+                *longest = Some((w.what, took));
+            }
+        }
+        if let Some(b) = &self.bar {
+            b.set_prefix(self.name.clone());
+        }
+    }
+
+    /// Called now and then while a phase runs: a wait that has lasted says
+    /// what it waits for (once).
+    pub fn tick_wait(&self) {
+        let Ok(mut guard) = self.waiting.lock() else {
+            return;
+        };
+        let Some(w) = guard.as_mut() else {
+            return;
+        };
+        if w.since.elapsed() < WAIT_NOTICE_AFTER {
+            return;
+        }
+        if let Some((message, hint)) = w.notice.take() {
+            drop(guard);
+            self.suspend(|| {
+                report::notice(&message);
+                if let Some(h) = &hint {
+                    report::hint(h);
+                }
+            });
+        }
+    }
+
+    /// The summary as it is printed: the rate leaves out a wait of more
+    /// than a second, which is named with its time.
     pub fn summary(&self) -> String {
-        summary(&self.name, self.done(), self.start.elapsed())
+        let elapsed = self.start.elapsed();
+        let waited = self
+            .waited
+            .lock()
+            .ok()
+            .and_then(|w| w.clone())
+            .filter(|(_, d)| *d >= WAIT_NOTICE_AFTER);
+        match waited {
+            Some((what, d)) => format!(
+                "{} (after {} waiting for {what})",
+                summary(&self.name, self.done(), elapsed.saturating_sub(d)),
+                duration(d)
+            ),
+            None => summary(&self.name, self.done(), elapsed),
+        }
     }
 
     /// Ends the phase: the live line is replaced by the summary, which is
@@ -253,15 +357,14 @@ impl Phase {
         if self.finished.swap(true, Ordering::Relaxed) {
             return;
         }
-        match &self.bar {
-            // The line becomes the summary (drawn whatever the refresh rate).
-            Some(b) if report::shown(Level::Info) => {
-                b.set_style(ProgressStyle::with_template("{msg}").expect("a valid template"));
-                b.finish_with_message(format!("INFO: {}", self.summary()));
-            }
-            Some(b) => b.finish_and_clear(),
-            None => report::info(&self.summary()),
+        self.resume();
+        // The live line goes, and the summary is a line of its own: drawn
+        // by the bar, it was padded to the terminal's width and left without
+        // its newline.
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
         }
+        report::info(&self.summary());
     }
 }
 

@@ -186,7 +186,7 @@ impl<'a> Loader<'a> {
         let cand = self
             .candidates
             .iter()
-            .find(|c| c.name == name)
+            .find(|c| c.name == name || c.name == catalog::canonical(name))
             .ok_or_else(|| {
                 Failure::new(format!("plugin \"{name}\" is not configured")).hint(format!(
                     "install it with `{}`, or check backup_source and policies",

@@ -86,7 +86,10 @@ impl NodeSettings {
                     .into(),
             );
         }
-        let source = match conf.get("backup_source") {
+        let source = match conf
+            .get("backup_source")
+            .map(crate::plugin::catalog::canonical)
+        {
             Some(s) if s != "barman" || !o.without_barman => s.to_string(),
             _ if barman.0.is_some() && !o.without_barman => "barman".to_string(),
             _ => "pg-basebackup".to_string(),

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 pub struct SshMaster {
     child: std::sync::Mutex<std::process::Child>,
     path: PathBuf,
+    /// Where it connects, for the notice of a slow login.
+    dest: String,
     ssh_options: Vec<String>,
     /// How long the connection may take before it is given up.
     bound: Duration,
@@ -45,6 +47,7 @@ impl SshMaster {
         Some(SshMaster {
             child: std::sync::Mutex::new(child),
             path,
+            dest: dest.to_string(),
             ssh_options: ssh_options.to_vec(),
             bound: Duration::from_secs(connect_timeout as u64 + 5),
             started: Instant::now(),
@@ -56,10 +59,21 @@ impl SshMaster {
     /// commands then connect on their own and report what ssh says).
     pub fn ready(&self) -> Option<PathBuf> {
         let mut child = self.child.lock().ok()?;
+        let mut said = false;
         let ok = loop {
             match child.try_wait() {
                 Ok(Some(status)) => break status.success(),
                 Ok(None) if self.started.elapsed() < self.bound => {
+                    // A login that takes its time (a slow host, a key
+                    // agent asking) is said, not taken for a hang.
+                    if !said && self.started.elapsed() > Duration::from_secs(2) {
+                        said = true;
+                        crate::report::notice(&format!(
+                            "waiting for ssh to log in to {} (given up after {} s; ssh_connect_timeout sets it)",
+                            self.dest,
+                            self.bound.as_secs()
+                        ));
+                    }
                     std::thread::sleep(Duration::from_millis(20))
                 }
                 // Hung (a host that swallows packets): the commands that

@@ -32,6 +32,8 @@ pub struct Upstream {
     pub hot_standby: bool,
     pub data_checksums: bool,
     pub wal_log_hints: bool,
+    /// The port it listens on.
+    pub port: i32,
     /// Only visible to superusers and pg_read_all_settings.
     pub data_directory: Option<PathBuf>,
     pub config_files: Vec<PathBuf>,
@@ -59,7 +61,8 @@ pub async fn inspect(c: &Client) -> anyhow::Result<Upstream> {
                     (SELECT count(*) FROM pg_replication_slots)::int,
                     current_setting('hot_standby'),
                     current_setting('data_checksums'),
-                    current_setting('wal_log_hints')",
+                    current_setting('wal_log_hints'),
+                    current_setting('port')::int",
             &[],
         )
         .await
@@ -103,6 +106,7 @@ pub async fn inspect(c: &Client) -> anyhow::Result<Upstream> {
         })
         .collect();
     Ok(Upstream {
+        port: row.get(11),
         version_num: version_num as u32,
         version: row.get(1),
         in_recovery: row.get(2),
@@ -166,7 +170,9 @@ pub async fn create_slot(c: &Client, name: &str) -> anyhow::Result<()> {
 /// walsender ends when it notices the closed connection): an active slot is
 /// tried again for up to ten seconds.
 pub async fn drop_slot(c: &Client, name: &str) -> anyhow::Result<()> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let start = std::time::Instant::now();
+    let deadline = start + std::time::Duration::from_secs(10);
+    let mut said = false;
     loop {
         match c
             .execute("SELECT pg_drop_replication_slot($1)", &[&name])
@@ -176,6 +182,12 @@ pub async fn drop_slot(c: &Client, name: &str) -> anyhow::Result<()> {
             Err(e)
                 if error_text(&e).contains("is active") && std::time::Instant::now() < deadline =>
             {
+                if !said && start.elapsed() > std::time::Duration::from_secs(1) {
+                    said = true;
+                    crate::report::notice(&format!(
+                        "waiting for the stopped copy's connection to release replication slot \"{name}\" (up to 10 s)"
+                    ));
+                }
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
             Err(e) => {
@@ -186,6 +198,33 @@ pub async fn drop_slot(c: &Client, name: &str) -> anyhow::Result<()> {
                 )
             }
         }
+    }
+}
+
+/// The pg_hba.conf line that lets `user` in, for the address the server
+/// names in its refusal (`no pg_hba.conf entry for replication connection
+/// from host "10.0.0.7", ...`, `pg_hba.conf rejects replication connection
+/// for host "10.0.0.7", ...`): what it saw is what the line must match.
+fn hba_hint(refusal: &str, user: &str) -> String {
+    let seen = refusal
+        .split_once(" host \"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(h, _)| h);
+    let user = if user.is_empty() { "all" } else { user };
+    match seen {
+        Some("[local]") => format!(
+            "allow it in the upstream's pg_hba.conf: local replication {user} peer (or the method its other local lines use)"
+        ),
+        Some(ip) if ip.contains(':') => format!(
+            "allow it in the upstream's pg_hba.conf: host replication {user} {ip}/128 scram-sha-256"
+        ),
+        Some(ip) => format!(
+            "allow it in the upstream's pg_hba.conf: host replication {user} {ip}/32 scram-sha-256"
+        ),
+        None => format!(
+            "allow it in the upstream's pg_hba.conf: host replication {user} ADDRESS/32 scram-sha-256, \
+             with the address this host connects from"
+        ),
     }
 }
 
@@ -247,10 +286,7 @@ pub async fn identify_system(
         let mut f = Failure::new(format!("a replication connection to {target} failed"))
             .detail(stderr.clone());
         f = if stderr.contains("pg_hba.conf") {
-            f.hint(format!(
-                "allow it in the upstream's pg_hba.conf: host replication {} <this host>/32 scram-sha-256",
-                repl.params.get("user").unwrap_or("")
-            ))
+            f.hint(hba_hint(&stderr, repl.params.get("user").unwrap_or("")))
         } else if let Some((detail, hint)) = repl.password_problem(&stderr, true) {
             f.detail(format!("{stderr}\n{detail}")).hint(hint)
         } else {

@@ -6,15 +6,18 @@
 //!
 //! The restore_command itself decides where: the same source, the same spool
 //! directory, the same checks; the clone only names the first segment and
-//! the segment size. Nothing here can fail the clone: a restore_command that
-//! is not pgclone's, a clone run by another user than the data directory's
-//! owner (the spool must be the standby's user's), or a warm-up that does not
-//! start only means PostgreSQL fetches the WAL itself, as without this.
+//! the segment size. Nothing here can fail the clone: a clone run by another
+//! user than the data directory's owner (the spool must be the standby's
+//! user's), or a warm-up that does not start (prefetching turned off, a
+//! prefetcher of another standby in the same spool, a source that cannot be
+//! prefetched or reached) only means PostgreSQL fetches the WAL itself, as
+//! without this; the plan listed the warm-up, so a WARNING says why not.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use crate::contract::source::Backup;
+use crate::report::Failure;
 use crate::wal;
 
 /// A running warm-up: the spool directory it fills and its prefetcher.
@@ -66,46 +69,138 @@ pub fn warm_argv(
 
 /// Starts the warm-up of `window` segments (`clone_wal_prefetch`; 0: none)
 /// for a clone of `backup` into `data_dir` whose recovery configuration sets
-/// `restore_command`; says what it did.
+/// `restore_command`; says what it did, and when the plan listed it but it
+/// cannot start, a WARNING says why and what to do.
 pub fn start(
     restore_command: &str,
     backup: &Backup,
     data_dir: &Path,
     window: usize,
 ) -> Option<Warm> {
-    use std::os::unix::fs::MetadataExt;
     if window == 0 {
         return None;
     }
-    let owner = std::fs::metadata(data_dir).ok()?.uid();
-    if owner != unsafe { libc::geteuid() } {
-        return None;
+    match try_start(restore_command, backup, data_dir, window) {
+        Ok(warm) => {
+            crate::report::info(&format!(
+                "fetching the WAL since the backup (from {}) into restore_command's spool while the copy runs",
+                backup.begin_wal
+            ));
+            Some(warm)
+        }
+        Err(why) => {
+            skipped(&why);
+            None
+        }
+    }
+}
+
+/// The WARNING for a warm-up the plan promised that does not run.
+fn skipped(why: &Failure) {
+    let consequence = "PostgreSQL fetches the WAL since the backup through restore_command once \
+                       the standby starts, one request at a time: replay takes longer";
+    let detail = match &why.detail {
+        Some(d) => format!("{d}\n{consequence}"),
+        None => consequence.to_string(),
+    };
+    crate::report::warning(
+        &format!(
+            "the WAL warm-up is skipped: {}\nDETAIL: {detail}",
+            why.message
+        ),
+        why.hint.as_deref(),
+    );
+}
+
+fn try_start(
+    restore_command: &str,
+    backup: &Backup,
+    data_dir: &Path,
+    window: usize,
+) -> Result<Warm, Failure> {
+    use std::os::unix::fs::MetadataExt;
+    let owner = std::fs::metadata(data_dir)
+        .map_err(|e| {
+            Failure::new(format!("cannot read \"{}\"", data_dir.display())).detail(e.to_string())
+        })?
+        .uid();
+    let me = unsafe { libc::geteuid() };
+    if owner != me {
+        return Err(Failure::new(format!(
+            "the clone runs as {}, but \"{}\" belongs to {}, whose restore_command's spool it would fill",
+            user_name(me),
+            data_dir.display(),
+            user_name(owner)
+        ))
+        .hint(format!(
+            "run the clone as {} (the standby's user), e.g. with sudo -u {0}",
+            user_name(owner)
+        )));
     }
     let seg_size =
         wal::size_from_lsn(&backup.begin_lsn, &backup.begin_wal).unwrap_or(wal::DEFAULT_SIZE);
-    let argv = warm_argv(restore_command, &backup.begin_wal, seg_size, window)?;
-    let exe = std::env::current_exe().ok()?;
+    let argv = warm_argv(restore_command, &backup.begin_wal, seg_size, window)
+        .ok_or_else(|| Failure::new("restore_command is not pgclone's wal-restore"))?;
+    let exe = std::env::current_exe()
+        .map_err(|e| Failure::new("cannot find pgclone's own program").detail(e.to_string()))?;
     let mut cmd = std::process::Command::new(exe);
-    cmd.args(&argv).stdin(Stdio::null()).stderr(Stdio::null());
+    // Its standard error says why it did not start; the prefetcher it
+    // starts has no standard streams, so the pipes end with the starter.
+    cmd.args(&argv).stdin(Stdio::null());
     // The prefetcher it leaves running is detached on purpose (it serves the
     // standby's restore_command afterwards); this starter dies with pgclone.
     crate::child::dies_with_parent(&mut cmd);
     crate::report::running(&cmd);
-    let out = cmd.output().ok().filter(|o| o.status.success())?;
+    let out = cmd.output().map_err(|e| {
+        Failure::new("could not run restore_command's warm-up").detail(e.to_string())
+    })?;
+    if !out.status.success() {
+        return Err(starter_failure(
+            &String::from_utf8_lossy(&out.stderr),
+            &out.status,
+        ));
+    }
     let text = String::from_utf8_lossy(&out.stdout);
     let field = |k: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(k).map(|v| v.trim().to_string()))
     };
-    let warm = Warm {
-        spool: PathBuf::from(field("spool=")?),
+    Ok(Warm {
+        spool: PathBuf::from(
+            field("spool=").ok_or_else(|| Failure::new("the warm-up named no spool directory"))?,
+        ),
         pid: field("pid=").and_then(|p| p.parse().ok()),
-    };
-    crate::report::info(&format!(
-        "fetching the WAL since the backup (from {}) into restore_command's spool while the copy runs",
-        backup.begin_wal
+    })
+}
+
+/// What the warm-up's `ERROR: pgclone wal-restore: no warm-up: ...` (with
+/// its DETAIL and HINT) says, as a failure of the clone's own words.
+fn starter_failure(stderr: &str, status: &std::process::ExitStatus) -> Failure {
+    let mut f = Failure::new(format!(
+        "restore_command's warm-up {}",
+        crate::report::exit_text(status)
     ));
-    Some(warm)
+    for line in stderr.lines() {
+        if let Some(m) = line.strip_prefix("ERROR: ") {
+            let m = m.strip_prefix("pgclone wal-restore: ").unwrap_or(m);
+            f.message = m.strip_prefix("no warm-up: ").unwrap_or(m).to_string();
+        } else if let Some(d) = line.strip_prefix("DETAIL: ") {
+            f.detail = Some(d.to_string());
+        } else if let Some(h) = line.strip_prefix("HINT: ") {
+            f.hint = Some(h.to_string());
+        }
+    }
+    f
+}
+
+/// A user's name (its uid when it has none).
+fn user_name(uid: u32) -> String {
+    let pw = unsafe { libc::getpwuid(uid) };
+    if pw.is_null() {
+        return format!("uid {uid}");
+    }
+    let name = unsafe { std::ffi::CStr::from_ptr((*pw).pw_name) };
+    name.to_string_lossy().into_owned()
 }
 
 impl Warm {

@@ -12,6 +12,7 @@ pub mod generate;
 pub mod patroni;
 pub mod plugin;
 pub mod plugin_install;
+pub mod repmgr_options;
 pub mod standby;
 pub mod wal_restore;
 

@@ -50,6 +50,9 @@ Keys of the method's section (each arrives as --KEY=VALUE):
   jobs=N               parallel rsync streams from Barman (default: clone_jobs, else 4)
   backup_id=ID         the Barman backup to clone (default: the latest)
   verify_backup=BOOL   check the copy with pg_verifybackup (PostgreSQL 13+)
+  checkpoint=fast      a copy from the leader (pg_basebackup) asks it for an immediate
+                       checkpoint instead of waiting for a spread one (as Patroni's
+                       basebackup method spells it; fast_checkpoint=BOOL too)
   config_file=FILE     the node's pgclone configuration, instead of -f
   plugins_config=FILE  the plugin configuration, instead of --plugins-config
 Any other key (command, no_params, no_leader, ...) is accepted and ignored; -v names it.";
@@ -81,6 +84,9 @@ pub struct Request {
     pub jobs: Option<usize>,
     pub backup_id: Option<String>,
     pub verify_backup: bool,
+    /// `checkpoint=fast` (pg_basebackup's spelling, as in Patroni's own
+    /// basebackup method) or `fast_checkpoint=true`: repmgr's -c.
+    pub fast_checkpoint: bool,
     pub config_file: Option<PathBuf>,
     pub plugins_config: Option<PathBuf>,
     /// Keys accepted but not used, by name (values may be secrets).
@@ -141,6 +147,18 @@ pub fn parse(args: &[String]) -> Result<Request, Failure> {
             "connstring" => connstring = Some(value.to_string()),
             "keep_data" => r.keep_data = bool_value(key, value)?,
             "verify_backup" => r.verify_backup = bool_value(key, value)?,
+            "fast_checkpoint" => r.fast_checkpoint = bool_value(key, value)?,
+            "checkpoint" => {
+                r.fast_checkpoint = match value.to_ascii_lowercase().as_str() {
+                    "fast" => true,
+                    "spread" => false,
+                    _ => {
+                        return Err(usage(format!(
+                            "invalid value \"{value}\" for --{key}: expected fast or spread"
+                        )))
+                    }
+                }
+            }
             "jobs" => {
                 r.jobs = Some(value.parse().ok().filter(|j| *j > 0).ok_or_else(|| {
                     usage(format!(
@@ -261,6 +279,7 @@ fn clone_replica(ctx: &Context, r: &Request) -> anyhow::Result<()> {
         dbname: Some(r.connstring.clone()),
         force: r.keep_data,
         verify_backup: r.verify_backup,
+        fast_checkpoint: r.fast_checkpoint,
         backup_id: r.backup_id.clone(),
         jobs: r.jobs,
         patroni: true,
@@ -314,6 +333,7 @@ mod tests {
             "--keep_data=True",
             "--no_params=False",
             "--jobs=8",
+            "--checkpoint=fast",
             "--something_new=x",
             "--scope=demo",
             "--role=replica",
@@ -326,6 +346,7 @@ mod tests {
         assert!(r.connstring.contains("host=10.0.0.1"));
         assert!(r.keep_data);
         assert_eq!(r.jobs, Some(8));
+        assert!(r.fast_checkpoint);
         assert_eq!(r.ignored, vec!["no_params", "something_new"]);
     }
 

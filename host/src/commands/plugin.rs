@@ -362,7 +362,7 @@ fn show(p: &Plugin) {
 fn inspect(rt: &Runtime, cfg: &PluginsConfig, what: &str) -> anyhow::Result<ExitCode> {
     let cand = match catalog::candidates(cfg)
         .into_iter()
-        .find(|c| c.name == what)
+        .find(|c| c.name == what || c.name == catalog::canonical(what))
     {
         Some(c) => c,
         None if std::path::Path::new(what).exists() => {

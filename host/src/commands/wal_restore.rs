@@ -226,6 +226,7 @@ fn select(
             .source
             .clone()
             .or_else(|| conf.get("backup_source").map(str::to_string))
+            .map(|s| pgclone::plugin::catalog::canonical(&s).to_string())
             .filter(|s| !s.is_empty());
         match name {
             Some(n) if n != "barman" => Ok(Selected::Plugin(n)),

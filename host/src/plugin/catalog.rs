@@ -120,6 +120,16 @@ pub fn is_builtin(name: &str) -> bool {
     EMBEDDED.iter().any(|(n, _)| *n == name)
 }
 
+/// The name a plugin is known by, for a name as given: a first-party
+/// plugin's directory in the source tree names it too (`source-barman` is
+/// `barman`, `source-pg-basebackup` is `pg-basebackup`).
+pub fn canonical(name: &str) -> &str {
+    match name.strip_prefix("source-") {
+        Some(rest) if is_builtin(rest) => rest,
+        _ => name,
+    }
+}
+
 /// The hex sha256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))

@@ -235,6 +235,13 @@ fn run_bounded(
 impl host_api::Host for PluginState {
     fn log(&mut self, level: LogLevel, message: String) {
         let line = format!("[{}] {}", self.plugin, clean(&message));
+        // Called again and again (a conformance run), a plugin says a
+        // notice or warning once.
+        if matches!(level, LogLevel::Notice | LogLevel::Warning)
+            && !crate::report::first_time(&line)
+        {
+            return;
+        }
         match level {
             LogLevel::Debug => tracing::debug!("{line}"),
             LogLevel::Info => tracing::info!("{line}"),

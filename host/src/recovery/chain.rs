@@ -89,7 +89,7 @@ pub fn decide(
         if !policy.is_builtin() {
             for (name, value) in command_settings(&config) {
                 if !before.contains(&(name.clone(), value.clone())) {
-                    crate::report::notice(&format!(
+                    crate::report::notice_once(&format!(
                         "recovery policy \"{}\" sets {name} = '{value}': PostgreSQL will run this command as its own operating-system user",
                         policy.name()
                     ));

@@ -12,7 +12,8 @@ use super::archive::{Archive, Directory, Fetch};
 use super::fetch::{Fetcher, Landing};
 use super::landing::Landed;
 use super::spool::Spool;
-use super::{exit, guard, log, open_spool, Options};
+use super::{exit, guard, log, open_spool, problem, Options, Problem};
+use crate::report::Failure;
 use crate::wal::{self, WalName};
 
 /// Fetch programs run at once for one batch.
@@ -79,48 +80,116 @@ fn spawn(o: &Options) -> std::io::Result<u32> {
 /// For a clone: points the source's cursor just before `first` (the
 /// backup's first segment) and starts a prefetcher that fills `window`
 /// segments from there while the copy runs; prints the spool directory and
-/// the prefetcher's pid for the clone. 0 when it started.
+/// the prefetcher's pid for the clone. 0 when it started; otherwise an
+/// ERROR says why not (the clone shows it as the reason its warm-up was
+/// skipped) and what to do.
 pub fn warm(o: &Options, first: &str, seg_size: u64, window: usize) -> u8 {
+    match start_warm(o, first, seg_size, window) {
+        Ok((dir, pid)) => {
+            println!("spool={}\npid={pid}", dir.display());
+            exit::DELIVERED
+        }
+        Err(p) => {
+            log_error(&format!("no warm-up: {}", p.failure));
+            p.code
+        }
+    }
+}
+
+fn start_warm(
+    o: &Options,
+    first: &str,
+    seg_size: u64,
+    window: usize,
+) -> Result<(PathBuf, u32), Problem> {
+    let usage = |f: Failure| problem(exit::USAGE, f);
     let Some(WalName::Segment { tli, log, seg }) = wal::parse_name(first) else {
-        log_error(&format!("\"{first}\" is not a WAL segment name"));
-        return exit::USAGE;
+        return Err(usage(Failure::new(format!(
+            "\"{first}\" is not a WAL segment name"
+        ))));
     };
     if !wal::valid_size(seg_size) {
-        log_error(&format!("{seg_size} is not a WAL segment size"));
-        return exit::USAGE;
+        return Err(usage(Failure::new(format!(
+            "{seg_size} is not a WAL segment size"
+        ))));
     }
-    let spool = match open_spool(o) {
-        Ok(s) => s,
-        Err(f) => {
-            log_error(&f.to_string());
-            return exit::USAGE;
-        }
-    };
-    // Prefetching turned off (`-p 0`), none wanted, or one already runs.
-    if window == 0 || o.prefetch == 0 || running(&spool) {
-        return exit::USAGE;
+    let spool = open_spool(o).map_err(usage)?;
+    if window == 0 || o.prefetch == 0 {
+        return Err(usage(
+            Failure::new("prefetching is turned off")
+                .detail(if o.prefetch == 0 {
+                    "this restore_command prefetches no segments (-p/--parallel 0, or wal_restore_prefetch = 0)"
+                } else {
+                    "--warm-segments 0 asks for none"
+                })
+                .hint(
+                    "for the clone to fetch the WAL since the backup while it copies, remove -p 0 from \
+                     restore_command (or set wal_restore_prefetch above 0); clone_wal_prefetch = 0 turns \
+                     the warm-up off without a word",
+                ),
+        ));
+    }
+    if running(&spool) {
+        return Err(usage(
+            Failure::new(format!(
+                "a prefetcher is already filling the spool directory \"{}\"",
+                spool.dir.display()
+            ))
+            .detail(
+                "another standby of this host reads the same source through the same spool (or an \
+                 earlier warm-up still runs); that prefetcher follows its own standby's requests, not \
+                 this backup's WAL",
+            )
+            .hint(
+                "give each standby its own spool directory (--spool-dir in restore_command, or \
+                 wal_restore_spool_dir), or start again once that prefetcher has ended (30 s after its \
+                 last request)",
+            ),
+        ));
+    }
+    // The prefetcher reads the answer cached here; a source it cannot
+    // prefetch from, or cannot reach, is said now rather than by its silence.
+    let archive = o.source.archive(&spool, false).map_err(|p| {
+        problem(
+            p.code,
+            Failure {
+                message: format!("{}: {}", o.source.describe(), p.failure.message),
+                ..p.failure
+            },
+        )
+    })?;
+    if archive.per_name {
+        return Err(usage(Failure::new(format!(
+            "{} locates its WAL one file at a time (locate-wal): it is fetched when PostgreSQL asks, never ahead",
+            o.source.describe()
+        ))));
     }
     let Some(cursor) = wal::preceding(tli, log, seg, seg_size) else {
-        return exit::USAGE;
+        return Err(usage(Failure::new(format!(
+            "{first} is the first segment there is: nothing precedes it to start after"
+        ))));
     };
-    if spool.set_cursor(&cursor, seg_size).is_err() {
-        return exit::USAGE;
-    }
+    spool.set_cursor(&cursor, seg_size).map_err(|e| {
+        usage(
+            Failure::new(format!(
+                "could not write the cursor in \"{}\"",
+                spool.dir.display()
+            ))
+            .detail(e.to_string()),
+        )
+    })?;
     let o = Options {
         prefetch: o.prefetch.max(window).min(1024),
         warm: true,
         ..o.clone()
     };
-    match spawn(&o) {
-        Ok(pid) => {
-            println!("spool={}\npid={pid}", spool.dir.display());
-            exit::DELIVERED
-        }
-        Err(e) => {
-            log_error(&format!("could not start the prefetcher: {e}"));
-            exit::UNREACHABLE
-        }
-    }
+    let pid = spawn(&o).map_err(|e| {
+        problem(
+            exit::UNREACHABLE,
+            Failure::new("could not start the prefetcher").detail(e.to_string()),
+        )
+    })?;
+    Ok((spool.dir.clone(), pid))
 }
 
 fn log_error(msg: &str) {

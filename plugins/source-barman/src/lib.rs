@@ -97,18 +97,22 @@ fn barman(args: &[&str]) -> Result<String, PluginError> {
             let (kind, hint) = if stderr.contains("Permission denied")
                 || stderr.contains("Host key verification")
             {
-                (ErrorKind::AuthFailed, "check the ssh key of this user for the Barman host (ssh -o BatchMode=yes HOST true)")
+                (
+                    ErrorKind::AuthFailed,
+                    format!("check the ssh key of this user for the Barman host (ssh -o BatchMode=yes {barman_host} true)"),
+                )
             } else {
                 (
                     ErrorKind::Unreachable,
-                    "check barman_host, and the Host block for it in ~/.ssh/config (port, user)",
+                    "check barman_host, and the Host block for it in ~/.ssh/config (port, user)"
+                        .to_string(),
                 )
             };
             Err(err(
                 kind,
                 format!("could not connect to the Barman host \"{barman_host}\" over ssh"),
                 Some(stderr),
-                Some(hint),
+                Some(&hint),
             ))
         }
         Some(127) => Err(err(

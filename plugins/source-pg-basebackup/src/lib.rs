@@ -169,6 +169,11 @@ impl Guest for PgBasebackup {
         if request.interactive && !opts.progress {
             args.push("--progress".into());
         }
+        // Its account says when it waits for the upstream's checkpoint: the
+        // host says so instead of showing a copy that does not move.
+        if !opts.verbose {
+            args.push("--verbose".into());
+        }
         args.extend(opts.args);
         let host_name = request
             .upstream

@@ -16,6 +16,8 @@ pub struct Options {
     pub no_slot: bool,
     /// `-P`/`--progress` given.
     pub progress: bool,
+    /// `-v`/`--verbose` given.
+    pub verbose: bool,
 }
 
 /// Splits like a POSIX shell (quotes and backslashes), without expanding anything.
@@ -287,6 +289,7 @@ pub fn parse(s: &str) -> Result<Options, PluginError> {
             "help" | "version" => return Err(refuse(&shown, "pg_basebackup would print it and copy nothing")),
             "wal-method" | "xlog-method" => o.wal_method = true,
             "progress" => o.progress = true,
+            "verbose" => o.verbose = true,
             "no-slot" => o.no_slot = true,
             "slot" => o.slot = value,
             _ => {}

@@ -39,7 +39,7 @@ impl Kind for CombineBackups {
 
     fn check(c: &CombineBackupsStep, v: &Validation<'_>) -> Result<Self, Failure> {
         if c.backups.len() < 2 {
-            return Err(v.malformed(format!("a combine-backups step of {} backups (a chain has a full backup and at least one incremental)", c.backups.len())));
+            return Err(v.malformed(format!("a combine-backups step of {} (a chain has a full backup and at least one incremental)", crate::report::count(c.backups.len(), "backup", "backups"))));
         }
         let mut backups = Vec::new();
         for b in &c.backups {

@@ -728,10 +728,13 @@ fn judge(
     };
     if ssh_failed {
         let how = crate::report::exit_text(status);
-        let hint = if status.code() == Some(255) {
-            "check that this host reaches the backup host with ssh (ssh -o BatchMode=yes HOST true)"
-        } else {
-            "check that the archive exists and is readable by the ssh user on the backup host"
+        let hint = match (&a.from, status.code()) {
+            (ArchiveFrom::Ssh { dest, .. }, Some(255)) => format!(
+                "check that this host reaches the backup host with ssh (ssh -o BatchMode=yes {} true)",
+                crate::remote::shell_quote(dest)
+            ),
+            _ => "check that the archive exists and is readable by the ssh user on the backup host"
+                .to_string(),
         };
         return Err(
             Failure::new(format!("could not read archive \"{source}\": ssh {how}"))

@@ -1,11 +1,15 @@
 //! `run-local`: a granted local program of the source's (pg_basebackup,
 //! say), run without a shell; its progress drives the phase's line, the end
-//! of its standard error explains a failure.
+//! of its standard error explains a failure; a wait it reports (the
+//! upstream's checkpoint) is said rather than taken for a slow copy.
+
+mod waits;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use super::super::{Kind, Running, Validation};
+use waits::Said;
 use crate::child::Supervised;
 use crate::clone::progress::{follow_records, Phase};
 use crate::contract::source::RunLocalStep;
@@ -87,10 +91,22 @@ async fn run_program(step: &RunLocal, ctx: &super::super::ExecContext) -> anyhow
         Failure::new(format!("could not run \"{}\"", program.display())).detail(e.to_string())
     })?;
     let mut group = Supervised::of(&child);
+    // A wait that lasts is said, whether or not anything else arrives.
+    let ticker = tokio::spawn({
+        let phase = phase.clone();
+        async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                phase.tick_wait();
+            }
+        }
+    });
+    let fast = waits::fast_checkpoint(&step.args);
     let tail = match child.stderr.take() {
-        Some(err) => follow_stderr(err, &phase, ctx.show_progress).await,
+        Some(err) => follow_stderr(err, &phase, ctx.show_progress, fast).await,
         None => Vec::new(),
     };
+    ticker.abort();
     let status = child.wait().await?;
     group.finished();
     if !status.success() {
@@ -126,12 +142,33 @@ fn failed(program: &Path, status: &std::process::ExitStatus, tail: &[u8]) -> Fai
 }
 
 /// Reads a program's standard error to its end: progress records
-/// (pg_basebackup --progress) move `phase`, other lines are shown above it.
-/// Returns the last 16 KiB, for an error message.
-async fn follow_stderr(err: tokio::process::ChildStderr, phase: &Phase, show: bool) -> Vec<u8> {
+/// (pg_basebackup --progress) move `phase`, a checkpoint wait is the
+/// phase's wait, pg_basebackup's `--verbose` account is shown with -v, other
+/// lines are shown above the live line. Returns the last 16 KiB, for an
+/// error message.
+async fn follow_stderr(
+    err: tokio::process::ChildStderr,
+    phase: &Phase,
+    show: bool,
+    fast: bool,
+) -> Vec<u8> {
     let mut tail = Vec::new();
     let shown = |line: &str| {
-        if show {
+        let said = waits::read(line);
+        match said {
+            Said::WaitsForCheckpoint => phase.wait(
+                "the upstream's checkpoint",
+                Some(waits::checkpoint_notice(fast)),
+            ),
+            Said::WaitsForArchiving => phase.wait(
+                "the upstream's archive_command",
+                Some(waits::archiving_notice()),
+            ),
+            Said::CheckpointDone | Said::ArchivingDone => phase.resume(),
+            Said::Info | Said::Other => {}
+        }
+        let debug = crate::report::shown(crate::report::Level::Debug);
+        if show && (said == Said::Other || debug) {
             phase.suspend(|| eprintln!("{}", crate::report::escape(line)));
         }
     };
