@@ -58,6 +58,9 @@ impl NameRefusal {
         if self.usable.is_empty() {
             return format!("sslmode=verify-full checks host= against the server's certificate, which names no host: give the server a certificate whose subjectAltName names \"{host}\"");
         }
+        if let [only] = self.usable.as_slice() {
+            return format!("sslmode=verify-full checks host= against the server's certificate, which is valid for \"{only}\" only: connect with host= set to that name (hostaddr= can still give the address to connect to), or give the server a certificate that names \"{host}\"");
+        }
         let names = self
             .usable
             .iter()

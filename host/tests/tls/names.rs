@@ -273,6 +273,9 @@ fn verify_full_accepts_and_refuses_the_names_psql_does() {
                 // A name refused: pgclone says it in libpq's words, with a hint.
                 if m.starts_with("server certificate for") || m.starts_with("host name must") {
                     worded += 1;
+                    if worded == 1 {
+                        eprintln!("pgclone's refusal, for example ({ci}):\n{err}");
+                    }
                     if !err.contains(m.as_str()) || !err.contains("HINT: ") {
                         disagree.push(format!("{ci}: psql says {m:?}, pgclone:\n{err}"));
                     }
