@@ -45,8 +45,15 @@ pub fn source_conninfo(o: &CloneOptions) -> anyhow::Result<ConnInfo> {
             inherit_tls(&mut c, &up);
         }
     }
-    let from_env = std::env::var_os("PGHOST").is_some() || std::env::var_os("PGSERVICE").is_some();
-    if c.get("host").is_none() && c.get("service").is_none() && !from_env {
+    // hostaddr alone names the server too, as in libpq.
+    let from_env = ["PGHOST", "PGHOSTADDR", "PGSERVICE"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some());
+    if ["host", "hostaddr", "service"]
+        .iter()
+        .all(|k| c.get(k).is_none())
+        && !from_env
+    {
         return Err(Failure::new("no upstream server given")
             .hint(format!(
                 "name the server to clone from: {}",

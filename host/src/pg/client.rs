@@ -63,6 +63,15 @@ pub async fn connect(r: &Resolved) -> anyhow::Result<Client> {
             .detail(format!("no answer within {timeout} s (connect_timeout)"))
             .hint("check that the host and port are right and reachable from here; connect_timeout in the conninfo (or PGCONNECT_TIMEOUT) sets the limit")
             .into(),
+        // The certificate's names were refused: libpq's words, and what the
+        // certificate is valid for.
+        Attempt::Failed(_) if tls.name_refusal().is_some() => {
+            let n = tls.name_refusal().expect("checked");
+            Failure::new(format!("could not connect to {target}"))
+                .detail(n.message.clone())
+                .hint(n.hint())
+                .into()
+        }
         Attempt::Failed(text) => failure(r, &target, &text),
     })
 }

@@ -2,6 +2,7 @@
 //! the PG* environment, service files and password files, so that a site's
 //! `.pgpass` works for pgclone exactly as it does for pg_basebackup.
 
+pub mod cert_names;
 pub mod client;
 pub mod libpq;
 pub mod passfile;

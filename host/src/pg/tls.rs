@@ -7,13 +7,16 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use openssl::pkey::PKey;
 use openssl::ssl::{SslConnector, SslFiletype, SslMethod, SslVerifyMode, SslVersion};
 use openssl::x509::store::X509Lookup;
 use openssl::x509::verify::X509VerifyFlags;
+use openssl::x509::X509VerifyResult;
 use postgres_openssl::MakeTlsConnector;
 
+use super::cert_names::{self, Names};
 use super::ConnInfo;
 use crate::report::Failure;
 
@@ -34,6 +37,38 @@ pub struct Tls {
     pub direct: bool,
     /// None when TLS is off (`disable`).
     pub connector: Option<MakeTlsConnector>,
+    /// Why verify-full refused the server's certificate, when it did.
+    pub refused_name: Arc<Mutex<Option<NameRefusal>>>,
+}
+
+/// A server certificate that does not name the host asked for.
+#[derive(Debug, Clone)]
+pub struct NameRefusal {
+    /// libpq's own words.
+    pub message: String,
+    /// The names `host=` could be for this certificate.
+    pub usable: Vec<String>,
+    pub host: String,
+}
+
+impl NameRefusal {
+    /// What to do about it.
+    pub fn hint(&self) -> String {
+        let host = &self.host;
+        if self.usable.is_empty() {
+            return format!("sslmode=verify-full checks host= against the server's certificate, which names no host: give the server a certificate whose subjectAltName names \"{host}\"");
+        }
+        if let [only] = self.usable.as_slice() {
+            return format!("sslmode=verify-full checks host= against the server's certificate, which is valid for \"{only}\" only: connect with host= set to that name (hostaddr= can still give the address to connect to), or give the server a certificate that names \"{host}\"");
+        }
+        let names = self
+            .usable
+            .iter()
+            .map(|n| format!("\"{n}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!("sslmode=verify-full checks host= against the server's certificate, which is valid for {names}: connect with host= set to one of them (hostaddr= can still give the address to connect to), or give the server a certificate that names \"{host}\"")
+    }
 }
 
 impl Tls {
@@ -43,7 +78,13 @@ impl Tls {
             mode: Mode::Disable,
             direct: false,
             connector: None,
+            refused_name: Default::default(),
         }
+    }
+
+    /// Why the server's certificate was refused for its names, if it was.
+    pub fn name_refusal(&self) -> Option<NameRefusal> {
+        self.refused_name.lock().ok()?.clone()
     }
 }
 
@@ -120,22 +161,43 @@ pub fn settings(p: &ConnInfo, sslpassword: Option<&str>) -> anyhow::Result<Tls> 
             mode,
             direct,
             connector: None,
+            refused_name: Default::default(),
         });
     }
+    let host = verified_host(p);
+    if mode == Mode::VerifyFull && host.is_none() {
+        return Err(fail(
+            "host name must be specified for a verified SSL connection",
+            "sslmode=verify-full checks host= against the server's certificate, and only hostaddr= is given".into(),
+            "add host= with a name the server's certificate names; hostaddr= still gives the address to connect to",
+        ));
+    }
+    let refused_name: Arc<Mutex<Option<NameRefusal>>> = Default::default();
     let connector =
-        connector(p, sslpassword, mode, direct).map_err(|e| match e.downcast::<Failure>() {
-            Ok(f) => f.into(),
-            Err(e) => fail(
-                "could not set up TLS",
-                e.to_string(),
-                "check sslcert, sslkey, sslrootcert and sslcrl",
-            ),
+        connector(p, sslpassword, mode, direct, host, refused_name.clone()).map_err(|e| {
+            match e.downcast::<Failure>() {
+                Ok(f) => f.into(),
+                Err(e) => fail(
+                    "could not set up TLS",
+                    e.to_string(),
+                    "check sslcert, sslkey, sslrootcert and sslcrl",
+                ),
+            }
         })?;
     Ok(Tls {
         mode,
         direct,
         connector: Some(connector),
+        refused_name,
     })
+}
+
+/// The name libpq checks and sends as SNI: `host`, never `hostaddr` (with
+/// only hostaddr given, `host` here is the default socket directory).
+fn verified_host(p: &ConnInfo) -> Option<String> {
+    p.get("host")
+        .filter(|h| !h.is_empty() && !h.starts_with('/'))
+        .map(str::to_string)
 }
 
 fn connector(
@@ -143,6 +205,8 @@ fn connector(
     sslpassword: Option<&str>,
     mode: Mode,
     direct: bool,
+    host: Option<String>,
+    refused: Arc<Mutex<Option<NameRefusal>>>,
 ) -> anyhow::Result<MakeTlsConnector> {
     let mut b = SslConnector::builder(SslMethod::tls_client())?;
     if direct {
@@ -160,12 +224,43 @@ fn connector(
     }
     client_cert(p, sslpassword, &mut b)?;
     let mut c = MakeTlsConnector::new(b.build());
-    // libpq checks the host name only under verify-full.
+    // libpq checks the host name only under verify-full, with its own rules
+    // (cert_names), not OpenSSL's; and sends SNI by its own rule too.
     let full = mode == Mode::VerifyFull;
-    let sni = p.get("sslsni") != Some("0");
-    c.set_callback(move |cfg, _host| {
-        cfg.set_verify_hostname(full);
-        cfg.set_use_server_name_indication(sni);
+    let sni = p.get("sslsni").unwrap_or("1").starts_with('1');
+    let host = host.unwrap_or_default();
+    c.set_callback(move |cfg, _| {
+        cfg.set_verify_hostname(false);
+        cfg.set_use_server_name_indication(false);
+        if sni && cert_names::wants_sni(&host) {
+            cfg.set_hostname(&host)?;
+        }
+        if full {
+            let (host, refused) = (host.clone(), refused.clone());
+            cfg.set_verify_callback(SslVerifyMode::PEER, move |chain_ok, ctx| {
+                // The names are the leaf's, checked once its chain is good.
+                if !chain_ok || ctx.error_depth() != 0 {
+                    return chain_ok;
+                }
+                let Some(cert) = ctx.current_cert() else {
+                    return chain_ok;
+                };
+                let names = Names::of(cert);
+                let verdict = cert_names::check(&host, &names);
+                let Some(message) = verdict.message(&host) else {
+                    return true;
+                };
+                if let Ok(mut r) = refused.lock() {
+                    *r = Some(NameRefusal {
+                        message,
+                        usable: names.usable(),
+                        host: host.clone(),
+                    });
+                }
+                ctx.set_error(X509VerifyResult::APPLICATION_VERIFICATION);
+                false
+            });
+        }
         Ok(())
     });
     Ok(c)

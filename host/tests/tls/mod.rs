@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use crate::support::*;
 
+mod names;
+
 const WAIT: Duration = Duration::from_secs(60);
 
 /// Makes a CA in `dir`/`name`.crt/.key.
@@ -289,7 +291,10 @@ fn tls_problems_are_named_and_change_nothing() {
         ),
         (
             format!("host=localhost hostaddr=127.0.0.1 {base} sslmode=verify-full sslrootcert={ca} sslcert={crt} sslkey={key}"),
-            vec!["certificate verify failed", "mismatch", "HINT: sslmode=verify-full checks that the host name"],
+            vec![
+                "server certificate for \"127.0.0.1\" (and 1 other name) does not match host name \"localhost\"",
+                "HINT: sslmode=verify-full checks host= against the server's certificate, which is valid for \"127.0.0.1\", \"pgserver\"",
+            ],
         ),
         (
             format!("host=127.0.0.1 {base} sslmode=verify-full sslrootcert={ca}"),
