@@ -131,7 +131,7 @@ fn copied_port(data_dir: &std::path::Path) -> Option<i32> {
                 let (k, v) = l.split_once('=').or_else(|| l.split_once(' '))?;
                 (k.trim() == "port").then(|| v.trim().trim_matches('\'').parse().ok())?
             })
-            .last()
+            .next_back()
     };
     if !data_dir.join("postgresql.conf").is_file() {
         return None;
