@@ -313,7 +313,15 @@ fn list_matches(text: &str, d: &Value) {
                     str_of(&p["version"]),
                     str_of(&p["contract"]),
                     str_of(&p["kind"]),
-                    str_of(&p["provides"]),
+                    match array(&p["provides"])
+                        .iter()
+                        .map(str_of)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                    {
+                        none if none.is_empty() => "-".to_string(),
+                        some => some,
+                    },
                     sha[..12].to_string()
                 ],
                 "{row}"

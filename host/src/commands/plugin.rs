@@ -192,7 +192,8 @@ struct Listed {
     contract: Option<String>,
     /// source or policy.
     kind: Option<String>,
-    provides: Option<String>,
+    /// base-backup, wal (a source); empty for a policy or when refused.
+    provides: Vec<&'static str>,
     sha256: Option<String>,
     capabilities: Vec<CapabilityView>,
     /// Why it is refused.
@@ -223,7 +224,7 @@ fn list_view(rt: &Runtime, cfg: &PluginsConfig) -> ListView {
                     version: Some(p.info.version.clone()),
                     contract: Some(p.contract.version.to_string()),
                     kind: Some(p.contract.kind.to_string()),
-                    provides: Some(p.provides_text()),
+                    provides: p.provides(),
                     sha256: Some(p.sha256.clone()),
                     capabilities: capabilities(&p),
                     problem: None,
@@ -236,7 +237,7 @@ fn list_view(rt: &Runtime, cfg: &PluginsConfig) -> ListView {
                     version: None,
                     contract: None,
                     kind: None,
-                    provides: None,
+                    provides: Vec::new(),
                     sha256: None,
                     capabilities: Vec::new(),
                     problem: Some(e.to_string()),
@@ -297,7 +298,11 @@ fn print_list(view: &ListView) {
                     escape(&or_empty(&p.version)),
                     or_empty(&p.contract),
                     or_empty(&p.kind),
-                    or_empty(&p.provides),
+                    if p.provides.is_empty() {
+                        "-".to_string()
+                    } else {
+                        p.provides.join(",")
+                    },
                     &or_empty(&p.sha256)[..12],
                     p.origin
                 );

@@ -229,7 +229,6 @@ impl Plugin {
         Ok(plugin)
     }
 
-    /// True for a plugin shipped inside the binary.
     /// True when it serves base backups (a source plugin).
     pub fn provides_base_backups(&self) -> bool {
         self.info.provides.contains(wt::Provides::BASE_BACKUP)
@@ -237,6 +236,16 @@ impl Plugin {
 
     /// What it provides, as the manifest says it: `base-backup,wal`, `-`.
     pub fn provides_text(&self) -> String {
+        let parts = self.provides();
+        if parts.is_empty() {
+            "-".into()
+        } else {
+            parts.join(",")
+        }
+    }
+
+    /// What a source provides (`base-backup`, `wal`); empty for a policy.
+    pub fn provides(&self) -> Vec<&'static str> {
         use wt::Provides;
         let p = self.info.provides;
         let mut parts = Vec::new();
@@ -246,11 +255,7 @@ impl Plugin {
         if p.contains(Provides::WAL) {
             parts.push("wal");
         }
-        if parts.is_empty() {
-            "-".into()
-        } else {
-            parts.join(",")
-        }
+        parts
     }
 
     /// True when its backups are of the live upstream (pg_basebackup), false
