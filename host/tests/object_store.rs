@@ -573,15 +573,7 @@ fn s3_refused_credentials_unreachable_and_silent_servers() {
         }
     });
     let timeout = Duration::from_secs(1);
-    let store = Store::open_with_env(
-        &spec(
-            "s3://pgbk/x",
-            Some(format!("http://127.0.0.1:{port}")),
-            timeout,
-        ),
-        &AWS_ENV,
-    )
-    .unwrap();
+    let store = local_s3(port, timeout);
     let read_all = |store: &Store, parallel: usize| {
         let mut out = Vec::new();
         let io = store
@@ -662,15 +654,7 @@ fn s3_refused_credentials_unreachable_and_silent_servers() {
             std::thread::sleep(Duration::from_millis(20));
         }
     });
-    let store = Store::open_with_env(
-        &spec(
-            "s3://pgbk/x",
-            Some(format!("http://127.0.0.1:{port}")),
-            timeout,
-        ),
-        &AWS_ENV,
-    )
-    .unwrap();
+    let store = local_s3(port, timeout);
     let t = Instant::now();
     let e = read_all(&store, 1);
     let took = t.elapsed();
@@ -686,6 +670,19 @@ fn s3_refused_credentials_unreachable_and_silent_servers() {
         "a stalled body took {took:?}"
     );
     drop(held);
+}
+
+/// An S3 store at a local test server's `port`, with this read timeout.
+fn local_s3(port: u16, timeout: Duration) -> Store {
+    Store::open_with_env(
+        &spec(
+            "s3://pgbk/x",
+            Some(format!("http://127.0.0.1:{port}")),
+            timeout,
+        ),
+        &AWS_ENV,
+    )
+    .unwrap()
 }
 
 #[test]
