@@ -17,9 +17,11 @@
 //!
 //! Needs root (sshd, the barman user).
 //! `cargo bench -p pgclone --bench cost_growth`; PGCLONE_BENCH_SIZES (GiB,
-//! comma-separated, default 0.2,1,4), PGCLONE_BENCH_ROUNDS (default 3 up to
-//! 1 GiB, 1 above), PGCLONE_BENCH_JOBS (pgclone's -j from Barman, default its
-//! own 4).
+//! comma-separated, default 0.2,1,4), PGCLONE_BENCH_ROUNDS (default 3),
+//! PGCLONE_BENCH_JOBS (pgclone's -j from Barman, default its own 4). The whole
+//! run takes about 10 minutes and needs 15 GiB free for the 4 GiB step.
+//! PGCLONE_BENCH_HOLD=1 keeps the lab up at each size for a profile by hand
+//! (the commands are in hold.sh in the scratch directory).
 
 // Not every knob of common is used here.
 #[allow(dead_code)]
@@ -187,6 +189,26 @@ fn breakdown(json: &str) -> String {
     )
 }
 
+/// PGCLONE_BENCH_HOLD=1: keeps the lab up at each size for a profile by
+/// hand; the commands are written to hold.sh, and the run goes on when the
+/// file `hold` beside it is removed.
+fn hold(sc: &Scratch, commands: &[&Command]) {
+    if std::env::var("PGCLONE_BENCH_HOLD").as_deref() != Ok("1") {
+        return;
+    }
+    let text: Vec<String> = commands.iter().map(|c| format!("{c:?}")).collect();
+    let script = sc.write("hold.sh", &(text.join("\n") + "\n"));
+    let flag = sc.write("hold", "");
+    eprintln!(
+        "holding: commands in {}; remove {} to go on",
+        script.display(),
+        flag.display()
+    );
+    while flag.exists() {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
 fn main() {
     assert!(is_root(), "needs root: sshd, Barman and the servers' users");
     let sizes = sizes();
@@ -284,7 +306,8 @@ fn main() {
             .sql("SELECT sum(pg_database_size(datname)) FROM pg_database")
             .parse()
             .unwrap();
-        let rounds = common::rounds(if gib <= 1.0 { 3 } else { 1 });
+        hold(&sc, &[&pgclone(&barman_conf, &[]), &tar_over_ssh(&data)]);
+        let rounds = common::rounds(3);
         eprintln!(
             "{gib} GiB: backup {id} of {:.2} GiB, primary {:.2} GiB, {rounds} round(s), {:.1} GiB free",
             backup_bytes as f64 / GIB,
