@@ -22,11 +22,13 @@ const PARALLEL_DOWNLOADS: usize = 4;
 /// of 1 MiB segments holds 4096 of them, each in a few forms at most).
 const MAX_LISTED: usize = 50_000;
 
-/// A store's failure as wal-restore reports it: unreachable (3, retried in
-/// a targeted recovery), or a configuration problem (2).
+/// A store's failure as wal-restore reports it: a configuration problem
+/// (2: the store's settings, a missing bucket or container), or the store
+/// unreachable, failing or refusing the credentials (3, retried in a
+/// targeted recovery), as the Barman path reports an ssh login refused.
 pub(super) fn store_problem(e: &StoreError) -> Problem {
     let code = match e.kind {
-        StoreErrorKind::InvalidConfig | StoreErrorKind::AuthFailed => exit::USAGE,
+        StoreErrorKind::InvalidConfig | StoreErrorKind::NoBucket => exit::USAGE,
         _ => exit::UNREACHABLE,
     };
     let mut f = Failure::new(e.to_string());
