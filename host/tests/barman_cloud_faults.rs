@@ -752,7 +752,8 @@ fn wal_restore(
     ]);
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let t = Instant::now();
-    let out = crate::support::pgclone(sc, &refs, &store.env_refs());
+    // The credentials in its environment, not on any command line.
+    let out = store.pgclone(sc, &refs, &[]);
     (out, t.elapsed())
 }
 
