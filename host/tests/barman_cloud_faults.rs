@@ -15,7 +15,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::cloud::{
-    azurite, barman_cloud_backup, barman_cloud_wal_restore, moto, BackupOpts, Provider, Store,
+    azurite, barman_cloud_backup, barman_cloud_wal_restore, moto, strict_moto, BackupOpts,
+    Provider, Store,
 };
 use crate::support::{is_root, run_ok, standby_clone, stderr, stdout, Pg, Scratch};
 
@@ -499,8 +500,72 @@ fn clones_from_a_faulty_store_fail_cleanly() {
         &ts,
         &real_key,
     );
+    clones_with_wrong_s3_credentials_fail_cleanly(&lab);
     a_plugin_reaching_outside_its_grant_is_refused(&lab);
     eprintln!("clone faults: {:?}", started.elapsed());
+}
+
+/// The value of `name` in `env`.
+fn env_value<'a>(env: &'a [(String, String)], name: &str) -> &'a str {
+    &env.iter().find(|(k, _)| k == name).unwrap().1
+}
+
+/// `s`'s environment with `name` set to `value`.
+fn env_with<'a>(s: &'a Store, name: &'a str, value: &'a str) -> Vec<(&'a str, &'a str)> {
+    s.env_refs()
+        .into_iter()
+        .map(|(k, v)| if k == name { (k, value) } else { (k, v) })
+        .collect()
+}
+
+/// A wrong secret and an unknown key id against the moto that checks them
+/// (IAM emulation on): the lab's primary backed up into it, a dry run with
+/// the right key passes (the store, backup and grant work), then each wrong
+/// key fails with the host named, where credentials are looked for, and
+/// neither secret shown.
+fn clones_with_wrong_s3_credentials_fail_cleanly(lab: &Lab) {
+    let store = strict_moto().store("barman_cloud_faults_s3auth");
+    barman_cloud_backup(&lab.primary, &store, "pg", &BackupOpts::default());
+    let conf = Conf {
+        url: &store.url,
+        endpoint: store.endpoint_url.as_deref(),
+        provider: Provider::S3,
+        server: "pg",
+        read_timeout: 10,
+    };
+    let (out, _, _, _) = lab.clone("s3auth-ok", &conf, &store.env_refs(), &["--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
+    let secret = env_value(&store.env, "AWS_SECRET_ACCESS_KEY");
+    let host = format!("127.0.0.1:{}", strict_moto().port);
+    let refused = format!("{host} refused the credentials");
+    let wrong_secret = "pgclone-wrong-secret-0123456789abcdefghij";
+    for (case, var, value, code) in [
+        (
+            "wrong secret",
+            "AWS_SECRET_ACCESS_KEY",
+            wrong_secret,
+            "SignatureDoesNotMatch",
+        ),
+        (
+            "unknown key id",
+            "AWS_ACCESS_KEY_ID",
+            "AKIAPGCLONEUNKNOWN00",
+            "InvalidAccessKeyId",
+        ),
+    ] {
+        let env = env_with(&store, var, value);
+        let dir = case.replace(' ', "-");
+        let (out, t, ts, _) = lab.clone(&dir, &conf, &env, &[]);
+        let wants = [
+            refused.as_str(),
+            code,
+            "AWS_ACCESS_KEY_ID",
+            "Used: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+        ];
+        failed_cleanly(case, &out, &wants, &t, &ts, secret);
+        let all = all_output(&out);
+        assert!(!all.contains(wrong_secret), "{case}: {all}");
+    }
 }
 
 /// `tests/components/reacher`, granted `store-read:barman-cloud:pg/` only,
@@ -687,8 +752,164 @@ fn wal_restore(
     ]);
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let t = Instant::now();
-    let out = crate::support::pgclone(sc, &refs, &store.env_refs());
+    // The credentials in its environment, not on any command line.
+    let out = store.pgclone(sc, &refs, &[]);
     (out, t.elapsed())
+}
+
+/// `store` with its environment variable `name` set to `value`.
+fn store_with(store: &Store, name: &str, value: &str) -> Store {
+    Store {
+        provider: store.provider,
+        bucket: store.bucket.clone(),
+        prefix: store.prefix.clone(),
+        url: store.url.clone(),
+        endpoint_url: store.endpoint_url.clone(),
+        env: store
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), if k == name { value.into() } else { v.clone() }))
+            .collect(),
+    }
+}
+
+/// `store` at another bucket (container) of the same server.
+fn store_in(store: &Store, bucket: &str) -> Store {
+    Store {
+        url: store.url.replace(&store.bucket, bucket),
+        bucket: bucket.into(),
+        ..store_with(store, "", "")
+    }
+}
+
+/// A connection string's `AccountKey` replaced by `key`; and the old key.
+fn with_account_key(conn: &str, key: &str) -> (String, String) {
+    let start = conn.find("AccountKey=").unwrap() + "AccountKey=".len();
+    let end = start + conn[start..].find(';').unwrap();
+    (
+        format!("{}{key}{}", &conn[..start], &conn[end..]),
+        conn[start..end].to_string(),
+    )
+}
+
+/// `segment` (`wal`) archived in the moto that checks credentials and in
+/// Azurite: delivered with the right ones; with a wrong secret, an unknown
+/// key id or a wrong account key, refused with status 3 (as the Barman
+/// path's refused ssh login: retried, then 128 in a targeted recovery), the
+/// host and where credentials are looked for named, no secret shown,
+/// nothing at %p. Then, with the right credentials, a missing bucket or
+/// container is a configuration error (2) that says so, unlike a segment
+/// not archived (1), on S3 and Azure.
+fn wal_restore_with_wrong_credentials_or_no_bucket(
+    sc: &Scratch,
+    primary: &Pg,
+    moto_store: &Store,
+    wal: &str,
+    segment: &[u8],
+) {
+    let key = format!("pg/wals/{}/{wal}", &wal[..16]);
+    let s3 = strict_moto().store("barman_cloud_faults_wal_s3auth");
+    let az = azurite().store("barman_cloud_faults_wal_azauth");
+    s3.put(&key, segment);
+    az.put(&key, segment);
+    let wrong_secret = "pgclone-wrong-secret-0123456789abcdefghij";
+    let wrong_az_key = "V3JvbmdLZXlXcm9uZ0tleVdyb25nS2V5V3JvbmdLZXlXcm9uZ0tleVdyb25nS2V5V3Jvbmc=";
+    let conn = env_value(&az.env, "AZURE_STORAGE_CONNECTION_STRING");
+    let (bad_conn, az_key) = with_account_key(conn, wrong_az_key);
+    let s3_secret = env_value(&s3.env, "AWS_SECRET_ACCESS_KEY").to_string();
+    let cases = [
+        (
+            "s3 wrong secret",
+            store_with(&s3, "AWS_SECRET_ACCESS_KEY", wrong_secret),
+            strict_moto().port,
+            "Used: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+        ),
+        (
+            "s3 unknown key id",
+            store_with(&s3, "AWS_ACCESS_KEY_ID", "AKIAPGCLONEUNKNOWN00"),
+            strict_moto().port,
+            "Used: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+        ),
+        (
+            "azure wrong key",
+            store_with(&az, "AZURE_STORAGE_CONNECTION_STRING", &bad_conn),
+            azurite().port,
+            "AZURE_STORAGE_CONNECTION_STRING",
+        ),
+    ];
+    let secrets = [wrong_secret, &s3_secret, wrong_az_key, &az_key];
+    for store in [&s3, &az] {
+        let dest = recovering(
+            sc,
+            primary,
+            &format!("auth-ok-{}", store.bucket),
+            "standby.signal",
+        );
+        let (out, _) = wal_restore(sc, store, "pg", wal, &dest, &["-p", "0"]);
+        assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
+        assert!(std::fs::read(&dest).unwrap() == segment);
+    }
+    for (case, store, port, used) in &cases {
+        for (signal, code) in [("standby.signal", 3), ("recovery.signal", 128)] {
+            let name = format!("{}-{signal}", case.replace(' ', "-"));
+            let dest = recovering(sc, primary, &name, signal);
+            let (out, _) = wal_restore(
+                sc,
+                store,
+                "pg",
+                wal,
+                &dest,
+                &["-p", "0", "--retry-for", "0"],
+            );
+            let all = all_output(&out);
+            eprintln!("{case} ({signal}):\n{all}");
+            assert_eq!(out.status.code(), Some(code), "{case}: {all}");
+            let refused = format!("127.0.0.1:{port} refused the credentials");
+            // Stopping a targeted recovery says how to resume instead.
+            let hint = if code == 3 {
+                *used
+            } else {
+                "start the server again"
+            };
+            for w in [refused.as_str(), "HINT", hint] {
+                assert!(all.contains(w), "{case}: no {w:?} in:\n{all}");
+            }
+            for secret in secrets {
+                assert!(!all.contains(secret), "{case}: a secret in:\n{all}");
+            }
+            assert!(!dest.exists(), "{case}: something at %p: {all}");
+        }
+    }
+
+    // A missing bucket (container) against a segment not archived.
+    for (store, word) in [(moto_store, "bucket"), (&az, "container")] {
+        let dest = recovering(sc, primary, &format!("unarchived-{word}"), "standby.signal");
+        let (out, _) = wal_restore(
+            sc,
+            store,
+            "pg",
+            "0000000100000000000000F0",
+            &dest,
+            &["-p", "0"],
+        );
+        let all = all_output(&out);
+        eprintln!("not archived ({word}):\n{all}");
+        assert_eq!(out.status.code(), Some(1), "{all}");
+        assert!(!all.contains("does not exist"), "{all}");
+        assert!(!dest.exists(), "{all}");
+
+        let missing = store_in(store, "no-such-bucket-pgclone");
+        let dest = recovering(sc, primary, &format!("no-{word}"), "standby.signal");
+        let (out, _) = wal_restore(sc, &missing, "pg", wal, &dest, &["-p", "0"]);
+        let all = all_output(&out);
+        eprintln!("missing {word}:\n{all}");
+        assert_eq!(out.status.code(), Some(2), "{all}");
+        let said = format!("{word} \"no-such-bucket-pgclone\" does not exist at 127.0.0.1:");
+        for w in [said.as_str(), "HINT: Check the store's URL"] {
+            assert!(all.contains(w), "missing {word}: no {w:?} in:\n{all}");
+        }
+        assert!(!dest.exists(), "{all}");
+    }
 }
 
 /// WAL from a faulty store: nothing delivered, the status PostgreSQL needs.
@@ -733,6 +954,8 @@ fn wal_restore_from_a_faulty_store_delivers_nothing() {
     let (out, _) = wal_restore(&sc, &store, "pg", &wal, &dest, &["-p", "0"]);
     assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
     assert!(std::fs::read(&dest).unwrap() == segment);
+
+    wal_restore_with_wrong_credentials_or_no_bucket(&sc, &primary, &store, &wal, &segment);
 
     // A segment archived only as `.partial` (a standby's last one at its
     // promotion): delivered as barman-cloud-wal-restore delivers it,

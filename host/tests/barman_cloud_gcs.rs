@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::support::cloud::{
     archive_to, archive_wal_now, barman_cloud_backup, gcs_emulator, sourcing, BackupOpts,
 };
-use crate::support::{clone_args, is_root, stderr, stdout, Pg, Scratch};
+use crate::support::{clone_args, is_root, pgclone, stderr, stdout, Pg, Scratch};
 
 const WAIT: Duration = Duration::from_secs(90);
 const SERVER: &str = "pg";
@@ -117,4 +117,61 @@ fn gcs_gzip_parts_clone_replays_wal_from_the_bucket() {
         log.contains(&format!("restored log file \"{wal}\"")),
         "{wal} was not restored from the bucket:\n{log}"
     );
+}
+
+/// Wrong Google credentials. fake-gcs-server checks none (google-cloud-storage
+/// and pgclone send none to an emulator), and the real service is not
+/// reachable from the tests: what can be tested is the credential file
+/// itself. One that does not exist, and one whose key is not a key, fail
+/// before any request (status 2, a configuration error), naming the file
+/// or what is wrong with it and where credentials are looked for, never
+/// the key; nothing at %p.
+#[test]
+fn unusable_google_credentials_fail_before_any_request() {
+    let sc = Scratch::new("bc-gcs-creds");
+    let key_text = "c2VjcmV0LWtleS1tYXRlcmlhbC1wZ2Nsb25l";
+    let bad_key = sc.write(
+        "service-account.json",
+        &format!(
+            "{{\"type\": \"service_account\", \"client_email\": \"backup@p.iam.gserviceaccount.com\", \
+             \"private_key_id\": \"k1\", \"private_key\": \"-----BEGIN PRIVATE KEY-----\\n{key_text}\\n-----END PRIVATE KEY-----\\n\"}}"
+        ),
+    );
+    let missing = sc.path("no-such-file.json");
+    let dest = sc.path("dest/RECOVERYXLOG");
+    std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+    let spool = sc.path("spool");
+    for (case, file, want) in [
+        ("missing file", &missing, "no-such-file.json"),
+        ("not a key", &bad_key, "RSA key"),
+    ] {
+        let args = [
+            "barman-cloud-wal-restore",
+            "-p",
+            "0",
+            "--spool-dir",
+            spool.to_str().unwrap(),
+            "--cloud-provider",
+            "google-cloud-storage",
+            "gs://pgclone-backups/pg",
+            SERVER,
+            "000000010000000000000001",
+            dest.to_str().unwrap(),
+        ];
+        let env = [("GOOGLE_APPLICATION_CREDENTIALS", file.to_str().unwrap())];
+        let out = pgclone(&sc, &args, &env);
+        let all = format!("{}{}", stdout(&out), stderr(&out));
+        eprintln!("{case}:\n{all}");
+        assert_eq!(out.status.code(), Some(2), "{case}: {all}");
+        for w in [
+            "cannot set up the Google Cloud Storage client for bucket \"pgclone-backups\"",
+            want,
+            "HINT: pgclone finds Google Cloud Storage credentials",
+            "GOOGLE_APPLICATION_CREDENTIALS",
+        ] {
+            assert!(all.contains(w), "{case}: no {w:?} in:\n{all}");
+        }
+        assert!(!all.contains(key_text), "{case}: the key is shown:\n{all}");
+        assert!(!dest.exists(), "{case}: {all}");
+    }
 }

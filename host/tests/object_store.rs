@@ -5,29 +5,17 @@
 
 use std::io::Read;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use pgclone::report::Failure;
 use pgclone::store::{Listing, ObjectMeta, Store, StoreError, StoreErrorKind, StoreSpec};
 
 use crate::support::cloud::{self, ObjectServer};
-use crate::support::{as_pg, run_ok, Scratch};
+use crate::support::{run_ok, Scratch};
 
 const MIB: usize = 1 << 20;
-
-fn test_deps(rel: &str) -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/test-deps")
-        .join(rel);
-    assert!(
-        p.exists(),
-        "{} is missing: run scripts/test-deps.sh",
-        p.display()
-    );
-    p
-}
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -37,46 +25,6 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A server process group, killed when dropped.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    fn start(mut cmd: Command, port: u16, log: &Path) -> Server {
-        use std::os::unix::process::CommandExt;
-        let log = std::fs::File::create(log).unwrap();
-        cmd.stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .process_group(0);
-        let child = cmd.spawn().unwrap();
-        let server = Server { child, port };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "server on port {port} did not start"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        server
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // The group: runuser and the server under it.
-        unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
-        let _ = self.child.wait();
-    }
-}
-
 /// Keys that stand for the operator's (moto takes any).
 const AWS_ENV: [(&str, &str); 4] = [
     ("AWS_ACCESS_KEY_ID", "testing-key-id"),
@@ -84,18 +32,6 @@ const AWS_ENV: [(&str, &str); 4] = [
     ("AWS_DEFAULT_REGION", "us-east-1"),
     ("AWS_EC2_METADATA_DISABLED", "true"),
 ];
-
-/// A moto of this test's own that checks signatures (its free actions
-/// used up at once): the suite's shared one takes any keys.
-fn strict_moto(s: &Scratch) -> Server {
-    let port = free_port();
-    let mut cmd = as_pg(test_deps("barmancloud/bin/moto_server"));
-    // In the environment, never the command line.
-    cmd.envs(AWS_ENV)
-        .env("INITIAL_NO_AUTH_ACTION_COUNT", "0")
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()]);
-    Server::start(cmd, port, &s.path(&format!("moto-{port}.log")))
-}
 
 /// Azurite's documented development account.
 const AZURITE_ACCOUNT: &str = "devstoreaccount1";
@@ -490,28 +426,40 @@ fn s3_list_read_and_reader_on_moto() {
     assert_eq!(e.kind, StoreErrorKind::InvalidConfig);
     assert!(e.message.contains("\"nobody\""), "{}", e.message);
 
-    // A missing bucket is named.
-    let e = open("s3://no-such-bucket/x")
-        .unwrap()
-        .list("", false, 10)
-        .unwrap_err();
-    assert_eq!(e.kind, StoreErrorKind::NotFound, "{e:?}");
-    assert!(
-        e.message.contains("bucket \"no-such-bucket\""),
-        "{}",
-        e.message
+    // A missing bucket is named, and is not a missing object: a listing,
+    // a read and a lookup (whose HEAD alone cannot tell) all say so.
+    no_bucket(
+        &open("s3://no-such-bucket/x").unwrap(),
+        "bucket \"no-such-bucket\"",
     );
+}
+
+/// Every call on `store`, whose bucket (container) does not exist, is a
+/// `NoBucket` error saying `named`, with a hint.
+fn no_bucket(store: &Store, named: &str) {
+    let errors = [
+        store.list("", false, 10).unwrap_err(),
+        store.list("", true, 10).unwrap_err(),
+        store.read_small("k", 10).unwrap_err(),
+        store.size("k").unwrap_err(),
+    ];
+    for e in errors {
+        eprintln!("{}", Failure::from(e.clone()));
+        assert_eq!(e.kind, StoreErrorKind::NoBucket, "{e:?}");
+        assert!(e.message.contains(named), "{}", e.message);
+        assert!(e.hint.is_some(), "{e:?}");
+    }
 }
 
 #[test]
 fn s3_refused_credentials_unreachable_and_silent_servers() {
-    let s = Scratch::new("store-s3-errors");
-    // moto checks signatures once its free actions are used up.
-    let strict = strict_moto(&s);
+    // The suite's moto that checks keys (the one of the other tests of
+    // wrong credentials), with keys it does not know.
+    let strict = cloud::strict_moto();
     let store = Store::open_with_env(
         &spec(
             "s3://pgbk/cluster-a",
-            Some(strict.url()),
+            Some(url_of(strict)),
             Duration::from_secs(20),
         ),
         &AWS_ENV,
@@ -715,19 +663,10 @@ fn azure_list_read_and_refusals_on_azurite() {
         .contains("AZURE_STORAGE_CONNECTION_STRING"));
     assert!(!format!("{e:?}").contains(wrong_key), "{e:?}");
 
-    // A missing container is named.
+    // A missing container is named, and is not a missing object.
     let url = format!("{}/{AZURITE_ACCOUNT}/nocontainer/x", url_of(server));
     let store = Store::open_with_env(&spec(&url, None, Duration::from_secs(20)), &env).unwrap();
-    let e = store.list("", true, 10).unwrap_err();
-    eprintln!("{}", Failure::from(e.clone()));
-    assert_eq!(e.kind, StoreErrorKind::NotFound, "{e:?}");
-    assert!(
-        e.message.contains("container \"nocontainer\""),
-        "{}",
-        e.message
-    );
-    let e = store.read_small("k", 10).unwrap_err();
-    assert_eq!(e.kind, StoreErrorKind::NotFound, "{e:?}");
+    no_bucket(&store, "container \"nocontainer\"");
 }
 
 /// Google Cloud Storage through STORAGE_EMULATOR_HOST, as
@@ -748,25 +687,21 @@ fn gcs_list_read_and_reader_on_fake_gcs_server() {
     );
     check_store(&store, &objects);
 
-    // A missing bucket is named, in time.
+    // A missing bucket is named, in time, and is not a missing object.
     let nobucket = Store::open_with_env(
         &spec("gs://no-such-bucket/x", None, Duration::from_secs(20)),
         &env,
     )
     .unwrap();
     let t = Instant::now();
+    no_bucket(&nobucket, "bucket \"no-such-bucket\"");
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
     let e = nobucket.list("", true, 10).unwrap_err();
-    assert_eq!(e.kind, StoreErrorKind::NotFound, "{e:?}");
     assert!(
-        e.message.contains("bucket \"no-such-bucket\"")
-            && e.message.contains(&format!("127.0.0.1:{}", server.port)),
+        e.message.contains(&format!("127.0.0.1:{}", server.port)),
         "{}",
         e.message
     );
-    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
-    let e = nobucket.read_small("k", 10).unwrap_err();
-    assert_eq!(e.kind, StoreErrorKind::NotFound, "{e:?}");
-    assert_eq!(nobucket.size("k").unwrap(), None);
 }
 
 /// The reader's throughput on moto, one range in flight against four (run

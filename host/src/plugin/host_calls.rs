@@ -77,7 +77,8 @@ fn clean(s: &str) -> String {
 fn store_error(e: crate::store::StoreError) -> PluginError {
     use crate::store::StoreErrorKind as K;
     let kind = match e.kind {
-        K::InvalidConfig => ErrorKind::InvalidConfig,
+        // A missing bucket is the store's configuration, not a missing file.
+        K::InvalidConfig | K::NoBucket => ErrorKind::InvalidConfig,
         K::Unreachable | K::Timeout => ErrorKind::Unreachable,
         K::AuthFailed => ErrorKind::AuthFailed,
         K::NotFound => ErrorKind::NotFound,

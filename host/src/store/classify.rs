@@ -182,7 +182,7 @@ pub(crate) fn classify(err: &object_store::Error, ctx: &Context, op: Op) -> Stor
             && (code == Some(404) || matches!(err, object_store::Error::NotFound { .. })))
     {
         return new(
-            StoreErrorKind::NotFound,
+            StoreErrorKind::NoBucket,
             format!(
                 "{bucket_word} \"{}\" does not exist at {host}",
                 escape(&ctx.bucket)

@@ -17,8 +17,11 @@ pub enum StoreErrorKind {
     Unreachable,
     /// The store refused the credentials (HTTP 401/403) or none were found.
     AuthFailed,
-    /// The bucket, container or object does not exist.
+    /// The object does not exist (in a bucket or container that does).
     NotFound,
+    /// The bucket or container does not exist: the store's configuration
+    /// is wrong, which is not the same as an object not (yet) archived.
+    NoBucket,
     /// An object is larger than the caller allows.
     TooLarge,
     /// A listing has more entries than the caller allows.
@@ -91,7 +94,7 @@ impl From<StoreError> for Failure {
 impl From<StoreError> for std::io::Error {
     fn from(e: StoreError) -> std::io::Error {
         let kind = match e.kind {
-            StoreErrorKind::NotFound => std::io::ErrorKind::NotFound,
+            StoreErrorKind::NotFound | StoreErrorKind::NoBucket => std::io::ErrorKind::NotFound,
             StoreErrorKind::Timeout => std::io::ErrorKind::TimedOut,
             StoreErrorKind::AuthFailed => std::io::ErrorKind::PermissionDenied,
             StoreErrorKind::Unreachable => std::io::ErrorKind::ConnectionRefused,

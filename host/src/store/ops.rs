@@ -126,10 +126,19 @@ impl Store {
                     ),
                 )
             };
-            let got = client
-                .get_opts(&p, GetOptions::default())
-                .await
-                .map_err(|e| classify(&e, &ctx, op))?;
+            let got = match client.get_opts(&p, GetOptions::default()).await {
+                Ok(got) => got,
+                Err(e) => {
+                    let e = classify(&e, &ctx, op);
+                    if e.kind != StoreErrorKind::NotFound {
+                        return Err(e);
+                    }
+                    // Some servers' 404 does not say what is missing.
+                    return Err(bucket_missing(client.as_ref(), &p, &ctx, op)
+                        .await
+                        .unwrap_or(e));
+                }
+            };
             let size = got.meta.size;
             if size > max_bytes {
                 return Err(too_large(size));
@@ -158,7 +167,9 @@ impl Store {
     }
 
     /// An object's size (a HEAD request); `None` when the store has no
-    /// such object (or no such bucket: a HEAD cannot tell them apart).
+    /// such object. A HEAD's 404 has no body to say whether the object or
+    /// the whole bucket (container) is missing: then one listing asks, and
+    /// a missing bucket is a `NoBucket` error (the store's configuration).
     pub fn size(&self, key: &str) -> Result<Option<u64>, StoreError> {
         let full = keys::full_key(&self.root, key, &self.ctx.describe)?;
         let p = path(&full, || Op::Head(key).failed(&self.ctx))?;
@@ -168,9 +179,31 @@ impl Store {
         self.rt.run(async move {
             match client.head(&p).await {
                 Ok(meta) => Ok(Some(meta.size)),
-                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(object_store::Error::NotFound { .. }) => {
+                    match bucket_missing(client.as_ref(), &p, &ctx, Op::Head(&key)).await {
+                        Some(e) => Err(e),
+                        None => Ok(None),
+                    }
+                }
                 Err(e) => Err(classify(&e, &ctx, Op::Head(&key))),
             }
         })
+    }
+}
+
+/// After a 404 for object `p` that did not say what was missing (a HEAD's
+/// has no body; some servers' GET says only "Not Found"): the error for a
+/// missing bucket (container), asked with the first page of a listing under
+/// the key, or `None` when the bucket is there. Any other failure of this
+/// second question (a grant that may read but not list) is `None` too.
+async fn bucket_missing(
+    client: &dyn object_store::ObjectStore,
+    p: &Path,
+    ctx: &super::Context,
+    op: Op<'_>,
+) -> Option<StoreError> {
+    match client.list(Some(p)).next().await {
+        Some(Err(e)) => Some(classify(&e, ctx, op)).filter(|e| e.kind == StoreErrorKind::NoBucket),
+        _ => None,
     }
 }

@@ -6,7 +6,8 @@
 //! Downloads of a prefetch batch run in parallel.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
 
 use super::archive::StoreWal;
 use super::fetch::{Fetcher, Landing};
@@ -22,11 +23,13 @@ const PARALLEL_DOWNLOADS: usize = 4;
 /// of 1 MiB segments holds 4096 of them, each in a few forms at most).
 const MAX_LISTED: usize = 50_000;
 
-/// A store's failure as wal-restore reports it: unreachable (3, retried in
-/// a targeted recovery), or a configuration problem (2).
+/// A store's failure as wal-restore reports it: a configuration problem
+/// (2: the store's settings, a missing bucket or container), or the store
+/// unreachable, failing or refusing the credentials (3, retried in a
+/// targeted recovery), as the Barman path reports an ssh login refused.
 pub(super) fn store_problem(e: &StoreError) -> Problem {
     let code = match e.kind {
-        StoreErrorKind::InvalidConfig | StoreErrorKind::AuthFailed => exit::USAGE,
+        StoreErrorKind::InvalidConfig | StoreErrorKind::NoBucket => exit::USAGE,
         _ => exit::UNREACHABLE,
     };
     let mut f = Failure::new(e.to_string());
@@ -136,8 +139,12 @@ impl Fetcher<'_> {
     }
 
     /// Downloads the files of `names` the store holds, up to
-    /// [`PARALLEL_DOWNLOADS`] at a time, in order, handing each to `each`;
-    /// stops at the first the store does not hold (the end of the archive).
+    /// [`PARALLEL_DOWNLOADS`] at a time, handing each to `each` in order as
+    /// soon as it and those before it have landed (a sliding window: the
+    /// next download starts when any ends, never waiting for a slower one
+    /// of a batch); stops at the first the store does not hold (the end of
+    /// the archive), and at the first failure after handing over those
+    /// before it.
     pub fn stream_store(
         &self,
         w: &StoreWal,
@@ -151,32 +158,52 @@ impl Fetcher<'_> {
             .iter()
             .map_while(|n| found.get(n).map(|k| (n, k)))
             .collect();
-        for batch in present.chunks(PARALLEL_DOWNLOADS) {
-            let results: Vec<Result<Result<Landed, LandError>, Problem>> =
-                std::thread::scope(|s| {
-                    let handles: Vec<_> = batch
-                        .iter()
-                        .map(|(n, k)| {
-                            let store = &store;
-                            s.spawn(move || self.download(store, k, n, into))
-                        })
-                        .collect();
-                    handles
-                        .into_iter()
-                        .map(|h| {
-                            h.join().unwrap_or_else(|_| {
-                                Err(problem(
-                                    exit::UNREACHABLE,
-                                    Failure::new("a download thread panicked"),
-                                ))
-                            })
-                        })
-                        .collect()
+        let next = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let (tx, rx) = mpsc::channel();
+            for _ in 0..PARALLEL_DOWNLOADS.min(present.len()) {
+                let tx = tx.clone();
+                let (next, stop, present, store) = (&next, &stop, &present, &store);
+                s.spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some((name, key)) = present.get(i) else {
+                            break;
+                        };
+                        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            self.download(store, key, name, into)
+                        }))
+                        .unwrap_or_else(|_| {
+                            Err(problem(
+                                exit::UNREACHABLE,
+                                Failure::new("a download thread panicked"),
+                            ))
+                        });
+                        if tx.send((i, r)).is_err() {
+                            break;
+                        }
+                    }
                 });
-            for ((name, _), r) in batch.iter().zip(results) {
-                each((*name).clone(), r?);
             }
-        }
-        Ok(())
+            drop(tx);
+            // Results arrive as downloads end; they are handed on in order.
+            let mut arrived = BTreeMap::new();
+            let mut due = 0;
+            for (i, r) in rx {
+                arrived.insert(i, r);
+                while let Some(r) = arrived.remove(&due) {
+                    match r {
+                        Ok(landed) => each(present[due].0.clone(), landed),
+                        Err(p) => {
+                            stop.store(true, Ordering::Relaxed);
+                            return Err(p);
+                        }
+                    }
+                    due += 1;
+                }
+            }
+            Ok(())
+        })
     }
 }

@@ -157,6 +157,9 @@ const AZURITE_KEY: &str =
 pub struct ObjectServer {
     pub provider: Provider,
     pub port: u16,
+    /// The access key and secret of a server that checks them (see
+    /// [`strict_moto`]); `None` for a server that takes any.
+    creds: Option<(String, String)>,
     /// Bucket names handed out, to keep tests apart.
     taken: Mutex<Vec<String>>,
 }
@@ -171,6 +174,59 @@ pub fn moto() -> &'static ObjectServer {
         c.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
         spawn_server("moto", c, port);
         ObjectServer::new(Provider::S3, port)
+    })
+}
+
+/// Makes moto's IAM user `pgclone-test` with an access key and a policy
+/// allowing every S3 action; prints `KEY_ID SECRET`. Its three requests are
+/// the free ones (INITIAL_NO_AUTH_ACTION_COUNT) of [`strict_moto`].
+const MOTO_IAM_USER: &str = r#"
+import json, os, boto3
+iam = boto3.client("iam", endpoint_url=os.environ["PGCLONE_TEST_S3_ENDPOINT"], region_name="us-east-1",
+                   aws_access_key_id="bootstrap", aws_secret_access_key="bootstrap")
+iam.create_user(UserName="pgclone-test")
+k = iam.create_access_key(UserName="pgclone-test")["AccessKey"]
+iam.put_user_policy(UserName="pgclone-test", PolicyName="s3", PolicyDocument=json.dumps(
+    {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+print(k["AccessKeyId"], k["SecretAccessKey"])
+"#;
+
+/// A second moto that checks signatures and keys as S3 does (its IAM
+/// emulation, on for the whole server once its first three requests, which
+/// make the user, are spent): for the tests of wrong credentials, which
+/// share it. The shared [`moto`] takes any keys. Its stores carry the IAM
+/// user's real key.
+pub fn strict_moto() -> &'static ObjectServer {
+    static S: OnceLock<ObjectServer> = OnceLock::new();
+    S.get_or_init(|| {
+        let port = super::free_port();
+        let mut c = as_postgres(barman_cloud_bin().join("moto_server"));
+        c.env("INITIAL_NO_AUTH_ACTION_COUNT", "3").args([
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ]);
+        spawn_server("moto-strict", c, port);
+        let out = as_postgres(barman_cloud_bin().join("python"))
+            .arg("-c")
+            .arg(MOTO_IAM_USER)
+            .env(
+                "PGCLONE_TEST_S3_ENDPOINT",
+                format!("http://127.0.0.1:{port}"),
+            )
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "moto IAM user: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let (id, secret) = text.trim().split_once(' ').expect("KEY_ID SECRET");
+        let mut s = ObjectServer::new(Provider::S3, port);
+        s.creds = Some((id.to_string(), secret.to_string()));
+        s
     })
 }
 
@@ -311,6 +367,7 @@ impl ObjectServer {
         ObjectServer {
             provider,
             port,
+            creds: None,
             taken: Mutex::new(Vec::new()),
         }
     }
@@ -330,20 +387,20 @@ impl ObjectServer {
         }
         let prefix = "backups/pgclone".to_string();
         let base = format!("http://127.0.0.1:{}", self.port);
+        // The shared moto takes any keys; these stand for the operator's.
+        let (key_id, secret) = self.creds.clone().unwrap_or_else(|| {
+            (
+                "pgclone-test-key".to_string(),
+                "pgclone-test-secret".to_string(),
+            )
+        });
         let (url, endpoint_url, env) = match self.provider {
             Provider::S3 => (
                 format!("s3://{bucket}/{prefix}"),
                 Some(base),
                 vec![
-                    // moto takes any keys; these stand for the operator's.
-                    (
-                        "AWS_ACCESS_KEY_ID".to_string(),
-                        "pgclone-test-key".to_string(),
-                    ),
-                    (
-                        "AWS_SECRET_ACCESS_KEY".to_string(),
-                        "pgclone-test-secret".to_string(),
-                    ),
+                    ("AWS_ACCESS_KEY_ID".to_string(), key_id),
+                    ("AWS_SECRET_ACCESS_KEY".to_string(), secret),
                     ("AWS_DEFAULT_REGION".to_string(), "us-east-1".to_string()),
                     // No instance-metadata lookups from a test.
                     ("AWS_EC2_METADATA_DISABLED".to_string(), "true".to_string()),
@@ -442,6 +499,8 @@ if provider == "aws-s3":
                 print("%s\t%d" % (o["Key"], o["Size"]))
     elif op == "get":
         sys.stdout.buffer.write(c.get_object(Bucket=bucket, Key=arg)["Body"].read())
+    elif op == "put":
+        c.put_object(Bucket=bucket, Key=arg, Body=sys.stdin.buffer.read())
 elif provider == "azure-blob-storage":
     from azure.storage.blob import BlobServiceClient
     s = BlobServiceClient.from_connection_string(os.environ["AZURE_STORAGE_CONNECTION_STRING"])
@@ -453,6 +512,8 @@ elif provider == "azure-blob-storage":
             print("%s\t%d" % (b.name, b.size))
     elif op == "get":
         sys.stdout.buffer.write(c.download_blob(arg).readall())
+    elif op == "put":
+        c.upload_blob(arg, sys.stdin.buffer.read(), overwrite=True)
 elif provider == "google-cloud-storage":
     from google.cloud import storage
     from google.auth.credentials import AnonymousCredentials
@@ -464,6 +525,8 @@ elif provider == "google-cloud-storage":
             print("%s\t%d" % (b.name, b.size))
     elif op == "get":
         sys.stdout.buffer.write(c.bucket(bucket).blob(arg).download_as_bytes())
+    elif op == "put":
+        c.bucket(bucket).blob(arg).upload_from_string(sys.stdin.buffer.read())
 else:
     sys.exit("unknown provider " + provider)
 "#;
@@ -515,6 +578,12 @@ impl Store {
     }
 
     fn sdk(&self, args: &[&str]) -> Vec<u8> {
+        self.sdk_with(args, b"")
+    }
+
+    /// [`Store::sdk`] with `stdin` as the script's input.
+    fn sdk_with(&self, args: &[&str], stdin: &[u8]) -> Vec<u8> {
+        use std::io::Write;
         let mut c = self.tool("python");
         c.arg("-c")
             .arg(SDK)
@@ -525,7 +594,12 @@ impl Store {
         if let Some(e) = &self.endpoint_url {
             c.env("PGCLONE_TEST_S3_ENDPOINT", e);
         }
-        let out = c.output().unwrap();
+        c.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        let out = child.wait_with_output().unwrap();
         let argv: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         assert!(
             out.status.success(),
@@ -558,6 +632,11 @@ impl Store {
             .collect();
         v.sort();
         v
+    }
+
+    /// Writes `body` as object `PREFIX/key`, with the provider's SDK.
+    pub fn put(&self, key: &str, body: &[u8]) {
+        self.sdk_with(&["put", &format!("{}/{key}", self.prefix)], body);
     }
 
     /// The bytes of object `PREFIX/key`.
