@@ -320,8 +320,11 @@ fn barman_3_19_backup_names_and_incremental_backups() {
                 "to {}/00-{full} (parallel rsync over ssh)",
                 staging.display()
             ),
+            // The incremental, beside the full backup on the Barman host,
+            // is listed by rsync as it is copied (no barman list-files).
             format!(
-                "to {}/01-{incr} (parallel rsync over ssh)",
+                "copy the whole tree barmansrv:{}/pg/base/{incr}/data to {}/01-{incr} (listed when the step runs; parallel rsync over ssh)",
+                lab.barman.home.display(),
                 staging.display()
             ),
             format!(

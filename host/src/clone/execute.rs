@@ -33,7 +33,13 @@ pub async fn run(
         sig = interrupt::wait() => Err(interrupt::failure(sig)),
     };
     if let Some(d) = &plan.source.staging {
-        remove_staging(d);
+        // Begun when the source's steps ended; if they did not, now.
+        match done.staging_removal.take() {
+            Some(removal) => {
+                let _ = removal.await;
+            }
+            None => remove_staging(d),
+        }
     }
     let result = match result {
         Ok(()) => Ok(()),
@@ -164,6 +170,12 @@ async fn perform(
         Action::RunSource => {
             report::notice(&retrieving(ctx));
             steps::execute(&s.steps, exec).await?;
+            // What was staged is in the data directory now: it goes while
+            // the copy is checked.
+            if let Some(d) = s.staging.clone() {
+                done.staging_removal =
+                    Some(tokio::task::spawn_blocking(move || remove_staging(&d)));
+            }
             if let Some(w) = &done.warm {
                 let n = w.spooled();
                 report::info(&format!(

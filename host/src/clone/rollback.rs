@@ -19,6 +19,9 @@ pub struct Done {
     pub warm: Option<Warm>,
     /// Kept beside the target while the clone runs (see `leftover`).
     pub journal: Option<Journal>,
+    /// The staging directory being removed, once the source's steps no
+    /// longer need it.
+    pub staging_removal: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Rolls back after `e`; returns `e` with what was done in its hint.

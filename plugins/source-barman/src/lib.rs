@@ -314,8 +314,12 @@ impl Guest for Barman {
                 ));
             }
         }
+        // An incremental backup's clone copies its whole chain: that is its
+        // size (the copy's total, the room the check asks for).
+        let mut size_bytes = b.size_bytes;
         if b.is_incremental() {
             let chain = plan::incremental_chain(&server, b.clone())?;
+            size_bytes = chain.iter().map(|b| b.size_bytes).sum();
             let ids: Vec<&str> = chain.iter().map(|b| b.id.as_str()).collect();
             host::log(
                 LogLevel::Notice,
@@ -335,7 +339,7 @@ impl Guest for Barman {
             end_wal: b.end_wal,
             begin_lsn: b.begin_lsn,
             end_lsn: b.end_lsn,
-            size_bytes: b.size_bytes,
+            size_bytes,
             tablespaces: b.tablespaces,
             // Barman 3.4 does not say it: plan-clone reads it from the files.
             format: if b.compression.is_some() {

@@ -246,7 +246,24 @@ pub(crate) fn incremental_plan(
     let chain = incremental_chain(server, last)?;
     let mut steps = Vec::new();
     let mut backups = Vec::new();
+    // Barman keeps a server's backups side by side (`.../<id>/data`): once a
+    // listing has named that directory, an uncompressed backup of the chain
+    // is copied as the whole tree there, listed by rsync as it is copied
+    // (each barman call costs a Python start on the Barman host).
+    let mut base_dir: Option<String> = None;
     for (i, b) in chain.iter().enumerate() {
+        if let (Some(base), None, true) = (&base_dir, &b.compression, plain_id(&b.id)) {
+            steps.push(PlanStep::CopyTree(CopyTreeStep {
+                target: TARGET.into(),
+                remote_path: format!("{base}/{}/data", b.id),
+                local: staging_path(i, &b.id),
+                files: Vec::new(),
+                exclude: Vec::new(),
+            }));
+            steps.extend(staging_skeleton(i, &b.id));
+            backups.push(staging_path(i, &b.id));
+            continue;
+        }
         let listing = barman(&["list-files", "--target", "data", server, &b.id])?;
         let tree = parse::list_files(&listing, &b.id, &[]).map_err(|problem| {
             err(
@@ -277,6 +294,12 @@ pub(crate) fn incremental_plan(
                 None,
             ));
         } else {
+            if plain_id(&b.id) {
+                base_dir = tree
+                    .data_dir
+                    .strip_suffix(&format!("/{}/data", b.id))
+                    .map(str::to_string);
+            }
             steps.push(PlanStep::CopyTree(CopyTreeStep {
                 target: TARGET.into(),
                 remote_path: tree.data_dir,
@@ -285,16 +308,51 @@ pub(crate) fn incremental_plan(
                 exclude: Vec::new(),
             }));
         }
-        // Barman leaves out empty directories pg_combinebackup reads
-        // (pg_tblspc): each copy gets them, and so does the result.
-        for dir in SKELETON {
-            let mut path = staging_path(i, &b.id);
-            path.path = format!("{}/{dir}", path.path);
-            steps.push(PlanStep::CreateDir(CreateDirStep { path, mode: 0o700 }));
-        }
+        steps.extend(staging_skeleton(i, &b.id));
         backups.push(staging_path(i, &b.id));
     }
     steps.push(PlanStep::CombineBackups(CombineBackupsStep { backups }));
     steps.extend(skeleton_steps());
     Ok(steps)
+}
+
+/// Barman leaves out empty directories pg_combinebackup reads (pg_tblspc):
+/// each copy of the chain gets them (and so does the result).
+fn staging_skeleton(i: usize, id: &str) -> Vec<PlanStep> {
+    SKELETON
+        .iter()
+        .map(|dir| {
+            let mut path = staging_path(i, id);
+            path.path = format!("{}/{dir}", path.path);
+            PlanStep::CreateDir(CreateDirStep { path, mode: 0o700 })
+        })
+        .collect()
+}
+
+/// A backup id that names one directory as it is (Barman's are
+/// `20261208T021435`): only such a one is put into a path by hand.
+fn plain_id(id: &str) -> bool {
+    !id.is_empty()
+        && id != "."
+        && id != ".."
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Barman's ids and names go into a path; anything that could leave
+    /// the directory or needs escaping is listed by Barman instead.
+    #[test]
+    fn only_plain_ids_are_put_into_a_path() {
+        for id in ["20261208T021435", "20261208T021435-x", "a_b.c"] {
+            assert!(plain_id(id), "{id}");
+        }
+        for id in ["", ".", "..", "a/b", "../x", "a b", "x\n", "é"] {
+            assert!(!plain_id(id), "{id:?}");
+        }
+    }
 }

@@ -12,9 +12,9 @@ use std::sync::Arc;
 use tokio::io::AsyncReadExt;
 
 use super::super::validate::{clean_name, plain_relative};
-use super::super::{confined, ExecContext, InPlace, Kind, Running, Validation};
+use super::super::{confined, ExecContext, InPlace, Kind, Running, Step, Validation};
 use crate::child::Supervised;
-use crate::clone::progress::Phase;
+use crate::clone::progress::{Phase, Progress};
 use crate::contract::source::CopyTreeStep;
 use crate::contract::Capability;
 use crate::report::Failure;
@@ -141,10 +141,18 @@ impl Kind for CopyTree {
     }
 
     /// Counted in the copy's one phase (the data directory and each
-    /// tablespace, against the backup's size).
+    /// tablespace, against the backup's size). The copies of the other
+    /// backups of an incremental chain run with it ([`chain_after`]).
     async fn run(&self, r: &mut Running<'_>) -> anyhow::Result<()> {
         let phase = r.copy_phase();
-        let s = self.copy(r.ctx, &phase).await?;
+        let mut copies = vec![self];
+        // No more copies at once than streams (-j1 copies one by one).
+        let others = r.ctx.jobs.saturating_sub(1);
+        for (i, c) in chain_after(self, r.later()).into_iter().take(others) {
+            r.ran_ahead(i);
+            copies.push(c);
+        }
+        let s = copy_together(&copies, r.ctx, &phase).await?;
         r.stats.files += s.files;
         r.stats.total_bytes += s.total_bytes;
         r.stats.literal_bytes += s.literal_bytes;
@@ -152,9 +160,115 @@ impl Kind for CopyTree {
     }
 }
 
+/// The copies after `first` into the other backups of the incremental chain
+/// a later combine-backups step reads with `first`'s: they run together, so
+/// that the small incrementals (many files, few bytes: latency, not
+/// bandwidth) are copied while the full backup is. Only from the run of
+/// copy-tree and create-dir steps right after `first`, and none whose
+/// directory a create-dir step before it makes (that step would then run
+/// after the copy instead of before it).
+fn chain_after<'a>(
+    first: &CopyTree,
+    later: impl Iterator<Item = (usize, &'a Step)>,
+) -> Vec<(usize, &'a CopyTree)> {
+    let later: Vec<(usize, &'a Step)> = later.collect();
+    let Some(chain) = later.iter().find_map(|(_, s)| match s {
+        Step::CombineBackups(c) if c.backups.contains(&first.local) => Some(&c.backups),
+        _ => None,
+    }) else {
+        return Vec::new();
+    };
+    let mut taken = Vec::new();
+    let mut made: Vec<&Path> = Vec::new();
+    for (i, step) in later {
+        match step {
+            Step::CopyTree(c)
+                if chain.contains(&c.local)
+                    && c.local != first.local
+                    && !made.iter().any(|d| d.starts_with(&c.local)) =>
+            {
+                taken.push((i, c))
+            }
+            Step::CopyTree(_) => {}
+            Step::CreateDir(d) => made.push(&d.path),
+            _ => break,
+        }
+    }
+    taken
+}
+
+/// `jobs` streams shared by `copies` copies that run together: as even as
+/// can be, the earlier ones (the full backup of a chain) getting the
+/// remainder; at least one each.
+pub fn share(jobs: usize, copies: usize) -> Vec<usize> {
+    let jobs = jobs.max(copies).max(1);
+    (0..copies)
+        .map(|i| jobs / copies.max(1) + usize::from(i < jobs % copies.max(1)))
+        .collect()
+}
+
+/// Runs `copies` at once, their streams shared out of the clone's and
+/// counted together in `phase`; the first failure ends them all.
+pub async fn copy_together(
+    copies: &[&CopyTree],
+    ctx: &ExecContext,
+    phase: &Arc<Phase>,
+) -> anyhow::Result<CopyStats> {
+    // The backup's size bounds the streams of all the copies together.
+    let budget = streams(ctx.jobs, usize::MAX, ctx.expected_bytes);
+    let counts = share(budget, copies.len());
+    let base = phase.done();
+    let progress = Progress::new(counts.iter().sum(), base, phase.clone());
+    let mut first = 0;
+    let mut runs = Vec::new();
+    for (c, count) in copies.iter().zip(counts) {
+        runs.push(c.copy_streams(
+            ctx,
+            phase,
+            Streams {
+                count,
+                by_size: budget < ctx.jobs,
+                first,
+                progress: progress.clone(),
+            },
+        ));
+        first += count;
+    }
+    let mut total = CopyStats::default();
+    for s in futures::future::try_join_all(runs).await? {
+        total.files += s.files;
+        total.total_bytes += s.total_bytes;
+        total.literal_bytes += s.literal_bytes;
+    }
+    // Without a live line rsync reports no progress: the summary counts what arrived.
+    phase.set(base + total.total_bytes);
+    Ok(total)
+}
+
+/// The rsync streams of one copy among those that run together: how many,
+/// and where they count in the shared progress.
+struct Streams {
+    count: usize,
+    /// Fewer than `-j` in all because the backup is small ([`streams`]).
+    by_size: bool,
+    /// The index of its first stream among all.
+    first: usize,
+    progress: Arc<Progress>,
+}
+
 impl CopyTree {
     /// Copies the files (listing the whole tree first), counted in `phase`.
     pub async fn copy(&self, ctx: &ExecContext, phase: &Arc<Phase>) -> anyhow::Result<CopyStats> {
+        copy_together(&[self], ctx, phase).await
+    }
+
+    /// The same, in `streams`.
+    async fn copy_streams(
+        &self,
+        ctx: &ExecContext,
+        phase: &Arc<Phase>,
+        streams: Streams,
+    ) -> anyhow::Result<CopyStats> {
         let (dest, remote_path) = (&self.dest, &self.remote_path);
         confined(&self.local, &ctx.roots)?;
         super::super::run::create_local(&self.local)?;
@@ -162,9 +276,9 @@ impl CopyTree {
             Files::Listed(f) => f.clone(),
             Files::WholeTree => self.list_tree(ctx).await?,
         };
-        let n = streams(ctx.jobs, files.len(), ctx.expected_bytes);
+        let n = streams.count.min(files.len()).max(1);
         // Fewer streams than -j only because the backup is small: said.
-        let why = match n < ctx.jobs.min(files.len()) {
+        let why = match streams.by_size && n < ctx.jobs.min(files.len()) {
             true => " (one per 512 MiB of the backup)",
             false => "",
         };
@@ -175,7 +289,7 @@ impl CopyTree {
                 crate::report::count(n, "rsync stream", "parallel rsync streams")
             ))
         });
-        let s = copy(dest, remote_path, &self.local, &files, ctx, phase).await?;
+        let s = copy(dest, remote_path, &self.local, &files, ctx, &streams).await?;
         phase.suspend(|| {
             crate::report::info(&format!(
                 "{}, {:.1} MiB ({:.1} MiB sent over the wire)",
@@ -344,21 +458,20 @@ fn stat_value(stats: &str, label: &str) -> Option<u64> {
 }
 
 /// Copies `files` (relative to `remote_path` on `dest`) into `local` with
-/// up to `ctx.jobs` parallel rsync streams ([`streams`]), and checks that
-/// each arrived.
+/// `streams` parallel rsync streams, and checks that each arrived.
 async fn copy(
     dest: &str,
     remote_path: &str,
     local: &Path,
     files: &[String],
     ctx: &ExecContext,
-    phase: &Arc<Phase>,
+    streams: &Streams,
 ) -> anyhow::Result<CopyStats> {
     if files.is_empty() {
         return Ok(CopyStats::default());
     }
     let scratch = ctx.scratch.as_path();
-    let lists = split(files, streams(ctx.jobs, files.len(), ctx.expected_bytes));
+    let lists = split(files, streams.count);
     // The first stream reuses the clone's shared connection (no handshake);
     // the others open their own, so that they encrypt in parallel.
     let (shared, own) = (
@@ -367,7 +480,7 @@ async fn copy(
     );
     let mut children = Vec::new();
     for (i, list) in lists.iter().enumerate() {
-        let list_file = scratch.join(format!("files-{i}"));
+        let list_file = scratch.join(format!("files-{}", streams.first + i));
         std::fs::write(&list_file, list.join("\n") + "\n")?;
         let mut cmd = tokio::process::Command::new("rsync");
         cmd.args(["-a", "--protect-args", "--stats"]);
@@ -393,8 +506,7 @@ async fn copy(
         })?;
         children.push(child);
     }
-    let base = phase.done();
-    let progress = crate::clone::progress::Progress::new(children.len(), base, phase.clone());
+    let first = streams.first;
     // Wait for all; the first failure wins, and dropping the rest kills them.
     // The waits run as tasks, which outlive this future if it is dropped
     // (a failure elsewhere, an interruption): the guards stay here and kill
@@ -402,7 +514,7 @@ async fn copy(
     let mut guards: Vec<_> = children.iter().map(Supervised::of).collect();
     let mut futures = Vec::new();
     for (i, mut child) in children.into_iter().enumerate() {
-        let progress = progress.clone();
+        let progress = streams.progress.clone();
         futures.push(tokio::spawn(async move {
             let mut out = Vec::new();
             let mut err = String::new();
@@ -417,7 +529,7 @@ async fn copy(
                     if let Some(b) =
                         crate::clone::progress::last_record(&String::from_utf8_lossy(&buf[..n]))
                     {
-                        progress.set(i, b);
+                        progress.set(first + i, b);
                     }
                     out.extend_from_slice(&buf[..n]);
                 }
@@ -484,8 +596,6 @@ async fn copy(
             .into());
     }
     stats.files = arrived;
-    // Without a live line rsync reports no progress: the summary counts what arrived.
-    phase.set(base + stats.total_bytes);
     Ok(stats)
 }
 
@@ -667,6 +777,100 @@ mod tests {
         let c = CopyTree::check(&step(&["pg_wal/1"], &["pg_wal"]), &v).unwrap();
         assert_eq!(c.files, Files::Listed(Vec::new()));
         assert!(CopyTree::check(&step(&[], &["../x"]), &v).is_err());
+    }
+
+    /// The clone's streams shared by copies that run together: all of
+    /// them used, none idle, the earliest copy (a chain's full backup)
+    /// getting what does not divide evenly.
+    #[test]
+    fn streams_are_shared_by_the_copies_that_run_together() {
+        assert_eq!(share(4, 1), [4]);
+        assert_eq!(share(4, 3), [2, 1, 1]);
+        assert_eq!(share(4, 2), [2, 2]);
+        assert_eq!(share(8, 3), [3, 3, 2]);
+        assert_eq!(share(1, 1), [1]);
+        assert_eq!(share(0, 1), [1]);
+        assert_eq!(share(2, 3), [1, 1, 1]);
+    }
+
+    /// The copies of an incremental chain's backups, each followed by the
+    /// directories made in it, run with the first; a copy the combine step
+    /// does not read, a copy after a step of another kind, and a copy into a
+    /// directory a create-dir step before it makes are left to their turn.
+    #[test]
+    fn the_copies_of_a_chain_run_together() {
+        use super::super::combine_backups::CombineBackups;
+        use super::super::create_dir::CreateDir;
+        use super::super::write_file::WriteFile;
+        let staging = Path::new("/s");
+        let copy = |local: &str| CopyTree {
+            dest: "b@h".into(),
+            remote_path: "/r".into(),
+            local: staging.join(local),
+            files: Files::Listed(vec!["PG_VERSION".into()]),
+            exclude: Vec::new(),
+        };
+        let mkdir = |path: &str| {
+            Step::CreateDir(CreateDir {
+                path: staging.join(path),
+                mode: 0o700,
+            })
+        };
+        let combine = |backups: &[&str]| {
+            Step::CombineBackups(CombineBackups {
+                program: "pg_combinebackup".into(),
+                backups: backups.iter().map(|b| staging.join(b)).collect(),
+                output: "/d".into(),
+            })
+        };
+        let first = copy("00");
+        let taken = |later: &[Step]| -> Vec<usize> {
+            chain_after(&first, later.iter().enumerate())
+                .into_iter()
+                .map(|(i, _)| i)
+                .collect()
+        };
+        let plan = [
+            mkdir("00/pg_wal"),
+            Step::CopyTree(copy("01")),
+            mkdir("01/pg_wal"),
+            Step::CopyTree(copy("02")),
+            mkdir("02/pg_wal"),
+            combine(&["00", "01", "02"]),
+            mkdir("pg_wal"),
+        ];
+        assert_eq!(taken(&plan), [1, 3]);
+        // Not read by the combine step with the first.
+        let plan = [
+            Step::CopyTree(copy("01")),
+            Step::CopyTree(copy("09")),
+            combine(&["00", "01"]),
+        ];
+        assert_eq!(taken(&plan), [0]);
+        // No combine step reads the first: a plain copy runs alone.
+        let plan = [Step::CopyTree(copy("01")), combine(&["01", "02"])];
+        assert_eq!(taken(&plan), Vec::<usize>::new());
+        // A step of another kind ends the run.
+        let write = Step::WriteFile(WriteFile {
+            path: staging.join("01/x"),
+            contents: String::new(),
+            mode: 0o600,
+        });
+        let plan = [
+            Step::CopyTree(copy("01")),
+            write,
+            Step::CopyTree(copy("02")),
+            combine(&["00", "01", "02"]),
+        ];
+        assert_eq!(taken(&plan), [0]);
+        // A directory made in the copy's directory before the copy.
+        let plan = [
+            mkdir("01/pg_wal"),
+            Step::CopyTree(copy("01")),
+            Step::CopyTree(copy("02")),
+            combine(&["00", "01", "02"]),
+        ];
+        assert_eq!(taken(&plan), [2]);
     }
 
     #[test]
