@@ -452,6 +452,8 @@ fn init_logging(g: &Logging) {
 }
 
 fn main() -> ExitCode {
+    // PGCLONE_TIMING: wal-restore's per-request breakdown starts here.
+    pgclone::walrestore::timing::start();
     let def = definition();
     let matches = commands::generate::with_generators(def.clone())
         .try_get_matches()

@@ -399,6 +399,54 @@ fn prefetched_segments_are_handed_over_and_concurrent_calls_agree() {
         .filter(|p| p.to_string_lossy().contains(".tmp."))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // A request the spool cannot serve opens the prefetcher's window at
+    // once, not only after its own file has arrived: even when that file is
+    // damaged (4, nothing delivered) the segments after it are spooled.
+    let damaged = &names[8];
+    let path = lab
+        .barman
+        .home
+        .join("pg/wals")
+        .join(&damaged[..16])
+        .join(damaged);
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    let fresh = lab.sc.path("spool-window");
+    let cfg = format!("--ssh-option=-F{}", lab.sshd.ssh_config.display());
+    let conf = lab.sc.write("empty.conf", "");
+    let dest = dir.join("WINDOW");
+    let out = pgclone(
+        &lab.sc,
+        &[
+            "-f",
+            conf.to_str().unwrap(),
+            "wal-restore",
+            &cfg,
+            "-c",
+            lab.barman.config.to_str().unwrap(),
+            "-p",
+            "4",
+            "--spool-dir",
+            fresh.to_str().unwrap(),
+            "barmansrv",
+            "pg",
+            damaged,
+            dest.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(!dest.exists());
+    let start = std::time::Instant::now();
+    while !spooled(&fresh).iter().any(|p| p.ends_with(&names[9])) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the window did not open at the request: {:?}",
+            spooled(&fresh)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]

@@ -138,6 +138,7 @@ impl WarmArgs {
 /// In a targeted recovery even an invalid command line must not read as the
 /// end of the archive: [`walrestore::refusal_code`] says which status.
 pub fn run(ctx: &Context, a: WalRestoreArgs) -> anyhow::Result<ExitCode> {
+    walrestore::timing::mark("args");
     let dest = a.args.last().cloned().unwrap_or_default();
     guarded(&dest, || run_inner(ctx, a))
 }
@@ -326,5 +327,6 @@ fn run_inner(ctx: &Context, a: WalRestoreArgs) -> anyhow::Result<u8> {
         relaunch: None,
     };
     let _ = (a.gzip, a.bzip2, a.keep_compression, a.sleep);
+    walrestore::timing::mark("config");
     Ok(a.warm.run(&o))
 }

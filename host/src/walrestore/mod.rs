@@ -47,6 +47,7 @@ pub mod prefetch;
 pub mod source;
 pub mod spool;
 pub mod ssh;
+pub mod timing;
 pub mod verify;
 
 use std::path::{Path, PathBuf};
@@ -117,6 +118,12 @@ fn open_spool(o: &Options) -> Result<Spool, Failure> {
 
 /// Runs one restore_command invocation and returns its exit code.
 pub fn run(o: &Options) -> u8 {
+    let code = run_timed(o);
+    timing::finish();
+    code
+}
+
+fn run_timed(o: &Options) -> u8 {
     guard::install();
     // pg_rewind asks for pg_wal/<name> itself: exactly that file, no prefetch.
     let rewind = o
@@ -128,9 +135,11 @@ pub fn run(o: &Options) -> u8 {
     } else {
         Cluster::detect(&o.wal_dest, rewind)
     };
+    timing::mark("cluster");
     let started = Instant::now();
     let result = (|| {
         let spool = open_spool(o).map_err(|f| problem(exit::USAGE, f))?;
+        timing::mark("spool");
         if o.test {
             return test_connection(o, &spool);
         }
@@ -289,16 +298,25 @@ fn restore(
     rewind: bool,
 ) -> Result<u8, Problem> {
     let segment = matches!(kind, WalName::Segment { .. });
-    // The prefetcher may be fetching it right now: wait for it rather than fetch it twice.
-    if segment
-        && (take_from_spool(o, spool, cluster)
-            || (!rewind
-                && wait_for_inflight(spool, &o.wal_name)
-                && take_from_spool(o, spool, cluster)))
-    {
+    if segment && take_from_spool(o, spool, cluster) {
+        timing::mark("take");
+        timing::outcome("hit");
         after_delivery(o, spool, cluster, rewind);
         return Ok(exit::DELIVERED);
     }
+    timing::mark("take");
+    // The prefetcher may be fetching it right now: wait for it rather than fetch it twice.
+    if segment
+        && !rewind
+        && wait_for_inflight(spool, &o.wal_name)
+        && take_from_spool(o, spool, cluster)
+    {
+        timing::mark("wait");
+        timing::outcome("waited");
+        after_delivery(o, spool, cluster, rewind);
+        return Ok(exit::DELIVERED);
+    }
+    timing::mark("wait");
     let op = format!("fetching {} for {}", o.wal_name, o.source.describe());
     let archive = o.source.archive(spool, false).map_err(|p| during(&op, p))?;
     let fetcher = Fetcher {
@@ -306,7 +324,13 @@ fn restore(
         spool,
         archive,
     };
+    if segment {
+        open_window(o, spool, cluster, &fetcher, rewind);
+        timing::mark("window");
+    }
     let Some(landed) = fetch_one(o, &fetcher, segment, cluster).map_err(|p| during(&op, p))? else {
+        timing::mark("fetch");
+        timing::outcome("missing");
         return Ok(exit::NOT_FOUND);
     };
     if let Err(why) = landed.check(&o.wal_name, cluster.sysid) {
@@ -322,6 +346,8 @@ fn restore(
                 .detail(e.to_string()),
         ));
     }
+    timing::mark("fetch");
+    timing::outcome("fetched");
     if segment {
         after_delivery(o, spool, cluster, rewind);
     }
@@ -393,6 +419,38 @@ fn fetch_one(
     }
 }
 
+/// A segment the spool could not serve opens the prefetcher's window there:
+/// the cursor moves to it and the prefetcher streams the segments after it
+/// while this process fetches it, not only once it has. The ssh connection
+/// both use is made first, here, so that two processes never race to make
+/// it. The segment size is the cluster's, else the usual 16 MiB until the
+/// delivered segment's header says (see [`after_delivery`]).
+fn open_window(o: &Options, spool: &Spool, cluster: &Cluster, f: &Fetcher, rewind: bool) {
+    if rewind || o.prefetch == 0 || f.archive.per_name {
+        return;
+    }
+    let target = match (&f.archive.directory, &f.archive.fetch) {
+        _ if f.archive.store.is_some() => None,
+        (Some(dir), _) => Some(&dir.target),
+        (None, Some(fetch)) => fetch.target.as_ref(),
+        (None, None) => return,
+    };
+    if let Some(t) = target {
+        let connected = f
+            .source
+            .host(t, spool)
+            .is_ok_and(|h| h.ensure_master().is_ok());
+        if !connected {
+            // The fetch says why.
+            return;
+        }
+    }
+    let seg_size = cluster.seg_size.unwrap_or(16 << 20);
+    if spool.set_cursor(&o.wal_name, seg_size).is_ok() {
+        prefetch::ensure_running(o, spool);
+    }
+}
+
 /// True when `name` arrived in the spool while a running prefetcher was
 /// fetching it; false at once when no prefetcher has it in flight.
 fn wait_for_inflight(spool: &Spool, name: &str) -> bool {
@@ -431,7 +489,9 @@ fn after_delivery(o: &Options, spool: &Spool, cluster: &Cluster, rewind: bool) {
         })
         .unwrap_or(16 << 20);
     let _ = spool.set_cursor(&o.wal_name, seg_size);
+    timing::mark("cursor");
     prefetch::ensure_running(o, spool);
+    timing::mark("prefetcher");
 }
 
 /// Where the spool goes by default (barman-wal-restore's default).

@@ -292,6 +292,8 @@ pub fn daemon(o: &Options) -> u8 {
         archive,
     };
     let mut last_cursor = String::new();
+    let mut last_ahead: Vec<String> = Vec::new();
+    let mut window = Window::open(o.prefetch, o.warm);
     let mut first_cursor: Option<String> = None;
     let mut idle_since = Instant::now();
     let mut missing_until: Option<(String, Instant)> = None;
@@ -300,6 +302,7 @@ pub fn daemon(o: &Options) -> u8 {
             return exit::DELIVERED;
         };
         if cursor != last_cursor {
+            window.consumed(&last_ahead, &cursor);
             last_cursor = cursor.clone();
             idle_since = Instant::now();
         } else if idle_since.elapsed() > Duration::from_secs(30) {
@@ -318,16 +321,12 @@ pub fn daemon(o: &Options) -> u8 {
             return exit::USAGE;
         };
         let ahead = wal::following(tli, xlog, seg, seg_size, o.prefetch);
-        let want: Vec<String> = ahead.into_iter().filter(|n| !spool.has(n)).collect();
+        let want = window.batch(&ahead, ready, warming, |n| spool.has(n));
+        last_ahead = ahead;
         let blocked = missing_until
             .as_ref()
             .is_some_and(|(n, t)| want.first() == Some(n) && Instant::now() < *t);
-        let full = if warming {
-            ready >= o.prefetch
-        } else {
-            ready * 2 > o.prefetch
-        };
-        if want.is_empty() || full || blocked {
+        if want.is_empty() || blocked {
             std::thread::sleep(Duration::from_millis(10));
             continue;
         }
@@ -358,6 +357,72 @@ pub fn daemon(o: &Options) -> u8 {
                 std::thread::sleep(Duration::from_millis(500));
             }
         }
+    }
+}
+
+/// How deep the prefetcher's window is when it opens at PostgreSQL's first
+/// request: the first stream starts at once and is short, so the first
+/// segments come fast; PostgreSQL's consumption then deepens it.
+pub const FIRST_WINDOW: usize = 8;
+
+/// The batching policy: how many segments after the cursor the prefetcher
+/// keeps (the window), and which to fetch in one stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Window {
+    /// Segments after the cursor to keep now.
+    pub depth: usize,
+    /// The most (`-p`).
+    pub max: usize,
+}
+
+impl Window {
+    /// Opens at the first request: [`FIRST_WINDOW`] deep (no deeper than
+    /// `max`), or whole for a clone's warm-up, which fills it before
+    /// PostgreSQL asks.
+    pub fn open(max: usize, warm: bool) -> Window {
+        let depth = if warm { max } else { FIRST_WINDOW.min(max) };
+        Window { depth, max }
+    }
+
+    /// The cursor moved from where `previous_ahead` was counted to `cursor`:
+    /// two more segments deep for each consumed (it doubles per window
+    /// PostgreSQL replays), never more than `max`. A jump (another
+    /// timeline, a segment outside the window) counts as one.
+    pub fn consumed(&mut self, previous_ahead: &[String], cursor: &str) {
+        let n = previous_ahead
+            .iter()
+            .position(|a| a == cursor)
+            .map_or(1, |i| i + 1);
+        self.depth = (self.depth + 2 * n).min(self.max);
+    }
+
+    /// The segments to stream now, in order: those of the window (the first
+    /// `depth` of `ahead`, the segments after the cursor) the spool lacks.
+    /// None while at least half the window is spooled (`ready`), so that
+    /// streams are few and long; a warm-up fills the whole window first.
+    /// The batch starts with the segment PostgreSQL needs first: a request
+    /// never waits behind one it does not need yet.
+    pub fn batch(
+        &self,
+        ahead: &[String],
+        ready: usize,
+        warming: bool,
+        spooled: impl Fn(&str) -> bool,
+    ) -> Vec<String> {
+        let full = if warming {
+            ready >= self.depth
+        } else {
+            ready * 2 > self.depth
+        };
+        if full {
+            return Vec::new();
+        }
+        ahead
+            .iter()
+            .take(self.depth)
+            .filter(|n| !spooled(n))
+            .cloned()
+            .collect()
     }
 }
 
@@ -438,4 +503,53 @@ fn run_into_spool(f: &Fetcher, fetch: &Fetch, names: &[String], into: Landing) -
         }
     }
     count
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(from: u32, n: usize) -> Vec<String> {
+        wal::following(1, 0, from, 16 << 20, n)
+    }
+
+    #[test]
+    fn the_window_opens_short_and_deepens_as_postgresql_consumes() {
+        let mut w = Window::open(32, false);
+        assert_eq!(w.depth, FIRST_WINDOW);
+        // Nothing spooled: the first stream is the first window, in order.
+        let ahead = names(2, 32);
+        let batch = w.batch(&ahead, 0, false, |_| false);
+        assert_eq!(batch, ahead[..FIRST_WINDOW].to_vec());
+        // PostgreSQL took three: six deeper.
+        w.consumed(&ahead, &ahead[2]);
+        assert_eq!(w.depth, FIRST_WINDOW + 6);
+        // A jump counts as one.
+        w.consumed(&ahead, "000000020000000000000040");
+        assert_eq!(w.depth, FIRST_WINDOW + 8);
+        // Never deeper than -p.
+        for _ in 0..40 {
+            w.consumed(&ahead, &ahead[0]);
+        }
+        assert_eq!(w.depth, 32);
+        // -p below the first window: that is the window.
+        assert_eq!(Window::open(4, false).depth, 4);
+        // A warm-up opens it whole.
+        assert_eq!(Window::open(128, true).depth, 128);
+    }
+
+    #[test]
+    fn a_batch_waits_for_half_a_window_and_skips_what_is_spooled() {
+        let w = Window { depth: 8, max: 32 };
+        let ahead = names(2, 32);
+        // More than half spooled: no stream yet.
+        assert!(w.batch(&ahead, 5, false, |_| true).is_empty());
+        // Half: the missing ones of the window, the first needed first.
+        let spooled = |n: &str| ahead[..4].iter().any(|a| a == n);
+        let batch = w.batch(&ahead, 4, false, spooled);
+        assert_eq!(batch, ahead[4..8].to_vec());
+        // A warm-up fills it whole before PostgreSQL asks.
+        assert!(!w.batch(&ahead, 5, true, |_| false).is_empty());
+        assert!(w.batch(&ahead, 8, true, |_| false).is_empty());
+    }
 }
