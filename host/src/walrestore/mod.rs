@@ -39,11 +39,13 @@
 
 pub mod archive;
 pub mod cluster;
+pub mod cursors;
 pub mod fetch;
 pub mod guard;
 pub mod landing;
 mod objects;
 pub mod prefetch;
+pub mod share;
 pub mod source;
 pub mod spool;
 pub mod ssh;
@@ -130,7 +132,9 @@ pub fn run(o: &Options) -> u8 {
     };
     let started = Instant::now();
     let result = (|| {
-        let spool = open_spool(o).map_err(|f| problem(exit::USAGE, f))?;
+        let spool = open_spool(o)
+            .map_err(|f| problem(exit::USAGE, f))?
+            .serving(cursors::Standby::of(&cluster), o.prefetch);
         if o.test {
             return test_connection(o, &spool);
         }
