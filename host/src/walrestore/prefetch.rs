@@ -391,9 +391,9 @@ impl Missing {
     }
 }
 
-/// The batch to fetch now: the window of the first cursor that is due, the
-/// standbys PostgreSQL replays for before the warm-ups, the emptiest window
-/// first; and its segment size.
+/// The batch to fetch now, in one stream: the missing segments of every
+/// window that is due, the standbys PostgreSQL replays for first (the
+/// emptiest window first), then the warm-ups; and the segment size.
 fn next_batch(
     cursors: &[Cursor],
     spooled: &HashSet<String>,
@@ -410,16 +410,27 @@ fn next_batch(
         .collect();
     plans.sort_by_key(|(c, ready, _)| (c.warm.is_some(), *ready));
     let replaying = cursors.iter().any(|c| c.warm.is_none() && c.awake());
-    plans.into_iter().find_map(|(c, ready, mut want)| {
+    let mut batch: Vec<String> = Vec::new();
+    let mut seg_size = None;
+    for (c, ready, mut want) in plans {
         let warming = c.warm.is_some();
         if want.is_empty() || !due(ready, c.window, warming) || missing.blocks(&want[0]) {
-            return None;
+            continue;
+        }
+        // One source, one cluster: a cursor of another segment size is stale.
+        if *seg_size.get_or_insert(c.seg_size) != c.seg_size {
+            continue;
         }
         if warming && replaying {
             want.truncate(SHARED_BATCH);
         }
-        Some((want, c.seg_size))
-    })
+        for n in want {
+            if !batch.contains(&n) {
+                batch.push(n);
+            }
+        }
+    }
+    Some((batch, seg_size?)).filter(|(b, _)| !b.is_empty())
 }
 
 /// Whether a window with `ready` of its `window` segments spooled is worth

@@ -153,10 +153,13 @@ impl Spool {
                 if let Err(why) = copy.check(name, sysid) {
                     return Ok(self.reject(name, why));
                 }
-                copy.deliver(dest)?;
-                if !shared {
-                    let _ = std::fs::remove_file(&path);
+                if shared {
+                    // As unsynced as the spooled file a rename hands over.
+                    copy.place(dest, false)?;
+                    return Ok(Taken::Delivered);
                 }
+                copy.deliver(dest)?;
+                let _ = std::fs::remove_file(&path);
                 return Ok(Taken::Delivered);
             }
             Err(e) => return Err(e),
