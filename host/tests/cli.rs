@@ -1177,11 +1177,12 @@ fn a_command_s_help_lists_only_the_options_it_takes() {
         "--config-file",
         "--plugins-config",
         "--parallel",
+        // -v: who holds the spool.
+        "--verbose",
     ] {
         assert!(wal.contains(taken), "{taken}: {wal}");
     }
     for refused in [
-        "--verbose",
         "--log-level",
         "--quiet",
         "--log-to-file",
