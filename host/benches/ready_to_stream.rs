@@ -12,6 +12,13 @@
 //! one there for the run and restores what was there.
 //! `cargo bench -p pgclone --bench ready_to_stream` (PGCLONE_BENCH_SCALE,
 //! _ROUNDS, PGCLONE_BENCH_SEGMENTS: the segments written since the backup).
+//!
+//! PGCLONE_BENCH_NEIGHBOUR=N: the same while another standby on the host
+//! uses wal-restore: a neighbour, cloned from an older backup of the same
+//! Barman server with N more segments after it, restarts from its copy at
+//! the start of every run and replays through `pgclone wal-restore` with the
+//! same spool directory as pgclone's restore_command (its prefetcher is the
+//! one a clone's warm-up meets), for every tool alike.
 
 mod common;
 // A benchmark uses part of the tests' support.
@@ -24,6 +31,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{median, wipe};
+use std::path::PathBuf;
 use support::barman::{barman_34, Barman, HomeSshConfig, Sshd};
 use support::*;
 
@@ -85,6 +93,92 @@ fn count_segments(dir: &Path) -> usize {
         .sum()
 }
 
+/// A standby of the same Barman server replaying through pgclone
+/// wal-restore from an older backup, in the spool pgclone's clone uses.
+struct Neighbour {
+    base: PathBuf,
+    dir: PathBuf,
+    spool: PathBuf,
+    segments: usize,
+}
+
+impl Neighbour {
+    /// Clones `backup` into its base copy as a standby that has only
+    /// restore_command (no primary_conninfo): it replays the archive.
+    fn setup(
+        sc: &Scratch,
+        conf: &Path,
+        clone_args: &[&str],
+        backup: &str,
+        spool: &Path,
+        segments: usize,
+    ) -> Neighbour {
+        let base = sc.path("neighbour-base");
+        run_ok(
+            as_pg("env")
+                .arg(format!("HOME={}", sc.dir.display()))
+                .arg(format!("PGCLONE_CACHE_DIR={}/cache", sc.dir.display()))
+                .arg(env!("CARGO_BIN_EXE_pgclone"))
+                .arg("-f")
+                .arg(conf)
+                .args(["standby", "clone"])
+                .args(clone_args)
+                .args(["-D", base.to_str().unwrap(), "--backup-id", backup]),
+        );
+        let auto = base.join("postgresql.auto.conf");
+        let text: String = std::fs::read_to_string(&auto)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with("primary_conninfo"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(&auto, text).unwrap();
+        Neighbour {
+            base,
+            dir: sc.path("neighbour"),
+            spool: spool.to_path_buf(),
+            segments,
+        }
+    }
+
+    /// A fresh spool and the neighbour from its copy, replaying once its
+    /// first file is restored.
+    fn start(&self, sc: &Scratch) -> Pg {
+        wipe(&self.dir);
+        wipe(&self.spool);
+        run_ok(
+            Command::new("install")
+                .args(["-d", "-o", "postgres", "-m", "0700"])
+                .arg(&self.spool),
+        );
+        run_ok(Command::new("cp").arg("-a").arg(&self.base).arg(&self.dir));
+        let mut st = Pg::existing(sc, self.dir.clone());
+        let _ = std::fs::remove_file(&st.log);
+        st.start_nowait();
+        let t = Instant::now();
+        while !std::fs::read_to_string(&st.log)
+            .unwrap_or_default()
+            .contains("restored log file")
+        {
+            assert!(
+                t.elapsed() < Duration::from_secs(120),
+                "the neighbour never replays"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        st
+    }
+
+    /// Stops it; how many files it restored meanwhile.
+    fn stop(st: &mut Pg) -> usize {
+        st.stop();
+        std::fs::read_to_string(&st.log)
+            .unwrap_or_default()
+            .matches("restored log file")
+            .count()
+    }
+}
+
 fn main() {
     let scale = common::scale("13");
     let rounds = common::rounds(3);
@@ -99,6 +193,21 @@ fn main() {
     p.pgbench_init(&scale);
     let sshd = Sshd::start_for(&sc, "/usr/bin:/bin", true);
     let barman = Barman::setup(&sc, &p, barman_34());
+    let neighbour_segments: usize = std::env::var("PGCLONE_BENCH_NEIGHBOUR")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    // The neighbour's older backup, and its WAL before the measured backup.
+    let older = (neighbour_segments > 0).then(|| {
+        let older = barman.backup();
+        p.sql("CREATE TABLE IF NOT EXISTS before(i int)");
+        for i in 0..neighbour_segments {
+            p.sql(&format!(
+                "INSERT INTO before VALUES ({i}); SELECT pg_switch_wal()"
+            ));
+        }
+        older
+    });
     let id = barman.backup();
     let backup_size =
         p.sql("SELECT pg_size_pretty(sum(pg_database_size(datname))) FROM pg_database");
@@ -179,6 +288,23 @@ fn main() {
         ),
     );
     let clone_args = ["-h", &sock, "-p", &port, "-U", "postgres", "-d", "postgres"];
+    let neighbour = older.as_ref().map(|older| {
+        let conf = sc.write(
+            "neighbour.conf",
+            &format!(
+                "{}clone_wal_prefetch=0\n",
+                std::fs::read_to_string(&pgclone_conf).unwrap()
+            ),
+        );
+        Neighbour::setup(
+            &sc,
+            &conf,
+            &clone_args,
+            older,
+            &pgclone_spool,
+            neighbour_segments,
+        )
+    });
     // `pgclone -f CONF standby clone` as the postgres user.
     let pgclone = |conf: &Path| {
         let mut c = as_pg("env");
@@ -213,9 +339,14 @@ fn main() {
         let mut order: Vec<usize> = (0..labels.len()).collect();
         order.rotate_left(round % labels.len());
         for &i in &order {
+            if i == 0 {
+                fresh(&bwr_spool);
+            } else if i == 1 {
+                fresh(&pgclone_spool);
+            }
+            let mut next_door = neighbour.as_ref().map(|n| n.start(&sc));
             match i {
                 0 => {
-                    fresh(&bwr_spool);
                     let copy = timed(
                         labels[i],
                         as_pg("repmgr")
@@ -227,7 +358,6 @@ fn main() {
                     totals[i].push(copy + until_streaming(&sc, &target, &end_lsn));
                 }
                 1 => {
-                    fresh(&pgclone_spool);
                     let copy = timed(labels[i], &mut pgclone(&pgclone_conf));
                     spooled.push(count_segments(&pgclone_spool));
                     let replay = until_streaming(&sc, &target, &end_lsn);
@@ -248,6 +378,12 @@ fn main() {
                     totals[i].push(timed(labels[i], as_pg("sh").arg("-c").arg(&script)));
                 }
             }
+            if let Some(st) = next_door.as_mut() {
+                eprintln!(
+                    "  the neighbour restored {} files meanwhile",
+                    Neighbour::stop(st)
+                );
+            }
         }
     }
     let med: Vec<Duration> = totals.into_iter().map(median).collect();
@@ -255,6 +391,13 @@ fn main() {
         "from \"clone from Barman\" to a streaming standby: a {backup_size} pgbench primary (backup {id}), \
          {segments} segments of WAL since, ssh on loopback, median of {rounds} rounds"
     );
+    if let Some(n) = &neighbour {
+        println!(
+            "  while another standby on the host replays {} segments from the same Barman server \
+             through pgclone wal-restore, in the spool pgclone's restore_command uses",
+            n.segments + segments as usize
+        );
+    }
     for (l, d) in labels.iter().zip(&med) {
         println!("  {l:<36} {:7.2} s", d.as_secs_f64());
     }

@@ -106,7 +106,8 @@ struct Site {
 #[derive(Args)]
 struct Logging {
     /// More output: -v each program pgclone starts, -vv also debug lines
-    /// (connections, plugin calls and their times) (not for wal-restore).
+    /// (connections, plugin calls and their times); for wal-restore, -v
+    /// says who holds its spool (the prefetcher, the standbys it serves).
     #[arg(short, long, action = ArgAction::Count, global = true)]
     verbose: u8,
 
@@ -313,7 +314,8 @@ fn takes(command: &Command) -> Option<Vec<clap::Id>> {
 fn takes_named(name: &str) -> Option<Vec<clap::Id>> {
     match name {
         "standby" => None,
-        "wal-restore" => Some(ids::<Site>()),
+        // -v: who holds the spool.
+        "wal-restore" => Some([ids::<Site>(), vec![clap::Id::from("verbose")]].concat()),
         // barman-cloud-wal-restore's -v and -q are its own: accepted.
         "plugin" => Some([ids::<Site>(), ids::<Logging>(), ids::<Rendering>()].concat()),
         _ => Some([ids::<Site>(), ids::<Logging>()].concat()),
@@ -509,9 +511,11 @@ fn main() -> ExitCode {
         Command::WalRestore(args) => {
             // It runs once per WAL segment and logs nothing through tracing:
             // its start-up is kept to the minimum.
-            commands::wal_restore::run(&ctx, args)
+            commands::wal_restore::run(&ctx, args, g.logging.verbose > 0)
         }
-        Command::BarmanCloudWalRestore(args) => commands::barman_cloud_wal_restore::run(&ctx, args),
+        Command::BarmanCloudWalRestore(args) => {
+            commands::barman_cloud_wal_restore::run(&ctx, args, g.logging.verbose > 0)
+        }
         Command::Plugin(cmd) => {
             init_logging(&g.logging);
             // These print reports: `pgclone plugin list | head` ends quietly
@@ -715,6 +719,7 @@ mod tests {
                     .collect();
                 let takes = site.contains(a.get_id())
                     || (tail[0] != "wal-restore" && logging.contains(a.get_id()))
+                    || (tail[0] == "wal-restore" && a.get_id() == "verbose")
                     || (tail[0] == "plugin" && rendering.contains(a.get_id()));
                 let expected = if takes { vec![] } else { vec![flag(&a)] };
                 assert_eq!(refused(&argv), expected, "{argv:?}");

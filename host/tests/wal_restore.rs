@@ -1531,28 +1531,12 @@ fn a_clone_fills_restore_command_s_spool_with_the_wal_since_the_backup() {
         err.contains("ERROR: pgclone wal-restore: no warm-up: prefetching is turned off\nDETAIL: this restore_command prefetches no segments (-p/--parallel 0"),
         "{err}"
     );
-    // A prefetcher in the spool (the first clone's, or the one started
-    // here): the next warm-up cannot have it.
-    let t0 = std::time::Instant::now();
-    let busy = loop {
-        let out = by_hand(&[]);
-        if out.status.code() == Some(2) {
-            break stderr(&out);
-        }
-        assert!(out.status.success(), "{}", stderr(&out));
-        assert!(t0.elapsed() < Duration::from_secs(10), "never busy");
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    assert!(
-        busy.contains("ERROR: pgclone wal-restore: no warm-up: a prefetcher is already filling the spool directory"),
-        "{busy}"
-    );
-    assert!(
-        busy.contains("HINT: give each standby its own spool directory (--spool-dir"),
-        "{busy}"
-    );
-
-    // A clone whose plan lists the warm-up says it is skipped, and why.
+    // A clone while another standby replays through the same spool (issue
+    // 27, 3): its warm-up joins the prefetcher that serves the other one,
+    // and says so; no WARNING.
+    let mut st2 = Pg::existing(&lab.sc, other.clone());
+    st2.start();
+    wait_restored(&st2, 1);
     let third = lab.sc.path("standby3");
     let out = standby_clone(
         &lab.sc,
@@ -1572,20 +1556,60 @@ fn a_clone_fills_restore_command_s_spool_with_the_wal_since_the_backup() {
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
     assert!(
-        err.contains("WARNING: the WAL warm-up is skipped: a prefetcher is already filling the spool directory"),
+        !err.contains("WARNING: the WAL warm-up is skipped"),
+        "{err}"
+    );
+    let other_dir = std::fs::canonicalize(&other).unwrap();
+    assert!(
+        err.contains("fetching the WAL since the backup (from 0000000100000000"),
         "{err}"
     );
     assert!(
-        err.contains(
-            "\nDETAIL: another standby of this host reads the same source through the same spool"
-        ),
+        err.contains(&format!(
+            "the prefetcher (pid {}) that also serves ",
+            holder_pid(&lab)
+        )),
         "{err}"
     );
     assert!(
-        err.contains("replay takes longer\nHINT: give each standby its own spool directory"),
+        err.contains(&format!("{}: at 0000000100000000", other_dir.display())),
         "{err}"
     );
-    assert!(!err.contains("fetching the WAL since the backup"), "{err}");
+    // Run by hand meanwhile, a warm-up joins the same prefetcher.
+    let joined = by_hand(&[]);
+    let text = String::from_utf8_lossy(&joined.stdout);
+    assert!(joined.status.success(), "{}", stderr(&joined));
+    assert!(text.contains("joined=yes"), "{text}");
+    assert!(
+        text.contains(&format!("pid={}", holder_pid(&lab))),
+        "{text}"
+    );
+    // The third standby's WAL is in the spool before it starts, although
+    // the second one replayed the same segments meanwhile.
+    let t0 = std::time::Instant::now();
+    while !since
+        .iter()
+        .all(|n| spooled(&spool).iter().any(|p| p.ends_with(n)))
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "{since:?} / {:?}",
+            spooled(&spool)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    st2.stop();
+    let mut st3 = Pg::existing(&lab.sc, third.clone());
+    st3.start();
+    st3.wait_for("SELECT count(*) FROM s", "8", Duration::from_secs(60));
+    let log = std::fs::read_to_string(&st3.log).unwrap();
+    for n in &since {
+        assert!(
+            log.contains(&format!("restored log file \"{n}\" from archive")),
+            "{n}: {log}"
+        );
+    }
+    st3.stop();
 
     // An ssh login the Barman host refuses: the hint's command names the
     // real host, not a placeholder (issue 26, 2.8).
@@ -1617,3 +1641,124 @@ fn a_clone_fills_restore_command_s_spool_with_the_wal_since_the_backup() {
 
 /// Hostile names, archives and WAL hosts; segments received but not archived.
 mod hostile;
+
+/// The pid of the prefetcher that holds the Barman source's spool of `lab`
+/// (`wal-restore -v -t` says it).
+fn holder_pid(lab: &Lab) -> u32 {
+    let out = lab.wal_restore(&["-v", "-t"], "x", Path::new("-"));
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let at = err
+        .find("prefetcher pid ")
+        .unwrap_or_else(|| panic!("no prefetcher: {err}"));
+    err[at + 15..].split(' ').next().unwrap().parse().unwrap()
+}
+
+/// Two standbys of the same Barman server on one host, in one spool (issue
+/// 27, 3): each clone gets its WAL warm-up (the second joins the first's
+/// prefetcher and names it), `wal-restore -v` says who holds what, and the
+/// two replay at different positions, each from the spool: the Barman host
+/// is gone before they start, so no segment can come from anywhere else.
+#[test]
+fn two_standbys_of_one_barman_server_each_get_their_warm_up_from_one_spool() {
+    let mut lab = lab("walshare");
+    lab.primary.sql("CREATE TABLE t(i int)");
+    lab.barman.backup();
+    let since = lab.switch_segments(12);
+    lab.barman.archive_now();
+    let conf = lab.sc.write(
+        "share.conf",
+        &format!(
+            "node_id=2\nnode_name=node2\nbarman_host=barmansrv\nbarman_server=pg\nbarman_config='{}'\nssh_options='-F {}'\n\
+             restore_command='{}'\n",
+            lab.barman.config.display(),
+            lab.sshd.ssh_config.display(),
+            restore_command(&lab, "").replace('\'', "''")
+        ),
+    );
+    let (a, b) = (lab.sc.path("standby-a"), lab.sc.path("standby-b"));
+    let out = standby_clone(&lab.sc, &conf, &lab.primary, &a, &[], &[]);
+    let err_a = stderr(&out);
+    assert!(out.status.success(), "{err_a}");
+    assert!(
+        err_a.contains("while the copy runs (prefetcher pid "),
+        "{err_a}"
+    );
+    let out = standby_clone(&lab.sc, &conf, &lab.primary, &b, &[], &[]);
+    let err_b = stderr(&out);
+    assert!(out.status.success(), "{err_b}");
+    assert!(
+        !err_b.contains("WARNING: the WAL warm-up is skipped"),
+        "{err_b}"
+    );
+    let (a_dir, b_dir) = (
+        std::fs::canonicalize(&a).unwrap(),
+        std::fs::canonicalize(&b).unwrap(),
+    );
+    let pid = holder_pid(&lab);
+    assert!(
+        err_a.contains(&format!("(prefetcher pid {pid})")),
+        "{pid}: {err_a}"
+    );
+    assert!(
+        err_b.contains(&format!(
+            "it joined the prefetcher (pid {pid}) that also serves {}: warm-up from ",
+            a_dir.display()
+        )),
+        "{err_b}"
+    );
+    // -v: the holder, and each standby with its position.
+    let out = lab.wal_restore(&["-v", "-t"], "x", Path::new("-"));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("prefetcher pid {pid} serves 2 standbys")),
+        "{err}"
+    );
+    for d in [&a_dir, &b_dir] {
+        assert!(
+            err.contains(&format!(
+                "INFO: pgclone wal-restore:   {}: warm-up from ",
+                d.display()
+            )),
+            "{err}"
+        );
+    }
+    // Both warm-ups' WAL, once, in the one spool directory.
+    let spool = lab.sc.path("spool");
+    let t0 = std::time::Instant::now();
+    while !since
+        .iter()
+        .all(|n| spooled(&spool).iter().any(|p| p.ends_with(n)))
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "{since:?} / {:?}",
+            spooled(&spool)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(source_dirs(&spool, "barman-").len(), 1);
+    // From here on the spool is the only place the WAL can come from.
+    lab.sshd.stop();
+    let mut st_a = Pg::existing(&lab.sc, a.clone());
+    st_a.start();
+    wait_restored(&st_a, 6);
+    // b starts at the backup while a is half-way (or done): a took its
+    // segments as copies, since b's cursor was still before them.
+    let mut st_b = Pg::existing(&lab.sc, b.clone());
+    st_b.start();
+    for st in [&st_a, &st_b] {
+        st.wait_for("SELECT count(*) FROM s", "12", Duration::from_secs(60));
+        let log = std::fs::read_to_string(&st.log).unwrap();
+        for n in &since {
+            assert!(
+                log.contains(&format!("restored log file \"{n}\" from archive")),
+                "{}: {n}: {log}",
+                st.data.display()
+            );
+        }
+    }
+    st_a.stop();
+    st_b.stop();
+    lab.sshd.restart();
+}

@@ -6,12 +6,16 @@
 //!
 //! The restore_command itself decides where: the same source, the same spool
 //! directory, the same checks; the clone only names the first segment and
-//! the segment size. Nothing here can fail the clone: a clone run by another
-//! user than the data directory's owner (the spool must be the standby's
-//! user's), or a warm-up that does not start (prefetching turned off, a
-//! prefetcher of another standby in the same spool, a source that cannot be
-//! prefetched or reached) only means PostgreSQL fetches the WAL itself, as
-//! without this; the plan listed the warm-up, so a WARNING says why not.
+//! the segment size, and runs it in the target directory, as PostgreSQL
+//! runs restore_command in its data directory: the warm-up's cursor is the
+//! one the standby's requests move once it starts. Another standby of the
+//! same source on the host shares the spool and its prefetcher, which then
+//! serves both (the clone says so). Nothing here can fail the clone: a
+//! clone run by another user than the data directory's owner (the spool
+//! must be the standby's user's), or a warm-up that does not start
+//! (prefetching turned off, a source that cannot be prefetched or reached)
+//! only means PostgreSQL fetches the WAL itself, as without this; the plan
+//! listed the warm-up, so a WARNING says why not.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -20,10 +24,18 @@ use crate::contract::source::Backup;
 use crate::report::Failure;
 use crate::wal;
 
-/// A running warm-up: the spool directory it fills and its prefetcher.
+/// A running warm-up: the spool directory it fills, its prefetcher, and
+/// its cursor there.
 pub struct Warm {
     pub spool: PathBuf,
     pub pid: Option<i32>,
+    /// The backup's first segment.
+    pub first: String,
+    cursor: Option<PathBuf>,
+    /// The prefetcher ran already (another standby's).
+    pub joined: bool,
+    /// The other standbys it serves, in the warm-up's words.
+    pub shared: Vec<String>,
 }
 
 /// The `pgclone wal-restore` argv of `restore_command` with `--warm-from`
@@ -83,8 +95,9 @@ pub fn start(
     match try_start(restore_command, backup, data_dir, window) {
         Ok(warm) => {
             crate::report::info(&format!(
-                "fetching the WAL since the backup (from {}) into restore_command's spool while the copy runs",
-                backup.begin_wal
+                "fetching the WAL since the backup (from {}) into restore_command's spool while the copy runs{}",
+                backup.begin_wal,
+                warm.holder()
             ));
             Some(warm)
         }
@@ -146,7 +159,8 @@ fn try_start(
     let mut cmd = std::process::Command::new(exe);
     // Its standard error says why it did not start; the prefetcher it
     // starts has no standard streams, so the pipes end with the starter.
-    cmd.args(&argv).stdin(Stdio::null());
+    // In the target, as PostgreSQL runs restore_command: the same cursor.
+    cmd.args(&argv).current_dir(data_dir).stdin(Stdio::null());
     // The prefetcher it leaves running is detached on purpose (it serves the
     // standby's restore_command afterwards); this starter dies with pgclone.
     crate::child::dies_with_parent(&mut cmd);
@@ -170,6 +184,14 @@ fn try_start(
             field("spool=").ok_or_else(|| Failure::new("the warm-up named no spool directory"))?,
         ),
         pid: field("pid=").and_then(|p| p.parse().ok()),
+        first: backup.begin_wal.clone(),
+        cursor: field("cursor=").map(PathBuf::from),
+        joined: field("joined=").as_deref() == Some("yes"),
+        shared: text
+            .lines()
+            .filter_map(|l| l.strip_prefix("shared="))
+            .map(str::to_string)
+            .collect(),
     })
 }
 
@@ -204,7 +226,22 @@ fn user_name(uid: u32) -> String {
 }
 
 impl Warm {
-    /// Segments in the spool now.
+    /// Who fills the spool: ` (prefetcher pid N)`, or, shared with other
+    /// standbys, which and where they are.
+    fn holder(&self) -> String {
+        let pid = self.pid.map(|p| format!("pid {p}")).unwrap_or_default();
+        if self.shared.is_empty() {
+            return format!(" (prefetcher {pid})");
+        }
+        let how = if self.joined { "joined" } else { "started" };
+        format!(
+            "; it {how} the prefetcher ({pid}) that also serves {}",
+            self.shared.join("; ")
+        )
+    }
+
+    /// Segments of this backup's WAL in the spool now (the spool may hold
+    /// other standbys' earlier ones).
     pub fn spooled(&self) -> usize {
         std::fs::read_dir(&self.spool)
             .into_iter()
@@ -213,15 +250,19 @@ impl Warm {
             .filter(|e| {
                 let n = e.file_name();
                 let n = n.to_string_lossy();
-                n.len() == 24 && n.chars().all(|c| c.is_ascii_hexdigit())
+                n.len() == 24
+                    && n.chars().all(|c| c.is_ascii_hexdigit())
+                    && *n >= *self.first.as_str()
             })
             .count()
     }
 
-    /// The clone failed: its WAL is not wanted; the prefetcher stops.
+    /// The clone failed: its WAL is not wanted. Its cursor goes; the
+    /// prefetcher, which may serve other standbys, ends by itself when it
+    /// serves nobody.
     pub fn stop(&self) {
-        if let Some(pid) = self.pid.filter(|p| *p > 1) {
-            unsafe { libc::kill(pid, libc::SIGTERM) };
+        if let Some(c) = &self.cursor {
+            let _ = std::fs::remove_file(c);
         }
     }
 }

@@ -89,12 +89,13 @@ pub struct BarmanCloudWalRestoreArgs {
 
 /// Like `wal-restore`: a panic or an invalid command line never reads as
 /// the end of the archive in a targeted recovery.
-pub fn run(ctx: &Context, a: BarmanCloudWalRestoreArgs) -> anyhow::Result<ExitCode> {
+/// `verbose` (its -v): also say who holds the spool.
+pub fn run(ctx: &Context, a: BarmanCloudWalRestoreArgs, verbose: bool) -> anyhow::Result<ExitCode> {
     let dest = a.args.last().cloned().unwrap_or_default();
-    guarded(&dest, || run_inner(ctx, a))
+    guarded(&dest, || run_inner(ctx, a, verbose))
 }
 
-fn run_inner(ctx: &Context, a: BarmanCloudWalRestoreArgs) -> anyhow::Result<u8> {
+fn run_inner(ctx: &Context, a: BarmanCloudWalRestoreArgs, verbose: bool) -> anyhow::Result<u8> {
     let (url, server, name, dest) = match (a.args.as_slice(), a.test) {
         ([u, s, n, d], _) => (u.clone(), s.clone(), n.clone(), d.clone()),
         ([u, s], true) => (u.clone(), s.clone(), String::new(), String::new()),
@@ -162,5 +163,5 @@ fn run_inner(ctx: &Context, a: BarmanCloudWalRestoreArgs) -> anyhow::Result<u8> 
         warm: a.warm.warm,
         relaunch: Some(relaunch),
     };
-    Ok(a.warm.run(&o))
+    Ok(a.warm.run(&o, verbose))
 }

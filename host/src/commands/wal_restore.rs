@@ -123,24 +123,29 @@ pub struct WarmArgs {
 
 impl WarmArgs {
     /// Runs `o` as these options say: a warm-up, the prefetcher, or a
-    /// restore_command.
-    pub fn run(&self, o: &Options) -> u8 {
-        match (&self.warm_from, self.prefetch_daemon) {
+    /// restore_command; `verbose`: then says who holds the spool.
+    pub fn run(&self, o: &Options, verbose: bool) -> u8 {
+        let code = match (&self.warm_from, self.prefetch_daemon) {
             (Some(first), _) => {
                 walrestore::prefetch::warm(o, first, self.wal_segment_size, self.warm_segments)
             }
-            (None, true) => walrestore::prefetch::daemon(o),
+            (None, true) => return walrestore::prefetch::daemon(o),
             (None, false) => walrestore::run(o),
+        };
+        if verbose {
+            walrestore::share::print(o);
         }
+        code
     }
 }
 
 /// In a targeted recovery even an invalid command line must not read as the
 /// end of the archive: [`walrestore::refusal_code`] says which status.
-pub fn run(ctx: &Context, a: WalRestoreArgs) -> anyhow::Result<ExitCode> {
+/// `verbose` (-v): also say who holds the spool.
+pub fn run(ctx: &Context, a: WalRestoreArgs, verbose: bool) -> anyhow::Result<ExitCode> {
     walrestore::timing::mark("args");
     let dest = a.args.last().cloned().unwrap_or_default();
-    guarded(&dest, || run_inner(ctx, a))
+    guarded(&dest, || run_inner(ctx, a, verbose))
 }
 
 /// Runs a restore_command whose file goes to `dest`. A panic is a bug, but
@@ -264,7 +269,7 @@ fn select(
     })
 }
 
-fn run_inner(ctx: &Context, a: WalRestoreArgs) -> anyhow::Result<u8> {
+fn run_inner(ctx: &Context, a: WalRestoreArgs, verbose: bool) -> anyhow::Result<u8> {
     let conf = ctx.config()?;
     let (selected, name, dest) = match select(&a, &conf) {
         Ok(s) => s,
@@ -328,5 +333,5 @@ fn run_inner(ctx: &Context, a: WalRestoreArgs) -> anyhow::Result<u8> {
     };
     let _ = (a.gzip, a.bzip2, a.keep_compression, a.sleep);
     walrestore::timing::mark("config");
-    Ok(a.warm.run(&o))
+    Ok(a.warm.run(&o, verbose))
 }

@@ -39,11 +39,13 @@
 
 pub mod archive;
 pub mod cluster;
+pub mod cursors;
 pub mod fetch;
 pub mod guard;
 pub mod landing;
 mod objects;
 pub mod prefetch;
+pub mod share;
 pub mod source;
 pub mod spool;
 pub mod ssh;
@@ -138,7 +140,9 @@ fn run_timed(o: &Options) -> u8 {
     timing::mark("cluster");
     let started = Instant::now();
     let result = (|| {
-        let spool = open_spool(o).map_err(|f| problem(exit::USAGE, f))?;
+        let spool = open_spool(o)
+            .map_err(|f| problem(exit::USAGE, f))?
+            .serving(cursors::Standby::of(&cluster), o.prefetch);
         timing::mark("spool");
         if o.test {
             return test_connection(o, &spool);

@@ -1,14 +1,18 @@
 //! The prefetcher: a detached process per source that keeps the segments
-//! after PostgreSQL's last request in the spool while it replays. From a
-//! remote directory it streams each batch in one `tar` and spools every
-//! entry as it arrives; with a fetch program it runs a few at a time. A
-//! source located per file (`locate-wal`) is not prefetched.
+//! after each standby's last request in the spool while it replays (one
+//! prefetcher serves every standby of the source on the host, each by its
+//! cursor: see [`super::cursors`]). From a remote directory it streams each
+//! batch in one `tar` and spools every entry as it arrives; with a fetch
+//! program it runs a few at a time. A source located per file
+//! (`locate-wal`) is not prefetched.
 
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use super::archive::{Archive, Directory, Fetch};
+use super::cursors::{Cursor, Owner, Standby};
 use super::fetch::{Fetcher, Landing};
 use super::landing::Landed;
 use super::spool::Spool;
@@ -33,6 +37,32 @@ fn lock_file(spool: &Spool) -> Option<std::fs::File> {
         .custom_flags(libc::O_NOFOLLOW)
         .open(spool.path("prefetch.lock"))
         .ok()
+}
+
+/// A warm-up's batch while another standby is being served: small enough
+/// that the other's window is refilled in between.
+const SHARED_BATCH: usize = 32;
+
+/// The pid of the prefetcher that holds this source's lock, if one does.
+pub fn holder(spool: &Spool) -> Option<u32> {
+    if !running(spool) {
+        return None;
+    }
+    spool.read("prefetch.lock")?.trim().parse().ok()
+}
+
+/// Takes the source's lock (none: another prefetcher has it) and writes
+/// this process's pid in it, for `holder`.
+fn take_lock(spool: &Spool) -> Option<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::FileExt;
+    let lock = lock_file(spool)?;
+    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return None;
+    }
+    let _ = lock.set_len(0);
+    let _ = lock.write_at(format!("{}\n", std::process::id()).as_bytes(), 0);
+    Some(lock)
 }
 
 /// True while a prefetcher holds this source's lock.
@@ -77,16 +107,43 @@ fn spawn(o: &Options) -> std::io::Result<u32> {
     cmd.spawn().map(|c| c.id())
 }
 
-/// For a clone: points the source's cursor just before `first` (the
-/// backup's first segment) and starts a prefetcher that fills `window`
-/// segments from there while the copy runs; prints the spool directory and
-/// the prefetcher's pid for the clone. 0 when it started; otherwise an
-/// ERROR says why not (the clone shows it as the reason its warm-up was
-/// skipped) and what to do.
+/// What a warm-up started or joined.
+struct Warmed {
+    dir: PathBuf,
+    pid: u32,
+    cursor: PathBuf,
+    joined: bool,
+}
+
+/// For a clone (run in its target directory): sets that standby's cursor
+/// just before `first` (the backup's first segment), with a window of
+/// `window` segments, and has the source's prefetcher fill it while the
+/// copy runs: the one running (another standby's) is joined, else one is
+/// started. Prints the spool directory, the prefetcher's pid, the cursor's
+/// file, whether it joined, and the other standbys it serves. 0 when it
+/// started; otherwise an ERROR says why not (the clone shows it as the
+/// reason its warm-up was skipped) and what to do.
 pub fn warm(o: &Options, first: &str, seg_size: u64, window: usize) -> u8 {
     match start_warm(o, first, seg_size, window) {
-        Ok((dir, pid)) => {
-            println!("spool={}\npid={pid}", dir.display());
+        Ok(w) => {
+            println!(
+                "spool={}\npid={}\ncursor={}\njoined={}",
+                w.dir.display(),
+                w.pid,
+                w.cursor.display(),
+                if w.joined { "yes" } else { "no" }
+            );
+            if let Ok(spool) = open_spool(o) {
+                let mine = w
+                    .cursor
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned());
+                for c in spool.cursors() {
+                    if Some(&c.key) != mine.as_ref() {
+                        println!("shared={}", super::share::describe(&spool, &c));
+                    }
+                }
+            }
             exit::DELIVERED
         }
         Err(p) => {
@@ -96,12 +153,7 @@ pub fn warm(o: &Options, first: &str, seg_size: u64, window: usize) -> u8 {
     }
 }
 
-fn start_warm(
-    o: &Options,
-    first: &str,
-    seg_size: u64,
-    window: usize,
-) -> Result<(PathBuf, u32), Problem> {
+fn start_warm(o: &Options, first: &str, seg_size: u64, window: usize) -> Result<Warmed, Problem> {
     let usage = |f: Failure| problem(exit::USAGE, f);
     let Some(WalName::Segment { tli, log, seg }) = wal::parse_name(first) else {
         return Err(usage(Failure::new(format!(
@@ -129,24 +181,6 @@ fn start_warm(
                 ),
         ));
     }
-    if running(&spool) {
-        return Err(usage(
-            Failure::new(format!(
-                "a prefetcher is already filling the spool directory \"{}\"",
-                spool.dir.display()
-            ))
-            .detail(
-                "another standby of this host reads the same source through the same spool (or an \
-                 earlier warm-up still runs); that prefetcher follows its own standby's requests, not \
-                 this backup's WAL",
-            )
-            .hint(
-                "give each standby its own spool directory (--spool-dir in restore_command, or \
-                 wal_restore_spool_dir), or start again once that prefetcher has ended (30 s after its \
-                 last request)",
-            ),
-        ));
-    }
     // The prefetcher reads the answer cached here; a source it cannot
     // prefetch from, or cannot reach, is said now rather than by its silence.
     let archive = o.source.archive(&spool, false).map_err(|p| {
@@ -169,27 +203,49 @@ fn start_warm(
             "{first} is the first segment there is: nothing precedes it to start after"
         ))));
     };
-    spool.set_cursor(&cursor, seg_size).map_err(|e| {
-        usage(
-            Failure::new(format!(
-                "could not write the cursor in \"{}\"",
-                spool.dir.display()
-            ))
-            .detail(e.to_string()),
-        )
-    })?;
-    let o = Options {
-        prefetch: o.prefetch.max(window).min(1024),
-        warm: true,
-        ..o.clone()
-    };
-    let pid = spawn(&o).map_err(|e| {
+    // The clone runs this in the standby's data directory: the cursor its
+    // restore_command moves once the standby starts.
+    let path = spool
+        .set_warm_cursor(&Standby::here(), &cursor, seg_size, window, Owner::parent())
+        .map_err(|e| {
+            usage(
+                Failure::new(format!(
+                    "could not write the cursor in \"{}\"",
+                    spool.dir.display()
+                ))
+                .detail(e.to_string()),
+            )
+        })?;
+    let (pid, joined) = join_or_start(o, &spool).map_err(|e| {
+        let _ = std::fs::remove_file(&path);
         problem(
             exit::UNREACHABLE,
             Failure::new("could not start the prefetcher").detail(e.to_string()),
         )
     })?;
-    Ok((spool.dir.clone(), pid))
+    Ok(Warmed {
+        dir: spool.dir.clone(),
+        pid,
+        cursor: path,
+        joined,
+    })
+}
+
+/// The running prefetcher's pid (true: joined), else one started now,
+/// once it holds the lock (it may lose it to one started meanwhile).
+fn join_or_start(o: &Options, spool: &Spool) -> std::io::Result<(u32, bool)> {
+    if let Some(pid) = holder(spool) {
+        return Ok((pid, true));
+    }
+    let child = spawn(o)?;
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(2) {
+        if let Some(pid) = holder(spool) {
+            return Ok((pid, pid != child));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok((child, false))
 }
 
 fn log_error(msg: &str) {
@@ -263,20 +319,16 @@ fn daemon_argv(o: &Options) -> Vec<String> {
     v
 }
 
-/// The prefetcher's loop: keeps up to `prefetch` segments after the cursor
-/// in the spool; exits when nothing was asked for a while.
+/// The prefetcher's loop: keeps every standby's window (the segments after
+/// its cursor) in the spool; exits when no standby asks any more.
 pub fn daemon(o: &Options) -> u8 {
     guard::install();
     let Ok(spool) = open_spool(o) else {
         return exit::USAGE;
     };
-    let Some(lock) = lock_file(&spool) else {
-        return exit::USAGE;
-    };
-    use std::os::fd::AsRawFd;
-    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+    let Some(mut lock) = take_lock(&spool) else {
         return exit::DELIVERED;
-    }
+    };
     // Background work: PostgreSQL's replay and the foreground restore
     // processes come first (ssh inherits this).
     unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
@@ -291,71 +343,142 @@ pub fn daemon(o: &Options) -> u8 {
         spool: &spool,
         archive,
     };
-    let mut last_cursor = String::new();
-    let mut last_ahead: Vec<String> = Vec::new();
-    let mut window = Window::open(o.prefetch, o.warm);
-    let mut first_cursor: Option<String> = None;
-    let mut idle_since = Instant::now();
-    let mut missing_until: Option<(String, Instant)> = None;
+    let mut missing = Missing::default();
+    let mut windows = Windows::default();
     loop {
-        let Some((cursor, seg_size)) = spool.cursor() else {
-            return exit::DELIVERED;
-        };
-        if cursor != last_cursor {
-            window.consumed(&last_ahead, &cursor);
-            last_cursor = cursor.clone();
-            idle_since = Instant::now();
-        } else if idle_since.elapsed() > Duration::from_secs(30) {
-            return exit::DELIVERED;
+        let cursors = spool.cursors();
+        windows.follow(&cursors);
+        if !cursors.iter().any(Cursor::awake) {
+            match hand_back(&spool, lock) {
+                Some(again) => {
+                    lock = again;
+                    continue;
+                }
+                None => return exit::DELIVERED,
+            }
         }
-        // A clone's warm-up fills the whole window until PostgreSQL asks;
-        // then batches of at least half a window, as always.
-        let warming = o.warm && first_cursor.get_or_insert_with(|| cursor.clone()) == &cursor;
-        let ready = spool.clean(&cursor).unwrap_or(0);
-        let Some(WalName::Segment {
-            tli,
-            log: xlog,
-            seg,
-        }) = wal::parse_name(&cursor)
-        else {
-            return exit::USAGE;
-        };
-        let ahead = wal::following(tli, xlog, seg, seg_size, o.prefetch);
-        let want = window.batch(&ahead, ready, warming, |n| spool.has(n));
-        last_ahead = ahead;
-        let blocked = missing_until
-            .as_ref()
-            .is_some_and(|(n, t)| want.first() == Some(n) && Instant::now() < *t);
-        if want.is_empty() || blocked {
-            std::thread::sleep(Duration::from_millis(10));
+        let spooled = clean_below(&spool, &cursors);
+        match next_batch(&cursors, &spooled, &missing, &windows) {
+            Some((want, seg_size)) => fetch_batch(&fetcher, &want, seg_size, &mut missing),
+            None => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+}
+
+/// Nobody asks: lets the lock go, then looks once more, since a standby
+/// (or a warm-up) that found the lock held just before counts on this
+/// prefetcher. Some(lock) when there is work again and the lock is still
+/// free to take.
+fn hand_back(spool: &Spool, lock: std::fs::File) -> Option<std::fs::File> {
+    drop(lock);
+    if spool.cursors().iter().any(Cursor::awake) {
+        return take_lock(spool);
+    }
+    None
+}
+
+/// Removes what every cursor is past; the segments left, for the windows.
+fn clean_below(spool: &Spool, cursors: &[Cursor]) -> HashSet<String> {
+    let floor = cursors.first().map(|c| c.segment.as_str());
+    spool.clean(floor).unwrap_or_default().into_iter().collect()
+}
+
+/// Segments found not archived yet, and until when not to ask again.
+#[derive(Default)]
+struct Missing(HashMap<String, Instant>);
+
+impl Missing {
+    fn blocks(&self, first: &str) -> bool {
+        self.0.get(first).is_some_and(|t| Instant::now() < *t)
+    }
+}
+
+/// The batch to fetch now, in one stream: the missing segments of every
+/// window that is due, the standbys PostgreSQL replays for first (the
+/// emptiest window first), then the warm-ups; and the segment size.
+fn next_batch(
+    cursors: &[Cursor],
+    spooled: &HashSet<String>,
+    missing: &Missing,
+    windows: &Windows,
+) -> Option<(Vec<String>, u64)> {
+    let mut plans: Vec<(&Cursor, usize, Vec<String>)> = cursors
+        .iter()
+        .map(|c| {
+            let mut ahead = c.window_segments();
+            ahead.truncate(windows.depth(c));
+            let ready = ahead.iter().filter(|n| spooled.contains(*n)).count();
+            let want = ahead.into_iter().filter(|n| !spooled.contains(n)).collect();
+            (c, ready, want)
+        })
+        .collect();
+    plans.sort_by_key(|(c, ready, _)| (c.warm.is_some(), *ready));
+    let replaying = cursors.iter().any(|c| c.warm.is_none() && c.awake());
+    let mut batch: Vec<String> = Vec::new();
+    let mut seg_size = None;
+    for (c, ready, mut want) in plans {
+        let warming = c.warm.is_some();
+        let depth = windows.depth(c);
+        if want.is_empty() || !due(ready, depth, warming) || missing.blocks(&want[0]) {
             continue;
         }
-        let _ = spool.put_unsynced("inflight", want.join("\n").as_bytes());
-        let result = fill(&fetcher, &want, seg_size);
-        let _ = std::fs::remove_file(spool.path("inflight"));
-        match result {
-            Ok(0) => {
-                log(
-                    "DEBUG",
-                    &format!(
-                        "none of {} .. {} is archived yet",
-                        want[0],
-                        want[want.len() - 1]
-                    ),
-                );
-                // Not archived yet: look again a little later.
-                missing_until =
-                    Some((want[0].clone(), Instant::now() + Duration::from_millis(500)));
+        // One source, one cluster: a cursor of another segment size is stale.
+        if *seg_size.get_or_insert(c.seg_size) != c.seg_size {
+            continue;
+        }
+        if warming && replaying {
+            want.truncate(SHARED_BATCH);
+        }
+        for n in want {
+            if !batch.contains(&n) {
+                batch.push(n);
             }
-            Ok(_) => {
-                missing_until = None;
-                // Spooling is progress: not idle while a warm-up fills.
-                idle_since = Instant::now();
-            }
-            Err(e) => {
-                log("WARNING", &format!("prefetching {}: {e}", want[0]));
-                std::thread::sleep(Duration::from_millis(500));
-            }
+        }
+    }
+    Some((batch, seg_size?)).filter(|(b, _)| !b.is_empty())
+}
+
+/// Whether a window with `ready` of its `window` segments spooled is worth
+/// a batch: a clone's warm-up fills its whole window until PostgreSQL asks;
+/// a replaying standby's is refilled once half of it is consumed (batches of
+/// at least half a window).
+fn due(ready: usize, window: usize, warming: bool) -> bool {
+    if warming {
+        ready < window
+    } else {
+        ready * 2 <= window
+    }
+}
+
+/// Fetches one batch into the spool, saying which segments are in flight
+/// (a request for one waits rather than fetching it twice).
+fn fetch_batch(fetcher: &Fetcher, want: &[String], seg_size: u64, missing: &mut Missing) {
+    let spool = fetcher.spool;
+    let _ = spool.put_unsynced("inflight", want.join("\n").as_bytes());
+    let result = fill(fetcher, want, seg_size);
+    let _ = std::fs::remove_file(spool.path("inflight"));
+    missing.0.retain(|_, t| Instant::now() < *t);
+    match result {
+        Ok(0) => {
+            log(
+                "DEBUG",
+                &format!(
+                    "none of {} .. {} is archived yet",
+                    want[0],
+                    want[want.len() - 1]
+                ),
+            );
+            // Not archived yet: look again a little later.
+            missing
+                .0
+                .insert(want[0].clone(), Instant::now() + Duration::from_millis(500));
+        }
+        Ok(_) => {
+            missing.0.remove(&want[0]);
+        }
+        Err(e) => {
+            log("WARNING", &format!("prefetching {}: {e}", want[0]));
+            std::thread::sleep(Duration::from_millis(500));
         }
     }
 }
@@ -395,35 +518,6 @@ impl Window {
             .map_or(1, |i| i + 1);
         self.depth = (self.depth + 2 * n).min(self.max);
     }
-
-    /// The segments to stream now, in order: those of the window (the first
-    /// `depth` of `ahead`, the segments after the cursor) the spool lacks.
-    /// None while at least half the window is spooled (`ready`), so that
-    /// streams are few and long; a warm-up fills the whole window first.
-    /// The batch starts with the segment PostgreSQL needs first: a request
-    /// never waits behind one it does not need yet.
-    pub fn batch(
-        &self,
-        ahead: &[String],
-        ready: usize,
-        warming: bool,
-        spooled: impl Fn(&str) -> bool,
-    ) -> Vec<String> {
-        let full = if warming {
-            ready >= self.depth
-        } else {
-            ready * 2 > self.depth
-        };
-        if full {
-            return Vec::new();
-        }
-        ahead
-            .iter()
-            .take(self.depth)
-            .filter(|n| !spooled(n))
-            .cloned()
-            .collect()
-    }
 }
 
 /// Spools what it can of `want`; how many it spooled. Files land in the
@@ -453,6 +547,39 @@ fn fill(f: &Fetcher, want: &[String], seg_size: u64) -> std::io::Result<usize> {
             fetch: Some(fetch), ..
         } => Ok(run_into_spool(f, fetch, want, into)),
         _ => Ok(0),
+    }
+}
+
+/// Each standby's [`Window`], by its cursor's key: opened when its cursor
+/// first shows, deepened as its cursor moves, forgotten when it expires.
+#[derive(Default)]
+struct Windows(HashMap<String, (Window, String)>);
+
+impl Windows {
+    fn follow(&mut self, cursors: &[Cursor]) {
+        self.0.retain(|k, _| cursors.iter().any(|c| &c.key == k));
+        for c in cursors {
+            let (w, last) = self
+                .0
+                .entry(c.key.clone())
+                .or_insert_with(|| (Window::open(c.window, c.warm.is_some()), c.segment.clone()));
+            w.max = c.window;
+            w.depth = w.depth.min(w.max);
+            if *last != c.segment {
+                let before = Cursor {
+                    segment: last.clone(),
+                    window: w.depth,
+                    ..c.clone()
+                };
+                w.consumed(&before.window_segments(), &c.segment);
+                *last = c.segment.clone();
+            }
+        }
+    }
+
+    /// How many segments after `c` to keep now.
+    fn depth(&self, c: &Cursor) -> usize {
+        self.0.get(&c.key).map_or(c.window, |(w, _)| w.depth)
     }
 }
 
@@ -519,8 +646,6 @@ mod tests {
         assert_eq!(w.depth, FIRST_WINDOW);
         // Nothing spooled: the first stream is the first window, in order.
         let ahead = names(2, 32);
-        let batch = w.batch(&ahead, 0, false, |_| false);
-        assert_eq!(batch, ahead[..FIRST_WINDOW].to_vec());
         // PostgreSQL took three: six deeper.
         w.consumed(&ahead, &ahead[2]);
         assert_eq!(w.depth, FIRST_WINDOW + 6);
@@ -539,17 +664,54 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_waits_for_half_a_window_and_skips_what_is_spooled() {
-        let w = Window { depth: 8, max: 32 };
+    fn a_batch_waits_for_half_a_window_and_starts_with_what_is_needed_first() {
+        let c = Cursor {
+            segment: names(1, 1)[0].clone(),
+            seg_size: 16 << 20,
+            window: 32,
+            standby: PathBuf::from("/a"),
+            warm: None,
+            age: Duration::ZERO,
+            key: "a".into(),
+        };
+        let mut windows = Windows::default();
+        windows.follow(std::slice::from_ref(&c));
         let ahead = names(2, 32);
-        // More than half spooled: no stream yet.
-        assert!(w.batch(&ahead, 5, false, |_| true).is_empty());
-        // Half: the missing ones of the window, the first needed first.
-        let spooled = |n: &str| ahead[..4].iter().any(|a| a == n);
-        let batch = w.batch(&ahead, 4, false, spooled);
-        assert_eq!(batch, ahead[4..8].to_vec());
-        // A warm-up fills it whole before PostgreSQL asks.
-        assert!(!w.batch(&ahead, 5, true, |_| false).is_empty());
-        assert!(w.batch(&ahead, 8, true, |_| false).is_empty());
+        // The window opens short: the first stream is its segments, in order.
+        let none = HashSet::new();
+        let (batch, _) = next_batch(
+            std::slice::from_ref(&c),
+            &none,
+            &Missing::default(),
+            &windows,
+        )
+        .unwrap();
+        assert_eq!(batch, ahead[..FIRST_WINDOW].to_vec());
+        // More than half of it spooled: no stream yet.
+        let five: HashSet<String> = ahead[..5].iter().cloned().collect();
+        assert!(next_batch(
+            std::slice::from_ref(&c),
+            &five,
+            &Missing::default(),
+            &windows
+        )
+        .is_none());
+        // Half: the missing ones of the window.
+        let four: HashSet<String> = ahead[..4].iter().cloned().collect();
+        let (batch, _) = next_batch(
+            std::slice::from_ref(&c),
+            &four,
+            &Missing::default(),
+            &windows,
+        )
+        .unwrap();
+        assert_eq!(batch, ahead[4..FIRST_WINDOW].to_vec());
+        // PostgreSQL took three: the window is six deeper.
+        let moved = Cursor {
+            segment: ahead[2].clone(),
+            ..c
+        };
+        windows.follow(std::slice::from_ref(&moved));
+        assert_eq!(windows.depth(&moved), FIRST_WINDOW + 6);
     }
 }

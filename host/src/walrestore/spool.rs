@@ -5,10 +5,10 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use super::cursors::Serving;
 use super::guard::TempFile;
 use super::verify::{check_header, HEADER_LEN};
 use crate::report::Failure;
-use crate::wal;
 
 /// What [`Spool::take`] did.
 #[derive(Debug, PartialEq, Eq)]
@@ -23,6 +23,8 @@ pub enum Taken {
 #[derive(Debug, Clone)]
 pub struct Spool {
     pub dir: PathBuf,
+    /// The standby a restore_command serves (see [`Spool::serving`]).
+    pub serving: Option<Serving>,
 }
 
 /// Files of the single-directory layout of earlier versions, removed when a
@@ -49,7 +51,7 @@ impl Spool {
         let dir = top.join(key);
         let created = make_dir(&dir)?;
         trusted_dir(&dir)?;
-        let spool = Spool { dir };
+        let spool = Spool { dir, serving: None };
         if created {
             let _ = spool.put("source", format!("{source}\n").as_bytes());
             remove_old_layout(&top);
@@ -81,6 +83,7 @@ impl Spool {
                 let _ = std::fs::remove_file(e.path());
             }
         }
+        self.forget_cursors();
         write_atomic(&self.dir, "boot_id", boot.as_bytes(), true)
     }
 
@@ -129,7 +132,15 @@ impl Spool {
         if let Err(why) = check_header(name, &header, meta.len(), sysid) {
             return Ok(self.reject(name, why));
         }
-        match std::fs::rename(&path, dest) {
+        // Another standby of this spool still needs it: a copy (never a
+        // hard link: PostgreSQL recycles restored files and writes into them).
+        let shared = self.needed_by_others(name);
+        let renamed = if shared {
+            Err(std::io::Error::from_raw_os_error(libc::EXDEV))
+        } else {
+            std::fs::rename(&path, dest)
+        };
+        match renamed {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Taken::Absent),
             // Another file system: copy the checked file over atomically
@@ -141,6 +152,11 @@ impl Spool {
                     .map_err(|e| std::io::Error::other(e.to_string()))?;
                 if let Err(why) = copy.check(name, sysid) {
                     return Ok(self.reject(name, why));
+                }
+                if shared {
+                    // As unsynced as the spooled file a rename hands over.
+                    copy.place(dest, false)?;
+                    return Ok(Taken::Delivered);
                 }
                 copy.deliver(dest)?;
                 let _ = std::fs::remove_file(&path);
@@ -168,53 +184,23 @@ impl Spool {
         std::fs::symlink_metadata(self.path(name)).is_ok_and(|m| m.is_file())
     }
 
-    /// The last segment PostgreSQL asked for, and the segment size.
-    pub fn cursor(&self) -> Option<(String, u64)> {
-        // A cursor of an earlier version is a regular file.
-        let text = match std::fs::read_link(self.path("cursor")) {
-            Ok(t) => t.into_os_string().into_string().ok()?,
-            Err(_) => self.read("cursor")?,
-        };
-        let (name, size) = text.trim().split_once(' ')?;
-        let size: u64 = size.parse().ok()?;
-        let valid = wal::valid_size(size);
-        let segment = matches!(wal::parse_name(name), Some(wal::WalName::Segment { .. }));
-        (valid && segment).then(|| (name.to_string(), size))
-    }
-
-    /// Moves the cursor: a symbolic link whose target is its text (`NAME
-    /// SIZE`), replaced by rename. Every request moves it, so it must cost
-    /// nothing: ext4 (auto_da_alloc) writes a regular file's data out before
-    /// a rename replaces another file with it, which made this one small
-    /// write take 5-7 ms, and 50 ms at p99, while the prefetcher was writing
-    /// segments; a link has no data to write out, and `readlink` reads it
-    /// whole (never half of an old and half of a new cursor).
-    pub fn set_cursor(&self, name: &str, seg_size: u64) -> std::io::Result<()> {
-        let tmp = self.dir.join(format!(".cursor.tmp.{}", std::process::id()));
-        let _registered = TempFile::register(&tmp);
-        // A stale one of a dead process with the same pid.
-        let _ = std::fs::remove_file(&tmp);
-        let result = std::os::unix::fs::symlink(format!("{name} {seg_size}"), &tmp)
-            .and_then(|()| std::fs::rename(&tmp, self.path("cursor")));
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        result
-    }
-
-    /// Removes segments older than `cursor` (never asked for again) and
-    /// temporary files left by processes that died; returns how many remain.
-    pub fn clean(&self, cursor: &str) -> std::io::Result<usize> {
-        let mut ready = 0;
+    /// Removes the segments every standby's cursor is past (`floor`: the
+    /// lowest cursor; none: nothing is removed), the single cursor of
+    /// earlier versions, and temporary files left by processes that died;
+    /// returns the segments that remain, in order.
+    pub fn clean(&self, floor: Option<&str>) -> std::io::Result<Vec<String>> {
+        let mut ready = Vec::new();
         for e in std::fs::read_dir(&self.dir)? {
             let e = e?;
             let name = e.file_name().to_string_lossy().into_owned();
             if is_segment_name(&name) {
-                if name.as_str() <= cursor {
+                if floor.is_some_and(|f| name.as_str() <= f) {
                     let _ = std::fs::remove_file(e.path());
                 } else {
-                    ready += 1;
+                    ready.push(name);
                 }
+            } else if name == "cursor" {
+                let _ = std::fs::remove_file(e.path());
             } else if name.starts_with('.') && name.contains(".tmp.") {
                 let pid: Option<i32> = name.rsplit('.').next().and_then(|p| p.parse().ok());
                 let alive = pid.is_some_and(|p| unsafe { libc::kill(p, 0) } == 0);
@@ -223,6 +209,7 @@ impl Spool {
                 }
             }
         }
+        ready.sort();
         Ok(ready)
     }
 }
@@ -379,7 +366,10 @@ mod tests {
         s.put(N5, &fake_segment(N5, 1 << 20)).unwrap();
         s.put(N3, &fake_segment(N3, 1 << 20)).unwrap();
         std::fs::write(s.path(".x.tmp.999999999"), b"dead").unwrap();
-        assert_eq!(s.clean("000000010000000000000004").unwrap(), 1);
+        assert_eq!(
+            s.clean(Some("000000010000000000000004")).unwrap(),
+            [N5.to_string()]
+        );
         assert!(!s.has(N3));
         assert!(!s.path(".x.tmp.999999999").exists());
         let dest = t.path().join("RECOVERYXLOG");
@@ -389,35 +379,34 @@ mod tests {
         );
         assert_eq!(std::fs::read(&dest).unwrap(), fake_segment(N5, 1 << 20));
         assert_eq!(s.take(N5, &dest, None).unwrap(), Taken::Absent);
-        s.set_cursor(N5, 16 << 20).unwrap();
-        assert_eq!(s.cursor(), Some((N5.into(), 16 << 20)));
     }
 
     #[test]
-    fn the_cursor_is_a_link_replaced_whole_and_an_old_file_cursor_is_read() {
+    fn a_segment_another_standby_needs_is_delivered_as_a_copy() {
+        use crate::walrestore::cursors::Standby;
         let t = tempfile::tempdir().unwrap();
-        let s = open(&t.path().join("spool"));
-        s.set_cursor(N3, 16 << 20).unwrap();
-        s.set_cursor(N5, 64 << 20).unwrap();
-        let link = std::fs::symlink_metadata(s.path("cursor")).unwrap();
-        assert!(link.file_type().is_symlink());
-        assert_eq!(s.cursor(), Some((N5.into(), 64 << 20)));
-        // No temporary link left behind.
-        let names: Vec<String> = std::fs::read_dir(&s.dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        assert!(!names.iter().any(|n| n.contains(".tmp.")), "{names:?}");
-        // A spool written by an earlier version: its cursor is a file.
-        std::fs::remove_file(s.path("cursor")).unwrap();
-        std::fs::write(s.path("cursor"), format!("{N3} 16777216\n")).unwrap();
-        assert_eq!(s.cursor(), Some((N3.into(), 16 << 20)));
-        s.set_cursor(N5, 16 << 20).unwrap();
-        assert_eq!(s.cursor(), Some((N5.into(), 16 << 20)));
-        // Garbage is no cursor.
-        std::fs::remove_file(s.path("cursor")).unwrap();
-        std::os::unix::fs::symlink("../../etc/passwd", s.path("cursor")).unwrap();
-        assert_eq!(s.cursor(), None);
+        let (a, b) = (t.path().join("a"), t.path().join("b"));
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        let sa = open(&t.path().join("spool")).serving(Standby::at(&a), 16);
+        let sb = open(&t.path().join("spool")).serving(Standby::at(&b), 16);
+        sa.set_cursor(N3, 1 << 20).unwrap();
+        sb.set_cursor(N3, 1 << 20).unwrap();
+        sa.put(N5, &fake_segment(N5, 1 << 20)).unwrap();
+        // a takes it: b's cursor is before it, so it stays.
+        assert_eq!(sa.take(N5, &a.join("X"), None).unwrap(), Taken::Delivered);
+        assert!(sa.has(N5));
+        sa.set_cursor(N5, 1 << 20).unwrap();
+        // The clean-up keeps what b needs.
+        let floor = sa.cursors().first().map(|c| c.segment.clone());
+        assert_eq!(sa.clean(floor.as_deref()).unwrap(), [N5.to_string()]);
+        // b takes it: nobody else needs it, so it moves.
+        assert_eq!(sb.take(N5, &b.join("X"), None).unwrap(), Taken::Delivered);
+        assert!(!sb.has(N5));
+        assert_eq!(
+            std::fs::read(a.join("X")).unwrap(),
+            std::fs::read(b.join("X")).unwrap()
+        );
     }
 
     #[test]
@@ -476,13 +465,16 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let s = open(t.path());
         s.put("000000010000000000000007", b"seven").unwrap();
+        let s = open(t.path()).serving(crate::walrestore::cursors::Standby::here(), 4);
+        s.set_cursor(N3, 16 << 20).unwrap();
         // Reopened in the same boot: kept.
         let s = open(t.path());
+        assert_eq!(s.cursors().len(), 1);
         assert!(s.has("000000010000000000000007"));
         // Written in another boot: possibly torn, so gone.
         std::fs::write(s.path("boot_id"), "another boot\n").unwrap();
         let s = open(t.path());
         assert!(!s.has("000000010000000000000007"));
-        assert!(s.cursor().is_none());
+        assert!(s.cursors().is_empty());
     }
 }
