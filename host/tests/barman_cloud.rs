@@ -14,13 +14,15 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::cloud::{
     archive_to, archive_wal_now, azurite, barman_cloud_backup, barman_cloud_wal_restore, moto,
     promote, tablespace, BackupOpts, ObjectServer, Provider, Store,
 };
-use crate::support::{clone_args, is_root, pg_bindir, stderr, stdout, Pg, Scratch};
+use crate::support::{
+    clone_args, is_root, pg_bindir, spooled, stderr, stdout, wait_spooled, Pg, Scratch,
+};
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -50,39 +52,6 @@ fn pgclone(sc: &Scratch, store: &Store, args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap()
-}
-
-/// Every file in the spool, in whichever source's directory it is.
-fn spooled(top: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(top).into_iter().flatten().flatten() {
-        if e.path().is_dir() {
-            out.extend(
-                std::fs::read_dir(e.path())
-                    .unwrap()
-                    .flatten()
-                    .map(|f| f.path()),
-            );
-        } else {
-            out.push(e.path());
-        }
-    }
-    out
-}
-
-fn wait_spooled(spool: &Path, names: &[String]) {
-    let t0 = Instant::now();
-    while !names
-        .iter()
-        .all(|n| spooled(spool).iter().any(|p| p.ends_with(n)))
-    {
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "{names:?} never reached the spool: {:?}",
-            spooled(spool)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// A primary archiving into a store with barman-cloud-wal-archive, and

@@ -73,24 +73,6 @@ fn restore_command(lab: &Lab, extra: &str) -> String {
     )
 }
 
-/// Every file in the spool, in whichever source's directory it is.
-fn spooled(top: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(top).into_iter().flatten().flatten() {
-        if e.path().is_dir() {
-            out.extend(
-                std::fs::read_dir(e.path())
-                    .unwrap()
-                    .flatten()
-                    .map(|f| f.path()),
-            );
-        } else {
-            out.push(e.path());
-        }
-    }
-    out
-}
-
 /// The source directories in the spool whose names start with `prefix`.
 fn source_dirs(top: &Path, prefix: &str) -> Vec<PathBuf> {
     std::fs::read_dir(top)
@@ -1466,18 +1448,7 @@ fn a_clone_fills_restore_command_s_spool_with_the_wal_since_the_backup() {
     );
     // Nobody has asked yet: the clone's prefetcher fills the spool.
     let spool = lab.sc.path("spool");
-    let t0 = std::time::Instant::now();
-    while !since
-        .iter()
-        .all(|n| spooled(&spool).iter().any(|p| p.ends_with(n)))
-    {
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "{since:?} / {:?}",
-            spooled(&spool)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_spooled(&spool, &since);
     // In the one source directory the standby's restore_command uses.
     assert_eq!(
         source_dirs(&spool, "barman-").len(),
@@ -1586,18 +1557,7 @@ fn a_clone_fills_restore_command_s_spool_with_the_wal_since_the_backup() {
     );
     // The third standby's WAL is in the spool before it starts, although
     // the second one replayed the same segments meanwhile.
-    let t0 = std::time::Instant::now();
-    while !since
-        .iter()
-        .all(|n| spooled(&spool).iter().any(|p| p.ends_with(n)))
-    {
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "{since:?} / {:?}",
-            spooled(&spool)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_spooled(&spool, &since);
     st2.stop();
     let mut st3 = Pg::existing(&lab.sc, third.clone());
     st3.start();
@@ -1725,18 +1685,7 @@ fn two_standbys_of_one_barman_server_each_get_their_warm_up_from_one_spool() {
     }
     // Both warm-ups' WAL, once, in the one spool directory.
     let spool = lab.sc.path("spool");
-    let t0 = std::time::Instant::now();
-    while !since
-        .iter()
-        .all(|n| spooled(&spool).iter().any(|p| p.ends_with(n)))
-    {
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "{since:?} / {:?}",
-            spooled(&spool)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_spooled(&spool, &since);
     assert_eq!(source_dirs(&spool, "barman-").len(), 1);
     // From here on the spool is the only place the WAL can come from.
     lab.sshd.stop();

@@ -713,3 +713,39 @@ while True:
     os.write(1, b)
     time.sleep(len(b) / rate)
 "#;
+
+/// Every file in a wal-restore spool directory and its source directories.
+#[allow(dead_code)] // the WAL tests'
+pub fn spooled(top: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(top).into_iter().flatten().flatten() {
+        if e.path().is_dir() {
+            out.extend(
+                std::fs::read_dir(e.path())
+                    .unwrap()
+                    .flatten()
+                    .map(|f| f.path()),
+            );
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
+}
+
+/// Waits (up to 60 s) until each of `names` is in the spool under `spool`.
+#[allow(dead_code)] // the WAL tests'
+pub fn wait_spooled(spool: &Path, names: &[String]) {
+    let t0 = Instant::now();
+    while !names
+        .iter()
+        .all(|n| spooled(spool).iter().any(|p| p.ends_with(n)))
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "{names:?} never reached the spool: {:?}",
+            spooled(spool)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
